@@ -1,0 +1,142 @@
+//! Canaries: deliberately reintroduced historical bugs.
+//!
+//! Each canary switches the smallest piece of engine code that the original bug lived in back to its buggy form. It
+//! is never a separate code path that fakes a symptom: the harness has to find the consequences on its own.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The bug classes of `docs/bug-classes.md`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum BugClass {
+    /// A: batch job reports FAILED although every record was delivered (SeaTunnel).
+    A,
+    /// B: a configured checkpoint-failure policy never restarts the job (StreamPark).
+    B,
+    /// C: a sink reading several partitions stops after an EOT (NumaFlow).
+    C,
+    /// D: a pipeline paused with no data never reports drained (NumaFlow).
+    D,
+    /// Generic: any engine of this kind can grow it.
+    Generic,
+}
+
+/// A deliberately reintroduced historical bug. Off by default; switched on per run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Canary {
+    /// The sink's input loop leaves at the first EOT it reads, as if that partition's end were the end of input.
+    SinkStopsAtFirstEot,
+    /// All partition forwarders of a sink replica share one stream to the store (NumaFlow before #2517).
+    SharedPartitionStream,
+    /// The sink counts EOT markers instead of tracking which partitions ended; a duplicated EOT ends it early.
+    EotCountedNotTracked,
+}
+
+impl Canary {
+    /// Every canary, in a stable order.
+    pub const ALL: [Canary; 3] = [
+        Canary::SinkStopsAtFirstEot,
+        Canary::SharedPartitionStream,
+        Canary::EotCountedNotTracked,
+    ];
+
+    /// The kebab-case name used on the command line and in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Canary::SinkStopsAtFirstEot => "sink-stops-at-first-eot",
+            Canary::SharedPartitionStream => "shared-partition-stream",
+            Canary::EotCountedNotTracked => "eot-counted-not-tracked",
+        }
+    }
+
+    /// One line on what the canary reintroduces.
+    pub fn description(self) -> &'static str {
+        match self {
+            Canary::SinkStopsAtFirstEot => {
+                "the sink's input loop stops consuming at the first partition EOT it reads"
+            }
+            Canary::SharedPartitionStream => {
+                "a sink replica's per-partition forwarders share one stream to the store and take each other's responses"
+            }
+            Canary::EotCountedNotTracked => {
+                "the sink counts EOT markers instead of tracking which partitions ended; a duplicated EOT ends it early"
+            }
+        }
+    }
+
+    /// The bug class the canary comes from.
+    pub fn class(self) -> BugClass {
+        match self {
+            Canary::SinkStopsAtFirstEot
+            | Canary::SharedPartitionStream
+            | Canary::EotCountedNotTracked => BugClass::C,
+        }
+    }
+
+    /// Looks a canary up by its kebab-case name.
+    pub fn from_name(name: &str) -> Option<Canary> {
+        Canary::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+impl fmt::Display for Canary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The set of canaries switched on for one run. Cheap to copy and to test on a hot path.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Canaries(u64);
+
+impl Canaries {
+    /// No canary: the fixed engine.
+    pub const NONE: Canaries = Canaries(0);
+
+    fn bit(c: Canary) -> u64 {
+        let index = Canary::ALL
+            .iter()
+            .position(|x| *x == c)
+            .expect("canary in ALL");
+        1 << index
+    }
+
+    /// Whether `c` is switched on.
+    pub fn has(self, c: Canary) -> bool {
+        self.0 & Self::bit(c) != 0
+    }
+
+    /// This set with `c` switched on.
+    pub fn with(self, c: Canary) -> Canaries {
+        Canaries(self.0 | Self::bit(c))
+    }
+
+    /// The canaries switched on, in `Canary::ALL` order.
+    pub fn list(self) -> Vec<Canary> {
+        Canary::ALL.into_iter().filter(|c| self.has(*c)).collect()
+    }
+}
+
+impl FromIterator<Canary> for Canaries {
+    fn from_iter<I: IntoIterator<Item = Canary>>(iter: I) -> Self {
+        iter.into_iter().fold(Canaries::NONE, Canaries::with)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_are_unique() {
+        for c in Canary::ALL {
+            assert_eq!(Canary::from_name(c.name()), Some(c));
+            assert!(!c.description().is_empty());
+        }
+        let set: Canaries = Canary::ALL.into_iter().collect();
+        assert_eq!(set.list(), Canary::ALL.to_vec());
+        assert!(!Canaries::NONE.has(Canary::SinkStopsAtFirstEot));
+        assert_eq!(Canary::from_name("no-such-canary"), None);
+    }
+}

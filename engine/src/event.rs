@@ -1,0 +1,189 @@
+//! Typed events the engine emits. The recorder (the sim, or a log in production) attaches time and node.
+//!
+//! Events are facts, stated where they happen; checkers judge the engine from them and from the store's ledger.
+
+use crate::job::{RecordId, TaskId};
+use crate::status::JobStatus;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// How an execution ended on its worker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "outcome", content = "cause")]
+pub enum ExecOutcome {
+    Finished,
+    Failed(String),
+    Canceled(String),
+}
+
+/// A response the store sends on a sink stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoreResponse {
+    /// The record was committed.
+    Ack(RecordId),
+    /// The record was refused: its attempt is fenced.
+    Rejected(RecordId),
+    /// The batch's EOT marker was received; everything before it on the stream was answered.
+    EotAck { partition: u32 },
+}
+
+impl StoreResponse {
+    /// The data partition this response is about.
+    pub fn partition(self) -> u32 {
+        match self {
+            StoreResponse::Ack(id) | StoreResponse::Rejected(id) => id.partition,
+            StoreResponse::EotAck { partition } => partition,
+        }
+    }
+}
+
+/// Everything the engine reports.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "event")]
+pub enum Event {
+    // ---- coordinator ----
+    /// The reported job status changed.
+    StatusChanged {
+        from: JobStatus,
+        to: JobStatus,
+        cause: String,
+    },
+    /// A new attempt is deployed: sources resume at `start_offsets` (one per partition).
+    AttemptDeployed {
+        attempt: u32,
+        start_offsets: Vec<u64>,
+        placement: Vec<(TaskId, u16)>,
+    },
+    /// The coordinator decided that an execution or a worker failed.
+    FailureDetected {
+        attempt: u32,
+        cause: String,
+    },
+    /// The restart strategy allowed a restart after `delay_ms`.
+    RestartScheduled {
+        attempt: u32,
+        delay_ms: u64,
+    },
+    /// The restart strategy refused to restart.
+    RestartRefused {
+        attempt: u32,
+        cause: String,
+    },
+
+    // ---- worker ----
+    ExecutionStarted {
+        task: TaskId,
+        attempt: u32,
+    },
+    ExecutionEnded {
+        task: TaskId,
+        attempt: u32,
+        outcome: ExecOutcome,
+    },
+
+    // ---- source ----
+    /// A record went into the buffer.
+    Emitted {
+        attempt: u32,
+        id: RecordId,
+    },
+    /// The source sent the EOT of a partition; `end_offset` records precede it.
+    SourceEot {
+        attempt: u32,
+        partition: u32,
+        end_offset: u64,
+    },
+
+    // ---- sink ----
+    /// The sink read a partition's EOT from its input.
+    SinkEotReceived {
+        attempt: u32,
+        task: TaskId,
+        partition: u32,
+    },
+    /// A forwarder sent a batch (`count` records then the framing EOT) on a store stream.
+    SinkBatchSent {
+        attempt: u32,
+        task: TaskId,
+        partition: u32,
+        stream: String,
+        first_offset: u64,
+        count: u32,
+    },
+    /// A forwarder read one response from its store stream.
+    SinkResponse {
+        attempt: u32,
+        task: TaskId,
+        partition: u32,
+        stream: String,
+        response: StoreResponse,
+    },
+    /// A forwarder's batch is fully answered; everything before `upto_offset` of the partition is acknowledged.
+    SinkBatchAcked {
+        attempt: u32,
+        task: TaskId,
+        partition: u32,
+        upto_offset: u64,
+    },
+    /// A sink replica finished, claiming every partition it owns ended and was acknowledged.
+    SinkFinished {
+        attempt: u32,
+        task: TaskId,
+        partitions: Vec<u32>,
+    },
+
+    // ---- store ----
+    /// The store fenced every attempt below `attempt`; sources resume at `next_offsets`.
+    Fenced {
+        attempt: u32,
+        next_offsets: Vec<u64>,
+    },
+    /// A record entered the ledger.
+    Committed {
+        attempt: u32,
+        id: RecordId,
+    },
+    /// A write of a fenced attempt was refused.
+    WriteRejected {
+        attempt: u32,
+        current_attempt: u32,
+        id: RecordId,
+    },
+}
+
+/// Receives events; attaches simulated time and the emitting node.
+pub trait Recorder: Send + Sync {
+    fn record(&self, node: &str, event: Event);
+}
+
+/// A recorder that drops everything (for engine unit tests).
+pub struct NullRecorder;
+
+impl Recorder for NullRecorder {
+    fn record(&self, _node: &str, _event: Event) {}
+}
+
+/// A node's handle on the recorder.
+#[derive(Clone)]
+pub struct Tracer {
+    node: Arc<str>,
+    recorder: Arc<dyn Recorder>,
+}
+
+impl Tracer {
+    pub fn new(node: &str, recorder: Arc<dyn Recorder>) -> Tracer {
+        Tracer {
+            node: node.into(),
+            recorder,
+        }
+    }
+
+    pub fn emit(&self, event: Event) {
+        self.recorder.record(&self.node, event);
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+}

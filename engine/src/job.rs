@@ -1,0 +1,258 @@
+//! What the engine is asked to run: the job (a chain of vertices), its restart strategy, and the cluster's timings.
+//!
+//! The sim builds a [`JobSpec`] from a scenario; the engine knows nothing of scenarios.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Batch jobs read finite sources and end FINISHED; streaming jobs run until stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    Batch,
+    Streaming,
+}
+
+/// The sink's delivery guarantee.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Delivery {
+    ExactlyOnce,
+    AtLeastOnce,
+}
+
+/// What a vertex does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VertexKind {
+    Source,
+    Map,
+    Sink,
+}
+
+/// One vertex of the chain.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VertexSpec {
+    pub name: String,
+    pub kind: VertexKind,
+    /// Replicas deployed; each owns the partitions `p` with `p % replicas == replica`.
+    pub replicas: u16,
+    /// Source: records in each source partition (batch).
+    pub partition_records: Vec<u64>,
+    /// Source: records emitted per second per partition (pacing in simulated time).
+    pub rate_per_sec: u64,
+    /// Sink: records per batch written to the store.
+    pub batch_size: u32,
+}
+
+/// The restart strategy (Flink semantics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "strategy")]
+pub enum RestartSpec {
+    /// The first failure is final.
+    None,
+    /// Up to `attempts` restarts, `delay_ms` apart.
+    FixedDelay { attempts: u32, delay_ms: u64 },
+    /// A restart is refused iff more than `max_failures_per_interval` failures fall within the interval.
+    FailureRate {
+        max_failures_per_interval: u32,
+        failure_rate_interval_ms: u64,
+        delay_ms: u64,
+    },
+}
+
+/// Timings of the engine's own protocols. All bounded; none is infinite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timings {
+    /// Workers report their executions this often.
+    pub heartbeat_ms: u64,
+    /// A worker silent this long is considered lost.
+    pub worker_timeout_ms: u64,
+    /// The coordinator re-evaluates and re-sends its intents this often.
+    pub tick_ms: u64,
+    /// A sink flushes a partial batch after this long.
+    pub flush_ms: u64,
+    /// Records in flight on one data stream (credits).
+    pub stream_window: u32,
+    /// How long a data-stream connection waits for its task to appear on the worker.
+    pub connect_wait_ms: u64,
+    /// How long a sink waits for one batch's responses before it fails.
+    pub store_response_timeout_ms: u64,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Timings {
+            heartbeat_ms: 100,
+            worker_timeout_ms: 1_000,
+            tick_ms: 50,
+            flush_ms: 50,
+            stream_window: 32,
+            connect_wait_ms: 2_000,
+            store_response_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// Everything the engine needs to run one job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobSpec {
+    pub mode: Mode,
+    pub delivery: Delivery,
+    /// Partitions of every buffer (and of the source).
+    pub partitions: u32,
+    pub vertices: Vec<VertexSpec>,
+    pub restart: RestartSpec,
+    /// Worker node names, `worker-1..N`.
+    pub workers: u16,
+    pub timings: Timings,
+}
+
+impl JobSpec {
+    /// Every task of the job, vertex by vertex.
+    pub fn tasks(&self) -> Vec<TaskId> {
+        let mut tasks = Vec::new();
+        for (v, vertex) in self.vertices.iter().enumerate() {
+            for r in 0..vertex.replicas {
+                tasks.push(TaskId {
+                    vertex: v as u16,
+                    replica: r,
+                });
+            }
+        }
+        tasks
+    }
+
+    /// The replica of `vertex` that owns `partition`.
+    pub fn owner(&self, vertex: u16, partition: u32) -> TaskId {
+        let replicas = self.vertices[vertex as usize].replicas as u32;
+        assert!(replicas > 0, "vertex {vertex} has no replica");
+        TaskId {
+            vertex,
+            replica: (partition % replicas) as u16,
+        }
+    }
+
+    /// The partitions a task owns (as a consumer, or as a source reader).
+    pub fn owned_partitions(&self, task: TaskId) -> Vec<u32> {
+        (0..self.partitions)
+            .filter(|p| self.owner(task.vertex, *p) == task)
+            .collect()
+    }
+
+    /// Total records the sources hold, before any early end.
+    pub fn total_records(&self) -> u64 {
+        self.vertices[0].partition_records.iter().sum()
+    }
+}
+
+/// The buffer partition a record with this key goes to.
+pub fn route(key: u64, partitions: u32) -> u32 {
+    (key % partitions as u64) as u32
+}
+
+/// A task-group location: one replica of one vertex. Executions of it are told apart by attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TaskId {
+    pub vertex: u16,
+    pub replica: u16,
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}#{}", self.vertex, self.replica)
+    }
+}
+
+/// A record's identity: the source partition it came from and its offset there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RecordId {
+    pub partition: u32,
+    pub offset: u64,
+}
+
+/// A record in flight. Its key routes it; its id lets the ledger tell loss from duplication.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub id: RecordId,
+    pub key: u64,
+}
+
+impl Record {
+    /// The deterministic content of the external source: record `offset` of source partition `partition`.
+    pub fn at(partition: u32, offset: u64) -> Record {
+        Record {
+            id: RecordId { partition, offset },
+            key: partition as u64,
+        }
+    }
+}
+
+/// Splits `total` records over partitions by relative `weights` (largest remainder, ties to the lower partition).
+pub fn split_records(total: u64, weights: &[u64]) -> Vec<u64> {
+    let sum: u64 = weights.iter().sum();
+    assert!(sum > 0, "weights must not all be zero");
+    let mut shares: Vec<u64> = weights.iter().map(|w| total * w / sum).collect();
+    let mut left = total - shares.iter().sum::<u64>();
+    let mut order: Vec<usize> = (0..weights.len()).filter(|i| weights[*i] > 0).collect();
+    order.sort_by_key(|i| (std::cmp::Reverse((total * weights[*i]) % sum), *i));
+    for i in order.iter().cycle() {
+        if left == 0 {
+            break;
+        }
+        shares[*i] += 1;
+        left -= 1;
+    }
+    debug_assert_eq!(shares.iter().sum::<u64>(), total);
+    shares
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_is_exact_and_respects_zero_weights() {
+        assert_eq!(split_records(300, &[8, 1, 1]), vec![240, 30, 30]);
+        assert_eq!(split_records(10, &[1, 1, 1]), vec![4, 3, 3]);
+        assert_eq!(split_records(10, &[1, 0, 1]), vec![5, 0, 5]);
+        assert_eq!(split_records(0, &[1, 2]), vec![0, 0]);
+        assert_eq!(split_records(7, &[0, 3]), vec![0, 7]);
+    }
+
+    #[test]
+    fn ownership_is_round_robin() {
+        let v = |replicas| VertexSpec {
+            name: "x".into(),
+            kind: VertexKind::Sink,
+            replicas,
+            partition_records: vec![],
+            rate_per_sec: 0,
+            batch_size: 1,
+        };
+        let spec = JobSpec {
+            mode: Mode::Batch,
+            delivery: Delivery::ExactlyOnce,
+            partitions: 5,
+            vertices: vec![v(1), v(2)],
+            restart: RestartSpec::None,
+            workers: 1,
+            timings: Timings::default(),
+        };
+        assert_eq!(
+            spec.owned_partitions(TaskId {
+                vertex: 1,
+                replica: 0
+            }),
+            vec![0, 2, 4]
+        );
+        assert_eq!(
+            spec.owned_partitions(TaskId {
+                vertex: 1,
+                replica: 1
+            }),
+            vec![1, 3]
+        );
+        assert_eq!(spec.tasks().len(), 3);
+    }
+}

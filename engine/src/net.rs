@@ -1,0 +1,200 @@
+//! Addresses and the control plane: typed datagrams between nodes over `madsim::net`.
+//!
+//! Control messages are idempotent intents and reports that are re-sent on every tick, so a lost or late datagram
+//! costs time, never correctness. Data moves on ordered streams (see `stream.rs`).
+
+use crate::job::{JobSpec, TaskId};
+use crate::status::JobStatus;
+use madsim::net::Endpoint;
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+/// Port of every node's control endpoint.
+pub const CTRL_PORT: u16 = 7000;
+/// Port where workers accept data streams and the store accepts sink streams.
+pub const DATA_PORT: u16 = 7001;
+const CTRL_TAG: u64 = 1;
+
+/// The nodes of a cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NodeName {
+    Coordinator,
+    Store,
+    /// The operator's client (the CLI a user would run): reads status through the API.
+    Client,
+    /// `worker-N`, numbered from 1.
+    Worker(u16),
+}
+
+impl NodeName {
+    pub fn ip(self) -> IpAddr {
+        match self {
+            NodeName::Coordinator => IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            NodeName::Store => IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+            NodeName::Client => IpAddr::V4(Ipv4Addr::new(10, 0, 0, 3)),
+            NodeName::Worker(n) => {
+                assert!(n >= 1, "workers are numbered from 1");
+                IpAddr::V4(Ipv4Addr::new(
+                    10,
+                    0,
+                    1 + (n / 250) as u8,
+                    (n % 250) as u8 + 1,
+                ))
+            }
+        }
+    }
+
+    pub fn ctrl(self) -> SocketAddr {
+        SocketAddr::new(self.ip(), CTRL_PORT)
+    }
+
+    pub fn data(self) -> SocketAddr {
+        SocketAddr::new(self.ip(), DATA_PORT)
+    }
+
+    pub fn label(self) -> String {
+        match self {
+            NodeName::Coordinator => "coordinator".into(),
+            NodeName::Store => "store".into(),
+            NodeName::Client => "client".into(),
+            NodeName::Worker(n) => format!("worker-{n}"),
+        }
+    }
+
+    /// Parses `coordinator`, `store`, `client` or `worker-N`.
+    pub fn parse(name: &str) -> Option<NodeName> {
+        match name {
+            "coordinator" => Some(NodeName::Coordinator),
+            "store" => Some(NodeName::Store),
+            "client" => Some(NodeName::Client),
+            _ => {
+                let n: u16 = name.strip_prefix("worker-")?.parse().ok()?;
+                (n >= 1).then_some(NodeName::Worker(n))
+            }
+        }
+    }
+}
+
+/// What one execution is doing, as its worker reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExecState {
+    Running,
+    Finished,
+    Failed(String),
+}
+
+/// One execution in a worker's heartbeat.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecReport {
+    pub task: TaskId,
+    pub attempt: u32,
+    pub state: ExecState,
+}
+
+/// One task of one attempt, with everything the worker needs to run it.
+#[derive(Clone, Debug)]
+pub struct Deployment {
+    pub attempt: u32,
+    pub task: TaskId,
+    pub spec: Arc<JobSpec>,
+    /// Which worker runs each task of this attempt.
+    pub placement: Arc<BTreeMap<TaskId, u16>>,
+    /// Where each source partition resumes (the store's committed offsets at fencing).
+    pub start_offsets: Arc<Vec<u64>>,
+}
+
+impl Deployment {
+    /// The worker running `task` in this attempt.
+    pub fn worker_of(&self, task: TaskId) -> NodeName {
+        NodeName::Worker(
+            *self
+                .placement
+                .get(&task)
+                .expect("every task of an attempt is placed"),
+        )
+    }
+}
+
+/// The control-plane messages.
+#[derive(Clone, Debug)]
+pub enum Ctrl {
+    /// worker → coordinator, every heartbeat: who I am (incarnation changes on restart) and what I run.
+    Heartbeat {
+        worker: u16,
+        incarnation: u64,
+        executions: Vec<ExecReport>,
+    },
+    /// coordinator → worker: run this execution (idempotent).
+    Deploy(Arc<Deployment>),
+    /// coordinator → worker: stop every execution of attempts below `below_attempt` (idempotent).
+    CancelBelow { below_attempt: u32 },
+    /// coordinator → store: refuse writes of attempts below `attempt`; reply with the committed offsets.
+    Fence { attempt: u32, partitions: u32 },
+    /// store → coordinator.
+    Fenced {
+        attempt: u32,
+        next_offsets: Vec<u64>,
+    },
+    /// client → coordinator: read the job status.
+    GetStatus { request: u64 },
+    /// coordinator → client.
+    Status { request: u64, status: JobStatus },
+}
+
+/// A node's control endpoint.
+pub struct CtrlEndpoint {
+    ep: Endpoint,
+}
+
+impl CtrlEndpoint {
+    /// Binds the control port of the current node.
+    pub async fn bind() -> io::Result<CtrlEndpoint> {
+        let ep = Endpoint::bind(SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            CTRL_PORT,
+        ))
+        .await?;
+        Ok(CtrlEndpoint { ep })
+    }
+
+    /// Sends a datagram. Loss is not an error: every control message is re-sent until it has effect.
+    pub async fn send(&self, to: NodeName, msg: Ctrl) {
+        // A send only fails when this node's network is gone, which the caller learns on its next receive.
+        let _ = self
+            .ep
+            .send_to_raw(to.ctrl(), CTRL_TAG, Box::new(msg))
+            .await;
+    }
+
+    /// Receives the next datagram and the address it came from.
+    pub async fn recv(&self) -> io::Result<(Ctrl, SocketAddr)> {
+        let (payload, from) = self.ep.recv_from_raw(CTRL_TAG).await?;
+        let msg = payload.downcast::<Ctrl>().map_err(|_| {
+            io::Error::new(io::ErrorKind::InvalidData, "control payload is not a Ctrl")
+        })?;
+        Ok((*msg, from))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_names_round_trip() {
+        for n in [
+            NodeName::Coordinator,
+            NodeName::Store,
+            NodeName::Client,
+            NodeName::Worker(1),
+            NodeName::Worker(300),
+        ] {
+            assert_eq!(NodeName::parse(&n.label()), Some(n));
+        }
+        assert_eq!(NodeName::parse("worker-0"), None);
+        assert_eq!(NodeName::parse("worker-x"), None);
+        assert_ne!(NodeName::Worker(1).ip(), NodeName::Worker(251).ip());
+    }
+}

@@ -1,0 +1,162 @@
+//! The job status state machine, as a user reads it through the coordinator's API.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A job's reported status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobStatus {
+    Created,
+    Scheduled,
+    Running,
+    Restarting,
+    Failing,
+    Failed,
+    Canceling,
+    Canceled,
+    Finished,
+    Pausing,
+    Paused,
+}
+
+impl JobStatus {
+    /// Terminal statuses are never left.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Failed | JobStatus::Canceled | JobStatus::Finished
+        )
+    }
+
+    /// The upper-case name used in scenarios and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            JobStatus::Created => "CREATED",
+            JobStatus::Scheduled => "SCHEDULED",
+            JobStatus::Running => "RUNNING",
+            JobStatus::Restarting => "RESTARTING",
+            JobStatus::Failing => "FAILING",
+            JobStatus::Failed => "FAILED",
+            JobStatus::Canceling => "CANCELING",
+            JobStatus::Canceled => "CANCELED",
+            JobStatus::Finished => "FINISHED",
+            JobStatus::Pausing => "PAUSING",
+            JobStatus::Paused => "PAUSED",
+        }
+    }
+
+    /// Every status, in declaration order.
+    pub const ALL: [JobStatus; 11] = [
+        JobStatus::Created,
+        JobStatus::Scheduled,
+        JobStatus::Running,
+        JobStatus::Restarting,
+        JobStatus::Failing,
+        JobStatus::Failed,
+        JobStatus::Canceling,
+        JobStatus::Canceled,
+        JobStatus::Finished,
+        JobStatus::Pausing,
+        JobStatus::Paused,
+    ];
+
+    /// Looks a status up by its upper-case name.
+    pub fn from_name(name: &str) -> Option<JobStatus> {
+        JobStatus::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One recorded status change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusChange {
+    pub at_ms: u64,
+    pub from: JobStatus,
+    pub to: JobStatus,
+    pub cause: String,
+}
+
+/// The job status and its history. Leaving a terminal status is a bug, so it is an assertion failure.
+#[derive(Clone, Debug)]
+pub struct StatusMachine {
+    current: JobStatus,
+    history: Vec<StatusChange>,
+}
+
+impl Default for StatusMachine {
+    fn default() -> Self {
+        StatusMachine {
+            current: JobStatus::Created,
+            history: Vec::new(),
+        }
+    }
+}
+
+impl StatusMachine {
+    pub fn current(&self) -> JobStatus {
+        self.current
+    }
+
+    pub fn history(&self) -> &[StatusChange] {
+        &self.history
+    }
+
+    /// Moves to `to`; returns the change, or `None` when `to` is the current status.
+    pub fn transition(&mut self, to: JobStatus, at_ms: u64, cause: &str) -> Option<StatusChange> {
+        if to == self.current {
+            return None;
+        }
+        assert!(
+            !self.current.is_terminal(),
+            "job status left terminal {} for {} (cause: {cause})",
+            self.current,
+            to
+        );
+        if let Some(last) = self.history.last() {
+            assert!(last.at_ms <= at_ms, "status history goes back in time");
+        }
+        let change = StatusChange {
+            at_ms,
+            from: self.current,
+            to,
+            cause: cause.to_string(),
+        };
+        self.current = to;
+        self.history.push(change.clone());
+        Some(change)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_changes_and_ignores_repeats() {
+        let mut m = StatusMachine::default();
+        assert!(m.transition(JobStatus::Scheduled, 1, "deploy").is_some());
+        assert!(m
+            .transition(JobStatus::Scheduled, 2, "deploy again")
+            .is_none());
+        assert!(m.transition(JobStatus::Finished, 3, "done").is_some());
+        assert_eq!(m.history().len(), 2);
+        assert_eq!(m.current(), JobStatus::Finished);
+        for s in JobStatus::ALL {
+            assert_eq!(JobStatus::from_name(s.name()), Some(s));
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "left terminal")]
+    fn leaving_a_terminal_status_is_a_bug() {
+        let mut m = StatusMachine::default();
+        m.transition(JobStatus::Failed, 1, "boom");
+        m.transition(JobStatus::Running, 2, "zombie");
+    }
+}

@@ -1,0 +1,291 @@
+//! The data plane: ordered, credit-based streams between tasks, one per buffer partition.
+//!
+//! In-band frames: `Data`, `Eot` (end of a partition) downstream; `Credit` upstream. A downstream task grants
+//! `stream_window` credits when it accepts a stream and returns one for every record it is done with, so a buffer
+//! partition never holds more than the window. Streams cross the simulated network: latency, loss (as delay), clogs
+//! and node kills apply to them.
+
+use crate::job::{Record, TaskId};
+use crate::net::Deployment;
+use madsim::net::{Endpoint, Receiver, Sender};
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use thiserror::Error;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// A frame on a data stream.
+#[derive(Clone, Debug)]
+pub enum Frame {
+    /// First frame upstream → worker: which task, attempt and partition the stream feeds.
+    Hello {
+        to: TaskId,
+        attempt: u32,
+        partition: u32,
+    },
+    Data(Record),
+    Eot {
+        partition: u32,
+    },
+    /// Downstream → upstream: that many more records may be sent.
+    Credit(u32),
+    /// Worker → upstream: no such execution.
+    Refused(String),
+}
+
+/// Why a stream failed. A stream failure fails its task; the coordinator decides about restarts.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum StreamError {
+    #[error("connecting to {to} failed: {why}")]
+    Connect { to: SocketAddr, why: String },
+    #[error("stream of partition {partition} broke: {why}")]
+    Broken { partition: u32, why: String },
+    #[error("protocol violation on partition {partition}: {why}")]
+    Protocol { partition: u32, why: String },
+}
+
+/// Aborts every child task when dropped, so cancelling an execution cancels all of it.
+#[derive(Default)]
+pub struct Scope(Vec<JoinHandle<()>>);
+
+impl Scope {
+    pub fn spawn<F>(&mut self, fut: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.0.push(tokio::spawn(fut));
+    }
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        for h in &self.0 {
+            h.abort();
+        }
+    }
+}
+
+/// Sends a frame; a closed peer is a broken stream.
+pub async fn send_frame(tx: &Sender, partition: u32, frame: Frame) -> Result<(), StreamError> {
+    tx.send(Box::new(frame))
+        .await
+        .map_err(|e| StreamError::Broken {
+            partition,
+            why: e.to_string(),
+        })
+}
+
+/// Receives a frame; a closed peer is a broken stream.
+pub async fn recv_frame(rx: &mut Receiver, partition: u32) -> Result<Frame, StreamError> {
+    let payload = rx.recv().await.map_err(|e| StreamError::Broken {
+        partition,
+        why: e.to_string(),
+    })?;
+    payload
+        .downcast::<Frame>()
+        .map(|f| *f)
+        .map_err(|_| StreamError::Protocol {
+            partition,
+            why: "payload is not a Frame".into(),
+        })
+}
+
+/// Opens a reliable stream to `addr`, retrying while the link refuses (clog, loss), at most `wait_ms`.
+pub async fn connect(addr: SocketAddr, wait_ms: u64) -> Result<(Sender, Receiver), StreamError> {
+    let ep = Endpoint::bind(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0))
+        .await
+        .map_err(|e| StreamError::Connect {
+            to: addr,
+            why: e.to_string(),
+        })?;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
+    loop {
+        match ep.connect1(addr).await {
+            Ok(pair) => return Ok(pair),
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                return Err(StreamError::Connect {
+                    to: addr,
+                    why: e.to_string(),
+                })
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// The upstream end of one buffer partition.
+pub struct Output {
+    pub partition: u32,
+    tx: Sender,
+    rx: Receiver,
+    credits: u32,
+}
+
+impl Output {
+    /// Opens the stream of `partition` to the task `to` of this attempt and waits to be accepted.
+    pub async fn open(dep: &Deployment, to: TaskId, partition: u32) -> Result<Output, StreamError> {
+        let wait_ms = dep.spec.timings.connect_wait_ms;
+        let addr = dep.worker_of(to).data();
+        let (tx, mut rx) = connect(addr, wait_ms).await?;
+        send_frame(
+            &tx,
+            partition,
+            Frame::Hello {
+                to,
+                attempt: dep.attempt,
+                partition,
+            },
+        )
+        .await?;
+        let first = tokio::time::timeout(
+            Duration::from_millis(2 * wait_ms),
+            recv_frame(&mut rx, partition),
+        )
+        .await
+        .map_err(|_| StreamError::Connect {
+            to: addr,
+            why: "no answer to hello".into(),
+        })??;
+        match first {
+            Frame::Credit(n) => Ok(Output {
+                partition,
+                tx,
+                rx,
+                credits: n,
+            }),
+            Frame::Refused(why) => Err(StreamError::Connect { to: addr, why }),
+            other => Err(StreamError::Protocol {
+                partition,
+                why: format!("expected credit, got {other:?}"),
+            }),
+        }
+    }
+
+    /// Sends one record, waiting for a credit first.
+    pub async fn send(&mut self, record: Record) -> Result<(), StreamError> {
+        while self.credits == 0 {
+            match recv_frame(&mut self.rx, self.partition).await? {
+                Frame::Credit(n) => self.credits += n,
+                other => {
+                    return Err(StreamError::Protocol {
+                        partition: self.partition,
+                        why: format!("expected credit, got {other:?}"),
+                    })
+                }
+            }
+        }
+        self.credits -= 1;
+        send_frame(&self.tx, self.partition, Frame::Data(record)).await
+    }
+
+    /// Sends the partition's EOT (needs no credit).
+    pub async fn send_eot(&mut self) -> Result<(), StreamError> {
+        send_frame(
+            &self.tx,
+            self.partition,
+            Frame::Eot {
+                partition: self.partition,
+            },
+        )
+        .await
+    }
+}
+
+/// An accepted stream, handed to the task it feeds.
+pub struct Inbound {
+    pub partition: u32,
+    pub tx: Sender,
+    pub rx: Receiver,
+}
+
+/// Executions on a worker that accept streams, by (task, attempt).
+pub type Registry = Arc<Mutex<BTreeMap<(TaskId, u32), mpsc::Sender<Inbound>>>>;
+
+/// Accepts data streams on this worker and hands each to its execution; refuses after `wait_ms` if none appears.
+pub async fn accept_loop(registry: Registry, wait_ms: u64) {
+    let ep = match Endpoint::bind(SocketAddr::new(
+        Ipv4Addr::UNSPECIFIED.into(),
+        crate::net::DATA_PORT,
+    ))
+    .await
+    {
+        Ok(ep) => ep,
+        Err(e) => panic!("data port of a worker is taken: {e}"),
+    };
+    while let Ok((tx, rx, _from)) = ep.accept1().await {
+        tokio::spawn(hand_over(registry.clone(), tx, rx, wait_ms));
+    }
+}
+
+async fn hand_over(registry: Registry, tx: Sender, mut rx: Receiver, wait_ms: u64) {
+    let Ok(Ok(Frame::Hello {
+        to,
+        attempt,
+        partition,
+    })) = tokio::time::timeout(
+        Duration::from_millis(wait_ms),
+        recv_frame(&mut rx, u32::MAX),
+    )
+    .await
+    else {
+        return;
+    };
+    let step_ms = 10;
+    for _ in 0..=wait_ms / step_ms {
+        let target = registry
+            .lock()
+            .expect("registry lock")
+            .get(&(to, attempt))
+            .cloned();
+        if let Some(target) = target {
+            // The execution may end between lookup and send; then the stream just closes.
+            let _ = target.send(Inbound { partition, tx, rx }).await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(step_ms)).await;
+    }
+    let _ = send_frame(
+        &tx,
+        partition,
+        Frame::Refused(format!("no execution {to} attempt {attempt}")),
+    )
+    .await;
+}
+
+/// What an input reader tells its task.
+#[derive(Debug)]
+pub enum InputEvent {
+    Data(Record),
+    Eot {
+        partition: u32,
+    },
+    /// The stream closed or broke; fine after its EOT, a failure before.
+    Closed {
+        partition: u32,
+        why: String,
+    },
+}
+
+/// Reads one inbound stream into the task's merged input, after granting the initial window.
+pub async fn read_input(mut rx: Receiver, partition: u32, into: mpsc::Sender<(u32, InputEvent)>) {
+    loop {
+        let event = match recv_frame(&mut rx, partition).await {
+            Ok(Frame::Data(r)) => InputEvent::Data(r),
+            Ok(Frame::Eot { partition: p }) => InputEvent::Eot { partition: p },
+            Ok(other) => InputEvent::Closed {
+                partition,
+                why: format!("unexpected frame {other:?}"),
+            },
+            Err(e) => InputEvent::Closed {
+                partition,
+                why: e.to_string(),
+            },
+        };
+        let last = matches!(event, InputEvent::Closed { .. });
+        if into.send((partition, event)).await.is_err() || last {
+            return;
+        }
+    }
+}
