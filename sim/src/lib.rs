@@ -1,1 +1,25 @@
+//! sluice-sim: the harness. Data flows one way: scenario → world → trace → checkers → verdict.
+//!
+//! Map of the crate:
+//! - [`scenario`]: the TOML schema, validation with file/line/column/key errors, the validated [`Scenario`].
+//! - [`locate`]: where a key stands in a TOML text.
+//! - [`fault`]: faults, their timeline of actions, and when the liveness phase starts.
+//! - [`world`]: one seeded madsim runtime with the engine's nodes, the fault driver and the status-reading client.
+//! - [`trace`]: trace entries, the recorder, `trace_hash` (versioned canonical form), a readable rendering.
+//! - [`checker`]: one file per invariant, each with its own small model.
+//! - [`runner`]: one run → a [`RunReport`] (verdict, violations, counts, hash); engine panics become a verdict.
+//! - [`explore`]: sweeps of seeds × scenarios over threads, failures reported as found.
 
+pub mod checker;
+pub mod explore;
+pub mod fault;
+pub mod locate;
+pub mod runner;
+pub mod scenario;
+pub mod trace;
+pub mod world;
+
+pub use checker::{FailureClass, Violation};
+pub use explore::{explore, ExploreReport, Failing, Sweep};
+pub use runner::{replay_command, run, RunReport, Verdict};
+pub use scenario::{Scenario, ScenarioError};

@@ -1,0 +1,121 @@
+//! `exactly-once`: every record in the ledger was produced by the source, and with exactly-once delivery none is
+//! committed twice (at-least-once may duplicate, never invent).
+
+use super::{Checker, End, FailureClass, Setup, Violation};
+use crate::trace::{TraceEntry, TraceEvent};
+use sluice_engine::{Delivery, Event, RecordId};
+use std::collections::BTreeMap;
+
+const NAME: &str = "exactly-once";
+/// Violations reported per run at most; the rest are counted.
+const REPORT_AT_MOST: usize = 5;
+
+pub struct ExactlyOnce {
+    delivery: Delivery,
+    initial_records: Vec<u64>,
+    /// Attempts that committed each record.
+    commits: BTreeMap<RecordId, Vec<u32>>,
+    traced_commits: usize,
+    violations: Vec<Violation>,
+    suppressed: usize,
+}
+
+impl ExactlyOnce {
+    pub fn new(setup: &Setup) -> ExactlyOnce {
+        ExactlyOnce {
+            delivery: setup.delivery,
+            initial_records: setup.initial_records.clone(),
+            commits: BTreeMap::new(),
+            traced_commits: 0,
+            violations: Vec::new(),
+            suppressed: 0,
+        }
+    }
+
+    fn report(&mut self, at_ms: u64, detail: String) {
+        if self.violations.len() < REPORT_AT_MOST {
+            self.violations
+                .push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
+        } else {
+            self.suppressed += 1;
+        }
+    }
+}
+
+impl Checker for ExactlyOnce {
+    fn on_entry(&mut self, entry: &TraceEntry) {
+        let TraceEvent::Engine(Event::Committed { attempt, id }) = &entry.event else {
+            return;
+        };
+        self.traced_commits += 1;
+        let produced = self
+            .initial_records
+            .get(id.partition as usize)
+            .is_some_and(|n| id.offset < *n);
+        if !produced {
+            self.report(
+                entry.at_ms(),
+                format!(
+                    "record {}:{} committed but the source never held it",
+                    id.partition, id.offset
+                ),
+            );
+            return;
+        }
+        let attempts = self.commits.entry(*id).or_default();
+        attempts.push(*attempt);
+        if attempts.len() == 2 && self.delivery == Delivery::ExactlyOnce {
+            let detail = format!(
+                "record {}:{} committed twice (attempts {} and {})",
+                id.partition, id.offset, attempts[0], attempts[1]
+            );
+            self.report(entry.at_ms(), detail);
+        }
+    }
+
+    fn finish(&mut self, end: &End) -> Vec<Violation> {
+        if !end.ledger.is_empty() {
+            assert_eq!(
+                end.ledger.len(),
+                self.traced_commits,
+                "trace and ledger disagree on the number of commits"
+            );
+        }
+        if self.suppressed > 0 {
+            let at_ms = self.violations.last().map_or(end.end_ms, |v| v.at_ms);
+            let detail = format!("and {} more exactly-once violations", self.suppressed);
+            self.violations
+                .push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
+        }
+        std::mem::take(&mut self.violations)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests_support::*;
+    use super::*;
+
+    #[test]
+    fn passes_on_single_commits() {
+        let trace = vec![commit(1, 0, 0), commit(2, 0, 1)];
+        assert!(run(&mut ExactlyOnce::new(&setup(vec![2])), &trace, 10).is_empty());
+    }
+
+    #[test]
+    fn fails_on_a_duplicate_and_on_an_invented_record() {
+        let trace = vec![commit(1, 0, 0), commit(2, 0, 0), commit(3, 0, 9)];
+        let v = run(&mut ExactlyOnce::new(&setup(vec![2])), &trace, 10);
+        assert_eq!(v.len(), 2);
+        assert!(v[0].detail.contains("committed twice"));
+        assert!(v[1].detail.contains("never held"));
+    }
+
+    #[test]
+    fn at_least_once_tolerates_duplicates() {
+        let mut s = setup(vec![2]);
+        s.delivery = Delivery::AtLeastOnce;
+        let trace = vec![commit(1, 0, 0), commit(2, 0, 0)];
+        assert!(run(&mut ExactlyOnce::new(&s), &trace, 10).is_empty());
+    }
+}

@@ -1,0 +1,220 @@
+//! Checkers: each holds its own small model, consumes the trace in order, and reports violations.
+//!
+//! Checkers judge from the trace and the ledger, never from engine internals. Every checker has a test that shows it
+//! failing and one that shows it passing.
+
+mod eventually_terminal;
+mod exactly_once;
+mod expected_status;
+mod partition_progress;
+mod status_matches_ledger;
+
+pub use eventually_terminal::EventuallyTerminal;
+pub use exactly_once::ExactlyOnce;
+pub use expected_status::ExpectedStatus;
+pub use partition_progress::PartitionProgress;
+pub use status_matches_ledger::StatusMatchesLedger;
+
+use crate::scenario::Scenario;
+use crate::trace::TraceEntry;
+use serde::Serialize;
+use sluice_engine::store::Commit;
+use sluice_engine::{Delivery, JobStatus, Mode};
+use std::fmt;
+
+/// What kind of failure a violation is (TigerBeetle's split).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureClass {
+    /// Something wrong happened.
+    Safety,
+    /// Something that should have happened did not, within its bound.
+    Liveness,
+    /// The engine hit an assertion (a bug only a bug can cause).
+    Crash,
+}
+
+/// One broken invariant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    pub invariant: String,
+    pub at_ms: u64,
+    pub detail: String,
+    pub class: FailureClass,
+}
+
+impl Violation {
+    pub fn new(
+        invariant: &str,
+        at_ms: u64,
+        class: FailureClass,
+        detail: impl Into<String>,
+    ) -> Violation {
+        Violation {
+            invariant: invariant.to_string(),
+            at_ms,
+            detail: detail.into(),
+            class,
+        }
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ({:?}) at {} ms: {}",
+            self.invariant, self.class, self.at_ms, self.detail
+        )
+    }
+}
+
+/// What the checkers know of a run before it starts: the scenario's facts, nothing of the engine's internals.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    pub mode: Mode,
+    pub delivery: Delivery,
+    pub partitions: u32,
+    /// Records each source partition holds at the start (an early end lowers it; the trace says so).
+    pub initial_records: Vec<u64>,
+    pub duration_ms: u64,
+    /// From when liveness is judged; `None`: never (a fault is never healed).
+    pub liveness_start_ms: Option<u64>,
+    pub progress_within_ms: u64,
+    pub terminal_within_ms: u64,
+    pub expect_status: Option<JobStatus>,
+    pub expect_within_ms: Option<u64>,
+}
+
+impl Setup {
+    pub fn of(s: &Scenario) -> Setup {
+        let actions = crate::fault::timeline(&s.faults);
+        Setup {
+            mode: s.job.mode,
+            delivery: s.job.delivery,
+            partitions: s.job.partitions,
+            initial_records: s.partition_records().to_vec(),
+            duration_ms: s.duration_ms,
+            liveness_start_ms: crate::fault::liveness_start_ms(&actions, s.job.workers),
+            progress_within_ms: s.expect.progress_within_ms,
+            terminal_within_ms: s.expect.terminal_within_ms,
+            expect_status: s.expect.status,
+            expect_within_ms: s.expect.within_ms,
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Clone, Debug)]
+pub struct End<'a> {
+    pub end_ms: u64,
+    /// The last status the client read through the API.
+    pub final_status: Option<JobStatus>,
+    /// The store's ledger: the ground truth.
+    pub ledger: &'a [Commit],
+}
+
+/// A checker: consumes entries in order, then judges.
+pub trait Checker {
+    fn on_entry(&mut self, entry: &TraceEntry);
+    fn finish(&mut self, end: &End) -> Vec<Violation>;
+}
+
+/// Every checker, for a run with this setup.
+pub fn all(setup: &Setup) -> Vec<Box<dyn Checker>> {
+    vec![
+        Box::new(StatusMatchesLedger::new(setup)),
+        Box::new(ExactlyOnce::new(setup)),
+        Box::new(PartitionProgress::new(setup)),
+        Box::new(EventuallyTerminal::new(setup)),
+        Box::new(ExpectedStatus::new(setup)),
+    ]
+}
+
+/// Runs every checker over a trace; violations sorted by time, then name.
+pub fn check(setup: &Setup, trace: &[TraceEntry], end: &End) -> Vec<Violation> {
+    let mut checkers = all(setup);
+    for entry in trace {
+        for c in checkers.iter_mut() {
+            c.on_entry(entry);
+        }
+    }
+    let mut out: Vec<Violation> = checkers.iter_mut().flat_map(|c| c.finish(end)).collect();
+    out.sort_by(|a, b| (a.at_ms, &a.invariant).cmp(&(b.at_ms, &b.invariant)));
+    out
+}
+
+/// Helpers to build hand-made traces in checker tests.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+    use crate::trace::TraceEvent;
+    use sluice_engine::{Event, RecordId, TaskId};
+
+    pub fn setup(records: Vec<u64>) -> Setup {
+        Setup {
+            mode: Mode::Batch,
+            delivery: Delivery::ExactlyOnce,
+            partitions: records.len() as u32,
+            initial_records: records,
+            duration_ms: 100_000,
+            liveness_start_ms: Some(0),
+            progress_within_ms: 1_000,
+            terminal_within_ms: 10_000,
+            expect_status: None,
+            expect_within_ms: None,
+        }
+    }
+
+    pub fn at(ms: u64, node: &str, event: Event) -> TraceEntry {
+        TraceEntry {
+            at_us: ms * 1000,
+            node: node.into(),
+            event: TraceEvent::Engine(event),
+        }
+    }
+
+    pub fn commit(ms: u64, p: u32, o: u64) -> TraceEntry {
+        at(
+            ms,
+            "store",
+            Event::Committed {
+                attempt: 1,
+                id: RecordId {
+                    partition: p,
+                    offset: o,
+                },
+            },
+        )
+    }
+
+    pub fn status(ms: u64, from: JobStatus, to: JobStatus) -> TraceEntry {
+        at(
+            ms,
+            "coordinator",
+            Event::StatusChanged {
+                from,
+                to,
+                cause: "test".into(),
+            },
+        )
+    }
+
+    pub fn sink() -> TaskId {
+        TaskId {
+            vertex: 1,
+            replica: 0,
+        }
+    }
+
+    pub fn run(c: &mut dyn Checker, trace: &[TraceEntry], end_ms: u64) -> Vec<Violation> {
+        for e in trace {
+            c.on_entry(e);
+        }
+        c.finish(&End {
+            end_ms,
+            final_status: None,
+            ledger: &[],
+        })
+    }
+}

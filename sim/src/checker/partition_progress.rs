@@ -1,0 +1,320 @@
+//! `partition-progress` (class C):
+//! - C1 (liveness): while the job is RUNNING in the liveness phase, a partition with records emitted but not
+//!   acknowledged advances its acknowledged offset within `progress_within_ms`.
+//! - C2: a response reaches the forwarder of its own partition, and a batch is acknowledged only after exactly its
+//!   records were answered.
+//! - C3: at most one batch in flight per store stream.
+
+use super::{Checker, End, FailureClass, Setup, Violation};
+use crate::trace::{TraceEntry, TraceEvent};
+use sluice_engine::{Event, JobStatus, StoreResponse, TaskId};
+use std::collections::{BTreeMap, BTreeSet};
+
+const NAME: &str = "partition-progress";
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Lane {
+    /// Offsets below this were emitted into the buffer (current attempt).
+    emitted_upto: u64,
+    /// Offsets below this were acknowledged by the store to the sink (current attempt).
+    acked_upto: u64,
+    /// When the stall clock last restarted (progress, a new attempt, the job becoming RUNNING).
+    since_ms: u64,
+    flagged: bool,
+}
+
+/// One forwarder's batch in flight.
+#[derive(Clone, Copy, Debug)]
+struct Batch {
+    count: u32,
+    answered: u32,
+}
+
+pub struct PartitionProgress {
+    liveness_start_ms: Option<u64>,
+    bound_ms: u64,
+    running: bool,
+    lanes: Vec<Lane>,
+    /// (attempt, task, stream) → partition whose batch is in flight on it.
+    in_flight: BTreeMap<(u32, TaskId, String), u32>,
+    /// (attempt, task, partition) → its forwarder's current batch.
+    batches: BTreeMap<(u32, TaskId, u32), Batch>,
+    flagged_streams: BTreeSet<(u32, TaskId, String)>,
+    violations: Vec<Violation>,
+}
+
+impl PartitionProgress {
+    pub fn new(setup: &Setup) -> PartitionProgress {
+        PartitionProgress {
+            liveness_start_ms: setup.liveness_start_ms,
+            bound_ms: setup.progress_within_ms,
+            running: false,
+            lanes: vec![Lane::default(); setup.partitions as usize],
+            in_flight: BTreeMap::new(),
+            batches: BTreeMap::new(),
+            flagged_streams: BTreeSet::new(),
+            violations: Vec::new(),
+        }
+    }
+
+    fn safety(&mut self, at_ms: u64, detail: String) {
+        self.violations
+            .push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
+    }
+
+    /// C1 at time `now_ms`.
+    fn check_stalls(&mut self, now_ms: u64) {
+        let Some(start) = self.liveness_start_ms else {
+            return;
+        };
+        if !self.running || now_ms < start {
+            return;
+        }
+        for (p, lane) in self.lanes.iter_mut().enumerate() {
+            let since = lane.since_ms.max(start);
+            if lane.emitted_upto > lane.acked_upto
+                && !lane.flagged
+                && now_ms > since + self.bound_ms
+            {
+                lane.flagged = true;
+                let detail = format!(
+                    "partition {p} stalled: offsets {}..{} pending since {since} ms with no acknowledgement for {} ms",
+                    lane.acked_upto, lane.emitted_upto, self.bound_ms
+                );
+                self.violations.push(Violation::new(
+                    NAME,
+                    since + self.bound_ms,
+                    FailureClass::Liveness,
+                    detail,
+                ));
+            }
+        }
+    }
+}
+
+impl Checker for PartitionProgress {
+    fn on_entry(&mut self, entry: &TraceEntry) {
+        let at_ms = entry.at_ms();
+        self.check_stalls(at_ms);
+        let TraceEvent::Engine(event) = &entry.event else {
+            return;
+        };
+        match event {
+            Event::AttemptDeployed { start_offsets, .. } => {
+                for (lane, start) in self.lanes.iter_mut().zip(start_offsets) {
+                    *lane = Lane {
+                        emitted_upto: *start,
+                        acked_upto: *start,
+                        since_ms: at_ms,
+                        flagged: false,
+                    };
+                }
+            }
+            Event::StatusChanged { to, .. } => {
+                self.running = *to == JobStatus::Running;
+                for lane in self.lanes.iter_mut() {
+                    lane.since_ms = at_ms;
+                }
+            }
+            Event::Emitted { id, .. } => {
+                let lane = &mut self.lanes[id.partition as usize];
+                lane.emitted_upto = lane.emitted_upto.max(id.offset + 1);
+            }
+            Event::SinkBatchSent {
+                attempt,
+                task,
+                partition,
+                stream,
+                count,
+                ..
+            } => {
+                let key = (*attempt, *task, stream.clone());
+                if let Some(other) = self.in_flight.insert(key.clone(), *partition) {
+                    if self.flagged_streams.insert(key) {
+                        self.safety(at_ms, format!(
+                            "C3: stream {stream} carries a batch of partition {partition} while one of partition {other} is in flight"
+                        ));
+                    }
+                }
+                self.batches.insert(
+                    (*attempt, *task, *partition),
+                    Batch {
+                        count: *count,
+                        answered: 0,
+                    },
+                );
+            }
+            Event::SinkResponse {
+                attempt,
+                task,
+                partition,
+                stream,
+                response,
+            } => {
+                if response.partition() != *partition {
+                    let detail = format!(
+                        "C2: the forwarder of partition {partition} read a response meant for partition {} on stream {stream}",
+                        response.partition()
+                    );
+                    self.safety(at_ms, detail);
+                } else if let (StoreResponse::Ack(_), Some(b)) = (
+                    response,
+                    self.batches.get_mut(&(*attempt, *task, *partition)),
+                ) {
+                    b.answered += 1;
+                }
+            }
+            Event::SinkBatchAcked {
+                attempt,
+                task,
+                partition,
+                upto_offset,
+            } => {
+                if let Some(b) = self.batches.remove(&(*attempt, *task, *partition)) {
+                    if b.answered != b.count {
+                        let detail = format!(
+                            "C2: batch of partition {partition} acknowledged after {} responses for {} records",
+                            b.answered, b.count
+                        );
+                        self.safety(at_ms, detail);
+                    }
+                }
+                self.in_flight
+                    .retain(|(a, t, _), p| !(*a == *attempt && *t == *task && *p == *partition));
+                let lane = &mut self.lanes[*partition as usize];
+                if *upto_offset > lane.acked_upto {
+                    lane.acked_upto = *upto_offset;
+                    lane.since_ms = at_ms;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self, end: &End) -> Vec<Violation> {
+        self.check_stalls(end.end_ms);
+        std::mem::take(&mut self.violations)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests_support::*;
+    use super::*;
+    use sluice_engine::RecordId;
+
+    fn emitted(ms: u64, p: u32, o: u64) -> TraceEntry {
+        at(
+            ms,
+            "worker-1",
+            Event::Emitted {
+                attempt: 1,
+                id: RecordId {
+                    partition: p,
+                    offset: o,
+                },
+            },
+        )
+    }
+
+    fn sent(ms: u64, p: u32, stream: &str) -> TraceEntry {
+        at(
+            ms,
+            "worker-1",
+            Event::SinkBatchSent {
+                attempt: 1,
+                task: sink(),
+                partition: p,
+                stream: stream.into(),
+                first_offset: 0,
+                count: 1,
+            },
+        )
+    }
+
+    fn response(ms: u64, p: u32, for_p: u32, stream: &str) -> TraceEntry {
+        let response = StoreResponse::Ack(RecordId {
+            partition: for_p,
+            offset: 0,
+        });
+        at(
+            ms,
+            "worker-1",
+            Event::SinkResponse {
+                attempt: 1,
+                task: sink(),
+                partition: p,
+                stream: stream.into(),
+                response,
+            },
+        )
+    }
+
+    fn acked(ms: u64, p: u32) -> TraceEntry {
+        at(
+            ms,
+            "worker-1",
+            Event::SinkBatchAcked {
+                attempt: 1,
+                task: sink(),
+                partition: p,
+                upto_offset: 1,
+            },
+        )
+    }
+
+    fn running(ms: u64) -> TraceEntry {
+        status(ms, JobStatus::Scheduled, JobStatus::Running)
+    }
+
+    #[test]
+    fn passes_on_one_batch_per_stream_answered_in_full() {
+        let trace = vec![
+            running(0),
+            emitted(1, 0, 0),
+            emitted(1, 1, 0),
+            sent(2, 0, "p0"),
+            sent(2, 1, "p1"),
+            response(3, 0, 0, "p0"),
+            response(3, 1, 1, "p1"),
+            acked(4, 0),
+            acked(4, 1),
+        ];
+        assert!(run(
+            &mut PartitionProgress::new(&setup(vec![1, 1])),
+            &trace,
+            5_000
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn c3_fails_on_two_batches_in_flight_on_one_stream() {
+        let trace = vec![running(0), sent(2, 0, "shared"), sent(2, 1, "shared")];
+        let v = run(&mut PartitionProgress::new(&setup(vec![1, 1])), &trace, 100);
+        assert_eq!(v.len(), 1);
+        assert!(v[0].detail.starts_with("C3"), "{}", v[0].detail);
+    }
+
+    #[test]
+    fn c2_fails_on_a_foreign_response() {
+        let trace = vec![running(0), sent(2, 0, "s"), response(3, 0, 1, "s")];
+        let v = run(&mut PartitionProgress::new(&setup(vec![1, 1])), &trace, 100);
+        assert!(v.iter().any(|v| v.detail.starts_with("C2")), "{v:?}");
+    }
+
+    #[test]
+    fn c1_fails_on_a_stalled_partition_and_not_before_the_bound() {
+        let trace = vec![running(0), emitted(10, 0, 0)];
+        assert!(run(&mut PartitionProgress::new(&setup(vec![1])), &trace, 900).is_empty());
+        let v = run(&mut PartitionProgress::new(&setup(vec![1])), &trace, 5_000);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].class, FailureClass::Liveness);
+        let mut s = setup(vec![1]);
+        s.liveness_start_ms = None;
+        assert!(
+            run(&mut PartitionProgress::new(&s), &trace, 5_000).is_empty(),
+            "no liveness phase, no C1"
+        );
+    }
+}

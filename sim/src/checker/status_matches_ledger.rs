@@ -1,0 +1,344 @@
+//! `status-matches-ledger`: the reported status always matches the records actually delivered.
+//!
+//! - FINISHED (job) at t ⇒ every partition's EOT was sent and read by the sink, and every record before it is in
+//!   the ledger at t.
+//! - A sink replica's SinkFinished at t ⇒ the same, for the partitions it owns, in its own attempt.
+//! - FAILED at t with every partition ended and complete in the ledger ⇒ a task genuinely failed (an execution
+//!   failed, or a node was crashed, isolated or clogged) before t. Otherwise the job reports FAILED over a complete
+//!   delivery (class A1).
+
+use super::{Checker, End, FailureClass, Setup, Violation};
+use crate::trace::{TraceEntry, TraceEvent};
+use sluice_engine::{Event, ExecOutcome, JobStatus, TaskId};
+use std::collections::BTreeSet;
+
+const NAME: &str = "status-matches-ledger";
+
+pub struct StatusMatchesLedger {
+    /// Committed offsets per partition (below the initial record count).
+    committed: Vec<Vec<bool>>,
+    committed_count: Vec<u64>,
+    /// End offset of each partition, from the source's EOT.
+    end_offset: Vec<Option<u64>>,
+    /// (attempt, sink task, partition) whose EOT the sink read.
+    sink_eots: BTreeSet<(u32, TaskId, u32)>,
+    /// Partitions whose EOT any sink read in the latest attempt.
+    latest_attempt: u32,
+    genuine_failure: bool,
+    violations: Vec<Violation>,
+}
+
+impl StatusMatchesLedger {
+    pub fn new(setup: &Setup) -> StatusMatchesLedger {
+        let n = setup.partitions as usize;
+        StatusMatchesLedger {
+            committed: setup
+                .initial_records
+                .iter()
+                .map(|r| vec![false; *r as usize])
+                .collect(),
+            committed_count: vec![0; n],
+            end_offset: vec![None; n],
+            sink_eots: BTreeSet::new(),
+            latest_attempt: 0,
+            genuine_failure: false,
+            violations: Vec::new(),
+        }
+    }
+
+    /// Why partition `p` is not complete, if it is not.
+    fn incomplete(&self, p: u32) -> Option<String> {
+        let Some(end) = self.end_offset[p as usize] else {
+            return Some(format!("partition {p} never sent its EOT"));
+        };
+        let have = self.committed[p as usize]
+            .iter()
+            .take(end as usize)
+            .filter(|c| **c)
+            .count() as u64;
+        (have < end).then(|| format!("partition {p}: {have} of {end} records committed"))
+    }
+
+    fn on_finished(&mut self, at_ms: u64) {
+        let partitions = self.end_offset.len() as u32;
+        for p in 0..partitions {
+            if let Some(why) = self.incomplete(p) {
+                self.violations.push(Violation::new(
+                    NAME,
+                    at_ms,
+                    FailureClass::Safety,
+                    format!("job reported FINISHED but {why}"),
+                ));
+                return;
+            }
+            let read = self
+                .sink_eots
+                .iter()
+                .any(|(a, _, q)| *a == self.latest_attempt && *q == p);
+            if !read {
+                let detail = format!(
+                    "job reported FINISHED but no sink of attempt {} read the EOT of partition {p}",
+                    self.latest_attempt
+                );
+                self.violations
+                    .push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
+                return;
+            }
+        }
+    }
+
+    fn on_failed(&mut self, at_ms: u64) {
+        let partitions = self.end_offset.len() as u32;
+        let complete = (0..partitions).all(|p| self.incomplete(p).is_none());
+        if complete && !self.genuine_failure {
+            let total: u64 = self.committed_count.iter().sum();
+            let detail = format!("job reported FAILED although all {total} records were delivered and no task failed");
+            self.violations
+                .push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
+        }
+    }
+
+    fn on_sink_finished(&mut self, at_ms: u64, attempt: u32, task: TaskId, partitions: &[u32]) {
+        for &p in partitions {
+            let why = if !self.sink_eots.contains(&(attempt, task, p)) {
+                let have = self.committed_count[p as usize];
+                Some(format!(
+                    "partition {p} had not delivered its EOT to it ({have} records committed)"
+                ))
+            } else {
+                self.incomplete(p)
+            };
+            if let Some(why) = why {
+                let detail = format!("sink {task} (attempt {attempt}) reported finished but {why}");
+                self.violations
+                    .push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
+                return;
+            }
+        }
+    }
+}
+
+impl Checker for StatusMatchesLedger {
+    fn on_entry(&mut self, entry: &TraceEntry) {
+        let at_ms = entry.at_ms();
+        let event = match &entry.event {
+            TraceEvent::Engine(e) => e,
+            TraceEvent::Fault { action } => {
+                let disruptive = ["crash", "isolate", "clog"]
+                    .iter()
+                    .any(|v| action.starts_with(v));
+                self.genuine_failure |= disruptive;
+                return;
+            }
+            TraceEvent::Observed { .. } => return,
+        };
+        match event {
+            Event::Committed { id, .. } => {
+                let p = id.partition as usize;
+                if let Some(slot) = self
+                    .committed
+                    .get_mut(p)
+                    .and_then(|v| v.get_mut(id.offset as usize))
+                {
+                    if !*slot {
+                        *slot = true;
+                        self.committed_count[p] += 1;
+                    }
+                }
+            }
+            Event::SourceEot {
+                partition,
+                end_offset,
+                ..
+            } => {
+                let slot = &mut self.end_offset[*partition as usize];
+                *slot = Some(slot.map_or(*end_offset, |e| e.min(*end_offset)));
+            }
+            Event::AttemptDeployed { attempt, .. } => self.latest_attempt = *attempt,
+            Event::SinkEotReceived {
+                attempt,
+                task,
+                partition,
+            } => {
+                self.sink_eots.insert((*attempt, *task, *partition));
+            }
+            Event::SinkFinished {
+                attempt,
+                task,
+                partitions,
+            } => self.on_sink_finished(at_ms, *attempt, *task, partitions),
+            Event::ExecutionEnded {
+                outcome: ExecOutcome::Failed(_),
+                ..
+            } => self.genuine_failure = true,
+            Event::StatusChanged {
+                to: JobStatus::Finished,
+                ..
+            } => self.on_finished(at_ms),
+            Event::StatusChanged {
+                to: JobStatus::Failed,
+                ..
+            } => self.on_failed(at_ms),
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self, end: &End) -> Vec<Violation> {
+        // The trace's ledger and the store's must agree; if not, the recorder is broken, not the engine.
+        let traced: u64 = self.committed_count.iter().sum();
+        let distinct: BTreeSet<_> = end
+            .ledger
+            .iter()
+            .map(|c| c.id)
+            .filter(|id| {
+                (id.offset as usize)
+                    < self
+                        .committed
+                        .get(id.partition as usize)
+                        .map_or(0, |v| v.len())
+            })
+            .collect();
+        assert!(
+            end.ledger.is_empty() || distinct.len() as u64 == traced,
+            "trace and ledger disagree"
+        );
+        std::mem::take(&mut self.violations)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests_support::*;
+    use super::*;
+
+    fn eot(ms: u64, p: u32, end: u64) -> TraceEntry {
+        at(
+            ms,
+            "worker-1",
+            Event::SourceEot {
+                attempt: 1,
+                partition: p,
+                end_offset: end,
+            },
+        )
+    }
+
+    fn sink_eot(ms: u64, p: u32) -> TraceEntry {
+        at(
+            ms,
+            "worker-1",
+            Event::SinkEotReceived {
+                attempt: 1,
+                task: sink(),
+                partition: p,
+            },
+        )
+    }
+
+    fn deployed() -> TraceEntry {
+        at(
+            0,
+            "coordinator",
+            Event::AttemptDeployed {
+                attempt: 1,
+                start_offsets: vec![0, 0],
+                placement: vec![],
+            },
+        )
+    }
+
+    #[test]
+    fn passes_when_finished_after_everything_is_committed() {
+        let setup = setup(vec![2, 1]);
+        let trace = vec![
+            deployed(),
+            commit(1, 0, 0),
+            commit(2, 0, 1),
+            commit(3, 1, 0),
+            eot(4, 0, 2),
+            eot(4, 1, 1),
+            sink_eot(5, 0),
+            sink_eot(5, 1),
+            at(
+                6,
+                "worker-1",
+                Event::SinkFinished {
+                    attempt: 1,
+                    task: sink(),
+                    partitions: vec![0, 1],
+                },
+            ),
+            status(7, JobStatus::Running, JobStatus::Finished),
+        ];
+        assert!(run(&mut StatusMatchesLedger::new(&setup), &trace, 10).is_empty());
+    }
+
+    #[test]
+    fn fails_when_finished_with_a_missing_record() {
+        let setup = setup(vec![2]);
+        let trace = vec![
+            deployed(),
+            commit(1, 0, 0),
+            eot(2, 0, 2),
+            sink_eot(3, 0),
+            status(4, JobStatus::Running, JobStatus::Finished),
+        ];
+        let v = run(&mut StatusMatchesLedger::new(&setup), &trace, 10);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].invariant, NAME);
+        assert!(v[0].detail.contains("1 of 2"), "{}", v[0].detail);
+    }
+
+    #[test]
+    fn fails_when_a_sink_finishes_before_a_partition_eot() {
+        let setup = setup(vec![1, 3]);
+        let trace = vec![
+            deployed(),
+            commit(1, 0, 0),
+            eot(2, 0, 1),
+            sink_eot(3, 0),
+            at(
+                4,
+                "worker-1",
+                Event::SinkFinished {
+                    attempt: 1,
+                    task: sink(),
+                    partitions: vec![0, 1],
+                },
+            ),
+        ];
+        let v = run(&mut StatusMatchesLedger::new(&setup), &trace, 10);
+        assert_eq!(v.len(), 1);
+        assert!(
+            v[0].detail
+                .contains("partition 1 had not delivered its EOT"),
+            "{}",
+            v[0].detail
+        );
+    }
+
+    #[test]
+    fn failed_over_a_complete_delivery_is_a_violation_unless_something_failed() {
+        let setup = setup(vec![1]);
+        let base = vec![
+            deployed(),
+            commit(1, 0, 0),
+            eot(2, 0, 1),
+            status(3, JobStatus::Running, JobStatus::Failed),
+        ];
+        let v = run(&mut StatusMatchesLedger::new(&setup), &base, 10);
+        assert_eq!(v.len(), 1, "FAILED over a complete delivery");
+        let mut with_crash = base.clone();
+        with_crash.insert(
+            1,
+            TraceEntry {
+                at_us: 500,
+                node: "sim".into(),
+                event: TraceEvent::Fault {
+                    action: "crash worker-1".into(),
+                },
+            },
+        );
+        assert!(run(&mut StatusMatchesLedger::new(&setup), &with_crash, 10).is_empty());
+    }
+}

@@ -1,0 +1,394 @@
+//! Faults: what a scenario injects, validated, and unrolled into a timeline of actions.
+//!
+//! Fault verbs come in pairs: `crash`/`restart`, `isolate`/`heal`, `clog`/`unclog`. A `restart_after_ms` or
+//! `heal_after_ms` on the first verb schedules the second. `end-partition` and `duplicate-eot` act on the external
+//! source system.
+
+use crate::scenario::{kind_list, node_of, Ctx, RawFault, Scenario, ScenarioError};
+use sluice_engine::net::NodeName;
+use sluice_engine::VertexKind;
+use std::collections::BTreeSet;
+
+/// A validated fault.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fault {
+    pub at_ms: u64,
+    pub kind: FaultKind,
+}
+
+/// What a fault does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// The source ends that partition now: it keeps what has been read, and its EOT goes out.
+    EndPartition {
+        vertex: u16,
+        partition: u32,
+    },
+    /// The partition's EOT is delivered once more (now, if it was already delivered).
+    DuplicateEot {
+        vertex: u16,
+        partition: u32,
+    },
+    Crash {
+        node: NodeName,
+        restart_after_ms: Option<u64>,
+    },
+    Restart {
+        node: NodeName,
+    },
+    Isolate {
+        nodes: Vec<NodeName>,
+        heal_after_ms: Option<u64>,
+    },
+    Heal {
+        nodes: Vec<NodeName>,
+    },
+    Clog {
+        from: NodeName,
+        to: NodeName,
+        heal_after_ms: Option<u64>,
+    },
+    Unclog {
+        from: NodeName,
+        to: NodeName,
+    },
+}
+
+impl FaultKind {
+    pub const NAMES: &'static str =
+        "end-partition, duplicate-eot, crash, restart, isolate, heal, clog, unclog";
+}
+
+/// One step of the timeline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    EndPartition {
+        partition: u32,
+    },
+    DuplicateEot {
+        partition: u32,
+    },
+    Kill(NodeName),
+    Restart(NodeName),
+    /// Clog every link of the node, both ways.
+    Isolate(NodeName),
+    Heal(NodeName),
+    ClogLink(NodeName, NodeName),
+    UnclogLink(NodeName, NodeName),
+}
+
+impl Action {
+    pub fn describe(&self) -> String {
+        match self {
+            Action::EndPartition { partition } => format!("end-partition {partition}"),
+            Action::DuplicateEot { partition } => format!("duplicate-eot {partition}"),
+            Action::Kill(n) => format!("crash {}", n.label()),
+            Action::Restart(n) => format!("restart {}", n.label()),
+            Action::Isolate(n) => format!("isolate {}", n.label()),
+            Action::Heal(n) => format!("heal {}", n.label()),
+            Action::ClogLink(a, b) => format!("clog {} -> {}", a.label(), b.label()),
+            Action::UnclogLink(a, b) => format!("unclog {} -> {}", a.label(), b.label()),
+        }
+    }
+}
+
+/// The faults of a scenario as timed actions, in time order (file order for equal times).
+pub fn timeline(faults: &[Fault]) -> Vec<(u64, Action)> {
+    let mut out = Vec::new();
+    for f in faults {
+        let t = f.at_ms;
+        match &f.kind {
+            FaultKind::EndPartition { partition, .. } => out.push((
+                t,
+                Action::EndPartition {
+                    partition: *partition,
+                },
+            )),
+            FaultKind::DuplicateEot { partition, .. } => out.push((
+                t,
+                Action::DuplicateEot {
+                    partition: *partition,
+                },
+            )),
+            FaultKind::Crash {
+                node,
+                restart_after_ms,
+            } => {
+                out.push((t, Action::Kill(*node)));
+                if let Some(after) = restart_after_ms {
+                    out.push((t + after, Action::Restart(*node)));
+                }
+            }
+            FaultKind::Restart { node } => out.push((t, Action::Restart(*node))),
+            FaultKind::Isolate {
+                nodes,
+                heal_after_ms,
+            } => {
+                out.extend(nodes.iter().map(|n| (t, Action::Isolate(*n))));
+                if let Some(after) = heal_after_ms {
+                    out.extend(nodes.iter().map(|n| (t + after, Action::Heal(*n))));
+                }
+            }
+            FaultKind::Heal { nodes } => out.extend(nodes.iter().map(|n| (t, Action::Heal(*n)))),
+            FaultKind::Clog {
+                from,
+                to,
+                heal_after_ms,
+            } => {
+                out.push((t, Action::ClogLink(*from, *to)));
+                if let Some(after) = heal_after_ms {
+                    out.push((t + after, Action::UnclogLink(*from, *to)));
+                }
+            }
+            FaultKind::Unclog { from, to } => out.push((t, Action::UnclogLink(*from, *to))),
+        }
+    }
+    out.sort_by_key(|(t, _)| *t);
+    out
+}
+
+/// When the liveness phase starts: the time from which the cluster stays able to make progress (coordinator and
+/// store up and reachable, no clogged link, at least one worker up and reachable). `None`: it never is.
+pub fn liveness_start_ms(actions: &[(u64, Action)], workers: u16) -> Option<u64> {
+    let mut down: BTreeSet<NodeName> = BTreeSet::new();
+    let mut isolated: BTreeSet<NodeName> = BTreeSet::new();
+    let mut clogged: BTreeSet<(NodeName, NodeName)> = BTreeSet::new();
+    let healthy =
+        |down: &BTreeSet<NodeName>, isolated: &BTreeSet<NodeName>, clogged: &BTreeSet<_>| {
+            let ok = |n: &NodeName| !down.contains(n) && !isolated.contains(n);
+            ok(&NodeName::Coordinator)
+                && ok(&NodeName::Store)
+                && clogged.is_empty()
+                && (1..=workers).any(|w| ok(&NodeName::Worker(w)))
+        };
+    let mut start = Some(0);
+    let mut was_healthy = true;
+    for (t, a) in actions {
+        match a {
+            Action::Kill(n) => {
+                down.insert(*n);
+            }
+            Action::Restart(n) => {
+                down.remove(n);
+            }
+            Action::Isolate(n) => {
+                isolated.insert(*n);
+            }
+            Action::Heal(n) => {
+                isolated.remove(n);
+            }
+            Action::ClogLink(a, b) => {
+                clogged.insert((*a, *b));
+            }
+            Action::UnclogLink(a, b) => {
+                clogged.remove(&(*a, *b));
+            }
+            Action::EndPartition { .. } | Action::DuplicateEot { .. } => {}
+        }
+        let now_healthy = healthy(&down, &isolated, &clogged);
+        let disruptive = !matches!(a, Action::EndPartition { .. } | Action::DuplicateEot { .. });
+        if now_healthy && disruptive {
+            // Any disruption (even one the cluster survives, like losing a worker) restarts the liveness clock.
+            start = Some(*t);
+        } else if !now_healthy {
+            start = None;
+        }
+        was_healthy = now_healthy;
+    }
+    debug_assert!(was_healthy || start.is_none());
+    start
+}
+
+pub(crate) fn validate(
+    f: &RawFault,
+    i: usize,
+    s: &Scenario,
+    ctx: &Ctx,
+) -> Result<Fault, ScenarioError> {
+    let key = |k: &str| format!("faults[{i}].{k}");
+    if f.at_ms >= s.duration_ms {
+        return Err(ctx.err(
+            &key("at_ms"),
+            format!("{} is not before duration_ms {}", f.at_ms, s.duration_ms),
+        ));
+    }
+    let allowed: &[&str] = match f.kind.as_str() {
+        "end-partition" | "duplicate-eot" => &["vertex", "partition"],
+        "crash" => &["node", "restart_after_ms"],
+        "restart" => &["node"],
+        "isolate" => &["nodes", "heal_after_ms"],
+        "heal" => &["nodes"],
+        "clog" => &["from", "to", "heal_after_ms"],
+        "unclog" => &["from", "to"],
+        other => {
+            return Err(ctx.err(
+                &key("kind"),
+                format!(
+                    "unknown fault kind {other:?}; expected one of {}",
+                    kind_list()
+                ),
+            ))
+        }
+    };
+    let present = [
+        ("vertex", f.vertex.is_some()),
+        ("partition", f.partition.is_some()),
+        ("node", f.node.is_some()),
+        ("nodes", f.nodes.is_some()),
+        ("from", f.from.is_some()),
+        ("to", f.to.is_some()),
+        ("restart_after_ms", f.restart_after_ms.is_some()),
+        ("heal_after_ms", f.heal_after_ms.is_some()),
+    ];
+    for (k, is) in present {
+        if is && !allowed.contains(&k) {
+            return Err(ctx.err(
+                &key(k),
+                format!(
+                    "a {:?} fault takes no `{k}` (it takes: {})",
+                    f.kind,
+                    allowed.join(", ")
+                ),
+            ));
+        }
+    }
+    let workers = s.job.workers;
+    let node = |k: &str, name: Option<&String>| -> Result<NodeName, ScenarioError> {
+        let name =
+            name.ok_or_else(|| ctx.err(&key(k), format!("a {:?} fault needs `{k}`", f.kind)))?;
+        node_of(name, workers).ok_or_else(|| {
+            ctx.err(&key(k), format!("no node named {name:?}; nodes are coordinator, store, worker-1..worker-{workers}"))
+        })
+    };
+    let nodes = || -> Result<Vec<NodeName>, ScenarioError> {
+        let names = f
+            .nodes
+            .as_ref()
+            .ok_or_else(|| ctx.err(&key("nodes"), format!("a {:?} fault needs `nodes`", f.kind)))?;
+        if names.is_empty() {
+            return Err(ctx.err(&key("nodes"), "must name at least one node"));
+        }
+        names
+            .iter()
+            .enumerate()
+            .map(|(j, n)| node(&format!("nodes[{j}]"), Some(n)))
+            .collect()
+    };
+    let positive = |k: &str, v: Option<u64>| -> Result<Option<u64>, ScenarioError> {
+        match v {
+            Some(0) => Err(ctx.err(&key(k), "must be positive")),
+            v => Ok(v),
+        }
+    };
+    let kind = match f.kind.as_str() {
+        "end-partition" | "duplicate-eot" => {
+            let name = f.vertex.as_ref().ok_or_else(|| {
+                ctx.err(
+                    &key("vertex"),
+                    format!("a {:?} fault needs `vertex`", f.kind),
+                )
+            })?;
+            let vertex = s.vertex_index(name).ok_or_else(|| {
+                let names: Vec<&str> = s.job.vertices.iter().map(|v| v.name.as_str()).collect();
+                ctx.err(
+                    &key("vertex"),
+                    format!("no vertex named {name:?} (vertices: {})", names.join(", ")),
+                )
+            })?;
+            if s.job.vertices[vertex as usize].kind != VertexKind::Source {
+                return Err(ctx.err(&key("vertex"), format!("vertex {name:?} is not a source")));
+            }
+            let partition = f.partition.ok_or_else(|| {
+                ctx.err(
+                    &key("partition"),
+                    format!("a {:?} fault needs `partition`", f.kind),
+                )
+            })?;
+            if partition >= s.job.partitions {
+                return Err(ctx.err(
+                    &key("partition"),
+                    format!(
+                        "partition {partition} does not exist (partitions: {})",
+                        s.job.partitions
+                    ),
+                ));
+            }
+            if f.kind == "end-partition" {
+                FaultKind::EndPartition { vertex, partition }
+            } else {
+                FaultKind::DuplicateEot { vertex, partition }
+            }
+        }
+        "crash" | "restart" => {
+            let n = node("node", f.node.as_ref())?;
+            if n == NodeName::Coordinator {
+                return Err(ctx.err(
+                    &key("node"),
+                    "crashing the coordinator is not supported yet (it keeps no durable job state)",
+                ));
+            }
+            if f.kind == "crash" {
+                FaultKind::Crash {
+                    node: n,
+                    restart_after_ms: positive("restart_after_ms", f.restart_after_ms)?,
+                }
+            } else {
+                FaultKind::Restart { node: n }
+            }
+        }
+        "isolate" => FaultKind::Isolate {
+            nodes: nodes()?,
+            heal_after_ms: positive("heal_after_ms", f.heal_after_ms)?,
+        },
+        "heal" => FaultKind::Heal { nodes: nodes()? },
+        "clog" | "unclog" => {
+            let (from, to) = (node("from", f.from.as_ref())?, node("to", f.to.as_ref())?);
+            if from == to {
+                return Err(ctx.err(&key("to"), "a link joins two different nodes"));
+            }
+            if f.kind == "clog" {
+                FaultKind::Clog {
+                    from,
+                    to,
+                    heal_after_ms: positive("heal_after_ms", f.heal_after_ms)?,
+                }
+            } else {
+                FaultKind::Unclog { from, to }
+            }
+        }
+        _ => unreachable!("kinds checked above"),
+    };
+    Ok(Fault {
+        at_ms: f.at_ms,
+        kind,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn liveness_starts_after_the_last_heal() {
+        let w1 = NodeName::Worker(1);
+        let acts = vec![
+            (100, Action::Kill(w1)),
+            (500, Action::Restart(w1)),
+            (700, Action::EndPartition { partition: 0 }),
+        ];
+        assert_eq!(liveness_start_ms(&acts, 2), Some(500));
+        assert_eq!(
+            liveness_start_ms(&acts[..1], 2),
+            Some(100),
+            "losing one of two workers is survivable"
+        );
+        assert_eq!(
+            liveness_start_ms(&acts[..1], 1),
+            None,
+            "losing the only worker is not"
+        );
+        let iso = vec![(10, Action::Isolate(NodeName::Store))];
+        assert_eq!(liveness_start_ms(&iso, 2), None);
+        assert_eq!(liveness_start_ms(&[], 1), Some(0));
+    }
+}

@@ -1,0 +1,170 @@
+//! One run: a scenario, a seed, a set of canaries → a verdict with its violations, counts and `trace_hash`.
+
+use crate::checker::{self, End, FailureClass, Setup, Violation};
+use crate::scenario::Scenario;
+use crate::trace::{trace_hash, TraceEntry, TraceEvent};
+use crate::world::simulate;
+use serde::Serialize;
+use sluice_engine::{Canaries, Canary, Event, JobStatus};
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Once;
+use std::time::Instant;
+
+/// Invariant name of a run that ended in an engine panic (an `assert!` that only a bug can trip).
+pub const ENGINE_PANIC: &str = "engine-assertion";
+
+/// The verdict of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Pass,
+    Fail,
+}
+
+/// What `sluice run --json` prints (the `trace` is kept for callers, not printed).
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    pub scenario: String,
+    pub seed: u64,
+    pub canaries: Vec<String>,
+    pub verdict: Verdict,
+    pub violations: Vec<Violation>,
+    /// The final status read through the coordinator's API (`null` if it was never read).
+    pub status: Option<JobStatus>,
+    /// Distinct records the source put into the job.
+    pub produced: u64,
+    /// Distinct records committed in the store's ledger.
+    pub delivered: u64,
+    pub trace_hash: String,
+    pub sim_ms: u64,
+    pub wall_ms: u64,
+    #[serde(skip)]
+    pub trace: Vec<TraceEntry>,
+}
+
+impl RunReport {
+    /// The first violation's invariant, if the run failed.
+    pub fn first_invariant(&self) -> Option<&str> {
+        self.violations.first().map(|v| v.invariant.as_str())
+    }
+}
+
+thread_local! {
+    static IN_SIM: RefCell<bool> = const { RefCell::new(false) };
+    static PANIC_MESSAGE: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Panics inside a simulation are captured as a verdict, not printed; others go to the previous hook.
+fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if IN_SIM.with(|f| *f.borrow()) {
+                let location = info
+                    .location()
+                    .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                    .unwrap_or_default();
+                let message = info
+                    .payload()
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "panic".into());
+                PANIC_MESSAGE.with(|m| *m.borrow_mut() = Some(format!("{message}{location}")));
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Runs one scenario under one seed with the given canaries, and judges it.
+pub fn run(scenario: &Scenario, seed: u64, canaries: &[Canary]) -> RunReport {
+    install_panic_hook();
+    let set: Canaries = canaries.iter().copied().collect();
+    let wall = Instant::now();
+    IN_SIM.with(|f| *f.borrow_mut() = true);
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| simulate(scenario, seed, set)));
+    IN_SIM.with(|f| *f.borrow_mut() = false);
+    let wall_ms = wall.elapsed().as_millis() as u64;
+    let canaries: Vec<String> = set.list().iter().map(|c| c.name().to_string()).collect();
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(_) => {
+            let message = PANIC_MESSAGE
+                .with(|m| m.borrow_mut().take())
+                .unwrap_or_else(|| "panic".into());
+            return RunReport {
+                scenario: scenario.name.clone(),
+                seed,
+                canaries,
+                verdict: Verdict::Fail,
+                violations: vec![Violation::new(
+                    ENGINE_PANIC,
+                    0,
+                    FailureClass::Crash,
+                    message,
+                )],
+                status: None,
+                produced: 0,
+                delivered: 0,
+                trace_hash: String::new(),
+                sim_ms: 0,
+                wall_ms,
+                trace: Vec::new(),
+            };
+        }
+    };
+    let setup = Setup::of(scenario);
+    let end = End {
+        end_ms: outcome.sim_ms,
+        final_status: outcome.status,
+        ledger: &outcome.ledger,
+    };
+    let violations = checker::check(&setup, &outcome.trace, &end);
+    let produced = outcome
+        .trace
+        .iter()
+        .filter_map(|e| match &e.event {
+            TraceEvent::Engine(Event::Emitted { id, .. }) => Some(*id),
+            _ => None,
+        })
+        .collect::<BTreeSet<_>>()
+        .len() as u64;
+    let delivered = outcome
+        .ledger
+        .iter()
+        .map(|c| c.id)
+        .collect::<BTreeSet<_>>()
+        .len() as u64;
+    RunReport {
+        scenario: scenario.name.clone(),
+        seed,
+        canaries,
+        verdict: if violations.is_empty() {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        },
+        violations,
+        status: outcome.status,
+        produced,
+        delivered,
+        trace_hash: trace_hash(&outcome.trace),
+        sim_ms: outcome.sim_ms,
+        wall_ms,
+        trace: outcome.trace,
+    }
+}
+
+/// The command that replays a run.
+pub fn replay_command(file: &str, seed: u64, canaries: &[String]) -> String {
+    let mut cmd = format!("sluice run {file} --seed {seed}");
+    for c in canaries {
+        cmd.push_str(&format!(" --canary {c}"));
+    }
+    cmd
+}

@@ -1,0 +1,586 @@
+//! Scenario scripts: the TOML schema (see `scenarios/README.md`), its validation, and the validated [`Scenario`].
+//!
+//! Bad input is refused before anything runs, with the file, line, column and key in the message.
+
+use crate::fault::{Fault, FaultKind};
+use crate::locate::KeyMap;
+use serde::Deserialize;
+use sluice_engine::job::split_records;
+use sluice_engine::net::NodeName;
+use sluice_engine::{
+    Delivery, JobSpec, JobStatus, Mode, RestartSpec, Timings, VertexKind, VertexSpec,
+};
+use std::path::Path;
+use thiserror::Error;
+
+/// Why a scenario was refused.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ScenarioError {
+    #[error("{file}: cannot read: {why}")]
+    Read { file: String, why: String },
+    #[error("{file}:{line}:{column}: key `{key}`: {message}")]
+    Invalid {
+        file: String,
+        line: usize,
+        column: usize,
+        key: String,
+        message: String,
+    },
+}
+
+/// Default source pace in batch mode (records per second per partition).
+pub const DEFAULT_RATE_PER_SEC: u64 = 100;
+/// Default sink batch size.
+pub const DEFAULT_BATCH_SIZE: u32 = 10;
+/// Default bound for a partition with pending records to advance (C1), once faults have healed.
+pub const DEFAULT_PROGRESS_WITHIN_MS: u64 = 10_000;
+/// Default bound for a batch job to reach a terminal status once faults have healed.
+pub const DEFAULT_TERMINAL_WITHIN_MS: u64 = 60_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: Option<String>,
+    duration_ms: u64,
+    job: RawJob,
+    cluster: Option<RawCluster>,
+    network: Option<RawNetwork>,
+    #[serde(default)]
+    faults: Vec<RawFault>,
+    expect: Option<RawExpect>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJob {
+    mode: String,
+    partitions: u32,
+    delivery: Option<String>,
+    vertices: Vec<RawVertex>,
+    restart: Option<RawRestart>,
+    checkpoint: Option<toml::Value>,
+    checkpoint_failure_policy: Option<toml::Value>,
+    lifecycle: Option<toml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVertex {
+    name: String,
+    kind: String,
+    records: Option<u64>,
+    skew: Option<Vec<u64>>,
+    scale: Option<RawScale>,
+    rate_per_sec: Option<u64>,
+    batch_size: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScale {
+    min: Option<u16>,
+    max: Option<u16>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRestart {
+    strategy: String,
+    max_failures_per_interval: Option<u32>,
+    failure_rate_interval_ms: Option<u64>,
+    attempts: Option<u32>,
+    delay_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    workers: Option<u16>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    latency_ms: Option<[u64; 2]>,
+    loss: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFault {
+    pub at_ms: u64,
+    pub kind: String,
+    pub vertex: Option<String>,
+    pub partition: Option<u32>,
+    pub node: Option<String>,
+    pub nodes: Option<Vec<String>>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub restart_after_ms: Option<u64>,
+    pub heal_after_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExpect {
+    status: Option<String>,
+    within_ms: Option<u64>,
+    progress_within_ms: Option<u64>,
+    terminal_within_ms: Option<u64>,
+}
+
+/// The network model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Network {
+    pub latency_ms: (u64, u64),
+    pub loss: f64,
+}
+
+/// Expectations on top of the checkers, and the liveness bounds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expect {
+    pub status: Option<JobStatus>,
+    pub within_ms: Option<u64>,
+    pub progress_within_ms: u64,
+    pub terminal_within_ms: u64,
+}
+
+/// A validated scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    pub name: String,
+    /// Where it came from (a path, or `<inline>`).
+    pub file: String,
+    pub duration_ms: u64,
+    pub job: JobSpec,
+    pub network: Network,
+    pub faults: Vec<Fault>,
+    pub expect: Expect,
+}
+
+/// Validation context: turns a key path and a message into a located error.
+pub(crate) struct Ctx<'a> {
+    file: &'a str,
+    keys: KeyMap,
+}
+
+impl Ctx<'_> {
+    pub(crate) fn err(&self, key: &str, message: impl Into<String>) -> ScenarioError {
+        let (line, column) = self.keys.place_of(key).unwrap_or((1, 1));
+        ScenarioError::Invalid {
+            file: self.file.to_string(),
+            line,
+            column,
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+impl Scenario {
+    /// Reads and validates a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError::Read {
+            file: file.clone(),
+            why: e.to_string(),
+        })?;
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "scenario".into());
+        Scenario::parse(&text, &file, &stem)
+    }
+
+    /// Validates a scenario text; `file` names it in errors, `default_name` is used when it has no `name`.
+    pub fn parse(text: &str, file: &str, default_name: &str) -> Result<Scenario, ScenarioError> {
+        let ctx = Ctx {
+            file,
+            keys: KeyMap::new(text),
+        };
+        let raw: RawScenario = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            let (line, column) = ctx.keys.line_col(span.start);
+            let key = ctx
+                .keys
+                .path_at(&span)
+                .unwrap_or_else(|| unknown_key(e.message()).unwrap_or_default());
+            ScenarioError::Invalid {
+                file: file.to_string(),
+                line,
+                column,
+                key,
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        build(raw, &ctx, default_name)
+    }
+
+    /// Index of the vertex named `name`.
+    pub fn vertex_index(&self, name: &str) -> Option<u16> {
+        self.job
+            .vertices
+            .iter()
+            .position(|v| v.name == name)
+            .map(|i| i as u16)
+    }
+
+    /// The records each source partition holds at the start.
+    pub fn partition_records(&self) -> &[u64] {
+        &self.job.vertices[0].partition_records
+    }
+}
+
+fn unknown_key(message: &str) -> Option<String> {
+    let start = message.find('`')? + 1;
+    let len = message[start..].find('`')?;
+    Some(message[start..start + len].to_string())
+}
+
+fn build(raw: RawScenario, ctx: &Ctx, default_name: &str) -> Result<Scenario, ScenarioError> {
+    if raw.duration_ms == 0 {
+        return Err(ctx.err("duration_ms", "must be positive"));
+    }
+    let job = &raw.job;
+    let mode = match job.mode.as_str() {
+        "batch" => Mode::Batch,
+        "streaming" => {
+            return Err(ctx.err(
+                "job.mode",
+                "streaming mode is not implemented yet (batch only)",
+            ))
+        }
+        other => {
+            return Err(ctx.err(
+                "job.mode",
+                format!("unknown mode {other:?}; expected \"batch\" or \"streaming\""),
+            ))
+        }
+    };
+    for (key, present) in [
+        ("job.checkpoint", job.checkpoint.is_some()),
+        (
+            "job.checkpoint_failure_policy",
+            job.checkpoint_failure_policy.is_some(),
+        ),
+        ("job.lifecycle", job.lifecycle.is_some()),
+    ] {
+        if present {
+            return Err(ctx.err(
+                key,
+                "not implemented yet in this engine version; remove the table",
+            ));
+        }
+    }
+    if job.partitions == 0 {
+        return Err(ctx.err("job.partitions", "must be positive"));
+    }
+    if job.partitions > 1024 {
+        return Err(ctx.err("job.partitions", "at most 1024 partitions"));
+    }
+    let delivery =
+        match job.delivery.as_deref() {
+            None | Some("exactly-once") => Delivery::ExactlyOnce,
+            Some("at-least-once") => Delivery::AtLeastOnce,
+            Some(other) => return Err(ctx.err(
+                "job.delivery",
+                format!(
+                    "unknown delivery {other:?}; expected \"exactly-once\" or \"at-least-once\""
+                ),
+            )),
+        };
+    let workers = raw.cluster.as_ref().and_then(|c| c.workers).unwrap_or(2);
+    if workers == 0 || workers > 1000 {
+        return Err(ctx.err("cluster.workers", "must be between 1 and 1000"));
+    }
+    let vertices = build_vertices(job, ctx)?;
+    let restart = build_restart(job.restart.as_ref(), ctx)?;
+    let network = build_network(raw.network.as_ref(), ctx)?;
+    let expect = build_expect(raw.expect.as_ref(), raw.duration_ms, ctx)?;
+    let spec = JobSpec {
+        mode,
+        delivery,
+        partitions: job.partitions,
+        vertices,
+        restart,
+        workers,
+        timings: Timings::default(),
+    };
+    let name = raw.name.clone().unwrap_or_else(|| default_name.to_string());
+    if name.is_empty() {
+        return Err(ctx.err("name", "must not be empty"));
+    }
+    let mut scenario = Scenario {
+        name,
+        file: ctx.file.to_string(),
+        duration_ms: raw.duration_ms,
+        job: spec,
+        network,
+        faults: Vec::new(),
+        expect,
+    };
+    for (i, f) in raw.faults.iter().enumerate() {
+        let fault = crate::fault::validate(f, i, &scenario, ctx)?;
+        scenario.faults.push(fault);
+    }
+    Ok(scenario)
+}
+
+fn build_vertices(job: &RawJob, ctx: &Ctx) -> Result<Vec<VertexSpec>, ScenarioError> {
+    if job.vertices.len() < 2 {
+        return Err(ctx.err(
+            "job.vertices",
+            "a job needs a source and a sink: at least two vertices",
+        ));
+    }
+    let last = job.vertices.len() - 1;
+    let mut out = Vec::new();
+    for (i, v) in job.vertices.iter().enumerate() {
+        let key = |k: &str| format!("job.vertices[{i}].{k}");
+        let kind = match v.kind.as_str() {
+            "source" => VertexKind::Source,
+            "map" => VertexKind::Map,
+            "sink" => VertexKind::Sink,
+            other => {
+                return Err(ctx.err(
+                    &key("kind"),
+                    format!("unknown kind {other:?}; expected source, map or sink"),
+                ))
+            }
+        };
+        let expected = if i == 0 {
+            VertexKind::Source
+        } else if i == last {
+            VertexKind::Sink
+        } else {
+            VertexKind::Map
+        };
+        if kind != expected {
+            return Err(ctx.err(
+                &key("kind"),
+                "a job is a chain: one source first, maps in between, one sink last",
+            ));
+        }
+        if v.name.is_empty() {
+            return Err(ctx.err(&key("name"), "must not be empty"));
+        }
+        if job.vertices[..i].iter().any(|w| w.name == v.name) {
+            return Err(ctx.err(
+                &key("name"),
+                format!("vertex name {:?} is used twice", v.name),
+            ));
+        }
+        let min = v.scale.as_ref().and_then(|s| s.min).unwrap_or(1);
+        let max = v.scale.as_ref().and_then(|s| s.max).unwrap_or(min.max(1));
+        if max == 0 {
+            return Err(ctx.err(
+                &key("scale.max"),
+                "a batch job needs at least one replica of every vertex",
+            ));
+        }
+        if min > max {
+            return Err(ctx.err(&key("scale.min"), format!("min {min} is above max {max}")));
+        }
+        if max > 64 {
+            return Err(ctx.err(&key("scale.max"), "at most 64 replicas"));
+        }
+        let only_source = |k: &str, present: bool| -> Result<(), ScenarioError> {
+            if present && kind != VertexKind::Source {
+                return Err(ctx.err(&key(k), "only a source vertex takes this key"));
+            }
+            Ok(())
+        };
+        only_source("records", v.records.is_some())?;
+        only_source("skew", v.skew.is_some())?;
+        only_source("rate_per_sec", v.rate_per_sec.is_some())?;
+        if v.batch_size.is_some() && kind != VertexKind::Sink {
+            return Err(ctx.err(&key("batch_size"), "only a sink vertex takes this key"));
+        }
+        let mut partition_records = Vec::new();
+        if kind == VertexKind::Source {
+            let records = v
+                .records
+                .ok_or_else(|| ctx.err(&key("records"), "a source needs `records`"))?;
+            if records > 10_000_000 {
+                return Err(ctx.err(&key("records"), "at most 10,000,000 records"));
+            }
+            let weights = v
+                .skew
+                .clone()
+                .unwrap_or_else(|| vec![1; job.partitions as usize]);
+            if weights.len() != job.partitions as usize {
+                return Err(ctx.err(
+                    &key("skew"),
+                    format!(
+                        "has {} weights for {} partitions",
+                        weights.len(),
+                        job.partitions
+                    ),
+                ));
+            }
+            if weights.iter().all(|w| *w == 0) {
+                return Err(ctx.err(&key("skew"), "at least one weight must be positive"));
+            }
+            partition_records = split_records(records, &weights);
+        }
+        let batch_size = v.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
+        if batch_size == 0 || batch_size > 10_000 {
+            return Err(ctx.err(&key("batch_size"), "must be between 1 and 10000"));
+        }
+        let rate_per_sec = v.rate_per_sec.unwrap_or(DEFAULT_RATE_PER_SEC);
+        if rate_per_sec > 1_000_000 {
+            return Err(ctx.err(&key("rate_per_sec"), "at most 1,000,000 (0 means unpaced)"));
+        }
+        out.push(VertexSpec {
+            name: v.name.clone(),
+            kind,
+            replicas: min.max(1),
+            partition_records,
+            rate_per_sec,
+            batch_size,
+        });
+    }
+    Ok(out)
+}
+
+fn build_restart(raw: Option<&RawRestart>, ctx: &Ctx) -> Result<RestartSpec, ScenarioError> {
+    let Some(r) = raw else {
+        return Ok(RestartSpec::None);
+    };
+    let need = |v: Option<u64>, k: &str| -> Result<u64, ScenarioError> {
+        v.ok_or_else(|| {
+            ctx.err(
+                &format!("job.restart.{k}"),
+                format!("strategy {:?} needs `{k}`", r.strategy),
+            )
+        })
+    };
+    let not_for = |present: bool, k: &str| -> Result<(), ScenarioError> {
+        if present {
+            return Err(ctx.err(
+                &format!("job.restart.{k}"),
+                format!("strategy {:?} takes no `{k}`", r.strategy),
+            ));
+        }
+        Ok(())
+    };
+    match r.strategy.as_str() {
+        "none" => {
+            not_for(r.attempts.is_some(), "attempts")?;
+            not_for(r.delay_ms.is_some(), "delay_ms")?;
+            not_for(r.max_failures_per_interval.is_some(), "max_failures_per_interval")?;
+            not_for(r.failure_rate_interval_ms.is_some(), "failure_rate_interval_ms")?;
+            Ok(RestartSpec::None)
+        }
+        "fixed-delay" => {
+            not_for(r.max_failures_per_interval.is_some(), "max_failures_per_interval")?;
+            not_for(r.failure_rate_interval_ms.is_some(), "failure_rate_interval_ms")?;
+            let attempts = need(r.attempts.map(u64::from), "attempts")? as u32;
+            if attempts > 1000 {
+                return Err(ctx.err("job.restart.attempts", "at most 1000"));
+            }
+            Ok(RestartSpec::FixedDelay { attempts, delay_ms: r.delay_ms.unwrap_or(1_000) })
+        }
+        "failure-rate" => {
+            not_for(r.attempts.is_some(), "attempts")?;
+            let max = need(r.max_failures_per_interval.map(u64::from), "max_failures_per_interval")? as u32;
+            let interval = need(r.failure_rate_interval_ms, "failure_rate_interval_ms")?;
+            if max == 0 {
+                return Err(ctx.err("job.restart.max_failures_per_interval", "must be positive"));
+            }
+            if interval == 0 {
+                return Err(ctx.err("job.restart.failure_rate_interval_ms", "must be positive"));
+            }
+            Ok(RestartSpec::FailureRate {
+                max_failures_per_interval: max,
+                failure_rate_interval_ms: interval,
+                delay_ms: r.delay_ms.unwrap_or(1_000),
+            })
+        }
+        other => Err(ctx.err(
+            "job.restart.strategy",
+            format!("unknown strategy {other:?}; expected \"none\", \"fixed-delay\" or \"failure-rate\""),
+        )),
+    }
+}
+
+fn build_network(raw: Option<&RawNetwork>, ctx: &Ctx) -> Result<Network, ScenarioError> {
+    let latency_ms = raw.and_then(|n| n.latency_ms).unwrap_or([1, 10]);
+    if latency_ms[0] == 0 || latency_ms[0] > latency_ms[1] {
+        return Err(ctx.err(
+            "network.latency_ms",
+            "must be [low, high] with 0 < low <= high",
+        ));
+    }
+    if latency_ms[1] > 60_000 {
+        return Err(ctx.err("network.latency_ms", "at most 60,000 ms"));
+    }
+    let loss = raw.and_then(|n| n.loss).unwrap_or(0.0);
+    if !(0.0..0.5).contains(&loss) {
+        return Err(ctx.err("network.loss", "must be in [0, 0.5)"));
+    }
+    Ok(Network {
+        latency_ms: (latency_ms[0], latency_ms[1]),
+        loss,
+    })
+}
+
+fn build_expect(
+    raw: Option<&RawExpect>,
+    duration_ms: u64,
+    ctx: &Ctx,
+) -> Result<Expect, ScenarioError> {
+    let status = match raw.and_then(|e| e.status.as_deref()) {
+        None => None,
+        Some(s) => Some(JobStatus::from_name(s).ok_or_else(|| {
+            let names: Vec<&str> = JobStatus::ALL.iter().map(|s| s.name()).collect();
+            ctx.err(
+                "expect.status",
+                format!("unknown status {s:?}; expected one of {}", names.join(", ")),
+            )
+        })?),
+    };
+    let bound = |v: Option<u64>, k: &str, default: u64| -> Result<u64, ScenarioError> {
+        match v {
+            Some(0) => Err(ctx.err(&format!("expect.{k}"), "must be positive")),
+            Some(v) if v > duration_ms && k == "within_ms" => Err(ctx.err(
+                &format!("expect.{k}"),
+                format!("{v} is beyond duration_ms {duration_ms}"),
+            )),
+            Some(v) => Ok(v),
+            None => Ok(default),
+        }
+    };
+    let within_ms = match raw.and_then(|e| e.within_ms) {
+        None => None,
+        Some(v) => Some(bound(Some(v), "within_ms", 0)?),
+    };
+    Ok(Expect {
+        status,
+        within_ms,
+        progress_within_ms: bound(
+            raw.and_then(|e| e.progress_within_ms),
+            "progress_within_ms",
+            DEFAULT_PROGRESS_WITHIN_MS,
+        )?,
+        terminal_within_ms: bound(
+            raw.and_then(|e| e.terminal_within_ms),
+            "terminal_within_ms",
+            DEFAULT_TERMINAL_WITHIN_MS,
+        )?,
+    })
+}
+
+/// Parses a node name of this cluster.
+pub(crate) fn node_of(name: &str, workers: u16) -> Option<NodeName> {
+    match NodeName::parse(name)? {
+        NodeName::Client => None,
+        NodeName::Worker(n) if n > workers => None,
+        n => Some(n),
+    }
+}
+
+/// Short description of a fault kind, for errors.
+pub(crate) fn kind_list() -> &'static str {
+    FaultKind::NAMES
+}

@@ -1,0 +1,224 @@
+//! The world: one seeded madsim runtime with the engine's nodes on a simulated network, the fault timeline, and the
+//! client that reads the job status through the coordinator's API.
+
+use crate::fault::{timeline, Action};
+use crate::scenario::Scenario;
+use crate::trace::{TraceEntry, TraceEvent, TraceRecorder};
+use madsim::runtime::{Handle, NodeHandle, Runtime};
+use sluice_engine::net::{Ctrl, CtrlEndpoint, NodeName};
+use sluice_engine::store::Commit;
+use sluice_engine::{coordinator, store, worker, Canaries, JobStatus, Mode, NodeContext};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How often the client reads the job status.
+pub const STATUS_POLL_MS: u64 = 100;
+/// How long a batch run goes on after the client first reads a terminal status (late writes, zombies show here).
+pub const SETTLE_MS: u64 = 2_000;
+
+/// What a simulation leaves behind.
+pub struct Outcome {
+    pub trace: Vec<TraceEntry>,
+    pub ledger: Vec<Commit>,
+    /// The last status the client read, if it ever read one.
+    pub status: Option<JobStatus>,
+    pub sim_ms: u64,
+}
+
+fn net_config(s: &Scenario) -> madsim::Config {
+    let mut config = madsim::Config::default();
+    let (lo, hi) = s.network.latency_ms;
+    config.net.send_latency = Duration::from_millis(lo)..Duration::from_millis(hi + 1);
+    config.net.packet_loss_rate = s.network.loss;
+    config
+}
+
+/// Runs `scenario` under `seed` with `canaries` switched on. Panics of the engine propagate to the caller.
+pub fn simulate(scenario: &Scenario, seed: u64, canaries: Canaries) -> Outcome {
+    let recorder = Arc::new(TraceRecorder::default());
+    let ctx = NodeContext::new(scenario.job.clone(), canaries, recorder.clone());
+    let ledger = ctx.ledger.clone();
+    let rt = Runtime::with_seed_and_config(seed, net_config(scenario));
+    let observed: Arc<Mutex<Option<JobStatus>>> = Arc::default();
+    let sim_ms = rt.block_on(supervise(
+        scenario.clone(),
+        ctx,
+        recorder.clone(),
+        observed.clone(),
+    ));
+    drop(rt);
+    let ledger = ledger.lock().expect("ledger lock").commits().to_vec();
+    let status = *observed.lock().expect("observed lock");
+    Outcome {
+        trace: recorder.take(),
+        ledger,
+        status,
+        sim_ms,
+    }
+}
+
+fn node(
+    handle: &Handle,
+    name: NodeName,
+    init: impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        + Send
+        + Sync
+        + 'static,
+) -> NodeHandle {
+    handle
+        .create_node()
+        .name(name.label())
+        .ip(name.ip())
+        .init(init)
+        .build()
+}
+
+async fn supervise(
+    scenario: Scenario,
+    ctx: NodeContext,
+    recorder: Arc<TraceRecorder>,
+    observed: Arc<Mutex<Option<JobStatus>>>,
+) -> u64 {
+    let handle = Handle::current();
+    let mut nodes: BTreeMap<NodeName, NodeHandle> = BTreeMap::new();
+    {
+        let (ledger, tracer) = (ctx.ledger.clone(), ctx.tracer("store"));
+        nodes.insert(
+            NodeName::Store,
+            node(&handle, NodeName::Store, move || {
+                Box::pin(store::run(ledger.clone(), tracer.clone()))
+            }),
+        );
+    }
+    for n in 1..=scenario.job.workers {
+        let c = ctx.clone();
+        nodes.insert(
+            NodeName::Worker(n),
+            node(&handle, NodeName::Worker(n), move || {
+                Box::pin(worker::run(c.clone(), n))
+            }),
+        );
+    }
+    {
+        let c = ctx.clone();
+        nodes.insert(
+            NodeName::Coordinator,
+            node(&handle, NodeName::Coordinator, move || {
+                Box::pin(coordinator::run(c.clone()))
+            }),
+        );
+    }
+    let first_terminal_ms: Arc<Mutex<Option<u64>>> = Arc::default();
+    {
+        let (recorder, observed, first_terminal_ms) = (
+            recorder.clone(),
+            observed.clone(),
+            first_terminal_ms.clone(),
+        );
+        // A node exits when its init task ends: the client's init is the status reader.
+        let client = node(&handle, NodeName::Client, move || {
+            Box::pin(read_status(
+                recorder.clone(),
+                observed.clone(),
+                first_terminal_ms.clone(),
+            ))
+        });
+        nodes.insert(NodeName::Client, client);
+    }
+
+    let start = madsim::time::Instant::now();
+    let now_ms = || start.elapsed().as_millis() as u64;
+    let actions = timeline(&scenario.faults);
+    let mut next = 0;
+    let batch = scenario.job.mode == Mode::Batch;
+    loop {
+        let now = now_ms();
+        while next < actions.len() && actions[next].0 <= now {
+            let action = &actions[next].1;
+            apply(action, &handle, &nodes, &ctx);
+            recorder.push(
+                "sim",
+                TraceEvent::Fault {
+                    action: action.describe(),
+                },
+            );
+            next += 1;
+        }
+        let settled = first_terminal_ms
+            .lock()
+            .expect("lock")
+            .is_some_and(|t| now >= t + SETTLE_MS);
+        if now >= scenario.duration_ms || (batch && settled) {
+            return now;
+        }
+        let next_action = actions.get(next).map(|a| a.0).unwrap_or(u64::MAX);
+        let wake = next_action
+            .min(now + STATUS_POLL_MS)
+            .min(scenario.duration_ms);
+        madsim::time::sleep_until(start + Duration::from_millis(wake)).await;
+    }
+}
+
+fn apply(
+    action: &Action,
+    handle: &Handle,
+    nodes: &BTreeMap<NodeName, NodeHandle>,
+    ctx: &NodeContext,
+) {
+    let id = |n: &NodeName| nodes.get(n).expect("validated node").id();
+    let net = madsim::net::NetSim::current();
+    match action {
+        Action::EndPartition { partition } => ctx.external.end_partition(*partition),
+        Action::DuplicateEot { partition } => ctx.external.duplicate_eot(*partition),
+        Action::Kill(n) => handle.kill(id(n)),
+        Action::Restart(n) => handle.restart(id(n)),
+        Action::Isolate(n) => net.clog_node(id(n)),
+        Action::Heal(n) => net.unclog_node(id(n)),
+        Action::ClogLink(a, b) => net.clog_link(id(a), id(b)),
+        Action::UnclogLink(a, b) => net.unclog_link(id(a), id(b)),
+    }
+}
+
+/// The client: reads the status through the coordinator's API, as a user would.
+async fn read_status(
+    recorder: Arc<TraceRecorder>,
+    observed: Arc<Mutex<Option<JobStatus>>>,
+    first_terminal_ms: Arc<Mutex<Option<u64>>>,
+) {
+    let ctrl = CtrlEndpoint::bind()
+        .await
+        .expect("client control port is free");
+    let start = madsim::time::Instant::now();
+    let mut request = 0u64;
+    loop {
+        request += 1;
+        ctrl.send(NodeName::Coordinator, Ctrl::GetStatus { request })
+            .await;
+        let deadline = madsim::time::Instant::now() + Duration::from_millis(STATUS_POLL_MS);
+        while let Ok(Ok((msg, _))) = madsim::time::timeout(
+            deadline.saturating_duration_since(madsim::time::Instant::now()),
+            ctrl.recv(),
+        )
+        .await
+        {
+            if let Ctrl::Status { request: r, status } = msg {
+                if r != request {
+                    continue; // a late answer to an older read
+                }
+                let mut last = observed.lock().expect("observed lock");
+                if *last != Some(status) {
+                    recorder.push("client", TraceEvent::Observed { status });
+                    *last = Some(status);
+                }
+                if status.is_terminal() {
+                    first_terminal_ms
+                        .lock()
+                        .expect("lock")
+                        .get_or_insert(start.elapsed().as_millis() as u64);
+                }
+            }
+        }
+        madsim::time::sleep_until(deadline).await;
+    }
+}
