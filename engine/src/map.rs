@@ -46,7 +46,8 @@ pub async fn run(
                     let out = outputs.get_mut(&partition).expect("an output per owned partition");
                     out.send(record).await?;
                     if let Some(tx) = credit_to.get(&partition) {
-                        send_frame(tx, partition, Frame::Credit(1)).await?;
+                        // The upstream may be gone after its EOT; a death before it shows as `Closed`.
+                        let _ = send_frame(tx, partition, Frame::Credit(1)).await;
                     }
                 }
                 InputEvent::Eot { partition: p } => {

@@ -278,17 +278,18 @@ fn build(raw: RawScenario, ctx: &Ctx, default_name: &str) -> Result<Scenario, Sc
     if job.partitions > 1024 {
         return Err(ctx.err("job.partitions", "at most 1024 partitions"));
     }
-    let delivery =
-        match job.delivery.as_deref() {
-            None | Some("exactly-once") => Delivery::ExactlyOnce,
-            Some("at-least-once") => Delivery::AtLeastOnce,
-            Some(other) => return Err(ctx.err(
+    let delivery = match job.delivery.as_deref() {
+        None | Some("exactly-once") => Delivery::ExactlyOnce,
+        Some("at-least-once") => Delivery::AtLeastOnce,
+        Some(other) => {
+            return Err(ctx.err(
                 "job.delivery",
                 format!(
                     "unknown delivery {other:?}; expected \"exactly-once\" or \"at-least-once\""
                 ),
-            )),
-        };
+            ))
+        }
+    };
     let workers = raw.cluster.as_ref().and_then(|c| c.workers).unwrap_or(2);
     if workers == 0 || workers > 1000 {
         return Err(ctx.err("cluster.workers", "must be between 1 and 1000"));
