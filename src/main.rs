@@ -15,11 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(
-    name = "sluice",
-    version,
-    about = "Deterministic simulation testing for a streaming/batch dataflow engine"
-)]
+#[command(name = "sluice", version, about = "Deterministic simulation testing for a streaming/batch dataflow engine")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -77,21 +73,10 @@ struct UsageError(String);
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run {
-            scenario,
-            seed,
-            canaries,
-            json,
-            trace,
-        } => cmd_run(&scenario, seed, &canaries, json, trace),
-        Command::Explore {
-            paths,
-            seeds,
-            first_seed,
-            canaries,
-            threads,
-            json,
-        } => cmd_explore(&paths, seeds, first_seed, &canaries, threads, json),
+        Command::Run { scenario, seed, canaries, json, trace } => cmd_run(&scenario, seed, &canaries, json, trace),
+        Command::Explore { paths, seeds, first_seed, canaries, threads, json } => {
+            cmd_explore(&paths, seeds, first_seed, &canaries, threads, json)
+        }
         Command::Canaries { json } => {
             cmd_canaries(json);
             Ok(true)
@@ -112,10 +97,7 @@ fn parse_canaries(names: &[String]) -> Result<Vec<Canary>, UsageError> {
     for name in names {
         let c = Canary::from_name(name).ok_or_else(|| {
             let known: Vec<&str> = Canary::ALL.iter().map(|c| c.name()).collect();
-            UsageError(format!(
-                "unknown canary {name:?}; known canaries: {}",
-                known.join(", ")
-            ))
+            UsageError(format!("unknown canary {name:?}; known canaries: {}", known.join(", ")))
         })?;
         if !out.contains(&c) {
             out.push(c);
@@ -134,22 +116,12 @@ fn print_failure_header(file: &str, report: &RunReport) {
         "FAIL {} seed {}: {}\n  replay: {}",
         report.scenario,
         report.seed,
-        report
-            .violations
-            .first()
-            .map(|v| v.to_string())
-            .unwrap_or_default(),
+        report.violations.first().map(|v| v.to_string()).unwrap_or_default(),
         replay_command(file, report.seed, &report.canaries)
     );
 }
 
-fn cmd_run(
-    path: &Path,
-    seed: u64,
-    canary_names: &[String],
-    json: bool,
-    trace: bool,
-) -> Result<bool, UsageError> {
+fn cmd_run(path: &Path, seed: u64, canary_names: &[String], json: bool, trace: bool) -> Result<bool, UsageError> {
     let canaries = parse_canaries(canary_names)?;
     let scenario = load(path)?;
     let report = run(&scenario, seed, &canaries);
@@ -159,30 +131,18 @@ fn cmd_run(
         print_failure_header(&scenario.file, &report);
     }
     if json {
-        println!(
-            "{}",
-            serde_json::to_string(&report).expect("reports serialize")
-        );
+        println!("{}", serde_json::to_string(&report).expect("reports serialize"));
     } else {
         if trace {
             print!("{}", sluice_sim::trace::render(&report.trace));
         }
-        let canaries = if report.canaries.is_empty() {
-            "none".to_string()
-        } else {
-            report.canaries.join(", ")
-        };
-        println!(
-            "scenario {}  seed {}  canaries: {canaries}",
-            report.scenario, report.seed
-        );
+        let canaries = if report.canaries.is_empty() { "none".to_string() } else { report.canaries.join(", ") };
+        println!("scenario {}  seed {}  canaries: {canaries}", report.scenario, report.seed);
         println!("verdict: {}", if failed { "FAIL" } else { "pass" });
         for v in &report.violations {
             println!("  {v}");
         }
-        let status = report
-            .status
-            .map_or("unknown".to_string(), |s| s.to_string());
+        let status = report.status.map_or("unknown".to_string(), |s| s.to_string());
         println!(
             "status {status}  produced {}  delivered {}  sim {} ms  wall {} ms  trace_hash {}",
             report.produced, report.delivered, report.sim_ms, report.wall_ms, report.trace_hash
@@ -196,18 +156,15 @@ fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, UsageError> {
     let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {
-            let entries = std::fs::read_dir(p)
-                .map_err(|e| UsageError(format!("{}: cannot read directory: {e}", p.display())))?;
+            let entries =
+                std::fs::read_dir(p).map_err(|e| UsageError(format!("{}: cannot read directory: {e}", p.display())))?;
             let mut found: Vec<PathBuf> = entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|f| f.extension().is_some_and(|x| x == "toml") && f.is_file())
                 .collect();
             found.sort();
             if found.is_empty() {
-                return Err(UsageError(format!(
-                    "{}: no *.toml scenario in this directory",
-                    p.display()
-                )));
+                return Err(UsageError(format!("{}: no *.toml scenario in this directory", p.display())));
             }
             files.extend(found);
         } else {
@@ -233,18 +190,9 @@ fn cmd_explore(
         return Err(UsageError("--threads must be positive".into()));
     }
     // Every scenario is validated before anything runs.
-    let scenarios = scenario_files(paths)?
-        .iter()
-        .map(|f| load(f))
-        .collect::<Result<Vec<_>, _>>()?;
-    let threads =
-        threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let sweep = Sweep {
-        seeds,
-        first_seed,
-        canaries,
-        threads,
-    };
+    let scenarios = scenario_files(paths)?.iter().map(|f| load(f)).collect::<Result<Vec<_>, _>>()?;
+    let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let sweep = Sweep { seeds, first_seed, canaries, threads };
     let bar = (!json && std::io::stderr().is_terminal()).then(|| {
         let bar = ProgressBar::new(scenarios.len() as u64 * seeds);
         bar.set_style(
@@ -258,11 +206,7 @@ fn cmd_explore(
             "FAIL {} seed {}: {}\n  replay: {}",
             report.scenario,
             report.seed,
-            report
-                .violations
-                .first()
-                .map(|v| v.to_string())
-                .unwrap_or_default(),
+            report.violations.first().map(|v| v.to_string()).unwrap_or_default(),
             replay_command(&scenario.file, report.seed, &report.canaries)
         );
         match &bar {
@@ -280,14 +224,17 @@ fn cmd_explore(
         bar.finish_and_clear();
     }
     if json {
-        println!(
-            "{}",
-            serde_json::to_string(&report).expect("reports serialize")
-        );
+        println!("{}", serde_json::to_string(&report).expect("reports serialize"));
     } else {
         println!(
             "{} scenarios x {} seeds = {} runs: {} failed  ({:.0} runs/s, simulated/wall {:.0}x, {} ms)",
-            report.scenarios, report.seeds, report.runs, report.failures, report.seeds_per_sec, report.sim_to_wall, report.wall_ms
+            report.scenarios,
+            report.seeds,
+            report.runs,
+            report.failures,
+            report.seeds_per_sec,
+            report.sim_to_wall,
+            report.wall_ms
         );
         for f in &report.failing {
             println!("  {} seed {}: {}", f.scenario, f.seed, f.invariant);
@@ -305,12 +252,7 @@ fn cmd_canaries(json: bool) {
         println!("{}", serde_json::Value::Array(list));
     } else {
         for c in Canary::ALL {
-            println!(
-                "{:<28} class {:?}  {}",
-                c.name(),
-                c.class(),
-                c.description()
-            );
+            println!("{:<28} class {:?}  {}", c.name(), c.class(), c.description());
         }
     }
 }

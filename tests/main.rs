@@ -1,1 +1,8 @@
+//! Integration tests of the whole thing: one binary, one module per concern.
 
+mod canaries;
+mod cli;
+mod determinism;
+mod properties;
+mod scenarios;
+mod support;

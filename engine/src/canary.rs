@@ -35,11 +35,8 @@ pub enum Canary {
 
 impl Canary {
     /// Every canary, in a stable order.
-    pub const ALL: [Canary; 3] = [
-        Canary::SinkStopsAtFirstEot,
-        Canary::SharedPartitionStream,
-        Canary::EotCountedNotTracked,
-    ];
+    pub const ALL: [Canary; 3] =
+        [Canary::SinkStopsAtFirstEot, Canary::SharedPartitionStream, Canary::EotCountedNotTracked];
 
     /// The kebab-case name used on the command line and in JSON.
     pub fn name(self) -> &'static str {
@@ -68,9 +65,7 @@ impl Canary {
     /// The bug class the canary comes from.
     pub fn class(self) -> BugClass {
         match self {
-            Canary::SinkStopsAtFirstEot
-            | Canary::SharedPartitionStream
-            | Canary::EotCountedNotTracked => BugClass::C,
+            Canary::SinkStopsAtFirstEot | Canary::SharedPartitionStream | Canary::EotCountedNotTracked => BugClass::C,
         }
     }
 
@@ -95,10 +90,7 @@ impl Canaries {
     pub const NONE: Canaries = Canaries(0);
 
     fn bit(c: Canary) -> u64 {
-        let index = Canary::ALL
-            .iter()
-            .position(|x| *x == c)
-            .expect("canary in ALL");
+        let index = Canary::ALL.iter().position(|x| *x == c).expect("canary in ALL");
         1 << index
     }
 

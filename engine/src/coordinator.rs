@@ -53,9 +53,7 @@ struct Coordinator {
 
 /// Runs the coordinator node.
 pub async fn run(ctx: NodeContext) {
-    let ctrl = CtrlEndpoint::bind()
-        .await
-        .expect("coordinator control port is free");
+    let ctrl = CtrlEndpoint::bind().await.expect("coordinator control port is free");
     let spec = ctx.spec.clone();
     let mut c = Coordinator {
         tracer: ctx.tracer("coordinator"),
@@ -89,51 +87,27 @@ impl Coordinator {
     fn set_status(&mut self, to: JobStatus, cause: &str) {
         let at_ms = self.now_ms();
         if let Some(change) = self.status.transition(to, at_ms, cause) {
-            self.tracer.emit(Event::StatusChanged {
-                from: change.from,
-                to: change.to,
-                cause: change.cause,
-            });
+            self.tracer.emit(Event::StatusChanged { from: change.from, to: change.to, cause: change.cause });
         }
     }
 
     fn alive_workers(&self) -> Vec<u16> {
         let now = self.now_ms();
         let timeout = self.spec.timings.worker_timeout_ms;
-        self.workers
-            .iter()
-            .filter(|(_, w)| now - w.last_seen_ms <= timeout)
-            .map(|(n, _)| *n)
-            .collect()
+        self.workers.iter().filter(|(_, w)| now - w.last_seen_ms <= timeout).map(|(n, _)| *n).collect()
     }
 
     async fn on_message(&mut self, msg: Ctrl, from: SocketAddr) {
         match msg {
-            Ctrl::Heartbeat {
-                worker,
-                incarnation,
-                executions,
-            } => self.on_heartbeat(worker, incarnation, executions),
-            Ctrl::Fenced {
-                attempt,
-                next_offsets,
-            } => {
-                if attempt == self.attempt && matches!(self.phase, Phase::Fencing) {
-                    self.deploy(next_offsets).await;
-                }
+            Ctrl::Heartbeat { worker, incarnation, executions } => self.on_heartbeat(worker, incarnation, executions),
+            Ctrl::Fenced { attempt, next_offsets }
+                if attempt == self.attempt && matches!(self.phase, Phase::Fencing) =>
+            {
+                self.deploy(next_offsets).await;
             }
-            Ctrl::GetStatus { request } => {
-                if from.ip() == NodeName::Client.ip() {
-                    self.ctrl
-                        .send(
-                            NodeName::Client,
-                            Ctrl::Status {
-                                request,
-                                status: self.status.current(),
-                            },
-                        )
-                        .await;
-                }
+            Ctrl::GetStatus { request } if from.ip() == NodeName::Client.ip() => {
+                let status = self.status.current();
+                self.ctrl.send(NodeName::Client, Ctrl::Status { request, status }).await;
             }
             _ => {}
         }
@@ -141,22 +115,11 @@ impl Coordinator {
 
     fn on_heartbeat(&mut self, worker: u16, incarnation: u64, executions: Vec<ExecReport>) {
         let now = self.now_ms();
-        let restarted =
-            matches!(self.workers.get(&worker), Some(w) if w.incarnation != incarnation);
-        self.workers.insert(
-            worker,
-            WorkerView {
-                incarnation,
-                last_seen_ms: now,
-                executions,
-            },
-        );
+        let restarted = matches!(self.workers.get(&worker), Some(w) if w.incarnation != incarnation);
+        self.workers.insert(worker, WorkerView { incarnation, last_seen_ms: now, executions });
         if restarted {
             if let Phase::Deployed { deployments } = &self.phase {
-                if deployments
-                    .iter()
-                    .any(|d| d.placement.get(&d.task) == Some(&worker))
-                {
+                if deployments.iter().any(|d| d.placement.get(&d.task) == Some(&worker)) {
                     let cause = format!("worker-{worker} restarted and lost its executions");
                     self.fail_attempt(cause);
                 }
@@ -169,17 +132,12 @@ impl Coordinator {
         match &mut self.phase {
             Phase::Gathering => {
                 let seen = self.alive_workers().len();
-                if seen == self.spec.workers as usize
-                    || (seen > 0 && now >= self.spec.timings.worker_timeout_ms)
-                {
+                if seen == self.spec.workers as usize || (seen > 0 && now >= self.spec.timings.worker_timeout_ms) {
                     self.begin_attempt();
                 }
             }
             Phase::Fencing => {
-                let msg = Ctrl::Fence {
-                    attempt: self.attempt,
-                    partitions: self.spec.partitions,
-                };
+                let msg = Ctrl::Fence { attempt: self.attempt, partitions: self.spec.partitions };
                 self.ctrl.send(NodeName::Store, msg).await;
             }
             Phase::Delaying { until_ms } => {
@@ -192,10 +150,7 @@ impl Coordinator {
                 if *resends_left > 0 {
                     *resends_left -= 1;
                     self.cancel_everywhere(self.attempt + 1).await;
-                    let msg = Ctrl::Fence {
-                        attempt: self.attempt + 1,
-                        partitions: self.spec.partitions,
-                    };
+                    let msg = Ctrl::Fence { attempt: self.attempt + 1, partitions: self.spec.partitions };
                     if self.status.current() != JobStatus::Finished {
                         self.ctrl.send(NodeName::Store, msg).await;
                     }
@@ -215,11 +170,8 @@ impl Coordinator {
             return; // stay fencing; the fence is re-sent and answered again once a worker is back
         }
         let tasks = self.spec.tasks();
-        let placement: BTreeMap<TaskId, u16> = tasks
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (*t, alive[i % alive.len()]))
-            .collect();
+        let placement: BTreeMap<TaskId, u16> =
+            tasks.iter().enumerate().map(|(i, t)| (*t, alive[i % alive.len()])).collect();
         let placement = Arc::new(placement);
         let start_offsets = Arc::new(start_offsets);
         let deployments: Vec<Arc<Deployment>> = tasks
@@ -240,9 +192,7 @@ impl Coordinator {
             placement: placement.iter().map(|(t, w)| (*t, *w)).collect(),
         });
         for d in &deployments {
-            self.ctrl
-                .send(d.worker_of(d.task), Ctrl::Deploy(d.clone()))
-                .await;
+            self.ctrl.send(d.worker_of(d.task), Ctrl::Deploy(d.clone())).await;
         }
         self.phase = Phase::Deployed { deployments };
         let cause = format!("attempt {} deployed", self.attempt);
@@ -252,11 +202,7 @@ impl Coordinator {
     /// The state of `task` of the current attempt, as its worker last reported it.
     fn reported(&self, d: &Deployment) -> Option<ExecState> {
         let worker = self.workers.get(d.placement.get(&d.task)?)?;
-        worker
-            .executions
-            .iter()
-            .find(|e| e.task == d.task && e.attempt == d.attempt)
-            .map(|e| e.state.clone())
+        worker.executions.iter().find(|e| e.task == d.task && e.attempt == d.attempt).map(|e| e.state.clone())
     }
 
     async fn watch_attempt(&mut self) {
@@ -273,41 +219,24 @@ impl Coordinator {
                 return self.fail_attempt(format!("worker-{worker} lost (no heartbeat)"));
             }
             match self.reported(d) {
-                Some(ExecState::Failed(cause)) => {
-                    return self.fail_attempt(format!("{} failed: {cause}", d.task))
-                }
+                Some(ExecState::Failed(cause)) => return self.fail_attempt(format!("{} failed: {cause}", d.task)),
                 Some(ExecState::Finished) => {
                     finished += 1;
                     running_or_done += 1;
                 }
                 Some(ExecState::Running) => running_or_done += 1,
-                None => {
-                    self.ctrl
-                        .send(d.worker_of(d.task), Ctrl::Deploy(d.clone()))
-                        .await
-                }
+                None => self.ctrl.send(d.worker_of(d.task), Ctrl::Deploy(d.clone())).await,
             }
         }
         // Workers still reporting executions of older attempts are told to cancel them.
         let stale: Vec<u16> = self
             .workers
             .iter()
-            .filter(|(_, w)| {
-                w.executions
-                    .iter()
-                    .any(|e| e.attempt < self.attempt && e.state == ExecState::Running)
-            })
+            .filter(|(_, w)| w.executions.iter().any(|e| e.attempt < self.attempt && e.state == ExecState::Running))
             .map(|(n, _)| *n)
             .collect();
         for n in stale {
-            self.ctrl
-                .send(
-                    NodeName::Worker(n),
-                    Ctrl::CancelBelow {
-                        below_attempt: self.attempt,
-                    },
-                )
-                .await;
+            self.ctrl.send(NodeName::Worker(n), Ctrl::CancelBelow { below_attempt: self.attempt }).await;
         }
         if finished == deployments.len() {
             self.set_status(JobStatus::Finished, "all tasks finished");
@@ -319,39 +248,24 @@ impl Coordinator {
 
     fn fail_attempt(&mut self, cause: String) {
         let now = self.now_ms();
-        self.tracer.emit(Event::FailureDetected {
-            attempt: self.attempt,
-            cause: cause.clone(),
-        });
+        self.tracer.emit(Event::FailureDetected { attempt: self.attempt, cause: cause.clone() });
         match self.restart.on_failure(now) {
             Ok(delay_ms) => {
-                self.tracer.emit(Event::RestartScheduled {
-                    attempt: self.attempt,
-                    delay_ms,
-                });
+                self.tracer.emit(Event::RestartScheduled { attempt: self.attempt, delay_ms });
                 self.set_status(JobStatus::Restarting, &cause);
-                self.phase = Phase::Delaying {
-                    until_ms: now + delay_ms,
-                };
+                self.phase = Phase::Delaying { until_ms: now + delay_ms };
             }
             Err(why) => {
-                self.tracer.emit(Event::RestartRefused {
-                    attempt: self.attempt,
-                    cause: why.clone(),
-                });
+                self.tracer.emit(Event::RestartRefused { attempt: self.attempt, cause: why.clone() });
                 self.set_status(JobStatus::Failed, &format!("{cause}; {why}"));
-                self.phase = Phase::Terminal {
-                    resends_left: TERMINAL_RESEND_TICKS,
-                };
+                self.phase = Phase::Terminal { resends_left: TERMINAL_RESEND_TICKS };
             }
         }
     }
 
     async fn cancel_everywhere(&self, below_attempt: u32) {
         for n in 1..=self.spec.workers {
-            self.ctrl
-                .send(NodeName::Worker(n), Ctrl::CancelBelow { below_attempt })
-                .await;
+            self.ctrl.send(NodeName::Worker(n), Ctrl::CancelBelow { below_attempt }).await;
         }
     }
 }

@@ -173,10 +173,7 @@ pub struct Tracer {
 
 impl Tracer {
     pub fn new(node: &str, recorder: Arc<dyn Recorder>) -> Tracer {
-        Tracer {
-            node: node.into(),
-            recorder,
-        }
+        Tracer { node: node.into(), recorder }
     }
 
     pub fn emit(&self, event: Event) {

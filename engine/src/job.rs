@@ -54,11 +54,7 @@ pub enum RestartSpec {
     /// Up to `attempts` restarts, `delay_ms` apart.
     FixedDelay { attempts: u32, delay_ms: u64 },
     /// A restart is refused iff more than `max_failures_per_interval` failures fall within the interval.
-    FailureRate {
-        max_failures_per_interval: u32,
-        failure_rate_interval_ms: u64,
-        delay_ms: u64,
-    },
+    FailureRate { max_failures_per_interval: u32, failure_rate_interval_ms: u64, delay_ms: u64 },
 }
 
 /// Timings of the engine's own protocols. All bounded; none is infinite.
@@ -114,10 +110,7 @@ impl JobSpec {
         let mut tasks = Vec::new();
         for (v, vertex) in self.vertices.iter().enumerate() {
             for r in 0..vertex.replicas {
-                tasks.push(TaskId {
-                    vertex: v as u16,
-                    replica: r,
-                });
+                tasks.push(TaskId { vertex: v as u16, replica: r });
             }
         }
         tasks
@@ -127,17 +120,12 @@ impl JobSpec {
     pub fn owner(&self, vertex: u16, partition: u32) -> TaskId {
         let replicas = self.vertices[vertex as usize].replicas as u32;
         assert!(replicas > 0, "vertex {vertex} has no replica");
-        TaskId {
-            vertex,
-            replica: (partition % replicas) as u16,
-        }
+        TaskId { vertex, replica: (partition % replicas) as u16 }
     }
 
     /// The partitions a task owns (as a consumer, or as a source reader).
     pub fn owned_partitions(&self, task: TaskId) -> Vec<u32> {
-        (0..self.partitions)
-            .filter(|p| self.owner(task.vertex, *p) == task)
-            .collect()
+        (0..self.partitions).filter(|p| self.owner(task.vertex, *p) == task).collect()
     }
 
     /// Total records the sources hold, before any early end.
@@ -181,10 +169,7 @@ pub struct Record {
 impl Record {
     /// The deterministic content of the external source: record `offset` of source partition `partition`.
     pub fn at(partition: u32, offset: u64) -> Record {
-        Record {
-            id: RecordId { partition, offset },
-            key: partition as u64,
-        }
+        Record { id: RecordId { partition, offset }, key: partition as u64 }
     }
 }
 
@@ -239,20 +224,8 @@ mod tests {
             workers: 1,
             timings: Timings::default(),
         };
-        assert_eq!(
-            spec.owned_partitions(TaskId {
-                vertex: 1,
-                replica: 0
-            }),
-            vec![0, 2, 4]
-        );
-        assert_eq!(
-            spec.owned_partitions(TaskId {
-                vertex: 1,
-                replica: 1
-            }),
-            vec![1, 3]
-        );
+        assert_eq!(spec.owned_partitions(TaskId { vertex: 1, replica: 0 }), vec![0, 2, 4]);
+        assert_eq!(spec.owned_partitions(TaskId { vertex: 1, replica: 1 }), vec![1, 3]);
         assert_eq!(spec.tasks().len(), 3);
     }
 }

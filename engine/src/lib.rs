@@ -33,8 +33,6 @@ pub mod worker;
 
 pub use canary::{BugClass, Canaries, Canary};
 pub use event::{Event, ExecOutcome, Recorder, StoreResponse, Tracer};
-pub use job::{
-    Delivery, JobSpec, Mode, RecordId, RestartSpec, TaskId, Timings, VertexKind, VertexSpec,
-};
+pub use job::{Delivery, JobSpec, Mode, RecordId, RestartSpec, TaskId, Timings, VertexKind, VertexSpec};
 pub use node::NodeContext;
 pub use status::JobStatus;

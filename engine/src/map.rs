@@ -3,9 +3,7 @@
 
 use crate::event::Tracer;
 use crate::net::Deployment;
-use crate::stream::{
-    read_input, send_frame, Frame, Inbound, InputEvent, Output, Scope, StreamError,
-};
+use crate::stream::{read_input, send_frame, Frame, Inbound, InputEvent, Output, Scope, StreamError};
 use madsim::net::Sender;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -21,8 +19,7 @@ pub async fn run(
     let owned = spec.owned_partitions(dep.task);
     let window = spec.timings.stream_window as usize;
     let mut scope = Scope::default();
-    let (input_tx, mut input_rx) =
-        mpsc::channel::<(u32, InputEvent)>(window * owned.len().max(1) + 16);
+    let (input_tx, mut input_rx) = mpsc::channel::<(u32, InputEvent)>(window * owned.len().max(1) + 16);
     let mut outputs: BTreeMap<u32, Output> = BTreeMap::new();
     for &p in &owned {
         let next = spec.owner(dep.task.vertex + 1, p);

@@ -36,12 +36,7 @@ impl NodeName {
             NodeName::Client => IpAddr::V4(Ipv4Addr::new(10, 0, 0, 3)),
             NodeName::Worker(n) => {
                 assert!(n >= 1, "workers are numbered from 1");
-                IpAddr::V4(Ipv4Addr::new(
-                    10,
-                    0,
-                    1 + (n / 250) as u8,
-                    (n % 250) as u8 + 1,
-                ))
+                IpAddr::V4(Ipv4Addr::new(10, 0, 1 + (n / 250) as u8, (n % 250) as u8 + 1))
             }
         }
     }
@@ -108,12 +103,7 @@ pub struct Deployment {
 impl Deployment {
     /// The worker running `task` in this attempt.
     pub fn worker_of(&self, task: TaskId) -> NodeName {
-        NodeName::Worker(
-            *self
-                .placement
-                .get(&task)
-                .expect("every task of an attempt is placed"),
-        )
+        NodeName::Worker(*self.placement.get(&task).expect("every task of an attempt is placed"))
     }
 }
 
@@ -121,11 +111,7 @@ impl Deployment {
 #[derive(Clone, Debug)]
 pub enum Ctrl {
     /// worker → coordinator, every heartbeat: who I am (incarnation changes on restart) and what I run.
-    Heartbeat {
-        worker: u16,
-        incarnation: u64,
-        executions: Vec<ExecReport>,
-    },
+    Heartbeat { worker: u16, incarnation: u64, executions: Vec<ExecReport> },
     /// coordinator → worker: run this execution (idempotent).
     Deploy(Arc<Deployment>),
     /// coordinator → worker: stop every execution of attempts below `below_attempt` (idempotent).
@@ -133,10 +119,7 @@ pub enum Ctrl {
     /// coordinator → store: refuse writes of attempts below `attempt`; reply with the committed offsets.
     Fence { attempt: u32, partitions: u32 },
     /// store → coordinator.
-    Fenced {
-        attempt: u32,
-        next_offsets: Vec<u64>,
-    },
+    Fenced { attempt: u32, next_offsets: Vec<u64> },
     /// client → coordinator: read the job status.
     GetStatus { request: u64 },
     /// coordinator → client.
@@ -151,29 +134,22 @@ pub struct CtrlEndpoint {
 impl CtrlEndpoint {
     /// Binds the control port of the current node.
     pub async fn bind() -> io::Result<CtrlEndpoint> {
-        let ep = Endpoint::bind(SocketAddr::new(
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            CTRL_PORT,
-        ))
-        .await?;
+        let ep = Endpoint::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), CTRL_PORT)).await?;
         Ok(CtrlEndpoint { ep })
     }
 
     /// Sends a datagram. Loss is not an error: every control message is re-sent until it has effect.
     pub async fn send(&self, to: NodeName, msg: Ctrl) {
         // A send only fails when this node's network is gone, which the caller learns on its next receive.
-        let _ = self
-            .ep
-            .send_to_raw(to.ctrl(), CTRL_TAG, Box::new(msg))
-            .await;
+        let _ = self.ep.send_to_raw(to.ctrl(), CTRL_TAG, Box::new(msg)).await;
     }
 
     /// Receives the next datagram and the address it came from.
     pub async fn recv(&self) -> io::Result<(Ctrl, SocketAddr)> {
         let (payload, from) = self.ep.recv_from_raw(CTRL_TAG).await?;
-        let msg = payload.downcast::<Ctrl>().map_err(|_| {
-            io::Error::new(io::ErrorKind::InvalidData, "control payload is not a Ctrl")
-        })?;
+        let msg = payload
+            .downcast::<Ctrl>()
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "control payload is not a Ctrl"))?;
         Ok((*msg, from))
     }
 }
@@ -184,13 +160,8 @@ mod tests {
 
     #[test]
     fn node_names_round_trip() {
-        for n in [
-            NodeName::Coordinator,
-            NodeName::Store,
-            NodeName::Client,
-            NodeName::Worker(1),
-            NodeName::Worker(300),
-        ] {
+        for n in [NodeName::Coordinator, NodeName::Store, NodeName::Client, NodeName::Worker(1), NodeName::Worker(300)]
+        {
             assert_eq!(NodeName::parse(&n.label()), Some(n));
         }
         assert_eq!(NodeName::parse("worker-0"), None);

@@ -22,13 +22,7 @@ impl NodeContext {
     pub fn new(spec: JobSpec, canaries: Canaries, recorder: Arc<dyn Recorder>) -> NodeContext {
         let external = ExternalSource::new(spec.vertices[0].partition_records.clone());
         let ledger = Ledger::new(spec.partitions);
-        NodeContext {
-            spec: Arc::new(spec),
-            canaries,
-            recorder,
-            external,
-            ledger,
-        }
+        NodeContext { spec: Arc::new(spec), canaries, recorder, external, ledger }
     }
 
     pub fn tracer(&self, node: &str) -> Tracer {

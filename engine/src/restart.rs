@@ -14,11 +14,7 @@ pub struct RestartTracker {
 
 impl RestartTracker {
     pub fn new(spec: RestartSpec) -> RestartTracker {
-        RestartTracker {
-            spec,
-            restarts: 0,
-            failures_ms: VecDeque::new(),
-        }
+        RestartTracker { spec, restarts: 0, failures_ms: VecDeque::new() }
     }
 
     /// Records a failure at `now_ms`; `Ok(delay_ms)` to restart after that delay, `Err(why)` when refused.
@@ -33,21 +29,13 @@ impl RestartTracker {
                     Err(format!("fixed-delay: all {attempts} restart attempts used"))
                 }
             }
-            RestartSpec::FailureRate {
-                max_failures_per_interval,
-                failure_rate_interval_ms,
-                delay_ms,
-            } => {
+            RestartSpec::FailureRate { max_failures_per_interval, failure_rate_interval_ms, delay_ms } => {
                 let keep = max_failures_per_interval as usize + 1;
                 self.failures_ms.push_back(now_ms);
                 while self.failures_ms.len() > keep {
                     self.failures_ms.pop_front();
                 }
-                let within = self
-                    .failures_ms
-                    .iter()
-                    .filter(|t| now_ms - **t <= failure_rate_interval_ms)
-                    .count();
+                let within = self.failures_ms.iter().filter(|t| now_ms - **t <= failure_rate_interval_ms).count();
                 if within > max_failures_per_interval as usize {
                     Err(format!(
                         "failure-rate: {within} failures within {failure_rate_interval_ms} ms \
@@ -73,17 +61,12 @@ mod tests {
 
     #[test]
     fn none_refuses_the_first_failure() {
-        assert!(RestartTracker::new(RestartSpec::None)
-            .on_failure(0)
-            .is_err());
+        assert!(RestartTracker::new(RestartSpec::None).on_failure(0).is_err());
     }
 
     #[test]
     fn fixed_delay_runs_out() {
-        let mut t = RestartTracker::new(RestartSpec::FixedDelay {
-            attempts: 2,
-            delay_ms: 7,
-        });
+        let mut t = RestartTracker::new(RestartSpec::FixedDelay { attempts: 2, delay_ms: 7 });
         assert_eq!(t.on_failure(0), Ok(7));
         assert_eq!(t.on_failure(1), Ok(7));
         assert!(t.on_failure(2).is_err());
@@ -92,18 +75,11 @@ mod tests {
 
     #[test]
     fn failure_rate_counts_only_the_interval() {
-        let spec = RestartSpec::FailureRate {
-            max_failures_per_interval: 1,
-            failure_rate_interval_ms: 100,
-            delay_ms: 5,
-        };
+        let spec =
+            RestartSpec::FailureRate { max_failures_per_interval: 1, failure_rate_interval_ms: 100, delay_ms: 5 };
         let mut t = RestartTracker::new(spec);
         assert_eq!(t.on_failure(0), Ok(5));
-        assert_eq!(
-            t.on_failure(150),
-            Ok(5),
-            "the first failure fell out of the interval"
-        );
+        assert_eq!(t.on_failure(150), Ok(5), "the first failure fell out of the interval");
         assert!(t.on_failure(200).is_err(), "two failures within 100 ms");
     }
 }

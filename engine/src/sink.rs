@@ -74,27 +74,20 @@ pub async fn run(
     let mut scope = Scope::default();
 
     let window = timings.stream_window as usize;
-    let (input_tx, mut input_rx) =
-        mpsc::channel::<(u32, InputEvent)>(window * owned.len().max(1) + 16);
+    let (input_tx, mut input_rx) = mpsc::channel::<(u32, InputEvent)>(window * owned.len().max(1) + 16);
     let (report_tx, mut report_rx) = mpsc::channel::<FromForwarder>(owned.len().max(1) * 4);
     let mut streams: BTreeMap<String, Arc<StoreStream>> = BTreeMap::new();
     let mut forwarders: BTreeMap<u32, mpsc::Sender<ToForwarder>> = BTreeMap::new();
     for &p in &owned {
         // The fix of numaflow#2516: a new stream for every partition. The canary shares one per replica.
-        let label = if canaries.has(Canary::SharedPartitionStream) {
-            format!("{task}/shared")
-        } else {
-            format!("{task}/p{p}")
-        };
+        let label =
+            if canaries.has(Canary::SharedPartitionStream) { format!("{task}/shared") } else { format!("{task}/p{p}") };
         let stream = match streams.get(&label) {
             Some(s) => s.clone(),
             None => {
                 let s = StoreStream::open(attempt, label.clone(), timings.connect_wait_ms)
                     .await
-                    .map_err(|why| StreamError::Connect {
-                        to: crate::net::NodeName::Store.data(),
-                        why,
-                    })?;
+                    .map_err(|why| StreamError::Connect { to: crate::net::NodeName::Store.data(), why })?;
                 let s = Arc::new(s);
                 streams.insert(label, s.clone());
                 s
@@ -102,22 +95,11 @@ pub async fn run(
         };
         let (tx, rx) = mpsc::channel(window + 2);
         forwarders.insert(p, tx);
-        let fwd = Forwarder {
-            tracer: tracer.clone(),
-            dep: dep.clone(),
-            partition: p,
-            stream,
-            batch_size,
-        };
+        let fwd = Forwarder { tracer: tracer.clone(), dep: dep.clone(), partition: p, stream, batch_size };
         scope.spawn(fwd.run(rx, report_tx.clone()));
     }
 
-    let mut input = InputState {
-        owned: owned.clone(),
-        canaries,
-        ended: BTreeSet::new(),
-        eots_read: 0,
-    };
+    let mut input = InputState { owned: owned.clone(), canaries, ended: BTreeSet::new(), eots_read: 0 };
     let mut credit_to: BTreeMap<u32, Sender> = BTreeMap::new();
     let mut pending: u64 = 0;
     let mut consuming = !owned.is_empty();
@@ -175,11 +157,7 @@ pub async fn run(
             },
         }
     }
-    tracer.emit(Event::SinkFinished {
-        attempt,
-        task,
-        partitions: owned,
-    });
+    tracer.emit(Event::SinkFinished { attempt, task, partitions: owned });
     Ok(())
 }
 
@@ -188,13 +166,8 @@ async fn forward(
     partition: u32,
     msg: ToForwarder,
 ) -> Result<(), StreamError> {
-    let tx = forwarders
-        .get(&partition)
-        .expect("a forwarder per owned partition");
-    tx.send(msg).await.map_err(|_| StreamError::Broken {
-        partition,
-        why: "forwarder gone".into(),
-    })
+    let tx = forwarders.get(&partition).expect("a forwarder per owned partition");
+    tx.send(msg).await.map_err(|_| StreamError::Broken { partition, why: "forwarder gone".into() })
 }
 
 /// Writes one partition's records to the store, one batch in flight at a time.
@@ -239,10 +212,7 @@ impl Forwarder {
             let count = batch.len() as u32;
             let result = self.write_batch(std::mem::take(&mut batch)).await;
             let msg = match result {
-                Ok(()) => FromForwarder::Acked {
-                    partition: self.partition,
-                    count,
-                },
+                Ok(()) => FromForwarder::Acked { partition: self.partition, count },
                 Err(e) => FromForwarder::Failed(e),
             };
             let failed = matches!(msg, FromForwarder::Failed(_));
@@ -269,64 +239,31 @@ impl Forwarder {
         });
         let expected: BTreeSet<u64> = batch.iter().map(|r| r.id.offset).collect();
         for r in &batch {
-            self.stream
-                .send(StoreFrame::Write(*r))
-                .await
-                .map_err(broken)?;
+            self.stream.send(StoreFrame::Write(*r)).await.map_err(broken)?;
         }
-        self.stream
-            .send(StoreFrame::Eot { partition })
-            .await
-            .map_err(broken)?;
+        self.stream.send(StoreFrame::Eot { partition }).await.map_err(broken)?;
         let mut answered = 0usize;
         let timeout = Duration::from_millis(self.dep.spec.timings.store_response_timeout_ms);
         loop {
             let response = tokio::time::timeout(timeout, self.stream.recv())
                 .await
-                .map_err(|_| {
-                    broken(format!(
-                        "no response from the store within {} ms",
-                        timeout.as_millis()
-                    ))
-                })?
+                .map_err(|_| broken(format!("no response from the store within {} ms", timeout.as_millis())))?
                 .map_err(broken)?;
-            self.tracer.emit(Event::SinkResponse {
-                attempt,
-                task,
-                partition,
-                stream: label.clone(),
-                response,
-            });
+            self.tracer.emit(Event::SinkResponse { attempt, task, partition, stream: label.clone(), response });
             let protocol = |why: String| StreamError::Protocol { partition, why };
             match response {
-                StoreResponse::Ack(id)
-                    if id.partition == partition && expected.contains(&id.offset) =>
-                {
-                    answered += 1
-                }
+                StoreResponse::Ack(id) if id.partition == partition && expected.contains(&id.offset) => answered += 1,
                 StoreResponse::Rejected(id) => {
                     return Err(protocol(format!("write of {id:?} refused: attempt fenced")))
                 }
                 StoreResponse::EotAck { partition: p } if p == partition => {
                     if answered != expected.len() {
-                        return Err(protocol(format!(
-                            "EOT response after {answered} of {} responses",
-                            expected.len()
-                        )));
+                        return Err(protocol(format!("EOT response after {answered} of {} responses", expected.len())));
                     }
-                    self.tracer.emit(Event::SinkBatchAcked {
-                        attempt,
-                        task,
-                        partition,
-                        upto_offset,
-                    });
+                    self.tracer.emit(Event::SinkBatchAcked { attempt, task, partition, upto_offset });
                     return Ok(());
                 }
-                other => {
-                    return Err(protocol(format!(
-                        "response {other:?} is not for this batch"
-                    )))
-                }
+                other => return Err(protocol(format!("response {other:?} is not for this batch"))),
             }
         }
     }

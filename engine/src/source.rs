@@ -32,11 +32,7 @@ impl ExternalSource {
     pub fn new(lens: Vec<u64>) -> Arc<ExternalSource> {
         let n = lens.len();
         Arc::new(ExternalSource {
-            state: Mutex::new(ExternalState {
-                lens,
-                read_upto: vec![0; n],
-                extra_eots: vec![0; n],
-            }),
+            state: Mutex::new(ExternalState { lens, read_upto: vec![0; n], extra_eots: vec![0; n] }),
         })
     }
 
@@ -86,16 +82,10 @@ impl ExternalSource {
 }
 
 /// Runs one source replica: one emitter per owned partition, each paced at the vertex's rate.
-pub async fn run(
-    dep: Arc<Deployment>,
-    tracer: Tracer,
-    external: Arc<ExternalSource>,
-) -> Result<(), StreamError> {
+pub async fn run(dep: Arc<Deployment>, tracer: Tracer, external: Arc<ExternalSource>) -> Result<(), StreamError> {
     let owned = dep.spec.owned_partitions(dep.task);
     let running = Arc::new(AtomicUsize::new(owned.len()));
-    let emitters = owned
-        .into_iter()
-        .map(|p| emit_partition(&dep, &tracer, &external, p, &running));
+    let emitters = owned.into_iter().map(|p| emit_partition(&dep, &tracer, &external, p, &running));
     futures::future::try_join_all(emitters).await?;
     Ok(())
 }
@@ -118,32 +108,21 @@ async fn emit_partition(
     while let Some(record) = external.read(partition, offset) {
         debug_assert_eq!(route(record.key, spec.partitions), buffer_partition);
         out.send(record).await?;
-        tracer.emit(Event::Emitted {
-            attempt,
-            id: record.id,
-        });
+        tracer.emit(Event::Emitted { attempt, id: record.id });
         offset += 1;
         if let Some(pace) = pace {
             tokio::time::sleep(pace).await;
         }
     }
     out.send_eot().await?;
-    tracer.emit(Event::SourceEot {
-        attempt,
-        partition,
-        end_offset: offset,
-    });
+    tracer.emit(Event::SourceEot { attempt, partition, end_offset: offset });
     let left = running.fetch_sub(1, Ordering::SeqCst) - 1;
     // While sibling partitions still run, the external system may deliver this partition's end marker again.
     let poll = pace.unwrap_or(Duration::from_millis(10));
     loop {
         for _ in 0..external.take_extra_eots(partition) {
             out.send_eot().await?;
-            tracer.emit(Event::SourceEot {
-                attempt,
-                partition,
-                end_offset: offset,
-            });
+            tracer.emit(Event::SourceEot { attempt, partition, end_offset: offset });
         }
         if left == 0 || running.load(Ordering::SeqCst) == 0 {
             return Ok(());

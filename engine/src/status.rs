@@ -23,10 +23,7 @@ pub enum JobStatus {
 impl JobStatus {
     /// Terminal statuses are never left.
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            JobStatus::Failed | JobStatus::Canceled | JobStatus::Finished
-        )
+        matches!(self, JobStatus::Failed | JobStatus::Canceled | JobStatus::Finished)
     }
 
     /// The upper-case name used in scenarios and JSON.
@@ -91,10 +88,7 @@ pub struct StatusMachine {
 
 impl Default for StatusMachine {
     fn default() -> Self {
-        StatusMachine {
-            current: JobStatus::Created,
-            history: Vec::new(),
-        }
+        StatusMachine { current: JobStatus::Created, history: Vec::new() }
     }
 }
 
@@ -112,21 +106,11 @@ impl StatusMachine {
         if to == self.current {
             return None;
         }
-        assert!(
-            !self.current.is_terminal(),
-            "job status left terminal {} for {} (cause: {cause})",
-            self.current,
-            to
-        );
+        assert!(!self.current.is_terminal(), "job status left terminal {} for {} (cause: {cause})", self.current, to);
         if let Some(last) = self.history.last() {
             assert!(last.at_ms <= at_ms, "status history goes back in time");
         }
-        let change = StatusChange {
-            at_ms,
-            from: self.current,
-            to,
-            cause: cause.to_string(),
-        };
+        let change = StatusChange { at_ms, from: self.current, to, cause: cause.to_string() };
         self.current = to;
         self.history.push(change.clone());
         Some(change)
@@ -141,9 +125,7 @@ mod tests {
     fn records_changes_and_ignores_repeats() {
         let mut m = StatusMachine::default();
         assert!(m.transition(JobStatus::Scheduled, 1, "deploy").is_some());
-        assert!(m
-            .transition(JobStatus::Scheduled, 2, "deploy again")
-            .is_none());
+        assert!(m.transition(JobStatus::Scheduled, 2, "deploy again").is_none());
         assert!(m.transition(JobStatus::Finished, 3, "done").is_some());
         assert_eq!(m.history().len(), 2);
         assert_eq!(m.current(), JobStatus::Finished);

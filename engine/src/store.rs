@@ -88,52 +88,29 @@ pub async fn run(ledger: Arc<Mutex<Ledger>>, tracer: Tracer) {
         let (ledger, tracer) = (ledger.clone(), tracer.clone());
         tokio::spawn(async move { accept_streams(ledger, tracer).await })
     };
-    let ctrl = CtrlEndpoint::bind()
-        .await
-        .expect("store control port is free");
+    let ctrl = CtrlEndpoint::bind().await.expect("store control port is free");
     while let Ok((msg, _from)) = ctrl.recv().await {
-        if let Ctrl::Fence {
-            attempt,
-            partitions,
-        } = msg
-        {
+        if let Ctrl::Fence { attempt, partitions } = msg {
             let next_offsets = {
                 let mut l = ledger.lock().expect("ledger lock");
-                assert_eq!(
-                    l.committed.len(),
-                    partitions as usize,
-                    "fence for another job shape"
-                );
+                assert_eq!(l.committed.len(), partitions as usize, "fence for another job shape");
                 if attempt > l.fenced_below {
                     l.fenced_below = attempt;
                     let next = l.next_offsets();
-                    tracer.emit(Event::Fenced {
-                        attempt,
-                        next_offsets: next.clone(),
-                    });
+                    tracer.emit(Event::Fenced { attempt, next_offsets: next.clone() });
                 }
                 l.next_offsets()
             };
-            ctrl.send(
-                NodeName::Coordinator,
-                Ctrl::Fenced {
-                    attempt,
-                    next_offsets,
-                },
-            )
-            .await;
+            ctrl.send(NodeName::Coordinator, Ctrl::Fenced { attempt, next_offsets }).await;
         }
     }
     streams.abort();
 }
 
 async fn accept_streams(ledger: Arc<Mutex<Ledger>>, tracer: Tracer) {
-    let ep = Endpoint::bind(SocketAddr::new(
-        Ipv4Addr::UNSPECIFIED.into(),
-        crate::net::DATA_PORT,
-    ))
-    .await
-    .expect("store data port is free");
+    let ep = Endpoint::bind(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), crate::net::DATA_PORT))
+        .await
+        .expect("store data port is free");
     while let Ok((tx, rx, _from)) = ep.accept1().await {
         tokio::spawn(serve_stream(ledger.clone(), tracer.clone(), tx, rx));
     }
@@ -154,17 +131,10 @@ async fn serve_stream(ledger: Arc<Mutex<Ledger>>, tracer: Tracer, tx: Sender, mu
             (StoreFrame::Write(record), Some(a)) => {
                 let mut l = ledger.lock().expect("ledger lock");
                 if l.commit(record.id, a) {
-                    tracer.emit(Event::Committed {
-                        attempt: a,
-                        id: record.id,
-                    });
+                    tracer.emit(Event::Committed { attempt: a, id: record.id });
                     StoreResponse::Ack(record.id)
                 } else {
-                    tracer.emit(Event::WriteRejected {
-                        attempt: a,
-                        current_attempt: l.fenced_below,
-                        id: record.id,
-                    });
+                    tracer.emit(Event::WriteRejected { attempt: a, current_attempt: l.fenced_below, id: record.id });
                     StoreResponse::Rejected(record.id)
                 }
             }
@@ -187,42 +157,19 @@ pub struct StoreStream {
 
 impl StoreStream {
     pub async fn open(attempt: u32, label: String, wait_ms: u64) -> Result<StoreStream, String> {
-        let (tx, rx) = connect(NodeName::Store.data(), wait_ms)
-            .await
-            .map_err(|e| e.to_string())?;
-        tx.send(Box::new(StoreFrame::Open {
-            attempt,
-            label: label.clone(),
-        }))
-        .await
-        .map_err(|e| e.to_string())?;
-        Ok(StoreStream {
-            label,
-            tx,
-            rx: tokio::sync::Mutex::new(rx),
-        })
+        let (tx, rx) = connect(NodeName::Store.data(), wait_ms).await.map_err(|e| e.to_string())?;
+        tx.send(Box::new(StoreFrame::Open { attempt, label: label.clone() })).await.map_err(|e| e.to_string())?;
+        Ok(StoreStream { label, tx, rx: tokio::sync::Mutex::new(rx) })
     }
 
     pub async fn send(&self, frame: StoreFrame) -> Result<(), String> {
-        self.tx
-            .send(Box::new(frame))
-            .await
-            .map_err(|e| e.to_string())
+        self.tx.send(Box::new(frame)).await.map_err(|e| e.to_string())
     }
 
     /// Reads the next response on the stream, whoever it was meant for.
     pub async fn recv(&self) -> Result<StoreResponse, String> {
-        let payload = self
-            .rx
-            .lock()
-            .await
-            .recv()
-            .await
-            .map_err(|e| e.to_string())?;
-        payload
-            .downcast::<StoreResponse>()
-            .map(|r| *r)
-            .map_err(|_| "response is not a StoreResponse".into())
+        let payload = self.rx.lock().await.recv().await.map_err(|e| e.to_string())?;
+        payload.downcast::<StoreResponse>().map(|r| *r).map_err(|_| "response is not a StoreResponse".into())
     }
 }
 
@@ -234,36 +181,12 @@ mod tests {
     fn fencing_refuses_old_attempts_and_offsets_are_prefixes() {
         let ledger = Ledger::new(2);
         let mut l = ledger.lock().unwrap();
-        assert!(l.commit(
-            RecordId {
-                partition: 0,
-                offset: 0
-            },
-            0
-        ));
-        assert!(l.commit(
-            RecordId {
-                partition: 0,
-                offset: 2
-            },
-            0
-        ));
+        assert!(l.commit(RecordId { partition: 0, offset: 0 }, 0));
+        assert!(l.commit(RecordId { partition: 0, offset: 2 }, 0));
         assert_eq!(l.next_offsets(), vec![1, 0]);
         l.fenced_below = 1;
-        assert!(!l.commit(
-            RecordId {
-                partition: 1,
-                offset: 0
-            },
-            0
-        ));
-        assert!(l.commit(
-            RecordId {
-                partition: 1,
-                offset: 0
-            },
-            1
-        ));
+        assert!(!l.commit(RecordId { partition: 1, offset: 0 }, 0));
+        assert!(l.commit(RecordId { partition: 1, offset: 0 }, 1));
         assert_eq!(l.commits().len(), 3);
     }
 }

@@ -69,46 +69,29 @@ impl Drop for Scope {
 
 /// Sends a frame; a closed peer is a broken stream.
 pub async fn send_frame(tx: &Sender, partition: u32, frame: Frame) -> Result<(), StreamError> {
-    tx.send(Box::new(frame))
-        .await
-        .map_err(|e| StreamError::Broken {
-            partition,
-            why: e.to_string(),
-        })
+    tx.send(Box::new(frame)).await.map_err(|e| StreamError::Broken { partition, why: e.to_string() })
 }
 
 /// Receives a frame; a closed peer is a broken stream.
 pub async fn recv_frame(rx: &mut Receiver, partition: u32) -> Result<Frame, StreamError> {
-    let payload = rx.recv().await.map_err(|e| StreamError::Broken {
-        partition,
-        why: e.to_string(),
-    })?;
+    let payload = rx.recv().await.map_err(|e| StreamError::Broken { partition, why: e.to_string() })?;
     payload
         .downcast::<Frame>()
         .map(|f| *f)
-        .map_err(|_| StreamError::Protocol {
-            partition,
-            why: "payload is not a Frame".into(),
-        })
+        .map_err(|_| StreamError::Protocol { partition, why: "payload is not a Frame".into() })
 }
 
 /// Opens a reliable stream to `addr`, retrying while the link refuses (clog, loss), at most `wait_ms`.
 pub async fn connect(addr: SocketAddr, wait_ms: u64) -> Result<(Sender, Receiver), StreamError> {
     let ep = Endpoint::bind(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0))
         .await
-        .map_err(|e| StreamError::Connect {
-            to: addr,
-            why: e.to_string(),
-        })?;
+        .map_err(|e| StreamError::Connect { to: addr, why: e.to_string() })?;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
     loop {
         match ep.connect1(addr).await {
             Ok(pair) => return Ok(pair),
             Err(e) if tokio::time::Instant::now() >= deadline => {
-                return Err(StreamError::Connect {
-                    to: addr,
-                    why: e.to_string(),
-                })
+                return Err(StreamError::Connect { to: addr, why: e.to_string() })
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
@@ -129,37 +112,14 @@ impl Output {
         let wait_ms = dep.spec.timings.connect_wait_ms;
         let addr = dep.worker_of(to).data();
         let (tx, mut rx) = connect(addr, wait_ms).await?;
-        send_frame(
-            &tx,
-            partition,
-            Frame::Hello {
-                to,
-                attempt: dep.attempt,
-                partition,
-            },
-        )
-        .await?;
-        let first = tokio::time::timeout(
-            Duration::from_millis(2 * wait_ms),
-            recv_frame(&mut rx, partition),
-        )
-        .await
-        .map_err(|_| StreamError::Connect {
-            to: addr,
-            why: "no answer to hello".into(),
-        })??;
+        send_frame(&tx, partition, Frame::Hello { to, attempt: dep.attempt, partition }).await?;
+        let first = tokio::time::timeout(Duration::from_millis(2 * wait_ms), recv_frame(&mut rx, partition))
+            .await
+            .map_err(|_| StreamError::Connect { to: addr, why: "no answer to hello".into() })??;
         match first {
-            Frame::Credit(n) => Ok(Output {
-                partition,
-                tx,
-                rx,
-                credits: n,
-            }),
+            Frame::Credit(n) => Ok(Output { partition, tx, rx, credits: n }),
             Frame::Refused(why) => Err(StreamError::Connect { to: addr, why }),
-            other => Err(StreamError::Protocol {
-                partition,
-                why: format!("expected credit, got {other:?}"),
-            }),
+            other => Err(StreamError::Protocol { partition, why: format!("expected credit, got {other:?}") }),
         }
     }
 
@@ -182,14 +142,7 @@ impl Output {
 
     /// Sends the partition's EOT (needs no credit).
     pub async fn send_eot(&mut self) -> Result<(), StreamError> {
-        send_frame(
-            &self.tx,
-            self.partition,
-            Frame::Eot {
-                partition: self.partition,
-            },
-        )
-        .await
+        send_frame(&self.tx, self.partition, Frame::Eot { partition: self.partition }).await
     }
 }
 
@@ -205,12 +158,7 @@ pub type Registry = Arc<Mutex<BTreeMap<(TaskId, u32), mpsc::Sender<Inbound>>>>;
 
 /// Accepts data streams on this worker and hands each to its execution; refuses after `wait_ms` if none appears.
 pub async fn accept_loop(registry: Registry, wait_ms: u64) {
-    let ep = match Endpoint::bind(SocketAddr::new(
-        Ipv4Addr::UNSPECIFIED.into(),
-        crate::net::DATA_PORT,
-    ))
-    .await
-    {
+    let ep = match Endpoint::bind(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), crate::net::DATA_PORT)).await {
         Ok(ep) => ep,
         Err(e) => panic!("data port of a worker is taken: {e}"),
     };
@@ -220,25 +168,14 @@ pub async fn accept_loop(registry: Registry, wait_ms: u64) {
 }
 
 async fn hand_over(registry: Registry, tx: Sender, mut rx: Receiver, wait_ms: u64) {
-    let Ok(Ok(Frame::Hello {
-        to,
-        attempt,
-        partition,
-    })) = tokio::time::timeout(
-        Duration::from_millis(wait_ms),
-        recv_frame(&mut rx, u32::MAX),
-    )
-    .await
+    let Ok(Ok(Frame::Hello { to, attempt, partition })) =
+        tokio::time::timeout(Duration::from_millis(wait_ms), recv_frame(&mut rx, u32::MAX)).await
     else {
         return;
     };
     let step_ms = 10;
     for _ in 0..=wait_ms / step_ms {
-        let target = registry
-            .lock()
-            .expect("registry lock")
-            .get(&(to, attempt))
-            .cloned();
+        let target = registry.lock().expect("registry lock").get(&(to, attempt)).cloned();
         if let Some(target) = target {
             // The execution may end between lookup and send; then the stream just closes.
             let _ = target.send(Inbound { partition, tx, rx }).await;
@@ -246,12 +183,7 @@ async fn hand_over(registry: Registry, tx: Sender, mut rx: Receiver, wait_ms: u6
         }
         tokio::time::sleep(Duration::from_millis(step_ms)).await;
     }
-    let _ = send_frame(
-        &tx,
-        partition,
-        Frame::Refused(format!("no execution {to} attempt {attempt}")),
-    )
-    .await;
+    let _ = send_frame(&tx, partition, Frame::Refused(format!("no execution {to} attempt {attempt}"))).await;
 }
 
 /// What an input reader tells its task.
@@ -274,14 +206,8 @@ pub async fn read_input(mut rx: Receiver, partition: u32, into: mpsc::Sender<(u3
         let event = match recv_frame(&mut rx, partition).await {
             Ok(Frame::Data(r)) => InputEvent::Data(r),
             Ok(Frame::Eot { partition: p }) => InputEvent::Eot { partition: p },
-            Ok(other) => InputEvent::Closed {
-                partition,
-                why: format!("unexpected frame {other:?}"),
-            },
-            Err(e) => InputEvent::Closed {
-                partition,
-                why: e.to_string(),
-            },
+            Ok(other) => InputEvent::Closed { partition, why: format!("unexpected frame {other:?}") },
+            Err(e) => InputEvent::Closed { partition, why: e.to_string() },
         };
         let last = matches!(event, InputEvent::Closed { .. });
         if into.send((partition, event)).await.is_err() || last {

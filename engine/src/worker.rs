@@ -24,9 +24,7 @@ struct Execution {
 pub async fn run(ctx: NodeContext, number: u16) {
     let tracer = ctx.tracer(&NodeName::Worker(number).label());
     let incarnation: u64 = madsim::rand::random();
-    let ctrl = CtrlEndpoint::bind()
-        .await
-        .expect("worker control port is free");
+    let ctrl = CtrlEndpoint::bind().await.expect("worker control port is free");
     let registry: Registry = Arc::default();
     let timings = ctx.spec.timings;
     let acceptor = tokio::spawn(accept_loop(registry.clone(), timings.connect_wait_ms));
@@ -65,21 +63,11 @@ pub async fn run(ctx: NodeContext, number: u16) {
 }
 
 fn stop(tracer: &Tracer, registry: &Registry, task: TaskId, e: Execution, why: String) {
-    let live = matches!(
-        *e.state.lock().expect("exec state lock"),
-        ExecState::Running
-    );
+    let live = matches!(*e.state.lock().expect("exec state lock"), ExecState::Running);
     e.handle.abort();
-    registry
-        .lock()
-        .expect("registry lock")
-        .remove(&(task, e.attempt));
+    registry.lock().expect("registry lock").remove(&(task, e.attempt));
     if live {
-        tracer.emit(Event::ExecutionEnded {
-            task,
-            attempt: e.attempt,
-            outcome: ExecOutcome::Canceled(why),
-        });
+        tracer.emit(Event::ExecutionEnded { task, attempt: e.attempt, outcome: ExecOutcome::Canceled(why) });
     }
 }
 
@@ -96,81 +84,38 @@ fn deploy(
             return; // idempotent re-send, or a stale deploy of an older attempt
         }
         let old = executions.remove(&task).expect("checked above");
-        stop(
-            tracer,
-            registry,
-            task,
-            old,
-            format!("replaced by attempt {}", dep.attempt),
-        );
+        stop(tracer, registry, task, old, format!("replaced by attempt {}", dep.attempt));
     }
-    assert!(
-        !executions.contains_key(&task),
-        "a second live execution of {task} on one worker"
-    );
+    assert!(!executions.contains_key(&task), "a second live execution of {task} on one worker");
     let state = Arc::new(Mutex::new(ExecState::Running));
     let kind = dep.spec.vertices[task.vertex as usize].kind;
     let inbound = if kind == VertexKind::Source {
         None
     } else {
         let (tx, rx) = mpsc::channel(dep.spec.partitions as usize + 1);
-        registry
-            .lock()
-            .expect("registry lock")
-            .insert((task, dep.attempt), tx);
+        registry.lock().expect("registry lock").insert((task, dep.attempt), tx);
         Some(rx)
     };
-    tracer.emit(Event::ExecutionStarted {
-        task,
-        attempt: dep.attempt,
-    });
+    tracer.emit(Event::ExecutionStarted { task, attempt: dep.attempt });
     let handle = {
-        let (ctx, tracer, state, registry, dep) = (
-            ctx.clone(),
-            tracer.clone(),
-            state.clone(),
-            registry.clone(),
-            dep.clone(),
-        );
+        let (ctx, tracer, state, registry, dep) =
+            (ctx.clone(), tracer.clone(), state.clone(), registry.clone(), dep.clone());
         tokio::spawn(async move {
             let attempt = dep.attempt;
             let result: Result<(), StreamError> = match (kind, inbound) {
-                (VertexKind::Source, _) => {
-                    source::run(dep, tracer.clone(), ctx.external.clone()).await
-                }
-                (VertexKind::Sink, Some(inbound)) => {
-                    sink::run(dep, tracer.clone(), ctx.canaries, inbound).await
-                }
-                (VertexKind::Map, Some(inbound)) => {
-                    crate::map::run(dep, tracer.clone(), inbound).await
-                }
+                (VertexKind::Source, _) => source::run(dep, tracer.clone(), ctx.external.clone()).await,
+                (VertexKind::Sink, Some(inbound)) => sink::run(dep, tracer.clone(), ctx.canaries, inbound).await,
+                (VertexKind::Map, Some(inbound)) => crate::map::run(dep, tracer.clone(), inbound).await,
                 (_, None) => unreachable!("only sources have no input"),
             };
-            registry
-                .lock()
-                .expect("registry lock")
-                .remove(&(task, attempt));
+            registry.lock().expect("registry lock").remove(&(task, attempt));
             let (exec_state, outcome) = match result {
                 Ok(()) => (ExecState::Finished, ExecOutcome::Finished),
-                Err(e) => (
-                    ExecState::Failed(e.to_string()),
-                    ExecOutcome::Failed(e.to_string()),
-                ),
+                Err(e) => (ExecState::Failed(e.to_string()), ExecOutcome::Failed(e.to_string())),
             };
             *state.lock().expect("exec state lock") = exec_state;
-            tracer.emit(Event::ExecutionEnded {
-                task,
-                attempt,
-                outcome,
-            });
+            tracer.emit(Event::ExecutionEnded { task, attempt, outcome });
         })
     };
-    executions.insert(
-        task,
-        Execution {
-            attempt: dep.attempt,
-            state,
-            handle,
-        },
-    );
+    executions.insert(task, Execution { attempt: dep.attempt, state, handle });
 }

@@ -55,8 +55,7 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    pub const NAMES: &'static str =
-        "end-partition, duplicate-eot, crash, restart, isolate, heal, clog, unclog";
+    pub const NAMES: &'static str = "end-partition, duplicate-eot, crash, restart, isolate, heal, clog, unclog";
 }
 
 /// One step of the timeline.
@@ -98,43 +97,23 @@ pub fn timeline(faults: &[Fault]) -> Vec<(u64, Action)> {
     for f in faults {
         let t = f.at_ms;
         match &f.kind {
-            FaultKind::EndPartition { partition, .. } => out.push((
-                t,
-                Action::EndPartition {
-                    partition: *partition,
-                },
-            )),
-            FaultKind::DuplicateEot { partition, .. } => out.push((
-                t,
-                Action::DuplicateEot {
-                    partition: *partition,
-                },
-            )),
-            FaultKind::Crash {
-                node,
-                restart_after_ms,
-            } => {
+            FaultKind::EndPartition { partition, .. } => out.push((t, Action::EndPartition { partition: *partition })),
+            FaultKind::DuplicateEot { partition, .. } => out.push((t, Action::DuplicateEot { partition: *partition })),
+            FaultKind::Crash { node, restart_after_ms } => {
                 out.push((t, Action::Kill(*node)));
                 if let Some(after) = restart_after_ms {
                     out.push((t + after, Action::Restart(*node)));
                 }
             }
             FaultKind::Restart { node } => out.push((t, Action::Restart(*node))),
-            FaultKind::Isolate {
-                nodes,
-                heal_after_ms,
-            } => {
+            FaultKind::Isolate { nodes, heal_after_ms } => {
                 out.extend(nodes.iter().map(|n| (t, Action::Isolate(*n))));
                 if let Some(after) = heal_after_ms {
                     out.extend(nodes.iter().map(|n| (t + after, Action::Heal(*n))));
                 }
             }
             FaultKind::Heal { nodes } => out.extend(nodes.iter().map(|n| (t, Action::Heal(*n)))),
-            FaultKind::Clog {
-                from,
-                to,
-                heal_after_ms,
-            } => {
+            FaultKind::Clog { from, to, heal_after_ms } => {
                 out.push((t, Action::ClogLink(*from, *to)));
                 if let Some(after) = heal_after_ms {
                     out.push((t + after, Action::UnclogLink(*from, *to)));
@@ -153,14 +132,13 @@ pub fn liveness_start_ms(actions: &[(u64, Action)], workers: u16) -> Option<u64>
     let mut down: BTreeSet<NodeName> = BTreeSet::new();
     let mut isolated: BTreeSet<NodeName> = BTreeSet::new();
     let mut clogged: BTreeSet<(NodeName, NodeName)> = BTreeSet::new();
-    let healthy =
-        |down: &BTreeSet<NodeName>, isolated: &BTreeSet<NodeName>, clogged: &BTreeSet<_>| {
-            let ok = |n: &NodeName| !down.contains(n) && !isolated.contains(n);
-            ok(&NodeName::Coordinator)
-                && ok(&NodeName::Store)
-                && clogged.is_empty()
-                && (1..=workers).any(|w| ok(&NodeName::Worker(w)))
-        };
+    let healthy = |down: &BTreeSet<NodeName>, isolated: &BTreeSet<NodeName>, clogged: &BTreeSet<_>| {
+        let ok = |n: &NodeName| !down.contains(n) && !isolated.contains(n);
+        ok(&NodeName::Coordinator)
+            && ok(&NodeName::Store)
+            && clogged.is_empty()
+            && (1..=workers).any(|w| ok(&NodeName::Worker(w)))
+    };
     let mut start = Some(0);
     let mut was_healthy = true;
     for (t, a) in actions {
@@ -199,18 +177,10 @@ pub fn liveness_start_ms(actions: &[(u64, Action)], workers: u16) -> Option<u64>
     start
 }
 
-pub(crate) fn validate(
-    f: &RawFault,
-    i: usize,
-    s: &Scenario,
-    ctx: &Ctx,
-) -> Result<Fault, ScenarioError> {
+pub(crate) fn validate(f: &RawFault, i: usize, s: &Scenario, ctx: &Ctx) -> Result<Fault, ScenarioError> {
     let key = |k: &str| format!("faults[{i}].{k}");
     if f.at_ms >= s.duration_ms {
-        return Err(ctx.err(
-            &key("at_ms"),
-            format!("{} is not before duration_ms {}", f.at_ms, s.duration_ms),
-        ));
+        return Err(ctx.err(&key("at_ms"), format!("{} is not before duration_ms {}", f.at_ms, s.duration_ms)));
     }
     let allowed: &[&str] = match f.kind.as_str() {
         "end-partition" | "duplicate-eot" => &["vertex", "partition"],
@@ -221,13 +191,7 @@ pub(crate) fn validate(
         "clog" => &["from", "to", "heal_after_ms"],
         "unclog" => &["from", "to"],
         other => {
-            return Err(ctx.err(
-                &key("kind"),
-                format!(
-                    "unknown fault kind {other:?}; expected one of {}",
-                    kind_list()
-                ),
-            ))
+            return Err(ctx.err(&key("kind"), format!("unknown fault kind {other:?}; expected one of {}", kind_list())))
         }
     };
     let present = [
@@ -242,37 +206,28 @@ pub(crate) fn validate(
     ];
     for (k, is) in present {
         if is && !allowed.contains(&k) {
-            return Err(ctx.err(
-                &key(k),
-                format!(
-                    "a {:?} fault takes no `{k}` (it takes: {})",
-                    f.kind,
-                    allowed.join(", ")
-                ),
-            ));
+            return Err(
+                ctx.err(&key(k), format!("a {:?} fault takes no `{k}` (it takes: {})", f.kind, allowed.join(", ")))
+            );
         }
     }
     let workers = s.job.workers;
     let node = |k: &str, name: Option<&String>| -> Result<NodeName, ScenarioError> {
-        let name =
-            name.ok_or_else(|| ctx.err(&key(k), format!("a {:?} fault needs `{k}`", f.kind)))?;
+        let name = name.ok_or_else(|| ctx.err(&key(k), format!("a {:?} fault needs `{k}`", f.kind)))?;
         node_of(name, workers).ok_or_else(|| {
-            ctx.err(&key(k), format!("no node named {name:?}; nodes are coordinator, store, worker-1..worker-{workers}"))
+            ctx.err(
+                &key(k),
+                format!("no node named {name:?}; nodes are coordinator, store, worker-1..worker-{workers}"),
+            )
         })
     };
     let nodes = || -> Result<Vec<NodeName>, ScenarioError> {
-        let names = f
-            .nodes
-            .as_ref()
-            .ok_or_else(|| ctx.err(&key("nodes"), format!("a {:?} fault needs `nodes`", f.kind)))?;
+        let names =
+            f.nodes.as_ref().ok_or_else(|| ctx.err(&key("nodes"), format!("a {:?} fault needs `nodes`", f.kind)))?;
         if names.is_empty() {
             return Err(ctx.err(&key("nodes"), "must name at least one node"));
         }
-        names
-            .iter()
-            .enumerate()
-            .map(|(j, n)| node(&format!("nodes[{j}]"), Some(n)))
-            .collect()
+        names.iter().enumerate().map(|(j, n)| node(&format!("nodes[{j}]"), Some(n))).collect()
     };
     let positive = |k: &str, v: Option<u64>| -> Result<Option<u64>, ScenarioError> {
         match v {
@@ -282,35 +237,24 @@ pub(crate) fn validate(
     };
     let kind = match f.kind.as_str() {
         "end-partition" | "duplicate-eot" => {
-            let name = f.vertex.as_ref().ok_or_else(|| {
-                ctx.err(
-                    &key("vertex"),
-                    format!("a {:?} fault needs `vertex`", f.kind),
-                )
-            })?;
+            let name = f
+                .vertex
+                .as_ref()
+                .ok_or_else(|| ctx.err(&key("vertex"), format!("a {:?} fault needs `vertex`", f.kind)))?;
             let vertex = s.vertex_index(name).ok_or_else(|| {
                 let names: Vec<&str> = s.job.vertices.iter().map(|v| v.name.as_str()).collect();
-                ctx.err(
-                    &key("vertex"),
-                    format!("no vertex named {name:?} (vertices: {})", names.join(", ")),
-                )
+                ctx.err(&key("vertex"), format!("no vertex named {name:?} (vertices: {})", names.join(", ")))
             })?;
             if s.job.vertices[vertex as usize].kind != VertexKind::Source {
                 return Err(ctx.err(&key("vertex"), format!("vertex {name:?} is not a source")));
             }
-            let partition = f.partition.ok_or_else(|| {
-                ctx.err(
-                    &key("partition"),
-                    format!("a {:?} fault needs `partition`", f.kind),
-                )
-            })?;
+            let partition = f
+                .partition
+                .ok_or_else(|| ctx.err(&key("partition"), format!("a {:?} fault needs `partition`", f.kind)))?;
             if partition >= s.job.partitions {
                 return Err(ctx.err(
                     &key("partition"),
-                    format!(
-                        "partition {partition} does not exist (partitions: {})",
-                        s.job.partitions
-                    ),
+                    format!("partition {partition} does not exist (partitions: {})", s.job.partitions),
                 ));
             }
             if f.kind == "end-partition" {
@@ -328,18 +272,12 @@ pub(crate) fn validate(
                 ));
             }
             if f.kind == "crash" {
-                FaultKind::Crash {
-                    node: n,
-                    restart_after_ms: positive("restart_after_ms", f.restart_after_ms)?,
-                }
+                FaultKind::Crash { node: n, restart_after_ms: positive("restart_after_ms", f.restart_after_ms)? }
             } else {
                 FaultKind::Restart { node: n }
             }
         }
-        "isolate" => FaultKind::Isolate {
-            nodes: nodes()?,
-            heal_after_ms: positive("heal_after_ms", f.heal_after_ms)?,
-        },
+        "isolate" => FaultKind::Isolate { nodes: nodes()?, heal_after_ms: positive("heal_after_ms", f.heal_after_ms)? },
         "heal" => FaultKind::Heal { nodes: nodes()? },
         "clog" | "unclog" => {
             let (from, to) = (node("from", f.from.as_ref())?, node("to", f.to.as_ref())?);
@@ -347,21 +285,14 @@ pub(crate) fn validate(
                 return Err(ctx.err(&key("to"), "a link joins two different nodes"));
             }
             if f.kind == "clog" {
-                FaultKind::Clog {
-                    from,
-                    to,
-                    heal_after_ms: positive("heal_after_ms", f.heal_after_ms)?,
-                }
+                FaultKind::Clog { from, to, heal_after_ms: positive("heal_after_ms", f.heal_after_ms)? }
             } else {
                 FaultKind::Unclog { from, to }
             }
         }
         _ => unreachable!("kinds checked above"),
     };
-    Ok(Fault {
-        at_ms: f.at_ms,
-        kind,
-    })
+    Ok(Fault { at_ms: f.at_ms, kind })
 }
 
 #[cfg(test)]
@@ -371,22 +302,11 @@ mod tests {
     #[test]
     fn liveness_starts_after_the_last_heal() {
         let w1 = NodeName::Worker(1);
-        let acts = vec![
-            (100, Action::Kill(w1)),
-            (500, Action::Restart(w1)),
-            (700, Action::EndPartition { partition: 0 }),
-        ];
+        let acts =
+            vec![(100, Action::Kill(w1)), (500, Action::Restart(w1)), (700, Action::EndPartition { partition: 0 })];
         assert_eq!(liveness_start_ms(&acts, 2), Some(500));
-        assert_eq!(
-            liveness_start_ms(&acts[..1], 2),
-            Some(100),
-            "losing one of two workers is survivable"
-        );
-        assert_eq!(
-            liveness_start_ms(&acts[..1], 1),
-            None,
-            "losing the only worker is not"
-        );
+        assert_eq!(liveness_start_ms(&acts[..1], 2), Some(100), "losing one of two workers is survivable");
+        assert_eq!(liveness_start_ms(&acts[..1], 1), None, "losing the only worker is not");
         let iso = vec![(10, Action::Isolate(NodeName::Store))];
         assert_eq!(liveness_start_ms(&iso, 2), None);
         assert_eq!(liveness_start_ms(&[], 1), Some(0));

@@ -26,10 +26,7 @@ impl KeyMap {
     pub fn new(text: &str) -> KeyMap {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        let mut map = KeyMap {
-            entries: Vec::new(),
-            line_starts,
-        };
+        let mut map = KeyMap { entries: Vec::new(), line_starts };
         if let Ok(doc) = ImDocument::parse(text.to_string()) {
             map.walk_table("", doc.as_table());
         }
@@ -48,11 +45,7 @@ impl KeyMap {
         for (key, item) in table.iter() {
             let path = Self::join(prefix, key);
             let key_span = table.key(key).and_then(|k| k.span());
-            self.entries.push(Entry {
-                path: path.clone(),
-                key: key_span,
-                value: item.span(),
-            });
+            self.entries.push(Entry { path: path.clone(), key: key_span, value: item.span() });
             self.walk_item(&path, item);
         }
     }
@@ -63,11 +56,7 @@ impl KeyMap {
             Item::ArrayOfTables(a) => {
                 for (i, t) in a.iter().enumerate() {
                     let p = format!("{path}[{i}]");
-                    self.entries.push(Entry {
-                        path: p.clone(),
-                        key: t.span(),
-                        value: t.span(),
-                    });
+                    self.entries.push(Entry { path: p.clone(), key: t.span(), value: t.span() });
                     self.walk_table(&p, t);
                 }
             }
@@ -82,22 +71,14 @@ impl KeyMap {
                 for (key, v) in t.iter() {
                     let p = Self::join(path, key);
                     let key_span = t.key(key).and_then(|k| k.span());
-                    self.entries.push(Entry {
-                        path: p.clone(),
-                        key: key_span,
-                        value: v.span(),
-                    });
+                    self.entries.push(Entry { path: p.clone(), key: key_span, value: v.span() });
                     self.walk_value(&p, v);
                 }
             }
             Value::Array(a) => {
                 for (i, v) in a.iter().enumerate() {
                     let p = format!("{path}[{i}]");
-                    self.entries.push(Entry {
-                        path: p.clone(),
-                        key: v.span(),
-                        value: v.span(),
-                    });
+                    self.entries.push(Entry { path: p.clone(), key: v.span(), value: v.span() });
                     self.walk_value(&p, v);
                 }
             }
@@ -130,10 +111,8 @@ impl KeyMap {
         self.entries
             .iter()
             .filter(|e| {
-                let covers = |r: &Option<Range<usize>>| {
-                    r.as_ref()
-                        .is_some_and(|r| r.start <= span.start && span.end <= r.end)
-                };
+                let covers =
+                    |r: &Option<Range<usize>>| r.as_ref().is_some_and(|r| r.start <= span.start && span.end <= r.end);
                 covers(&e.value) || covers(&e.key)
             })
             .max_by_key(|e| e.path.len())
@@ -153,10 +132,7 @@ mod tests {
         assert_eq!(m.place_of("job.mode"), Some((3, 1)));
         assert_eq!(m.place_of("job.vertices[0].name"), Some((5, 1)));
         assert_eq!(m.place_of("job.vertices[0].scale.min"), Some((6, 11)));
-        assert_eq!(
-            m.place_of("job.vertices[0].missing"),
-            m.place_of("job.vertices[0]")
-        );
+        assert_eq!(m.place_of("job.vertices[0].missing"), m.place_of("job.vertices[0]"));
         let at = text.find("\"batch\"").unwrap();
         assert_eq!(m.path_at(&(at..at + 7)).as_deref(), Some("job.mode"));
     }

@@ -63,10 +63,7 @@ fn install_panic_hook() {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
             if IN_SIM.with(|f| *f.borrow()) {
-                let location = info
-                    .location()
-                    .map(|l| format!(" at {}:{}", l.file(), l.line()))
-                    .unwrap_or_default();
+                let location = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
                 let message = info
                     .payload()
                     .downcast_ref::<&str>()
@@ -94,20 +91,13 @@ pub fn run(scenario: &Scenario, seed: u64, canaries: &[Canary]) -> RunReport {
     let outcome = match outcome {
         Ok(o) => o,
         Err(_) => {
-            let message = PANIC_MESSAGE
-                .with(|m| m.borrow_mut().take())
-                .unwrap_or_else(|| "panic".into());
+            let message = PANIC_MESSAGE.with(|m| m.borrow_mut().take()).unwrap_or_else(|| "panic".into());
             return RunReport {
                 scenario: scenario.name.clone(),
                 seed,
                 canaries,
                 verdict: Verdict::Fail,
-                violations: vec![Violation::new(
-                    ENGINE_PANIC,
-                    0,
-                    FailureClass::Crash,
-                    message,
-                )],
+                violations: vec![Violation::new(ENGINE_PANIC, 0, FailureClass::Crash, message)],
                 status: None,
                 produced: 0,
                 delivered: 0,
@@ -119,11 +109,7 @@ pub fn run(scenario: &Scenario, seed: u64, canaries: &[Canary]) -> RunReport {
         }
     };
     let setup = Setup::of(scenario);
-    let end = End {
-        end_ms: outcome.sim_ms,
-        final_status: outcome.status,
-        ledger: &outcome.ledger,
-    };
+    let end = End { end_ms: outcome.sim_ms, final_status: outcome.status, ledger: &outcome.ledger };
     let violations = checker::check(&setup, &outcome.trace, &end);
     let produced = outcome
         .trace
@@ -134,21 +120,12 @@ pub fn run(scenario: &Scenario, seed: u64, canaries: &[Canary]) -> RunReport {
         })
         .collect::<BTreeSet<_>>()
         .len() as u64;
-    let delivered = outcome
-        .ledger
-        .iter()
-        .map(|c| c.id)
-        .collect::<BTreeSet<_>>()
-        .len() as u64;
+    let delivered = outcome.ledger.iter().map(|c| c.id).collect::<BTreeSet<_>>().len() as u64;
     RunReport {
         scenario: scenario.name.clone(),
         seed,
         canaries,
-        verdict: if violations.is_empty() {
-            Verdict::Pass
-        } else {
-            Verdict::Fail
-        },
+        verdict: if violations.is_empty() { Verdict::Pass } else { Verdict::Fail },
         violations,
         status: outcome.status,
         produced,

@@ -7,9 +7,7 @@ use crate::locate::KeyMap;
 use serde::Deserialize;
 use sluice_engine::job::split_records;
 use sluice_engine::net::NodeName;
-use sluice_engine::{
-    Delivery, JobSpec, JobStatus, Mode, RestartSpec, Timings, VertexKind, VertexSpec,
-};
+use sluice_engine::{Delivery, JobSpec, JobStatus, Mode, RestartSpec, Timings, VertexKind, VertexSpec};
 use std::path::Path;
 use thiserror::Error;
 
@@ -19,13 +17,7 @@ pub enum ScenarioError {
     #[error("{file}: cannot read: {why}")]
     Read { file: String, why: String },
     #[error("{file}:{line}:{column}: key `{key}`: {message}")]
-    Invalid {
-        file: String,
-        line: usize,
-        column: usize,
-        key: String,
-        message: String,
-    },
+    Invalid { file: String, line: usize, column: usize, key: String, message: String },
 }
 
 /// Default source pace in batch mode (records per second per partition).
@@ -181,30 +173,19 @@ impl Scenario {
     /// Reads and validates a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError::Read {
-            file: file.clone(),
-            why: e.to_string(),
-        })?;
-        let stem = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "scenario".into());
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ScenarioError::Read { file: file.clone(), why: e.to_string() })?;
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "scenario".into());
         Scenario::parse(&text, &file, &stem)
     }
 
     /// Validates a scenario text; `file` names it in errors, `default_name` is used when it has no `name`.
     pub fn parse(text: &str, file: &str, default_name: &str) -> Result<Scenario, ScenarioError> {
-        let ctx = Ctx {
-            file,
-            keys: KeyMap::new(text),
-        };
+        let ctx = Ctx { file, keys: KeyMap::new(text) };
         let raw: RawScenario = toml::from_str(text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
             let (line, column) = ctx.keys.line_col(span.start);
-            let key = ctx
-                .keys
-                .path_at(&span)
-                .unwrap_or_else(|| unknown_key(e.message()).unwrap_or_default());
+            let key = ctx.keys.path_at(&span).unwrap_or_else(|| unknown_key(e.message()).unwrap_or_default());
             ScenarioError::Invalid {
                 file: file.to_string(),
                 line,
@@ -218,11 +199,7 @@ impl Scenario {
 
     /// Index of the vertex named `name`.
     pub fn vertex_index(&self, name: &str) -> Option<u16> {
-        self.job
-            .vertices
-            .iter()
-            .position(|v| v.name == name)
-            .map(|i| i as u16)
+        self.job.vertices.iter().position(|v| v.name == name).map(|i| i as u16)
     }
 
     /// The records each source partition holds at the start.
@@ -244,32 +221,18 @@ fn build(raw: RawScenario, ctx: &Ctx, default_name: &str) -> Result<Scenario, Sc
     let job = &raw.job;
     let mode = match job.mode.as_str() {
         "batch" => Mode::Batch,
-        "streaming" => {
-            return Err(ctx.err(
-                "job.mode",
-                "streaming mode is not implemented yet (batch only)",
-            ))
-        }
+        "streaming" => return Err(ctx.err("job.mode", "streaming mode is not implemented yet (batch only)")),
         other => {
-            return Err(ctx.err(
-                "job.mode",
-                format!("unknown mode {other:?}; expected \"batch\" or \"streaming\""),
-            ))
+            return Err(ctx.err("job.mode", format!("unknown mode {other:?}; expected \"batch\" or \"streaming\"")))
         }
     };
     for (key, present) in [
         ("job.checkpoint", job.checkpoint.is_some()),
-        (
-            "job.checkpoint_failure_policy",
-            job.checkpoint_failure_policy.is_some(),
-        ),
+        ("job.checkpoint_failure_policy", job.checkpoint_failure_policy.is_some()),
         ("job.lifecycle", job.lifecycle.is_some()),
     ] {
         if present {
-            return Err(ctx.err(
-                key,
-                "not implemented yet in this engine version; remove the table",
-            ));
+            return Err(ctx.err(key, "not implemented yet in this engine version; remove the table"));
         }
     }
     if job.partitions == 0 {
@@ -284,9 +247,7 @@ fn build(raw: RawScenario, ctx: &Ctx, default_name: &str) -> Result<Scenario, Sc
         Some(other) => {
             return Err(ctx.err(
                 "job.delivery",
-                format!(
-                    "unknown delivery {other:?}; expected \"exactly-once\" or \"at-least-once\""
-                ),
+                format!("unknown delivery {other:?}; expected \"exactly-once\" or \"at-least-once\""),
             ))
         }
     };
@@ -298,15 +259,8 @@ fn build(raw: RawScenario, ctx: &Ctx, default_name: &str) -> Result<Scenario, Sc
     let restart = build_restart(job.restart.as_ref(), ctx)?;
     let network = build_network(raw.network.as_ref(), ctx)?;
     let expect = build_expect(raw.expect.as_ref(), raw.duration_ms, ctx)?;
-    let spec = JobSpec {
-        mode,
-        delivery,
-        partitions: job.partitions,
-        vertices,
-        restart,
-        workers,
-        timings: Timings::default(),
-    };
+    let spec =
+        JobSpec { mode, delivery, partitions: job.partitions, vertices, restart, workers, timings: Timings::default() };
     let name = raw.name.clone().unwrap_or_else(|| default_name.to_string());
     if name.is_empty() {
         return Err(ctx.err("name", "must not be empty"));
@@ -329,10 +283,7 @@ fn build(raw: RawScenario, ctx: &Ctx, default_name: &str) -> Result<Scenario, Sc
 
 fn build_vertices(job: &RawJob, ctx: &Ctx) -> Result<Vec<VertexSpec>, ScenarioError> {
     if job.vertices.len() < 2 {
-        return Err(ctx.err(
-            "job.vertices",
-            "a job needs a source and a sink: at least two vertices",
-        ));
+        return Err(ctx.err("job.vertices", "a job needs a source and a sink: at least two vertices"));
     }
     let last = job.vertices.len() - 1;
     let mut out = Vec::new();
@@ -342,12 +293,7 @@ fn build_vertices(job: &RawJob, ctx: &Ctx) -> Result<Vec<VertexSpec>, ScenarioEr
             "source" => VertexKind::Source,
             "map" => VertexKind::Map,
             "sink" => VertexKind::Sink,
-            other => {
-                return Err(ctx.err(
-                    &key("kind"),
-                    format!("unknown kind {other:?}; expected source, map or sink"),
-                ))
-            }
+            other => return Err(ctx.err(&key("kind"), format!("unknown kind {other:?}; expected source, map or sink"))),
         };
         let expected = if i == 0 {
             VertexKind::Source
@@ -357,27 +303,18 @@ fn build_vertices(job: &RawJob, ctx: &Ctx) -> Result<Vec<VertexSpec>, ScenarioEr
             VertexKind::Map
         };
         if kind != expected {
-            return Err(ctx.err(
-                &key("kind"),
-                "a job is a chain: one source first, maps in between, one sink last",
-            ));
+            return Err(ctx.err(&key("kind"), "a job is a chain: one source first, maps in between, one sink last"));
         }
         if v.name.is_empty() {
             return Err(ctx.err(&key("name"), "must not be empty"));
         }
         if job.vertices[..i].iter().any(|w| w.name == v.name) {
-            return Err(ctx.err(
-                &key("name"),
-                format!("vertex name {:?} is used twice", v.name),
-            ));
+            return Err(ctx.err(&key("name"), format!("vertex name {:?} is used twice", v.name)));
         }
         let min = v.scale.as_ref().and_then(|s| s.min).unwrap_or(1);
         let max = v.scale.as_ref().and_then(|s| s.max).unwrap_or(min.max(1));
         if max == 0 {
-            return Err(ctx.err(
-                &key("scale.max"),
-                "a batch job needs at least one replica of every vertex",
-            ));
+            return Err(ctx.err(&key("scale.max"), "a batch job needs at least one replica of every vertex"));
         }
         if min > max {
             return Err(ctx.err(&key("scale.min"), format!("min {min} is above max {max}")));
@@ -399,25 +336,15 @@ fn build_vertices(job: &RawJob, ctx: &Ctx) -> Result<Vec<VertexSpec>, ScenarioEr
         }
         let mut partition_records = Vec::new();
         if kind == VertexKind::Source {
-            let records = v
-                .records
-                .ok_or_else(|| ctx.err(&key("records"), "a source needs `records`"))?;
+            let records = v.records.ok_or_else(|| ctx.err(&key("records"), "a source needs `records`"))?;
             if records > 10_000_000 {
                 return Err(ctx.err(&key("records"), "at most 10,000,000 records"));
             }
-            let weights = v
-                .skew
-                .clone()
-                .unwrap_or_else(|| vec![1; job.partitions as usize]);
+            let weights = v.skew.clone().unwrap_or_else(|| vec![1; job.partitions as usize]);
             if weights.len() != job.partitions as usize {
-                return Err(ctx.err(
-                    &key("skew"),
-                    format!(
-                        "has {} weights for {} partitions",
-                        weights.len(),
-                        job.partitions
-                    ),
-                ));
+                return Err(
+                    ctx.err(&key("skew"), format!("has {} weights for {} partitions", weights.len(), job.partitions))
+                );
             }
             if weights.iter().all(|w| *w == 0) {
                 return Err(ctx.err(&key("skew"), "at least one weight must be positive"));
@@ -449,19 +376,11 @@ fn build_restart(raw: Option<&RawRestart>, ctx: &Ctx) -> Result<RestartSpec, Sce
         return Ok(RestartSpec::None);
     };
     let need = |v: Option<u64>, k: &str| -> Result<u64, ScenarioError> {
-        v.ok_or_else(|| {
-            ctx.err(
-                &format!("job.restart.{k}"),
-                format!("strategy {:?} needs `{k}`", r.strategy),
-            )
-        })
+        v.ok_or_else(|| ctx.err(&format!("job.restart.{k}"), format!("strategy {:?} needs `{k}`", r.strategy)))
     };
     let not_for = |present: bool, k: &str| -> Result<(), ScenarioError> {
         if present {
-            return Err(ctx.err(
-                &format!("job.restart.{k}"),
-                format!("strategy {:?} takes no `{k}`", r.strategy),
-            ));
+            return Err(ctx.err(&format!("job.restart.{k}"), format!("strategy {:?} takes no `{k}`", r.strategy)));
         }
         Ok(())
     };
@@ -508,10 +427,7 @@ fn build_restart(raw: Option<&RawRestart>, ctx: &Ctx) -> Result<RestartSpec, Sce
 fn build_network(raw: Option<&RawNetwork>, ctx: &Ctx) -> Result<Network, ScenarioError> {
     let latency_ms = raw.and_then(|n| n.latency_ms).unwrap_or([1, 10]);
     if latency_ms[0] == 0 || latency_ms[0] > latency_ms[1] {
-        return Err(ctx.err(
-            "network.latency_ms",
-            "must be [low, high] with 0 < low <= high",
-        ));
+        return Err(ctx.err("network.latency_ms", "must be [low, high] with 0 < low <= high"));
     }
     if latency_ms[1] > 60_000 {
         return Err(ctx.err("network.latency_ms", "at most 60,000 ms"));
@@ -520,34 +436,23 @@ fn build_network(raw: Option<&RawNetwork>, ctx: &Ctx) -> Result<Network, Scenari
     if !(0.0..0.5).contains(&loss) {
         return Err(ctx.err("network.loss", "must be in [0, 0.5)"));
     }
-    Ok(Network {
-        latency_ms: (latency_ms[0], latency_ms[1]),
-        loss,
-    })
+    Ok(Network { latency_ms: (latency_ms[0], latency_ms[1]), loss })
 }
 
-fn build_expect(
-    raw: Option<&RawExpect>,
-    duration_ms: u64,
-    ctx: &Ctx,
-) -> Result<Expect, ScenarioError> {
+fn build_expect(raw: Option<&RawExpect>, duration_ms: u64, ctx: &Ctx) -> Result<Expect, ScenarioError> {
     let status = match raw.and_then(|e| e.status.as_deref()) {
         None => None,
         Some(s) => Some(JobStatus::from_name(s).ok_or_else(|| {
             let names: Vec<&str> = JobStatus::ALL.iter().map(|s| s.name()).collect();
-            ctx.err(
-                "expect.status",
-                format!("unknown status {s:?}; expected one of {}", names.join(", ")),
-            )
+            ctx.err("expect.status", format!("unknown status {s:?}; expected one of {}", names.join(", ")))
         })?),
     };
     let bound = |v: Option<u64>, k: &str, default: u64| -> Result<u64, ScenarioError> {
         match v {
             Some(0) => Err(ctx.err(&format!("expect.{k}"), "must be positive")),
-            Some(v) if v > duration_ms && k == "within_ms" => Err(ctx.err(
-                &format!("expect.{k}"),
-                format!("{v} is beyond duration_ms {duration_ms}"),
-            )),
+            Some(v) if v > duration_ms && k == "within_ms" => {
+                Err(ctx.err(&format!("expect.{k}"), format!("{v} is beyond duration_ms {duration_ms}")))
+            }
             Some(v) => Ok(v),
             None => Ok(default),
         }
@@ -584,4 +489,103 @@ pub(crate) fn node_of(name: &str, workers: u16) -> Option<NodeName> {
 /// Short description of a fault kind, for errors.
 pub(crate) fn kind_list() -> &'static str {
     FaultKind::NAMES
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"# Goal: g.  Method: m.
+duration_ms = 10_000
+
+[job]
+mode = "batch"
+partitions = 2
+
+[[job.vertices]]
+name = "in"
+kind = "source"
+records = 10
+
+[[job.vertices]]
+name = "out"
+kind = "sink"
+
+[[faults]]
+at_ms = 100
+kind = "end-partition"
+vertex = "in"
+partition = 1
+"#;
+
+    fn error(text: &str) -> (usize, usize, String, String) {
+        match Scenario::parse(text, "t.toml", "t") {
+            Err(ScenarioError::Invalid { file, line, column, key, message }) => {
+                assert_eq!(file, "t.toml");
+                (line, column, key, message)
+            }
+            other => panic!("expected an invalid-scenario error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_good_scenario_loads_with_defaults() {
+        let s = Scenario::parse(GOOD, "t.toml", "t").unwrap();
+        assert_eq!(s.name, "t");
+        assert_eq!(s.job.vertices[0].partition_records, vec![5, 5]);
+        assert_eq!(s.job.restart, RestartSpec::None);
+        assert_eq!(s.job.workers, 2);
+        assert_eq!(s.network, Network { latency_ms: (1, 10), loss: 0.0 });
+        assert_eq!(s.faults.len(), 1);
+    }
+
+    #[test]
+    fn every_error_names_file_line_column_and_key() {
+        let cases: &[(&str, &str, usize, &str)] = &[
+            ("records = 10", "records = \"ten\"", 11, "job.vertices[0].records"),
+            ("partitions = 2", "partitions = 2\ncolour = \"red\"", 7, "job.colour"),
+            ("partitions = 2", "partitions = 0", 6, "job.partitions"),
+            ("duration_ms = 10_000", "duration_ms = -5", 2, "duration_ms"),
+            ("vertex = \"in\"", "vertex = \"nope\"", 20, "faults[0].vertex"),
+            ("partition = 1\n", "partition = 7\n", 21, "faults[0].partition"),
+            ("kind = \"end-partition\"", "kind = \"meteor\"", 19, "faults[0].kind"),
+            ("mode = \"batch\"", "mode = \"bulk\"", 5, "job.mode"),
+            ("at_ms = 100", "at_ms = 20_000", 18, "faults[0].at_ms"),
+            ("kind = \"sink\"", "kind = \"sink\"\nscale = { min = 3, max = 2 }", 16, "job.vertices[1].scale.min"),
+        ];
+        for (from, to, line, key) in cases {
+            assert!(GOOD.contains(from), "case {from:?} does not apply");
+            let text = GOOD.replacen(from, to, 1);
+            let (l, c, k, message) = error(&text);
+            assert_eq!((l, k.as_str()), (*line, *key), "for {to:?}: {message}");
+            assert!(c >= 1 && !message.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_fault_naming_a_missing_node_or_a_wrong_key_is_refused() {
+        let crash = GOOD.replace(
+            "kind = \"end-partition\"\nvertex = \"in\"\npartition = 1",
+            "kind = \"crash\"\nnode = \"worker-9\"",
+        );
+        let (_, _, key, message) = error(&crash);
+        assert_eq!(key, "faults[0].node");
+        assert!(message.contains("worker-9"), "{message}");
+        let wrong = GOOD.replace("partition = 1\n", "partition = 1\nnode = \"store\"\n");
+        let (_, _, key, _) = error(&wrong);
+        assert_eq!(key, "faults[0].node");
+    }
+
+    #[test]
+    fn syntax_errors_are_located_too() {
+        let (line, _, _, message) = error("duration_ms = \n[job");
+        assert_eq!(line, 1, "{message}");
+    }
+
+    #[test]
+    fn a_missing_file_is_a_read_error() {
+        let e = Scenario::load(Path::new("/no/such/scenario.toml")).unwrap_err();
+        assert!(matches!(e, ScenarioError::Read { .. }));
+        assert!(e.to_string().starts_with("/no/such/scenario.toml"));
+    }
 }

@@ -47,19 +47,10 @@ pub struct TraceRecorder {
 impl TraceRecorder {
     /// Records an entry at the current simulated time.
     pub fn push(&self, node: &str, event: TraceEvent) {
-        let at_us = madsim::time::TimeHandle::try_current()
-            .map(|t| t.elapsed().as_micros() as u64)
-            .unwrap_or(0);
+        let at_us = madsim::time::TimeHandle::try_current().map(|t| t.elapsed().as_micros() as u64).unwrap_or(0);
         let mut entries = self.entries.lock().expect("trace lock");
-        debug_assert!(
-            entries.last().is_none_or(|e| e.at_us <= at_us),
-            "trace goes back in time"
-        );
-        entries.push(TraceEntry {
-            at_us,
-            node: node.to_string(),
-            event,
-        });
+        debug_assert!(entries.last().is_none_or(|e| e.at_us <= at_us), "trace goes back in time");
+        entries.push(TraceEntry { at_us, node: node.to_string(), event });
     }
 
     /// Takes the recorded entries.
@@ -98,11 +89,7 @@ pub fn render(entries: &[TraceEntry]) -> String {
             TraceEvent::Fault { action } => format!("FAULT {action}"),
             TraceEvent::Observed { status } => format!("client reads {status}"),
         };
-        out.push_str(&format!(
-            "{:>9.3} ms {:<12} {what}\n",
-            e.at_us as f64 / 1000.0,
-            e.node
-        ));
+        out.push_str(&format!("{:>9.3} ms {:<12} {what}\n", e.at_us as f64 / 1000.0, e.node));
     }
     out
 }
@@ -113,11 +100,7 @@ mod tests {
 
     #[test]
     fn hash_is_stable_and_sensitive() {
-        let a = vec![TraceEntry {
-            at_us: 5,
-            node: "sim".into(),
-            event: TraceEvent::Fault { action: "x".into() },
-        }];
+        let a = vec![TraceEntry { at_us: 5, node: "sim".into(), event: TraceEvent::Fault { action: "x".into() } }];
         let mut b = a.clone();
         assert_eq!(trace_hash(&a), trace_hash(&b));
         b[0].at_us = 6;

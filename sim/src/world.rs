@@ -41,37 +41,19 @@ pub fn simulate(scenario: &Scenario, seed: u64, canaries: Canaries) -> Outcome {
     let ledger = ctx.ledger.clone();
     let rt = Runtime::with_seed_and_config(seed, net_config(scenario));
     let observed: Arc<Mutex<Option<JobStatus>>> = Arc::default();
-    let sim_ms = rt.block_on(supervise(
-        scenario.clone(),
-        ctx,
-        recorder.clone(),
-        observed.clone(),
-    ));
+    let sim_ms = rt.block_on(supervise(scenario.clone(), ctx, recorder.clone(), observed.clone()));
     drop(rt);
     let ledger = ledger.lock().expect("ledger lock").commits().to_vec();
     let status = *observed.lock().expect("observed lock");
-    Outcome {
-        trace: recorder.take(),
-        ledger,
-        status,
-        sim_ms,
-    }
+    Outcome { trace: recorder.take(), ledger, status, sim_ms }
 }
 
 fn node(
     handle: &Handle,
     name: NodeName,
-    init: impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
-        + Send
-        + Sync
-        + 'static,
+    init: impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync + 'static,
 ) -> NodeHandle {
-    handle
-        .create_node()
-        .name(name.label())
-        .ip(name.ip())
-        .init(init)
-        .build()
+    handle.create_node().name(name.label()).ip(name.ip()).init(init).build()
 }
 
 async fn supervise(
@@ -86,43 +68,29 @@ async fn supervise(
         let (ledger, tracer) = (ctx.ledger.clone(), ctx.tracer("store"));
         nodes.insert(
             NodeName::Store,
-            node(&handle, NodeName::Store, move || {
-                Box::pin(store::run(ledger.clone(), tracer.clone()))
-            }),
+            node(&handle, NodeName::Store, move || Box::pin(store::run(ledger.clone(), tracer.clone()))),
         );
     }
     for n in 1..=scenario.job.workers {
         let c = ctx.clone();
         nodes.insert(
             NodeName::Worker(n),
-            node(&handle, NodeName::Worker(n), move || {
-                Box::pin(worker::run(c.clone(), n))
-            }),
+            node(&handle, NodeName::Worker(n), move || Box::pin(worker::run(c.clone(), n))),
         );
     }
     {
         let c = ctx.clone();
         nodes.insert(
             NodeName::Coordinator,
-            node(&handle, NodeName::Coordinator, move || {
-                Box::pin(coordinator::run(c.clone()))
-            }),
+            node(&handle, NodeName::Coordinator, move || Box::pin(coordinator::run(c.clone()))),
         );
     }
     let first_terminal_ms: Arc<Mutex<Option<u64>>> = Arc::default();
     {
-        let (recorder, observed, first_terminal_ms) = (
-            recorder.clone(),
-            observed.clone(),
-            first_terminal_ms.clone(),
-        );
+        let (recorder, observed, first_terminal_ms) = (recorder.clone(), observed.clone(), first_terminal_ms.clone());
         // A node exits when its init task ends: the client's init is the status reader.
         let client = node(&handle, NodeName::Client, move || {
-            Box::pin(read_status(
-                recorder.clone(),
-                observed.clone(),
-                first_terminal_ms.clone(),
-            ))
+            Box::pin(read_status(recorder.clone(), observed.clone(), first_terminal_ms.clone()))
         });
         nodes.insert(NodeName::Client, client);
     }
@@ -137,42 +105,31 @@ async fn supervise(
         while next < actions.len() && actions[next].0 <= now {
             let action = &actions[next].1;
             apply(action, &handle, &nodes, &ctx);
-            recorder.push(
-                "sim",
-                TraceEvent::Fault {
-                    action: action.describe(),
-                },
-            );
+            recorder.push("sim", TraceEvent::Fault { action: action.describe() });
             next += 1;
         }
-        let settled = first_terminal_ms
-            .lock()
-            .expect("lock")
-            .is_some_and(|t| now >= t + SETTLE_MS);
+        let settled = first_terminal_ms.lock().expect("lock").is_some_and(|t| now >= t + SETTLE_MS);
         if now >= scenario.duration_ms || (batch && settled) {
             return now;
         }
         let next_action = actions.get(next).map(|a| a.0).unwrap_or(u64::MAX);
-        let wake = next_action
-            .min(now + STATUS_POLL_MS)
-            .min(scenario.duration_ms);
+        let wake = next_action.min(now + STATUS_POLL_MS).min(scenario.duration_ms);
         madsim::time::sleep_until(start + Duration::from_millis(wake)).await;
     }
 }
 
-fn apply(
-    action: &Action,
-    handle: &Handle,
-    nodes: &BTreeMap<NodeName, NodeHandle>,
-    ctx: &NodeContext,
-) {
+fn apply(action: &Action, handle: &Handle, nodes: &BTreeMap<NodeName, NodeHandle>, ctx: &NodeContext) {
     let id = |n: &NodeName| nodes.get(n).expect("validated node").id();
     let net = madsim::net::NetSim::current();
     match action {
         Action::EndPartition { partition } => ctx.external.end_partition(*partition),
         Action::DuplicateEot { partition } => ctx.external.duplicate_eot(*partition),
         Action::Kill(n) => handle.kill(id(n)),
-        Action::Restart(n) => handle.restart(id(n)),
+        Action::Restart(n) => {
+            // madsim's restart keeps a live node's sockets bound; a kill first makes it a crash and a fresh start.
+            handle.kill(id(n));
+            handle.restart(id(n));
+        }
         Action::Isolate(n) => net.clog_node(id(n)),
         Action::Heal(n) => net.unclog_node(id(n)),
         Action::ClogLink(a, b) => net.clog_link(id(a), id(b)),
@@ -186,21 +143,15 @@ async fn read_status(
     observed: Arc<Mutex<Option<JobStatus>>>,
     first_terminal_ms: Arc<Mutex<Option<u64>>>,
 ) {
-    let ctrl = CtrlEndpoint::bind()
-        .await
-        .expect("client control port is free");
+    let ctrl = CtrlEndpoint::bind().await.expect("client control port is free");
     let start = madsim::time::Instant::now();
     let mut request = 0u64;
     loop {
         request += 1;
-        ctrl.send(NodeName::Coordinator, Ctrl::GetStatus { request })
-            .await;
+        ctrl.send(NodeName::Coordinator, Ctrl::GetStatus { request }).await;
         let deadline = madsim::time::Instant::now() + Duration::from_millis(STATUS_POLL_MS);
-        while let Ok(Ok((msg, _))) = madsim::time::timeout(
-            deadline.saturating_duration_since(madsim::time::Instant::now()),
-            ctrl.recv(),
-        )
-        .await
+        while let Ok(Ok((msg, _))) =
+            madsim::time::timeout(deadline.saturating_duration_since(madsim::time::Instant::now()), ctrl.recv()).await
         {
             if let Ctrl::Status { request: r, status } = msg {
                 if r != request {
@@ -212,10 +163,7 @@ async fn read_status(
                     *last = Some(status);
                 }
                 if status.is_terminal() {
-                    first_terminal_ms
-                        .lock()
-                        .expect("lock")
-                        .get_or_insert(start.elapsed().as_millis() as u64);
+                    first_terminal_ms.lock().expect("lock").get_or_insert(start.elapsed().as_millis() as u64);
                 }
             }
         }

@@ -65,12 +65,7 @@ mod tests {
     #[test]
     fn passes_when_terminal_within_the_bound() {
         let trace = vec![status(500, JobStatus::Running, JobStatus::Finished)];
-        assert!(run(
-            &mut EventuallyTerminal::new(&setup(vec![1])),
-            &trace,
-            20_000
-        )
-        .is_empty());
+        assert!(run(&mut EventuallyTerminal::new(&setup(vec![1])), &trace, 20_000).is_empty());
     }
 
     #[test]
@@ -79,9 +74,6 @@ mod tests {
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].at_ms, 10_000);
         let late = vec![status(15_000, JobStatus::Running, JobStatus::Failed)];
-        assert_eq!(
-            run(&mut EventuallyTerminal::new(&setup(vec![1])), &late, 20_000).len(),
-            1
-        );
+        assert_eq!(run(&mut EventuallyTerminal::new(&setup(vec![1])), &late, 20_000).len(), 1);
     }
 }

@@ -34,8 +34,7 @@ impl ExactlyOnce {
 
     fn report(&mut self, at_ms: u64, detail: String) {
         if self.violations.len() < REPORT_AT_MOST {
-            self.violations
-                .push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
+            self.violations.push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
         } else {
             self.suppressed += 1;
         }
@@ -48,17 +47,11 @@ impl Checker for ExactlyOnce {
             return;
         };
         self.traced_commits += 1;
-        let produced = self
-            .initial_records
-            .get(id.partition as usize)
-            .is_some_and(|n| id.offset < *n);
+        let produced = self.initial_records.get(id.partition as usize).is_some_and(|n| id.offset < *n);
         if !produced {
             self.report(
                 entry.at_ms(),
-                format!(
-                    "record {}:{} committed but the source never held it",
-                    id.partition, id.offset
-                ),
+                format!("record {}:{} committed but the source never held it", id.partition, id.offset),
             );
             return;
         }
@@ -75,17 +68,12 @@ impl Checker for ExactlyOnce {
 
     fn finish(&mut self, end: &End) -> Vec<Violation> {
         if !end.ledger.is_empty() {
-            assert_eq!(
-                end.ledger.len(),
-                self.traced_commits,
-                "trace and ledger disagree on the number of commits"
-            );
+            assert_eq!(end.ledger.len(), self.traced_commits, "trace and ledger disagree on the number of commits");
         }
         if self.suppressed > 0 {
             let at_ms = self.violations.last().map_or(end.end_ms, |v| v.at_ms);
             let detail = format!("and {} more exactly-once violations", self.suppressed);
-            self.violations
-                .push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
+            self.violations.push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
         }
         std::mem::take(&mut self.violations)
     }

@@ -15,11 +15,7 @@ pub struct ExpectedStatus {
 
 impl ExpectedStatus {
     pub fn new(setup: &Setup) -> ExpectedStatus {
-        ExpectedStatus {
-            expect: setup.expect_status,
-            within_ms: setup.expect_within_ms,
-            first_reported_ms: None,
-        }
+        ExpectedStatus { expect: setup.expect_status, within_ms: setup.expect_within_ms, first_reported_ms: None }
     }
 }
 
@@ -36,17 +32,10 @@ impl Checker for ExpectedStatus {
         let Some(expect) = self.expect else {
             return Vec::new();
         };
-        let shown = end
-            .final_status
-            .map_or("nothing".to_string(), |s| s.to_string());
+        let shown = end.final_status.map_or("nothing".to_string(), |s| s.to_string());
         if end.final_status != Some(expect) {
             let detail = format!("expected final status {expect}, the API showed {shown}");
-            return vec![Violation::new(
-                NAME,
-                end.end_ms,
-                FailureClass::Safety,
-                detail,
-            )];
+            return vec![Violation::new(NAME, end.end_ms, FailureClass::Safety, detail)];
         }
         match (self.within_ms, self.first_reported_ms) {
             (Some(within), Some(t)) if t > within => vec![Violation::new(
@@ -72,49 +61,24 @@ mod tests {
         ExpectedStatus::new(&s)
     }
 
-    fn finish(
-        c: &mut ExpectedStatus,
-        trace: &[TraceEntry],
-        final_status: JobStatus,
-    ) -> Vec<Violation> {
+    fn finish(c: &mut ExpectedStatus, trace: &[TraceEntry], final_status: JobStatus) -> Vec<Violation> {
         for e in trace {
             c.on_entry(e);
         }
-        c.finish(&End {
-            end_ms: 9_000,
-            final_status: Some(final_status),
-            ledger: &[],
-        })
+        c.finish(&End { end_ms: 9_000, final_status: Some(final_status), ledger: &[] })
     }
 
     #[test]
     fn passes_on_the_expected_status_in_time() {
         let trace = vec![status(100, JobStatus::Running, JobStatus::Finished)];
-        assert!(finish(
-            &mut expecting(JobStatus::Finished, Some(1_000)),
-            &trace,
-            JobStatus::Finished
-        )
-        .is_empty());
+        assert!(finish(&mut expecting(JobStatus::Finished, Some(1_000)), &trace, JobStatus::Finished).is_empty());
     }
 
     #[test]
     fn fails_on_another_status_or_too_late() {
         let trace = vec![status(2_000, JobStatus::Running, JobStatus::Failed)];
-        assert_eq!(
-            finish(
-                &mut expecting(JobStatus::Finished, None),
-                &trace,
-                JobStatus::Failed
-            )
-            .len(),
-            1
-        );
-        let v = finish(
-            &mut expecting(JobStatus::Failed, Some(1_000)),
-            &trace,
-            JobStatus::Failed,
-        );
+        assert_eq!(finish(&mut expecting(JobStatus::Finished, None), &trace, JobStatus::Failed).len(), 1);
+        let v = finish(&mut expecting(JobStatus::Failed, Some(1_000)), &trace, JobStatus::Failed);
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].class, FailureClass::Liveness);
     }

@@ -44,28 +44,14 @@ pub struct Violation {
 }
 
 impl Violation {
-    pub fn new(
-        invariant: &str,
-        at_ms: u64,
-        class: FailureClass,
-        detail: impl Into<String>,
-    ) -> Violation {
-        Violation {
-            invariant: invariant.to_string(),
-            at_ms,
-            detail: detail.into(),
-            class,
-        }
+    pub fn new(invariant: &str, at_ms: u64, class: FailureClass, detail: impl Into<String>) -> Violation {
+        Violation { invariant: invariant.to_string(), at_ms, detail: detail.into(), class }
     }
 }
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} ({:?}) at {} ms: {}",
-            self.invariant, self.class, self.at_ms, self.detail
-        )
+        write!(f, "{} ({:?}) at {} ms: {}", self.invariant, self.class, self.at_ms, self.detail)
     }
 }
 
@@ -167,54 +153,25 @@ pub(crate) mod tests_support {
     }
 
     pub fn at(ms: u64, node: &str, event: Event) -> TraceEntry {
-        TraceEntry {
-            at_us: ms * 1000,
-            node: node.into(),
-            event: TraceEvent::Engine(event),
-        }
+        TraceEntry { at_us: ms * 1000, node: node.into(), event: TraceEvent::Engine(event) }
     }
 
     pub fn commit(ms: u64, p: u32, o: u64) -> TraceEntry {
-        at(
-            ms,
-            "store",
-            Event::Committed {
-                attempt: 1,
-                id: RecordId {
-                    partition: p,
-                    offset: o,
-                },
-            },
-        )
+        at(ms, "store", Event::Committed { attempt: 1, id: RecordId { partition: p, offset: o } })
     }
 
     pub fn status(ms: u64, from: JobStatus, to: JobStatus) -> TraceEntry {
-        at(
-            ms,
-            "coordinator",
-            Event::StatusChanged {
-                from,
-                to,
-                cause: "test".into(),
-            },
-        )
+        at(ms, "coordinator", Event::StatusChanged { from, to, cause: "test".into() })
     }
 
     pub fn sink() -> TaskId {
-        TaskId {
-            vertex: 1,
-            replica: 0,
-        }
+        TaskId { vertex: 1, replica: 0 }
     }
 
     pub fn run(c: &mut dyn Checker, trace: &[TraceEntry], end_ms: u64) -> Vec<Violation> {
         for e in trace {
             c.on_entry(e);
         }
-        c.finish(&End {
-            end_ms,
-            final_status: None,
-            ledger: &[],
-        })
+        c.finish(&End { end_ms, final_status: None, ledger: &[] })
     }
 }

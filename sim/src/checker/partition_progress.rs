@@ -58,8 +58,7 @@ impl PartitionProgress {
     }
 
     fn safety(&mut self, at_ms: u64, detail: String) {
-        self.violations
-            .push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
+        self.violations.push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
     }
 
     /// C1 at time `now_ms`.
@@ -72,21 +71,13 @@ impl PartitionProgress {
         }
         for (p, lane) in self.lanes.iter_mut().enumerate() {
             let since = lane.since_ms.max(start);
-            if lane.emitted_upto > lane.acked_upto
-                && !lane.flagged
-                && now_ms > since + self.bound_ms
-            {
+            if lane.emitted_upto > lane.acked_upto && !lane.flagged && now_ms > since + self.bound_ms {
                 lane.flagged = true;
                 let detail = format!(
                     "partition {p} stalled: offsets {}..{} pending since {since} ms with no acknowledgement for {} ms",
                     lane.acked_upto, lane.emitted_upto, self.bound_ms
                 );
-                self.violations.push(Violation::new(
-                    NAME,
-                    since + self.bound_ms,
-                    FailureClass::Liveness,
-                    detail,
-                ));
+                self.violations.push(Violation::new(NAME, since + self.bound_ms, FailureClass::Liveness, detail));
             }
         }
     }
@@ -102,12 +93,7 @@ impl Checker for PartitionProgress {
         match event {
             Event::AttemptDeployed { start_offsets, .. } => {
                 for (lane, start) in self.lanes.iter_mut().zip(start_offsets) {
-                    *lane = Lane {
-                        emitted_upto: *start,
-                        acked_upto: *start,
-                        since_ms: at_ms,
-                        flagged: false,
-                    };
+                    *lane = Lane { emitted_upto: *start, acked_upto: *start, since_ms: at_ms, flagged: false };
                 }
             }
             Event::StatusChanged { to, .. } => {
@@ -120,14 +106,7 @@ impl Checker for PartitionProgress {
                 let lane = &mut self.lanes[id.partition as usize];
                 lane.emitted_upto = lane.emitted_upto.max(id.offset + 1);
             }
-            Event::SinkBatchSent {
-                attempt,
-                task,
-                partition,
-                stream,
-                count,
-                ..
-            } => {
+            Event::SinkBatchSent { attempt, task, partition, stream, count, .. } => {
                 let key = (*attempt, *task, stream.clone());
                 if let Some(other) = self.in_flight.insert(key.clone(), *partition) {
                     if self.flagged_streams.insert(key) {
@@ -136,40 +115,22 @@ impl Checker for PartitionProgress {
                         ));
                     }
                 }
-                self.batches.insert(
-                    (*attempt, *task, *partition),
-                    Batch {
-                        count: *count,
-                        answered: 0,
-                    },
-                );
+                self.batches.insert((*attempt, *task, *partition), Batch { count: *count, answered: 0 });
             }
-            Event::SinkResponse {
-                attempt,
-                task,
-                partition,
-                stream,
-                response,
-            } => {
+            Event::SinkResponse { attempt, task, partition, stream, response } => {
                 if response.partition() != *partition {
                     let detail = format!(
                         "C2: the forwarder of partition {partition} read a response meant for partition {} on stream {stream}",
                         response.partition()
                     );
                     self.safety(at_ms, detail);
-                } else if let (StoreResponse::Ack(_), Some(b)) = (
-                    response,
-                    self.batches.get_mut(&(*attempt, *task, *partition)),
-                ) {
+                } else if let (StoreResponse::Ack(_), Some(b)) =
+                    (response, self.batches.get_mut(&(*attempt, *task, *partition)))
+                {
                     b.answered += 1;
                 }
             }
-            Event::SinkBatchAcked {
-                attempt,
-                task,
-                partition,
-                upto_offset,
-            } => {
+            Event::SinkBatchAcked { attempt, task, partition, upto_offset } => {
                 if let Some(b) = self.batches.remove(&(*attempt, *task, *partition)) {
                     if b.answered != b.count {
                         let detail = format!(
@@ -179,8 +140,7 @@ impl Checker for PartitionProgress {
                         self.safety(at_ms, detail);
                     }
                 }
-                self.in_flight
-                    .retain(|(a, t, _), p| !(*a == *attempt && *t == *task && *p == *partition));
+                self.in_flight.retain(|(a, t, _), p| !(*a == *attempt && *t == *task && *p == *partition));
                 let lane = &mut self.lanes[*partition as usize];
                 if *upto_offset > lane.acked_upto {
                     lane.acked_upto = *upto_offset;
@@ -204,17 +164,7 @@ mod tests {
     use sluice_engine::RecordId;
 
     fn emitted(ms: u64, p: u32, o: u64) -> TraceEntry {
-        at(
-            ms,
-            "worker-1",
-            Event::Emitted {
-                attempt: 1,
-                id: RecordId {
-                    partition: p,
-                    offset: o,
-                },
-            },
-        )
+        at(ms, "worker-1", Event::Emitted { attempt: 1, id: RecordId { partition: p, offset: o } })
     }
 
     fn sent(ms: u64, p: u32, stream: &str) -> TraceEntry {
@@ -233,34 +183,16 @@ mod tests {
     }
 
     fn response(ms: u64, p: u32, for_p: u32, stream: &str) -> TraceEntry {
-        let response = StoreResponse::Ack(RecordId {
-            partition: for_p,
-            offset: 0,
-        });
+        let response = StoreResponse::Ack(RecordId { partition: for_p, offset: 0 });
         at(
             ms,
             "worker-1",
-            Event::SinkResponse {
-                attempt: 1,
-                task: sink(),
-                partition: p,
-                stream: stream.into(),
-                response,
-            },
+            Event::SinkResponse { attempt: 1, task: sink(), partition: p, stream: stream.into(), response },
         )
     }
 
     fn acked(ms: u64, p: u32) -> TraceEntry {
-        at(
-            ms,
-            "worker-1",
-            Event::SinkBatchAcked {
-                attempt: 1,
-                task: sink(),
-                partition: p,
-                upto_offset: 1,
-            },
-        )
+        at(ms, "worker-1", Event::SinkBatchAcked { attempt: 1, task: sink(), partition: p, upto_offset: 1 })
     }
 
     fn running(ms: u64) -> TraceEntry {
@@ -280,12 +212,7 @@ mod tests {
             acked(4, 0),
             acked(4, 1),
         ];
-        assert!(run(
-            &mut PartitionProgress::new(&setup(vec![1, 1])),
-            &trace,
-            5_000
-        )
-        .is_empty());
+        assert!(run(&mut PartitionProgress::new(&setup(vec![1, 1])), &trace, 5_000).is_empty());
     }
 
     #[test]
@@ -312,9 +239,6 @@ mod tests {
         assert_eq!(v[0].class, FailureClass::Liveness);
         let mut s = setup(vec![1]);
         s.liveness_start_ms = None;
-        assert!(
-            run(&mut PartitionProgress::new(&s), &trace, 5_000).is_empty(),
-            "no liveness phase, no C1"
-        );
+        assert!(run(&mut PartitionProgress::new(&s), &trace, 5_000).is_empty(), "no liveness phase, no C1");
     }
 }

@@ -32,11 +32,7 @@ impl StatusMatchesLedger {
     pub fn new(setup: &Setup) -> StatusMatchesLedger {
         let n = setup.partitions as usize;
         StatusMatchesLedger {
-            committed: setup
-                .initial_records
-                .iter()
-                .map(|r| vec![false; *r as usize])
-                .collect(),
+            committed: setup.initial_records.iter().map(|r| vec![false; *r as usize]).collect(),
             committed_count: vec![0; n],
             end_offset: vec![None; n],
             sink_eots: BTreeSet::new(),
@@ -51,11 +47,7 @@ impl StatusMatchesLedger {
         let Some(end) = self.end_offset[p as usize] else {
             return Some(format!("partition {p} never sent its EOT"));
         };
-        let have = self.committed[p as usize]
-            .iter()
-            .take(end as usize)
-            .filter(|c| **c)
-            .count() as u64;
+        let have = self.committed[p as usize].iter().take(end as usize).filter(|c| **c).count() as u64;
         (have < end).then(|| format!("partition {p}: {have} of {end} records committed"))
     }
 
@@ -71,17 +63,13 @@ impl StatusMatchesLedger {
                 ));
                 return;
             }
-            let read = self
-                .sink_eots
-                .iter()
-                .any(|(a, _, q)| *a == self.latest_attempt && *q == p);
+            let read = self.sink_eots.iter().any(|(a, _, q)| *a == self.latest_attempt && *q == p);
             if !read {
                 let detail = format!(
                     "job reported FINISHED but no sink of attempt {} read the EOT of partition {p}",
                     self.latest_attempt
                 );
-                self.violations
-                    .push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
+                self.violations.push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
                 return;
             }
         }
@@ -93,8 +81,7 @@ impl StatusMatchesLedger {
         if complete && !self.genuine_failure {
             let total: u64 = self.committed_count.iter().sum();
             let detail = format!("job reported FAILED although all {total} records were delivered and no task failed");
-            self.violations
-                .push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
+            self.violations.push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
         }
     }
 
@@ -102,16 +89,13 @@ impl StatusMatchesLedger {
         for &p in partitions {
             let why = if !self.sink_eots.contains(&(attempt, task, p)) {
                 let have = self.committed_count[p as usize];
-                Some(format!(
-                    "partition {p} had not delivered its EOT to it ({have} records committed)"
-                ))
+                Some(format!("partition {p} had not delivered its EOT to it ({have} records committed)"))
             } else {
                 self.incomplete(p)
             };
             if let Some(why) = why {
                 let detail = format!("sink {task} (attempt {attempt}) reported finished but {why}");
-                self.violations
-                    .push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
+                self.violations.push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
                 return;
             }
         }
@@ -124,9 +108,7 @@ impl Checker for StatusMatchesLedger {
         let event = match &entry.event {
             TraceEvent::Engine(e) => e,
             TraceEvent::Fault { action } => {
-                let disruptive = ["crash", "isolate", "clog"]
-                    .iter()
-                    .any(|v| action.starts_with(v));
+                let disruptive = ["crash", "isolate", "clog"].iter().any(|v| action.starts_with(v));
                 self.genuine_failure |= disruptive;
                 return;
             }
@@ -135,50 +117,27 @@ impl Checker for StatusMatchesLedger {
         match event {
             Event::Committed { id, .. } => {
                 let p = id.partition as usize;
-                if let Some(slot) = self
-                    .committed
-                    .get_mut(p)
-                    .and_then(|v| v.get_mut(id.offset as usize))
-                {
+                if let Some(slot) = self.committed.get_mut(p).and_then(|v| v.get_mut(id.offset as usize)) {
                     if !*slot {
                         *slot = true;
                         self.committed_count[p] += 1;
                     }
                 }
             }
-            Event::SourceEot {
-                partition,
-                end_offset,
-                ..
-            } => {
+            Event::SourceEot { partition, end_offset, .. } => {
                 let slot = &mut self.end_offset[*partition as usize];
                 *slot = Some(slot.map_or(*end_offset, |e| e.min(*end_offset)));
             }
             Event::AttemptDeployed { attempt, .. } => self.latest_attempt = *attempt,
-            Event::SinkEotReceived {
-                attempt,
-                task,
-                partition,
-            } => {
+            Event::SinkEotReceived { attempt, task, partition } => {
                 self.sink_eots.insert((*attempt, *task, *partition));
             }
-            Event::SinkFinished {
-                attempt,
-                task,
-                partitions,
-            } => self.on_sink_finished(at_ms, *attempt, *task, partitions),
-            Event::ExecutionEnded {
-                outcome: ExecOutcome::Failed(_),
-                ..
-            } => self.genuine_failure = true,
-            Event::StatusChanged {
-                to: JobStatus::Finished,
-                ..
-            } => self.on_finished(at_ms),
-            Event::StatusChanged {
-                to: JobStatus::Failed,
-                ..
-            } => self.on_failed(at_ms),
+            Event::SinkFinished { attempt, task, partitions } => {
+                self.on_sink_finished(at_ms, *attempt, *task, partitions)
+            }
+            Event::ExecutionEnded { outcome: ExecOutcome::Failed(_), .. } => self.genuine_failure = true,
+            Event::StatusChanged { to: JobStatus::Finished, .. } => self.on_finished(at_ms),
+            Event::StatusChanged { to: JobStatus::Failed, .. } => self.on_failed(at_ms),
             _ => {}
         }
     }
@@ -190,18 +149,9 @@ impl Checker for StatusMatchesLedger {
             .ledger
             .iter()
             .map(|c| c.id)
-            .filter(|id| {
-                (id.offset as usize)
-                    < self
-                        .committed
-                        .get(id.partition as usize)
-                        .map_or(0, |v| v.len())
-            })
+            .filter(|id| (id.offset as usize) < self.committed.get(id.partition as usize).map_or(0, |v| v.len()))
             .collect();
-        assert!(
-            end.ledger.is_empty() || distinct.len() as u64 == traced,
-            "trace and ledger disagree"
-        );
+        assert!(end.ledger.is_empty() || distinct.len() as u64 == traced, "trace and ledger disagree");
         std::mem::take(&mut self.violations)
     }
 }
@@ -212,39 +162,15 @@ mod tests {
     use super::*;
 
     fn eot(ms: u64, p: u32, end: u64) -> TraceEntry {
-        at(
-            ms,
-            "worker-1",
-            Event::SourceEot {
-                attempt: 1,
-                partition: p,
-                end_offset: end,
-            },
-        )
+        at(ms, "worker-1", Event::SourceEot { attempt: 1, partition: p, end_offset: end })
     }
 
     fn sink_eot(ms: u64, p: u32) -> TraceEntry {
-        at(
-            ms,
-            "worker-1",
-            Event::SinkEotReceived {
-                attempt: 1,
-                task: sink(),
-                partition: p,
-            },
-        )
+        at(ms, "worker-1", Event::SinkEotReceived { attempt: 1, task: sink(), partition: p })
     }
 
     fn deployed() -> TraceEntry {
-        at(
-            0,
-            "coordinator",
-            Event::AttemptDeployed {
-                attempt: 1,
-                start_offsets: vec![0, 0],
-                placement: vec![],
-            },
-        )
+        at(0, "coordinator", Event::AttemptDeployed { attempt: 1, start_offsets: vec![0, 0], placement: vec![] })
     }
 
     #[test]
@@ -259,15 +185,7 @@ mod tests {
             eot(4, 1, 1),
             sink_eot(5, 0),
             sink_eot(5, 1),
-            at(
-                6,
-                "worker-1",
-                Event::SinkFinished {
-                    attempt: 1,
-                    task: sink(),
-                    partitions: vec![0, 1],
-                },
-            ),
+            at(6, "worker-1", Event::SinkFinished { attempt: 1, task: sink(), partitions: vec![0, 1] }),
             status(7, JobStatus::Running, JobStatus::Finished),
         ];
         assert!(run(&mut StatusMatchesLedger::new(&setup), &trace, 10).is_empty());
@@ -297,47 +215,23 @@ mod tests {
             commit(1, 0, 0),
             eot(2, 0, 1),
             sink_eot(3, 0),
-            at(
-                4,
-                "worker-1",
-                Event::SinkFinished {
-                    attempt: 1,
-                    task: sink(),
-                    partitions: vec![0, 1],
-                },
-            ),
+            at(4, "worker-1", Event::SinkFinished { attempt: 1, task: sink(), partitions: vec![0, 1] }),
         ];
         let v = run(&mut StatusMatchesLedger::new(&setup), &trace, 10);
         assert_eq!(v.len(), 1);
-        assert!(
-            v[0].detail
-                .contains("partition 1 had not delivered its EOT"),
-            "{}",
-            v[0].detail
-        );
+        assert!(v[0].detail.contains("partition 1 had not delivered its EOT"), "{}", v[0].detail);
     }
 
     #[test]
     fn failed_over_a_complete_delivery_is_a_violation_unless_something_failed() {
         let setup = setup(vec![1]);
-        let base = vec![
-            deployed(),
-            commit(1, 0, 0),
-            eot(2, 0, 1),
-            status(3, JobStatus::Running, JobStatus::Failed),
-        ];
+        let base = vec![deployed(), commit(1, 0, 0), eot(2, 0, 1), status(3, JobStatus::Running, JobStatus::Failed)];
         let v = run(&mut StatusMatchesLedger::new(&setup), &base, 10);
         assert_eq!(v.len(), 1, "FAILED over a complete delivery");
         let mut with_crash = base.clone();
         with_crash.insert(
             1,
-            TraceEntry {
-                at_us: 500,
-                node: "sim".into(),
-                event: TraceEvent::Fault {
-                    action: "crash worker-1".into(),
-                },
-            },
+            TraceEntry { at_us: 500, node: "sim".into(), event: TraceEvent::Fault { action: "crash worker-1".into() } },
         );
         assert!(run(&mut StatusMatchesLedger::new(&setup), &with_crash, 10).is_empty());
     }

@@ -1,0 +1,126 @@
+//! The command line's contract: exit codes 0 / 1 / 2, the JSON fields, the replay line first on failure.
+
+use crate::support::scenarios_dir;
+use std::process::{Command, Output};
+
+fn sluice(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sluice")).args(args).output().expect("the sluice binary runs")
+}
+
+fn eot() -> String {
+    scenarios_dir().join("multi-partition-eot.toml").display().to_string()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[test]
+fn run_json_has_every_field_and_passes() {
+    let out = sluice(&["run", &eot(), "--seed", "42", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = json(&out);
+    for key in [
+        "scenario",
+        "seed",
+        "canaries",
+        "verdict",
+        "violations",
+        "status",
+        "produced",
+        "delivered",
+        "trace_hash",
+        "sim_ms",
+        "wall_ms",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key} in {v}");
+    }
+    assert_eq!(v["verdict"], "pass");
+    assert_eq!(v["seed"], 42);
+    assert_eq!(v["status"], "FINISHED");
+    assert_eq!(v["produced"], v["delivered"]);
+    let again = json(&sluice(&["run", &eot(), "--seed", "42", "--json"]));
+    assert_eq!(v["trace_hash"], again["trace_hash"], "same seed, same trace_hash");
+}
+
+#[test]
+fn a_failing_run_exits_1_and_prints_the_replay_command_first() {
+    let out = sluice(&["run", &eot(), "--seed", "3", "--canary", "shared-partition-stream", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(first.starts_with("FAIL multi-partition-eot seed 3"), "{stderr}");
+    assert!(stderr.contains("--seed 3 --canary shared-partition-stream"), "{stderr}");
+    let v = json(&out);
+    assert_eq!(v["verdict"], "fail");
+    assert_eq!(v["canaries"][0], "shared-partition-stream");
+    assert_eq!(v["violations"][0]["invariant"], "partition-progress");
+    assert!(v["violations"][0]["at_ms"].is_u64() && v["violations"][0]["detail"].is_string());
+}
+
+#[test]
+fn bad_input_exits_2_with_file_line_and_key() {
+    let dir = std::env::temp_dir().join(format!("sluice-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "duration_ms = 1000\n[job]\nmode = \"batch\"\npartitions = \"three\"\n").unwrap();
+    let out = sluice(&["run", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad.toml:4:") && stderr.contains("`job.partitions`"), "{stderr}");
+    assert!(out.stdout.is_empty(), "no partial run on bad input");
+
+    let out = sluice(&["explore", bad.to_str().unwrap(), &eot(), "--seeds", "5"]);
+    assert_eq!(out.status.code(), Some(2), "explore validates everything before it runs anything");
+    assert!(out.stdout.is_empty());
+
+    for args in [
+        vec!["run", "/no/such/file.toml"],
+        vec!["run", &eot(), "--canary", "no-such-canary"],
+        vec!["run", &eot(), "--seed", "minus-one"],
+        vec!["explore", &eot(), "--seeds", "0"],
+        vec!["frobnicate"],
+    ] {
+        let out = sluice(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn explore_json_counts_failures_and_exit_codes_follow() {
+    let out = sluice(&["explore", &eot(), "--seeds", "4", "--threads", "2", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out);
+    for key in ["scenarios", "seeds", "failures", "failing", "seeds_per_sec", "sim_to_wall"] {
+        assert!(v.get(key).is_some(), "missing {key} in {v}");
+    }
+    assert_eq!(v["failures"], 0);
+    let out = sluice(&[
+        "explore",
+        scenarios_dir().to_str().unwrap(),
+        "--seeds",
+        "3",
+        "--canary",
+        "sink-stops-at-first-eot",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    let failing = v["failing"].as_array().unwrap();
+    assert!(
+        failing.iter().any(|f| f["scenario"] == "multi-partition-eot" && f["invariant"] == "status-matches-ledger"),
+        "{v}"
+    );
+    assert!(failing.iter().all(|f| f["scenario"] != "single-partition-control"), "the control never fails: {v}");
+}
+
+#[test]
+fn canaries_lists_every_canary() {
+    let out = sluice(&["canaries", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = json(&out);
+    let names: Vec<&str> = v.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["sink-stops-at-first-eot", "shared-partition-stream", "eot-counted-not-tracked"]);
+}
