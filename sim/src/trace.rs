@@ -1,11 +1,11 @@
 //! The trace: the ordered list of what happened in a run, and its stable hash.
 //!
-//! `trace_hash` is the SHA-256 of the canonical serialization: the line `sluice-trace v{TRACE_FORMAT_VERSION}`, then
-//! one compact JSON object per entry (fields in declaration order, no maps), each followed by `\n`; printed as the
-//! first 32 hex digits. A change to the format bumps the version, so hashes of different formats never compare equal.
+//! `trace_hash` is the XXH3-128 (a specified, stable hash; not a cryptographic one) of the canonical serialization: the
+//! line `sluice-trace v{TRACE_FORMAT_VERSION}`, then one compact JSON object per entry (fields in declaration order, no
+//! maps), each followed by `\n`; printed as 32 hex digits. A change to the format bumps the version, so hashes of
+//! different formats never compare equal.
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use sluice_engine::{Event, JobStatus, Recorder};
 use std::sync::Mutex;
 
@@ -67,7 +67,7 @@ impl Recorder for TraceRecorder {
 
 /// The stable hash of a trace.
 pub fn trace_hash(entries: &[TraceEntry]) -> String {
-    let mut h = Sha256::new();
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
     h.update(format!("sluice-trace v{TRACE_FORMAT_VERSION}\n").as_bytes());
     let mut line = Vec::with_capacity(256);
     for e in entries {
@@ -76,8 +76,7 @@ pub fn trace_hash(entries: &[TraceEntry]) -> String {
         line.push(b'\n');
         h.update(&line);
     }
-    let digest = h.finalize();
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    format!("{:032x}", h.digest128())
 }
 
 /// One readable line per entry, for people and for snapshots.
