@@ -31,12 +31,36 @@ pub enum Canary {
     SharedPartitionStream,
     /// The sink counts EOT markers instead of tracking which partitions ended; a duplicated EOT ends it early.
     EotCountedNotTracked,
+    /// In batch mode one failed checkpoint fails the checkpoint coordinator, and the job's end state follows it.
+    BatchFinalCheckpointFailsJob,
+    /// Recovery redeploys under the same location with no attempt number: nothing is fenced, nothing is awaited.
+    RedeployWithoutFencing,
+    /// The platform's poller reads only the latest completed checkpoint and drops the failed ones.
+    PolicyIgnoresFailedCheckpoints,
+    /// The platform counts polls that see a failed checkpoint, not distinct failed checkpoint ids.
+    PolicyCountsPollsNotCheckpoints,
+    /// The platform never resets its failure window: old failures keep counting.
+    PolicyWindowNeverResets,
+    /// Tasks finish once they acknowledged the final checkpoint, before its commit is confirmed.
+    FinishedBeforeFinalCommit,
+    /// The exactly-once sink commits each write at once instead of when the checkpoint completes.
+    CommitBeforeCheckpointComplete,
 }
 
 impl Canary {
     /// Every canary, in a stable order.
-    pub const ALL: [Canary; 3] =
-        [Canary::SinkStopsAtFirstEot, Canary::SharedPartitionStream, Canary::EotCountedNotTracked];
+    pub const ALL: [Canary; 10] = [
+        Canary::SinkStopsAtFirstEot,
+        Canary::SharedPartitionStream,
+        Canary::EotCountedNotTracked,
+        Canary::BatchFinalCheckpointFailsJob,
+        Canary::RedeployWithoutFencing,
+        Canary::PolicyIgnoresFailedCheckpoints,
+        Canary::PolicyCountsPollsNotCheckpoints,
+        Canary::PolicyWindowNeverResets,
+        Canary::FinishedBeforeFinalCommit,
+        Canary::CommitBeforeCheckpointComplete,
+    ];
 
     /// The kebab-case name used on the command line and in JSON.
     pub fn name(self) -> &'static str {
@@ -44,6 +68,13 @@ impl Canary {
             Canary::SinkStopsAtFirstEot => "sink-stops-at-first-eot",
             Canary::SharedPartitionStream => "shared-partition-stream",
             Canary::EotCountedNotTracked => "eot-counted-not-tracked",
+            Canary::BatchFinalCheckpointFailsJob => "batch-final-checkpoint-fails-job",
+            Canary::RedeployWithoutFencing => "redeploy-without-fencing",
+            Canary::PolicyIgnoresFailedCheckpoints => "policy-ignores-failed-checkpoints",
+            Canary::PolicyCountsPollsNotCheckpoints => "policy-counts-polls-not-checkpoints",
+            Canary::PolicyWindowNeverResets => "policy-window-never-resets",
+            Canary::FinishedBeforeFinalCommit => "finished-before-final-commit",
+            Canary::CommitBeforeCheckpointComplete => "commit-before-checkpoint-complete",
         }
     }
 
@@ -59,6 +90,27 @@ impl Canary {
             Canary::EotCountedNotTracked => {
                 "the sink counts EOT markers instead of tracking which partitions ended; a duplicated EOT ends it early"
             }
+            Canary::BatchFinalCheckpointFailsJob => {
+                "batch: one failed checkpoint fails the checkpoint coordinator, which makes the job FAILED over a complete delivery"
+            }
+            Canary::RedeployWithoutFencing => {
+                "recovery redeploys under the same location without an attempt number: old executions are neither fenced nor awaited"
+            }
+            Canary::PolicyIgnoresFailedCheckpoints => {
+                "the platform's poller reads only the latest completed checkpoint, so its failure branch never runs"
+            }
+            Canary::PolicyCountsPollsNotCheckpoints => {
+                "the platform counts every poll that sees a failed checkpoint, so one failure counts several times"
+            }
+            Canary::PolicyWindowNeverResets => {
+                "the platform never resets its failure window, so old failures keep counting"
+            }
+            Canary::FinishedBeforeFinalCommit => {
+                "tasks finish once they acknowledged the final checkpoint, so FINISHED comes before the final commit"
+            }
+            Canary::CommitBeforeCheckpointComplete => {
+                "the exactly-once sink commits each write at once, so a failover replays committed records"
+            }
         }
     }
 
@@ -66,6 +118,11 @@ impl Canary {
     pub fn class(self) -> BugClass {
         match self {
             Canary::SinkStopsAtFirstEot | Canary::SharedPartitionStream | Canary::EotCountedNotTracked => BugClass::C,
+            Canary::BatchFinalCheckpointFailsJob | Canary::RedeployWithoutFencing => BugClass::A,
+            Canary::PolicyIgnoresFailedCheckpoints
+            | Canary::PolicyCountsPollsNotCheckpoints
+            | Canary::PolicyWindowNeverResets => BugClass::B,
+            Canary::FinishedBeforeFinalCommit | Canary::CommitBeforeCheckpointComplete => BugClass::Generic,
         }
     }
 

@@ -1,18 +1,23 @@
-//! The coordinator (job master): deploys attempts, watches workers through their heartbeats, owns the job status and
-//! the restart strategy, and answers status reads.
+//! The coordinator (job master): deploys attempts, watches workers through their heartbeats, owns the job status,
+//! the checkpoint coordinator and the restart strategy, and answers the API (status, checkpoint statistics, restart).
 //!
-//! An attempt goes: fence the store (writes of older attempts are refused from now on, and the committed offsets come
-//! back) → deploy every task with those offsets → RUNNING → FINISHED once every task finished. A failed execution, a
-//! lost worker or a restarted worker fails the attempt; the restart strategy then restarts it as a new attempt, or
-//! the job ends FAILED with the store fenced so nothing more commits.
+//! An attempt goes: fence the store (writes of older attempts are refused from now on, their staged transactions
+//! aborted; the committed offsets and the latest checkpoint come back) → deploy every task, restored from that
+//! checkpoint → RUNNING → checkpoints → FINISHED once every task finished. A failed execution, a lost or restarted
+//! worker, a refused deploy or too many failed checkpoints fail the attempt: the old executions are cancelled and
+//! awaited (bounded; they are fenced anyway), then the restart strategy starts a new attempt or the job ends FAILED
+//! with the store fenced. Canary `redeploy-without-fencing` takes the attempt number away.
 
+use crate::canary::Canary;
+use crate::checkpoint::{CheckpointCoordinator, FailureVerdict};
 use crate::event::{Event, Tracer};
-use crate::job::{JobSpec, TaskId};
-use crate::net::{Ctrl, CtrlEndpoint, Deployment, ExecReport, ExecState, NodeName};
+use crate::faults::FailReason;
+use crate::job::{JobSpec, TaskId, VertexKind};
+use crate::net::{Ctrl, CtrlEndpoint, Deployment, ExecReport, ExecState, NodeName, SavedCheckpoint, TaskControl};
 use crate::node::NodeContext;
 use crate::restart::RestartTracker;
 use crate::status::{JobStatus, StatusMachine};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +31,13 @@ struct WorkerView {
     executions: Vec<ExecReport>,
 }
 
+/// What comes after the old executions are cancelled.
+#[derive(Clone, Debug)]
+enum Then {
+    Restart { delay_ms: u64 },
+    Fail { cause: String },
+}
+
 enum Phase {
     /// Waiting for workers to report, since the coordinator started.
     Gathering,
@@ -33,6 +45,8 @@ enum Phase {
     Fencing,
     /// The current attempt is deployed.
     Deployed { deployments: Vec<Arc<Deployment>> },
+    /// Waiting (until `deadline_ms`) for the workers to confirm that executions below `below` are gone.
+    Canceling { below: u32, deadline_ms: u64, then: Then, fenced: bool },
     /// The restart strategy asked for a delay before the next attempt.
     Delaying { until_ms: u64 },
     /// Terminal; cancels and the final fence are re-sent a bounded number of times.
@@ -40,31 +54,41 @@ enum Phase {
 }
 
 struct Coordinator {
+    ctx: NodeContext,
     spec: Arc<JobSpec>,
     tracer: Tracer,
     ctrl: CtrlEndpoint,
     start: tokio::time::Instant,
     status: StatusMachine,
     attempt: u32,
+    deploy_seq: u64,
     phase: Phase,
     workers: BTreeMap<u16, WorkerView>,
     restart: RestartTracker,
+    checkpoints: Option<CheckpointCoordinator>,
+    /// Restart requests already obeyed (the platform re-sends).
+    restart_requests: BTreeSet<u64>,
 }
 
 /// Runs the coordinator node.
 pub async fn run(ctx: NodeContext) {
     let ctrl = CtrlEndpoint::bind().await.expect("coordinator control port is free");
     let spec = ctx.spec.clone();
+    let batch = spec.mode == crate::job::Mode::Batch;
     let mut c = Coordinator {
         tracer: ctx.tracer("coordinator"),
         restart: RestartTracker::new(spec.restart),
+        checkpoints: spec.checkpoint.map(|cp| CheckpointCoordinator::new(cp, batch, ctx.canaries)),
+        ctx,
         spec,
         ctrl,
         start: tokio::time::Instant::now(),
         status: StatusMachine::default(),
         attempt: 0,
+        deploy_seq: 0,
         phase: Phase::Gathering,
         workers: BTreeMap::new(),
+        restart_requests: BTreeSet::new(),
     };
     let mut tick = tokio::time::interval(Duration::from_millis(c.spec.timings.tick_ms));
     loop {
@@ -91,6 +115,16 @@ impl Coordinator {
         }
     }
 
+    /// The attempt number of the next deployment. Canary `redeploy-without-fencing`: there is none, so the same
+    /// location is redeployed under the same number and nothing older can be told apart, cancelled or fenced.
+    fn next_attempt(&self) -> u32 {
+        if self.ctx.canaries.has(Canary::RedeployWithoutFencing) {
+            self.attempt.max(1)
+        } else {
+            self.attempt + 1
+        }
+    }
+
     fn alive_workers(&self) -> Vec<u16> {
         let now = self.now_ms();
         let timeout = self.spec.timings.worker_timeout_ms;
@@ -100,14 +134,34 @@ impl Coordinator {
     async fn on_message(&mut self, msg: Ctrl, from: SocketAddr) {
         match msg {
             Ctrl::Heartbeat { worker, incarnation, executions } => self.on_heartbeat(worker, incarnation, executions),
-            Ctrl::Fenced { attempt, next_offsets }
-                if attempt == self.attempt && matches!(self.phase, Phase::Fencing) =>
-            {
-                self.deploy(next_offsets).await;
+            Ctrl::Fenced { attempt, next_offsets, latest } if attempt == self.attempt => match &mut self.phase {
+                Phase::Fencing => self.deploy(next_offsets, latest).await,
+                Phase::Canceling { fenced, .. } => *fenced = true,
+                _ => {}
+            },
+            Ctrl::Fenced { attempt, .. } => {
+                if let Phase::Canceling { below, fenced, .. } = &mut self.phase {
+                    *fenced |= attempt == *below;
+                }
+            }
+            Ctrl::CheckpointSaved { attempt, epoch, result } if attempt == self.attempt => {
+                self.on_checkpoint_saved(epoch, result).await;
             }
             Ctrl::GetStatus { request } if from.ip() == NodeName::Client.ip() => {
                 let status = self.status.current();
                 self.ctrl.send(NodeName::Client, Ctrl::Status { request, status }).await;
+            }
+            Ctrl::GetCheckpointStats { request } if from.ip() == NodeName::Platform.ip() => {
+                let stats = self.checkpoints.as_ref().map(|c| c.stats.clone()).unwrap_or_default();
+                self.ctrl.send(NodeName::Platform, Ctrl::CheckpointStats { request, stats }).await;
+            }
+            Ctrl::RestartJob { request, cause } if from.ip() == NodeName::Platform.ip() => {
+                if self.restart_requests.insert(request) {
+                    self.tracer.emit(Event::RestartRequested { cause: cause.clone() });
+                    if matches!(self.phase, Phase::Deployed { .. }) {
+                        self.fail_attempt(format!("restart requested: {cause}"), Decide::Restart);
+                    }
+                }
             }
             _ => {}
         }
@@ -120,8 +174,7 @@ impl Coordinator {
         if restarted {
             if let Phase::Deployed { deployments } = &self.phase {
                 if deployments.iter().any(|d| d.placement.get(&d.task) == Some(&worker)) {
-                    let cause = format!("worker-{worker} restarted and lost its executions");
-                    self.fail_attempt(cause);
+                    self.fail_attempt(format!("worker-{worker} restarted and lost its executions"), Decide::Strategy);
                 }
             }
         }
@@ -145,14 +198,17 @@ impl Coordinator {
                     self.begin_attempt();
                 }
             }
+            Phase::Canceling { .. } => self.watch_cancel().await,
             Phase::Deployed { .. } => self.watch_attempt().await,
             Phase::Terminal { resends_left } => {
                 if *resends_left > 0 {
                     *resends_left -= 1;
-                    self.cancel_everywhere(self.attempt + 1).await;
-                    let msg = Ctrl::Fence { attempt: self.attempt + 1, partitions: self.spec.partitions };
+                    let next = self.next_attempt();
+                    self.cancel_everywhere(next).await;
                     if self.status.current() != JobStatus::Finished {
-                        self.ctrl.send(NodeName::Store, msg).await;
+                        self.ctrl
+                            .send(NodeName::Store, Ctrl::Fence { attempt: next, partitions: self.spec.partitions })
+                            .await;
                     }
                 }
             }
@@ -160,32 +216,48 @@ impl Coordinator {
     }
 
     fn begin_attempt(&mut self) {
-        self.attempt += 1;
+        self.attempt = self.next_attempt();
         self.phase = Phase::Fencing;
     }
 
-    async fn deploy(&mut self, start_offsets: Vec<u64>) {
+    async fn deploy(&mut self, next_offsets: Vec<u64>, latest: Option<SavedCheckpoint>) {
         let alive = self.alive_workers();
         if alive.is_empty() {
             return; // stay fencing; the fence is re-sent and answered again once a worker is back
+        }
+        // With checkpoints, sources rewind to the latest saved checkpoint; without, to the committed offsets.
+        let (start_offsets, restored_epoch) = match (&self.checkpoints, latest) {
+            (Some(_), Some(cp)) => (cp.offsets, cp.epoch),
+            (Some(_), None) => (vec![0; self.spec.partitions as usize], 0),
+            (None, _) => (next_offsets, 0),
+        };
+        let now = self.now_ms();
+        if let Some(c) = self.checkpoints.as_mut() {
+            c.restart(now, restored_epoch);
         }
         let tasks = self.spec.tasks();
         let placement: BTreeMap<TaskId, u16> =
             tasks.iter().enumerate().map(|(i, t)| (*t, alive[i % alive.len()])).collect();
         let placement = Arc::new(placement);
         let start_offsets = Arc::new(start_offsets);
+        self.deploy_seq += 1;
         let deployments: Vec<Arc<Deployment>> = tasks
             .iter()
             .map(|t| {
                 Arc::new(Deployment {
                     attempt: self.attempt,
+                    deploy_seq: self.deploy_seq,
                     task: *t,
                     spec: self.spec.clone(),
                     placement: placement.clone(),
                     start_offsets: start_offsets.clone(),
+                    restored_epoch,
                 })
             })
             .collect();
+        if self.checkpoints.is_some() {
+            self.tracer.emit(Event::Restored { attempt: self.attempt, epoch: restored_epoch });
+        }
         self.tracer.emit(Event::AttemptDeployed {
             attempt: self.attempt,
             start_offsets: start_offsets.to_vec(),
@@ -199,16 +271,14 @@ impl Coordinator {
         self.set_status(JobStatus::Scheduled, &cause);
     }
 
-    /// The state of `task` of the current attempt, as its worker last reported it.
-    fn reported(&self, d: &Deployment) -> Option<ExecState> {
+    /// The report of `d`'s execution, as its worker last sent it.
+    fn reported(&self, d: &Deployment) -> Option<&ExecReport> {
         let worker = self.workers.get(d.placement.get(&d.task)?)?;
-        worker.executions.iter().find(|e| e.task == d.task && e.attempt == d.attempt).map(|e| e.state.clone())
+        worker.executions.iter().find(|e| e.task == d.task && e.attempt == d.attempt)
     }
 
     async fn watch_attempt(&mut self) {
-        let Phase::Deployed { deployments } = &self.phase else {
-            return;
-        };
+        let Phase::Deployed { deployments } = &self.phase else { return };
         let deployments = deployments.clone();
         let alive = self.alive_workers();
         let mut running_or_done = 0;
@@ -216,10 +286,15 @@ impl Coordinator {
         for d in &deployments {
             let worker = *d.placement.get(&d.task).expect("placed");
             if !alive.contains(&worker) {
-                return self.fail_attempt(format!("worker-{worker} lost (no heartbeat)"));
+                return self.fail_attempt(format!("worker-{worker} lost (no heartbeat)"), Decide::Strategy);
             }
-            match self.reported(d) {
-                Some(ExecState::Failed(cause)) => return self.fail_attempt(format!("{} failed: {cause}", d.task)),
+            match self.reported(d).map(|r| r.state.clone()) {
+                Some(ExecState::Failed(cause)) => {
+                    return self.fail_attempt(format!("{} failed: {cause}", d.task), Decide::Strategy);
+                }
+                Some(ExecState::Refused(why)) => {
+                    return self.fail_attempt(format!("deploy of {} refused: {why}", d.task), Decide::Strategy);
+                }
                 Some(ExecState::Finished) => {
                     finished += 1;
                     running_or_done += 1;
@@ -228,7 +303,7 @@ impl Coordinator {
                 None => self.ctrl.send(d.worker_of(d.task), Ctrl::Deploy(d.clone())).await,
             }
         }
-        // Workers still reporting executions of older attempts are told to cancel them.
+        // Workers still reporting running executions of older attempts are told to cancel them.
         let stale: Vec<u16> = self
             .workers
             .iter()
@@ -241,23 +316,188 @@ impl Coordinator {
         if finished == deployments.len() {
             self.set_status(JobStatus::Finished, "all tasks finished");
             self.phase = Phase::Terminal { resends_left: 0 };
-        } else if running_or_done == deployments.len() {
+            return;
+        }
+        if running_or_done == deployments.len() {
             self.set_status(JobStatus::Running, "all tasks running");
+            self.drive_checkpoints(&deployments).await;
         }
     }
 
-    fn fail_attempt(&mut self, cause: String) {
+    /// Triggers, collects, expires and saves checkpoints while the attempt runs.
+    async fn drive_checkpoints(&mut self, deployments: &[Arc<Deployment>]) {
+        let Some(mut cc) = self.checkpoints.take() else { return };
+        let now = self.now_ms();
+        let tasks: Vec<TaskId> = deployments.iter().map(|d| d.task).collect();
+        let sources_ended = deployments
+            .iter()
+            .filter(|d| self.spec.vertices[d.task.vertex as usize].kind == VertexKind::Source)
+            .all(|d| self.reported(d).is_some_and(|r| r.checkpoints.input_ended || r.state == ExecState::Finished));
+        if let Some((epoch, is_final)) = cc.due(now, sources_ended) {
+            self.tracer.emit(Event::CheckpointTriggered { attempt: self.attempt, epoch, is_final });
+        }
+        let mut outcome = None;
+        if let Some(p) = cc.pending.clone() {
+            let mut unacked_workers = BTreeSet::new();
+            for d in deployments {
+                let report = self.reported(d).map(|r| &r.checkpoints);
+                if let Some((_, why)) = report.and_then(|r| r.declined.iter().find(|(e, _)| *e == p.epoch)) {
+                    outcome = Some((p.epoch, FailReason::Declined, why.clone()));
+                    break;
+                }
+                match report.and_then(|r| r.acked.iter().find(|(e, _)| *e == p.epoch)) {
+                    Some((_, snapshot)) => {
+                        if let Some(saved) = cc.on_ack(d.task, p.epoch, snapshot, &tasks, self.spec.partitions) {
+                            self.ctrl
+                                .send(
+                                    NodeName::Store,
+                                    Ctrl::SaveCheckpoint { attempt: self.attempt, checkpoint: saved },
+                                )
+                                .await;
+                        }
+                    }
+                    None => {
+                        unacked_workers.insert(*d.placement.get(&d.task).expect("placed"));
+                    }
+                }
+            }
+            let trigger = TaskControl::Trigger { epoch: p.epoch, is_final: p.is_final, triggered_ms: p.triggered_ms };
+            for w in unacked_workers {
+                self.ctrl.send(NodeName::Worker(w), Ctrl::ToTasks { attempt: self.attempt, control: trigger }).await;
+            }
+            if let Some(saved) = cc.pending.as_ref().and_then(|p| p.saving.clone()) {
+                // Saved or not, the store answers; until it does, ask again.
+                self.ctrl
+                    .send(NodeName::Store, Ctrl::SaveCheckpoint { attempt: self.attempt, checkpoint: saved })
+                    .await;
+            }
+            if outcome.is_none() {
+                if let Some(epoch) = cc.expired(now) {
+                    outcome = Some((
+                        epoch,
+                        FailReason::Expired,
+                        format!("not acknowledged within {} ms", self.spec.checkpoint.map_or(0, |c| c.timeout_ms)),
+                    ));
+                }
+            }
+        }
+        if let Some(epoch) = cc.final_completed {
+            let control = TaskControl::Complete { epoch, is_final: true };
+            let workers: BTreeSet<u16> =
+                deployments.iter().map(|d| *d.placement.get(&d.task).expect("placed")).collect();
+            for w in workers {
+                self.ctrl.send(NodeName::Worker(w), Ctrl::ToTasks { attempt: self.attempt, control }).await;
+            }
+        }
+        self.checkpoints = Some(cc);
+        if let Some((epoch, reason, detail)) = outcome {
+            self.checkpoint_failed(epoch, reason, &detail);
+        }
+    }
+
+    async fn on_checkpoint_saved(&mut self, epoch: u64, result: Result<(), String>) {
+        let now = self.now_ms();
+        let attempt = self.attempt;
+        let Some(cc) = self.checkpoints.as_mut() else { return };
+        match result {
+            Ok(()) => {
+                if let Some(p) = cc.on_saved(epoch, now) {
+                    self.tracer.emit(Event::CheckpointCompleted { attempt, epoch, is_final: p.is_final });
+                }
+            }
+            Err(why) => {
+                if cc.pending.as_ref().is_some_and(|p| p.epoch == epoch) {
+                    self.checkpoint_failed(epoch, FailReason::IoError, &why);
+                }
+            }
+        }
+    }
+
+    fn checkpoint_failed(&mut self, epoch: u64, reason: FailReason, detail: &str) {
+        let now = self.now_ms();
+        let attempt = self.attempt;
+        let Some(cc) = self.checkpoints.as_mut() else { return };
+        let Some((consecutive, verdict)) = cc.on_failed(epoch, reason, detail, now) else { return };
+        let reason_text = format!("{}: {detail}", reason.name());
+        self.tracer.emit(Event::CheckpointFailed { attempt, epoch, reason: reason_text, consecutive });
+        match verdict {
+            FailureVerdict::Tolerated => {}
+            FailureVerdict::Failover(cause) => self.fail_attempt(cause, Decide::Strategy),
+            FailureVerdict::CoordinatorFailed(cause) => self.fail_attempt(cause, Decide::Fail),
+        }
+    }
+
+    /// Fails the current attempt: the old executions are cancelled and awaited, then the job restarts or fails.
+    fn fail_attempt(&mut self, cause: String, decide: Decide) {
         let now = self.now_ms();
         self.tracer.emit(Event::FailureDetected { attempt: self.attempt, cause: cause.clone() });
-        match self.restart.on_failure(now) {
+        let decision = match decide {
+            Decide::Strategy => self.restart.on_failure(now),
+            Decide::Restart => Ok(0),
+            Decide::Fail => Err("the job's end state follows the failed checkpoint coordinator".into()),
+        };
+        let below = self.next_attempt();
+        let deadline_ms = now + self.spec.timings.cancel_timeout_ms;
+        self.tracer.emit(Event::CancelRequested { below_attempt: below });
+        match decision {
             Ok(delay_ms) => {
                 self.tracer.emit(Event::RestartScheduled { attempt: self.attempt, delay_ms });
                 self.set_status(JobStatus::Restarting, &cause);
-                self.phase = Phase::Delaying { until_ms: now + delay_ms };
+                self.phase = Phase::Canceling { below, deadline_ms, then: Then::Restart { delay_ms }, fenced: true };
             }
             Err(why) => {
                 self.tracer.emit(Event::RestartRefused { attempt: self.attempt, cause: why.clone() });
-                self.set_status(JobStatus::Failed, &format!("{cause}; {why}"));
+                self.set_status(JobStatus::Failing, &cause);
+                let then = Then::Fail { cause: format!("{cause}; {why}") };
+                self.phase = Phase::Canceling { below, deadline_ms, then, fenced: false };
+            }
+        }
+    }
+
+    /// While cancelling: re-send cancels (and, before FAILED, the fence) until the workers confirm or time is up.
+    async fn watch_cancel(&mut self) {
+        let Phase::Canceling { below, deadline_ms, then, fenced } = &self.phase else { return };
+        let (below, deadline_ms, then, fenced) = (*below, *deadline_ms, then.clone(), *fenced);
+        let now = self.now_ms();
+        let alive = self.alive_workers();
+        let holding: Vec<u16> = self
+            .workers
+            .iter()
+            .filter(|(n, w)| {
+                alive.contains(n) && w.executions.iter().any(|e| e.attempt < below && e.state == ExecState::Running)
+            })
+            .map(|(n, _)| *n)
+            .collect();
+        for n in &holding {
+            self.ctrl.send(NodeName::Worker(*n), Ctrl::CancelBelow { below_attempt: below }).await;
+        }
+        if !fenced {
+            self.ctrl.send(NodeName::Store, Ctrl::Fence { attempt: below, partitions: self.spec.partitions }).await;
+        }
+        let timed_out = now >= deadline_ms;
+        if !(holding.is_empty() || timed_out) || !fenced {
+            if timed_out && !fenced && now >= deadline_ms + self.spec.timings.cancel_timeout_ms {
+                // The store cannot be reached to fence: the job fails all the same, and says so.
+                self.finish_failure(
+                    then,
+                    format!("store not fenced within {} ms", 2 * self.spec.timings.cancel_timeout_ms),
+                );
+            }
+            return;
+        }
+        if !holding.is_empty() {
+            self.tracer.emit(Event::CancelUnconfirmed { below_attempt: below, workers: holding });
+        }
+        self.finish_failure(then, String::new());
+    }
+
+    fn finish_failure(&mut self, then: Then, note: String) {
+        let now = self.now_ms();
+        match then {
+            Then::Restart { delay_ms } => self.phase = Phase::Delaying { until_ms: now + delay_ms },
+            Then::Fail { cause } => {
+                let cause = if note.is_empty() { cause } else { format!("{cause}; {note}") };
+                self.set_status(JobStatus::Failed, &cause);
                 self.phase = Phase::Terminal { resends_left: TERMINAL_RESEND_TICKS };
             }
         }
@@ -268,4 +508,15 @@ impl Coordinator {
             self.ctrl.send(NodeName::Worker(n), Ctrl::CancelBelow { below_attempt }).await;
         }
     }
+}
+
+/// Who decides whether a failed attempt restarts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Decide {
+    /// The configured restart strategy.
+    Strategy,
+    /// A restart asked through the API: always.
+    Restart,
+    /// Never (the canary's failed checkpoint coordinator).
+    Fail,
 }

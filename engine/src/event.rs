@@ -150,6 +150,73 @@ pub enum Event {
         current_attempt: u32,
         id: RecordId,
     },
+    /// Staged (uncommitted) records of fenced attempts were discarded.
+    TransactionsAborted {
+        below_attempt: u32,
+        records: u64,
+    },
+    /// Checkpoint storage saved a checkpoint (and committed its transactions).
+    CheckpointStored {
+        attempt: u32,
+        epoch: u64,
+    },
+
+    // ---- checkpoints (coordinator) ----
+    CheckpointTriggered {
+        attempt: u32,
+        epoch: u64,
+        is_final: bool,
+    },
+    CheckpointCompleted {
+        attempt: u32,
+        epoch: u64,
+        is_final: bool,
+    },
+    /// A checkpoint failed; `consecutive` counts failed checkpoints since the last success (each id once).
+    CheckpointFailed {
+        attempt: u32,
+        epoch: u64,
+        reason: String,
+        consecutive: u32,
+    },
+    /// The coordinator restored an attempt from a checkpoint (0: none) and the source offsets it starts at.
+    Restored {
+        attempt: u32,
+        epoch: u64,
+    },
+    /// The coordinator asked workers to cancel executions below an attempt.
+    CancelRequested {
+        below_attempt: u32,
+    },
+    /// Executions of old attempts that were still reported when the cancel bound passed (they are fenced).
+    CancelUnconfirmed {
+        below_attempt: u32,
+        workers: Vec<u16>,
+    },
+    /// A restart asked through the API (by the platform).
+    RestartRequested {
+        cause: String,
+    },
+
+    // ---- tasks ----
+    /// A task acknowledged a checkpoint (after its barrier was aligned and its writes were staged).
+    CheckpointAcked {
+        attempt: u32,
+        task: TaskId,
+        epoch: u64,
+    },
+
+    // ---- platform ----
+    /// The platform counted a failed checkpoint toward its policy; `count` is the count after it.
+    PolicyFailureCounted {
+        epoch: u64,
+        count: u32,
+    },
+    /// The policy fired (`action` is `restart` or `alert`) on these failed checkpoints.
+    PolicyFired {
+        action: String,
+        epochs: Vec<u64>,
+    },
 }
 
 /// Receives events; attaches simulated time and the emitting node.

@@ -37,10 +37,10 @@ pub struct VertexSpec {
     pub kind: VertexKind,
     /// Replicas deployed; each owns the partitions `p` with `p % replicas == replica`.
     pub replicas: u16,
-    /// Source: records in each source partition (batch).
+    /// Source: records in each source partition (batch); `u64::MAX` for a streaming partition with data.
     pub partition_records: Vec<u64>,
-    /// Source: records emitted per second per partition (pacing in simulated time).
-    pub rate_per_sec: u64,
+    /// Source: records emitted per second, per partition (pacing in simulated time; 0 = unpaced in batch).
+    pub partition_rates: Vec<u64>,
     /// Sink: records per batch written to the store.
     pub batch_size: u32,
 }
@@ -55,6 +55,32 @@ pub enum RestartSpec {
     FixedDelay { attempts: u32, delay_ms: u64 },
     /// A restart is refused iff more than `max_failures_per_interval` failures fall within the interval.
     FailureRate { max_failures_per_interval: u32, failure_rate_interval_ms: u64, delay_ms: u64 },
+}
+
+/// Checkpointing (absent: off).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointSpec {
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    /// Consecutive failed checkpoints tolerated; one more fails the job over.
+    pub tolerable_failures: u32,
+}
+
+/// What the platform does when its checkpoint-failure policy fires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PolicyAction {
+    Restart,
+    Alert,
+}
+
+/// The platform's checkpoint-failure policy (StreamPark's role): enforced outside the engine, by polling it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicySpec {
+    pub window_ms: u64,
+    pub max_failures: u32,
+    pub action: PolicyAction,
+    pub poll_ms: u64,
 }
 
 /// Timings of the engine's own protocols. All bounded; none is infinite.
@@ -74,6 +100,8 @@ pub struct Timings {
     pub connect_wait_ms: u64,
     /// How long a sink waits for one batch's responses before it fails.
     pub store_response_timeout_ms: u64,
+    /// How long the coordinator waits for workers to confirm a cancellation before it goes on (fenced).
+    pub cancel_timeout_ms: u64,
 }
 
 impl Default for Timings {
@@ -86,6 +114,7 @@ impl Default for Timings {
             stream_window: 32,
             connect_wait_ms: 2_000,
             store_response_timeout_ms: 5_000,
+            cancel_timeout_ms: 10_000,
         }
     }
 }
@@ -99,6 +128,9 @@ pub struct JobSpec {
     pub partitions: u32,
     pub vertices: Vec<VertexSpec>,
     pub restart: RestartSpec,
+    pub checkpoint: Option<CheckpointSpec>,
+    /// The platform's policy, when a platform node runs.
+    pub policy: Option<PolicySpec>,
     /// Worker node names, `worker-1..N`.
     pub workers: u16,
     pub timings: Timings,
@@ -128,9 +160,14 @@ impl JobSpec {
         (0..self.partitions).filter(|p| self.owner(task.vertex, *p) == task).collect()
     }
 
-    /// Total records the sources hold, before any early end.
-    pub fn total_records(&self) -> u64 {
-        self.vertices[0].partition_records.iter().sum()
+    /// Whether sinks write in transactions committed by checkpoints (two-phase commit).
+    pub fn two_phase(&self) -> bool {
+        self.delivery == Delivery::ExactlyOnce && self.checkpoint.is_some()
+    }
+
+    /// Whether tasks of a batch job wait for the final checkpoint before they finish.
+    pub fn final_checkpoint(&self) -> bool {
+        self.mode == Mode::Batch && self.checkpoint.is_some()
     }
 }
 
@@ -212,7 +249,7 @@ mod tests {
             kind: VertexKind::Sink,
             replicas,
             partition_records: vec![],
-            rate_per_sec: 0,
+            partition_rates: vec![],
             batch_size: 1,
         };
         let spec = JobSpec {
@@ -221,6 +258,8 @@ mod tests {
             partitions: 5,
             vertices: vec![v(1), v(2)],
             restart: RestartSpec::None,
+            checkpoint: None,
+            policy: None,
             workers: 1,
             timings: Timings::default(),
         };

@@ -15,14 +15,20 @@
 //! - [`source`], [`map`], [`sink`]: the operators; the sink speaks class C's EOT-framed batch protocol.
 //! - [`store`]: the external sink target: ledger, fencing by attempt.
 //! - [`restart`]: restart strategies with Flink's semantics.
+//! - [`checkpoint`]: the checkpoint coordinator: triggers, acknowledgements, timeouts, tolerance, statistics.
+//! - [`platform`]: the management platform (StreamPark's role): polls checkpoint statistics, enforces its policy.
+//! - [`faults`]: the fault plane: where injected faults enter the engine, at the places real ones arise.
 
 pub mod canary;
+pub mod checkpoint;
 pub mod coordinator;
 pub mod event;
+pub mod faults;
 pub mod job;
 pub mod map;
 pub mod net;
 pub mod node;
+pub mod platform;
 pub mod restart;
 pub mod sink;
 pub mod source;
@@ -33,6 +39,9 @@ pub mod worker;
 
 pub use canary::{BugClass, Canaries, Canary};
 pub use event::{Event, ExecOutcome, Recorder, StoreResponse, Tracer};
-pub use job::{Delivery, JobSpec, Mode, RecordId, RestartSpec, TaskId, Timings, VertexKind, VertexSpec};
+pub use job::{
+    CheckpointSpec, Delivery, JobSpec, Mode, PolicyAction, PolicySpec, RecordId, RestartSpec, TaskId, Timings,
+    VertexKind, VertexSpec,
+};
 pub use node::NodeContext;
 pub use status::JobStatus;

@@ -1,18 +1,24 @@
-//! The map operator: a pass-through stage with its own replicas. Reads the partitions it owns, forwards every record
-//! and EOT to the next vertex's owner of that partition, and returns a credit upstream once a record is forwarded.
+//! The map operator: a pass-through stage with its own replicas. Reads the partitions it owns, forwards every record,
+//! EOT and barrier to the next vertex's owner of that partition, and returns a credit upstream once a record is
+//! forwarded. Partitions map 1:1, so barriers pass through per partition and the sink aligns them; the map
+//! acknowledges a checkpoint once its barrier went through on every partition it owns.
 
+use crate::canary::Canary;
 use crate::event::Tracer;
-use crate::net::Deployment;
+use crate::net::{Deployment, TaskControl};
+use crate::source::TaskIo;
 use crate::stream::{read_input, send_frame, Frame, Inbound, InputEvent, Output, Scope, StreamError};
 use madsim::net::Sender;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-/// Runs one map replica until every owned partition has delivered its EOT downstream.
+/// Runs one map replica until every owned partition has delivered its EOT downstream (and, in a batch job with
+/// checkpoints, the final checkpoint completed).
 pub async fn run(
     dep: Arc<Deployment>,
-    _tracer: Tracer,
+    tracer: Tracer,
+    mut io: TaskIo,
     mut inbound: mpsc::Receiver<Inbound>,
 ) -> Result<(), StreamError> {
     let spec = dep.spec.clone();
@@ -27,7 +33,18 @@ pub async fn run(
     }
     let mut credit_to: BTreeMap<u32, Sender> = BTreeMap::new();
     let mut ended: BTreeSet<u32> = BTreeSet::new();
-    while ended.len() < owned.len() {
+    let mut barriers: BTreeMap<u64, BTreeSet<u32>> = BTreeMap::new();
+    let mut finals: BTreeSet<u64> = BTreeSet::new();
+    let mut last_acked = dep.restored_epoch;
+    let (acked_tx, mut acked_rx) = mpsc::channel::<u64>(4);
+    let (mut final_complete, mut final_acked) = (false, false);
+    let early_finish = io.canaries.has(Canary::FinishedBeforeFinalCommit);
+    loop {
+        let committed = !spec.final_checkpoint() || final_complete || (final_acked && early_finish);
+        if ended.len() == owned.len() && committed {
+            return Ok(());
+        }
+        let mut ack = None;
         tokio::select! {
             biased;
             Some(inb) = inbound.recv() => {
@@ -38,6 +55,19 @@ pub async fn run(
                 credit_to.insert(inb.partition, inb.tx);
                 scope.spawn(read_input(inb.rx, inb.partition, input_tx.clone()));
             }
+            Some(control) = io.control.recv() => match control {
+                TaskControl::Trigger { epoch, is_final, .. } => {
+                    if is_final {
+                        finals.insert(epoch);
+                    }
+                    if owned.is_empty() && epoch > last_acked {
+                        ack = Some(epoch);
+                    }
+                }
+                TaskControl::Complete { is_final: true, .. } => final_complete = true,
+                TaskControl::Complete { .. } => {}
+            },
+            Some(_) = acked_rx.recv() => final_acked = true,
             Some((partition, event)) = input_rx.recv() => match event {
                 InputEvent::Data(record) => {
                     let out = outputs.get_mut(&partition).expect("an output per owned partition");
@@ -55,6 +85,14 @@ pub async fn run(
                     outputs.get_mut(&partition).expect("an output per owned partition").send_eot().await?;
                     ended.insert(partition);
                 }
+                InputEvent::Barrier { epoch } => {
+                    outputs.get_mut(&partition).expect("an output per owned partition").send_barrier(epoch).await?;
+                    let through = barriers.entry(epoch).or_default();
+                    assert!(through.insert(partition), "input {partition} delivered two barriers of checkpoint {epoch}");
+                    if through.len() == owned.len() && epoch > last_acked {
+                        ack = Some(epoch);
+                    }
+                }
                 InputEvent::Closed { partition, why } => {
                     if !ended.contains(&partition) {
                         return Err(StreamError::Broken { partition, why });
@@ -62,6 +100,16 @@ pub async fn run(
                 }
             },
         }
+        if let Some(epoch) = ack {
+            last_acked = epoch;
+            barriers.retain(|e, _| *e > epoch);
+            let is_final = finals.contains(&epoch);
+            let acked = acked_tx.clone();
+            io.ack_later(&mut scope, &tracer, &dep, epoch, is_final, Vec::new(), move || {
+                if is_final {
+                    let _ = acked.try_send(epoch);
+                }
+            });
+        }
     }
-    Ok(())
 }

@@ -24,6 +24,8 @@ pub enum NodeName {
     Store,
     /// The operator's client (the CLI a user would run): reads status through the API.
     Client,
+    /// The management platform (StreamPark's role): polls checkpoint statistics, enforces its policy.
+    Platform,
     /// `worker-N`, numbered from 1.
     Worker(u16),
 }
@@ -34,6 +36,7 @@ impl NodeName {
             NodeName::Coordinator => IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
             NodeName::Store => IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
             NodeName::Client => IpAddr::V4(Ipv4Addr::new(10, 0, 0, 3)),
+            NodeName::Platform => IpAddr::V4(Ipv4Addr::new(10, 0, 0, 4)),
             NodeName::Worker(n) => {
                 assert!(n >= 1, "workers are numbered from 1");
                 IpAddr::V4(Ipv4Addr::new(10, 0, 1 + (n / 250) as u8, (n % 250) as u8 + 1))
@@ -54,6 +57,7 @@ impl NodeName {
             NodeName::Coordinator => "coordinator".into(),
             NodeName::Store => "store".into(),
             NodeName::Client => "client".into(),
+            NodeName::Platform => "platform".into(),
             NodeName::Worker(n) => format!("worker-{n}"),
         }
     }
@@ -64,6 +68,7 @@ impl NodeName {
             "coordinator" => Some(NodeName::Coordinator),
             "store" => Some(NodeName::Store),
             "client" => Some(NodeName::Client),
+            "platform" => Some(NodeName::Platform),
             _ => {
                 let n: u16 = name.strip_prefix("worker-")?.parse().ok()?;
                 (n >= 1).then_some(NodeName::Worker(n))
@@ -78,6 +83,8 @@ pub enum ExecState {
     Running,
     Finished,
     Failed(String),
+    /// The worker refused the deploy: it already runs another deployment of this location and attempt.
+    Refused(String),
 }
 
 /// One execution in a worker's heartbeat.
@@ -86,18 +93,87 @@ pub struct ExecReport {
     pub task: TaskId,
     pub attempt: u32,
     pub state: ExecState,
+    /// What the execution says of checkpoints (recent ones), re-sent with every heartbeat.
+    pub checkpoints: CheckpointReport,
+}
+
+/// A task's recent checkpoint acknowledgements and declines, and whether its input is exhausted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CheckpointReport {
+    /// (checkpoint id, snapshot): for a source, `(partition, next offset)` pairs; empty for other tasks.
+    pub acked: Vec<(u64, Vec<(u32, u64)>)>,
+    pub declined: Vec<(u64, String)>,
+    /// A batch source whose partitions all sent their EOT (ready for the final checkpoint).
+    pub input_ended: bool,
+}
+
+impl CheckpointReport {
+    /// How many checkpoints a report remembers.
+    pub const KEEP: usize = 8;
+
+    pub fn ack(&mut self, epoch: u64, snapshot: Vec<(u32, u64)>) {
+        if !self.acked.iter().any(|(e, _)| *e == epoch) {
+            self.acked.push((epoch, snapshot));
+        }
+        if self.acked.len() > Self::KEEP {
+            self.acked.remove(0);
+        }
+    }
+
+    pub fn decline(&mut self, epoch: u64, why: String) {
+        if !self.declined.iter().any(|(e, _)| *e == epoch) {
+            self.declined.push((epoch, why));
+        }
+        if self.declined.len() > Self::KEEP {
+            self.declined.remove(0);
+        }
+    }
+}
+
+/// What the coordinator tells a running execution about checkpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskControl {
+    /// Take checkpoint `epoch` (sources inject its barrier).
+    Trigger { epoch: u64, is_final: bool, triggered_ms: u64 },
+    /// Checkpoint `epoch` completed (its transactions are committed).
+    Complete { epoch: u64, is_final: bool },
+}
+
+/// A completed checkpoint as the store keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SavedCheckpoint {
+    pub epoch: u64,
+    /// Next offset of every source partition.
+    pub offsets: Vec<u64>,
+}
+
+/// The coordinator's checkpoint statistics, as its API shows them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CheckpointStats {
+    /// (id, completion time ms) of the latest completed checkpoint.
+    pub latest_completed: Option<(u64, u64)>,
+    /// Recent failed checkpoints: (id, failure time ms, reason), oldest first, at most `KEEP`.
+    pub recent_failed: Vec<(u64, u64, String)>,
+}
+
+impl CheckpointStats {
+    pub const KEEP: usize = 16;
 }
 
 /// One task of one attempt, with everything the worker needs to run it.
 #[derive(Clone, Debug)]
 pub struct Deployment {
     pub attempt: u32,
+    /// Tells two deployments of one attempt apart (only the canary `redeploy-without-fencing` makes such).
+    pub deploy_seq: u64,
     pub task: TaskId,
     pub spec: Arc<JobSpec>,
     /// Which worker runs each task of this attempt.
     pub placement: Arc<BTreeMap<TaskId, u16>>,
-    /// Where each source partition resumes (the store's committed offsets at fencing).
+    /// Where each source partition resumes (the restored checkpoint's offsets, or the store's committed offsets).
     pub start_offsets: Arc<Vec<u64>>,
+    /// The checkpoint this attempt restored from (0: none); records after it belong to epoch `restored + 1`.
+    pub restored_epoch: u64,
 }
 
 impl Deployment {
@@ -118,12 +194,24 @@ pub enum Ctrl {
     CancelBelow { below_attempt: u32 },
     /// coordinator → store: refuse writes of attempts below `attempt`; reply with the committed offsets.
     Fence { attempt: u32, partitions: u32 },
-    /// store → coordinator.
-    Fenced { attempt: u32, next_offsets: Vec<u64> },
+    /// store → coordinator: the committed offsets and the latest saved checkpoint.
+    Fenced { attempt: u32, next_offsets: Vec<u64>, latest: Option<SavedCheckpoint> },
     /// client → coordinator: read the job status.
     GetStatus { request: u64 },
     /// coordinator → client.
     Status { request: u64, status: JobStatus },
+    /// coordinator → worker: hand a checkpoint message to the executions of `attempt`.
+    ToTasks { attempt: u32, control: TaskControl },
+    /// coordinator → store: persist a completed checkpoint and commit its transactions (idempotent).
+    SaveCheckpoint { attempt: u32, checkpoint: SavedCheckpoint },
+    /// store → coordinator.
+    CheckpointSaved { attempt: u32, epoch: u64, result: Result<(), String> },
+    /// platform → coordinator: read the checkpoint statistics.
+    GetCheckpointStats { request: u64 },
+    /// coordinator → platform.
+    CheckpointStats { request: u64, stats: CheckpointStats },
+    /// platform → coordinator: restart the job (idempotent per request).
+    RestartJob { request: u64, cause: String },
 }
 
 /// A node's control endpoint.
@@ -160,8 +248,14 @@ mod tests {
 
     #[test]
     fn node_names_round_trip() {
-        for n in [NodeName::Coordinator, NodeName::Store, NodeName::Client, NodeName::Worker(1), NodeName::Worker(300)]
-        {
+        for n in [
+            NodeName::Coordinator,
+            NodeName::Store,
+            NodeName::Client,
+            NodeName::Platform,
+            NodeName::Worker(1),
+            NodeName::Worker(300),
+        ] {
             assert_eq!(NodeName::parse(&n.label()), Some(n));
         }
         assert_eq!(NodeName::parse("worker-0"), None);

@@ -3,6 +3,7 @@
 
 use crate::canary::Canaries;
 use crate::event::{Recorder, Tracer};
+use crate::faults::FaultPlane;
 use crate::job::JobSpec;
 use crate::source::ExternalSource;
 use crate::store::Ledger;
@@ -15,6 +16,7 @@ pub struct NodeContext {
     pub recorder: Arc<dyn Recorder>,
     pub external: Arc<ExternalSource>,
     pub ledger: Arc<Mutex<Ledger>>,
+    pub faults: Arc<FaultPlane>,
 }
 
 impl NodeContext {
@@ -22,7 +24,7 @@ impl NodeContext {
     pub fn new(spec: JobSpec, canaries: Canaries, recorder: Arc<dyn Recorder>) -> NodeContext {
         let external = ExternalSource::new(spec.vertices[0].partition_records.clone());
         let ledger = Ledger::new(spec.partitions);
-        NodeContext { spec: Arc::new(spec), canaries, recorder, external, ledger }
+        NodeContext { spec: Arc::new(spec), canaries, recorder, external, ledger, faults: Arc::default() }
     }
 
     pub fn tracer(&self, node: &str) -> Tracer {

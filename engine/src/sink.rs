@@ -10,19 +10,21 @@
 use crate::canary::{Canaries, Canary};
 use crate::event::{Event, StoreResponse, Tracer};
 use crate::job::Record;
-use crate::net::Deployment;
+use crate::net::{Deployment, TaskControl};
+use crate::source::TaskIo;
 use crate::store::{StoreFrame, StoreStream};
 use crate::stream::{read_input, send_frame, Frame, Inbound, InputEvent, Scope, StreamError};
 use madsim::net::Sender;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// What the consume loop hands a forwarder.
 enum ToForwarder {
-    Record(Record),
-    /// Flush now: the partition's EOT was read.
+    /// A record and the checkpoint whose transaction it belongs to (`None`: commit on write).
+    Record(Record, Option<u64>),
+    /// Flush now: the partition's EOT was read, or a barrier is aligned.
     Flush,
 }
 
@@ -59,18 +61,36 @@ impl InputState {
     }
 }
 
-/// Runs one sink replica until every owned partition has delivered its EOT and everything before it is acknowledged.
+/// Barrier alignment: inputs that delivered the barrier of `epoch` wait until every input has.
+#[derive(Default)]
+struct Alignment {
+    /// The checkpoint being aligned, and the partitions whose barrier arrived.
+    current: Option<(u64, BTreeSet<u32>)>,
+    /// Everything read from a blocked partition since its barrier, in order.
+    blocked: BTreeMap<u32, VecDeque<InputEvent>>,
+    /// Aligned and flushing: the ack goes out once nothing is pending.
+    aligned: Option<u64>,
+    /// The latest checkpoint this sink acknowledged (or restored from).
+    last: u64,
+}
+
+/// Runs one sink replica until every owned partition has delivered its EOT and everything before it is acknowledged
+/// (and, in a batch job with checkpoints, the final checkpoint committed it).
 pub async fn run(
     dep: Arc<Deployment>,
     tracer: Tracer,
-    canaries: Canaries,
+    mut io: TaskIo,
     mut inbound: mpsc::Receiver<Inbound>,
 ) -> Result<(), StreamError> {
     let spec = dep.spec.clone();
+    let canaries = io.canaries;
     let timings = spec.timings;
     let (attempt, task) = (dep.attempt, dep.task);
     let owned = spec.owned_partitions(task);
     let batch_size = spec.vertices[task.vertex as usize].batch_size.max(1);
+    // Two-phase commit: writes are staged in the transaction of the checkpoint they precede, committed when it
+    // completes. The canary commits each write at once.
+    let transactional = spec.two_phase() && !canaries.has(Canary::CommitBeforeCheckpointComplete);
     let mut scope = Scope::default();
 
     let window = timings.stream_window as usize;
@@ -100,61 +120,147 @@ pub async fn run(
     }
 
     let mut input = InputState { owned: owned.clone(), canaries, ended: BTreeSet::new(), eots_read: 0 };
+    let mut align = Alignment { last: dep.restored_epoch, ..Alignment::default() };
+    let mut replay: VecDeque<(u32, InputEvent)> = VecDeque::new();
     let mut credit_to: BTreeMap<u32, Sender> = BTreeMap::new();
     let mut pending: u64 = 0;
-    let mut consuming = !owned.is_empty();
-    while consuming || pending > 0 {
-        tokio::select! {
-            biased;
-            report = report_rx.recv() => match report.expect("forwarders outlive the loop") {
-                FromForwarder::Acked { partition, count } => {
-                    pending -= count as u64;
-                    if let Some(tx) = credit_to.get(&partition) {
-                        // The upstream may be gone after its EOT; credits are then moot.
-                        let _ = send_frame(tx, partition, Frame::Credit(count)).await;
-                    }
-                }
-                FromForwarder::Failed(e) => return Err(e),
-            },
-            Some(inb) = inbound.recv(), if consuming => {
-                if !owned.contains(&inb.partition) {
-                    return Err(StreamError::Protocol { partition: inb.partition, why: "partition not owned".into() });
-                }
-                send_frame(&inb.tx, inb.partition, Frame::Credit(timings.stream_window)).await?;
-                credit_to.insert(inb.partition, inb.tx);
-                scope.spawn(read_input(inb.rx, inb.partition, input_tx.clone()));
+    let mut finals: BTreeSet<u64> = BTreeSet::new();
+    let mut final_complete = false;
+    let (acked_tx, mut acked_rx) = mpsc::channel::<u64>(4);
+    let mut final_acked = false;
+    let final_mode = spec.final_checkpoint();
+    loop {
+        let input_done = input.done();
+        let stopped = canaries.has(Canary::SinkStopsAtFirstEot) && input.eots_read > 0;
+        let reading = if spec.checkpoint.is_some() { !stopped } else { !input_done };
+        if input_done && pending == 0 && align.aligned.is_none() {
+            let committed =
+                !final_mode || final_complete || (final_acked && canaries.has(Canary::FinishedBeforeFinalCommit));
+            if committed {
+                break;
             }
-            Some((partition, event)) = input_rx.recv(), if consuming => match event {
-                InputEvent::Data(record) => {
-                    if record.id.partition != partition || input.ended.contains(&partition) {
-                        return Err(StreamError::Protocol { partition, why: format!("unexpected record {:?}", record.id) });
-                    }
-                    pending += 1;
-                    forward(&forwarders, partition, ToForwarder::Record(record)).await?;
+        }
+        if let (Some(epoch), 0) = (align.aligned, pending) {
+            // Aligned and everything before the barrier is staged: acknowledge, then let the inputs go on.
+            align.aligned = None;
+            align.last = epoch;
+            let is_final = finals.contains(&epoch);
+            let acked = acked_tx.clone();
+            io.ack_later(&mut scope, &tracer, &dep, epoch, is_final, Vec::new(), move || {
+                if is_final {
+                    let _ = acked.try_send(epoch);
                 }
-                InputEvent::Eot { partition: p } => {
-                    if p != partition {
-                        return Err(StreamError::Protocol { partition, why: format!("EOT of partition {p}") });
-                    }
-                    tracer.emit(Event::SinkEotReceived { attempt, task, partition });
-                    input.eots_read += 1;
-                    if input.ended.insert(partition) {
-                        forward(&forwarders, partition, ToForwarder::Flush).await?;
-                    }
-                    consuming = !input.done();
-                    if !consuming {
-                        // Whatever is buffered but not yet handed to a forwarder is flushed with what it has.
-                        for tx in forwarders.values() {
-                            let _ = tx.send(ToForwarder::Flush).await;
+            });
+            for (p, queue) in std::mem::take(&mut align.blocked) {
+                replay.extend(queue.into_iter().map(|e| (p, e)));
+            }
+            continue;
+        }
+        let next = if reading && align.aligned.is_none() { replay.pop_front() } else { None };
+        let (partition, event) = match next {
+            Some(next) => next,
+            None => tokio::select! {
+                biased;
+                report = report_rx.recv() => {
+                    match report.expect("forwarders outlive the loop") {
+                        FromForwarder::Acked { partition, count } => {
+                            pending -= count as u64;
+                            if let Some(tx) = credit_to.get(&partition) {
+                                // The upstream may be gone after its EOT; credits are then moot.
+                                let _ = send_frame(tx, partition, Frame::Credit(count)).await;
+                            }
                         }
+                        FromForwarder::Failed(e) => return Err(e),
                     }
+                    continue;
                 }
-                InputEvent::Closed { partition, why } => {
-                    if !input.ended.contains(&partition) {
-                        return Err(StreamError::Broken { partition, why });
+                Some(control) = io.control.recv() => {
+                    match control {
+                        TaskControl::Trigger { epoch, is_final, .. } => {
+                            if is_final {
+                                finals.insert(epoch);
+                            }
+                            if owned.is_empty() && epoch > align.last {
+                                // No input, so no barrier will come: this replica has nothing to stage.
+                                align.aligned = Some(epoch);
+                            }
+                        }
+                        TaskControl::Complete { is_final: true, .. } => final_complete = true,
+                        _ => {}
                     }
+                    continue;
                 }
+                Some(_) = acked_rx.recv() => { final_acked = true; continue; }
+                Some(inb) = inbound.recv(), if reading => {
+                    if !owned.contains(&inb.partition) {
+                        return Err(StreamError::Protocol { partition: inb.partition, why: "partition not owned".into() });
+                    }
+                    send_frame(&inb.tx, inb.partition, Frame::Credit(timings.stream_window)).await?;
+                    credit_to.insert(inb.partition, inb.tx);
+                    scope.spawn(read_input(inb.rx, inb.partition, input_tx.clone()));
+                    continue;
+                }
+                Some(next) = input_rx.recv(), if reading && align.aligned.is_none() => next,
             },
+        };
+        if let Some(queue) = align.blocked.get_mut(&partition) {
+            queue.push_back(event);
+            continue;
+        }
+        match event {
+            InputEvent::Data(record) => {
+                if record.id.partition != partition || input.ended.contains(&partition) {
+                    return Err(StreamError::Protocol { partition, why: format!("unexpected record {:?}", record.id) });
+                }
+                pending += 1;
+                let txn = transactional.then_some(align.last + 1);
+                forward(&forwarders, partition, ToForwarder::Record(record, txn)).await?;
+            }
+            InputEvent::Eot { partition: p } => {
+                if p != partition {
+                    return Err(StreamError::Protocol { partition, why: format!("EOT of partition {p}") });
+                }
+                tracer.emit(Event::SinkEotReceived { attempt, task, partition });
+                input.eots_read += 1;
+                if input.ended.insert(partition) {
+                    forward(&forwarders, partition, ToForwarder::Flush).await?;
+                }
+                if input.done() {
+                    // Whatever is buffered but not yet handed to a forwarder is flushed with what it has.
+                    for tx in forwarders.values() {
+                        let _ = tx.send(ToForwarder::Flush).await;
+                    }
+                }
+            }
+            InputEvent::Barrier { epoch } => {
+                let current = align.current.as_ref().map(|(e, _)| *e);
+                if epoch <= align.last || current.is_some_and(|c| epoch < c) {
+                    continue; // a barrier of a checkpoint that was given up
+                }
+                if current.is_some_and(|c| epoch > c) {
+                    // A newer checkpoint subsumes the one being aligned: let the blocked inputs go.
+                    for (p, queue) in std::mem::take(&mut align.blocked) {
+                        replay.extend(queue.into_iter().map(|e| (p, e)));
+                    }
+                    align.current = None;
+                }
+                let (_, arrived) = align.current.get_or_insert_with(|| (epoch, BTreeSet::new()));
+                assert!(arrived.insert(partition), "input {partition} delivered two barriers of checkpoint {epoch}");
+                if arrived.len() == owned.len() {
+                    align.current = None;
+                    align.aligned = Some(epoch);
+                    for tx in forwarders.values() {
+                        let _ = tx.send(ToForwarder::Flush).await;
+                    }
+                } else {
+                    align.blocked.insert(partition, VecDeque::new());
+                }
+            }
+            InputEvent::Closed { partition, why } => {
+                if !input.ended.contains(&partition) {
+                    return Err(StreamError::Broken { partition, why });
+                }
+            }
         }
     }
     tracer.emit(Event::SinkFinished { attempt, task, partitions: owned });
@@ -182,7 +288,7 @@ struct Forwarder {
 impl Forwarder {
     async fn run(self, mut rx: mpsc::Receiver<ToForwarder>, report: mpsc::Sender<FromForwarder>) {
         let flush_after = Duration::from_millis(self.dep.spec.timings.flush_ms);
-        let mut batch: Vec<Record> = Vec::new();
+        let mut batch: Vec<(Record, Option<u64>)> = Vec::new();
         loop {
             let deadline = tokio::time::Instant::now() + flush_after;
             let mut flush = false;
@@ -201,7 +307,7 @@ impl Forwarder {
                     }
                 };
                 match next {
-                    Some(ToForwarder::Record(r)) => batch.push(r),
+                    Some(ToForwarder::Record(r, txn)) => batch.push((r, txn)),
                     Some(ToForwarder::Flush) => flush = true,
                     None => return,
                 }
@@ -223,12 +329,12 @@ impl Forwarder {
     }
 
     /// Sends N records and the EOT, then reads until N responses and the EOT response have arrived.
-    async fn write_batch(&self, batch: Vec<Record>) -> Result<(), StreamError> {
+    async fn write_batch(&self, batch: Vec<(Record, Option<u64>)>) -> Result<(), StreamError> {
         let (attempt, task, partition) = (self.dep.attempt, self.dep.task, self.partition);
         let label = self.stream.label.clone();
         let broken = |why: String| StreamError::Broken { partition, why };
-        let first_offset = batch[0].id.offset;
-        let upto_offset = batch[batch.len() - 1].id.offset + 1;
+        let first_offset = batch[0].0.id.offset;
+        let upto_offset = batch[batch.len() - 1].0.id.offset + 1;
         self.tracer.emit(Event::SinkBatchSent {
             attempt,
             task,
@@ -237,9 +343,9 @@ impl Forwarder {
             first_offset,
             count: batch.len() as u32,
         });
-        let expected: BTreeSet<u64> = batch.iter().map(|r| r.id.offset).collect();
-        for r in &batch {
-            self.stream.send(StoreFrame::Write(*r)).await.map_err(broken)?;
+        let expected: BTreeSet<u64> = batch.iter().map(|(r, _)| r.id.offset).collect();
+        for (r, txn) in &batch {
+            self.stream.send(StoreFrame::Write { record: *r, txn: *txn }).await.map_err(broken)?;
         }
         self.stream.send(StoreFrame::Eot { partition }).await.map_err(broken)?;
         let mut answered = 0usize;

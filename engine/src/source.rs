@@ -4,13 +4,17 @@
 //! of records, and lives across node crashes and job attempts. Faults act on it the way they would on the real thing:
 //! a partition can be ended early (sealed at what has been read), or deliver its end marker twice.
 
+use crate::canary::{Canaries, Canary};
 use crate::event::{Event, Tracer};
-use crate::job::{route, Record};
-use crate::net::Deployment;
-use crate::stream::{Output, StreamError};
+use crate::faults::{FailReason, FaultPlane};
+use crate::job::{route, Mode, Record};
+use crate::net::{CheckpointReport, Deployment, TaskControl};
+use crate::stream::{Output, Scope, StreamError};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::{mpsc, watch};
 
 #[derive(Debug)]
 struct ExternalState {
@@ -81,53 +85,216 @@ impl ExternalSource {
     }
 }
 
-/// Runs one source replica: one emitter per owned partition, each paced at the vertex's rate.
-pub async fn run(dep: Arc<Deployment>, tracer: Tracer, external: Arc<ExternalSource>) -> Result<(), StreamError> {
-    let owned = dep.spec.owned_partitions(dep.task);
-    let running = Arc::new(AtomicUsize::new(owned.len()));
-    let emitters = owned.into_iter().map(|p| emit_partition(&dep, &tracer, &external, p, &running));
-    futures::future::try_join_all(emitters).await?;
-    Ok(())
+/// What a task needs besides its deployment: the checkpoint control channel, its report, the fault plane.
+pub struct TaskIo {
+    pub control: mpsc::Receiver<TaskControl>,
+    pub report: Arc<Mutex<CheckpointReport>>,
+    pub faults: Arc<FaultPlane>,
+    pub canaries: Canaries,
 }
 
+impl TaskIo {
+    /// Acknowledges checkpoint `epoch` with `snapshot`, as late as the fault plane says, then calls `then`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn ack_later(
+        &self,
+        scope: &mut Scope,
+        tracer: &Tracer,
+        dep: &Deployment,
+        epoch: u64,
+        is_final: bool,
+        snapshot: Vec<(u32, u64)>,
+        then: impl FnOnce() + Send + 'static,
+    ) {
+        let delay_ms = self.faults.ack_delay_ms(epoch, is_final);
+        let (report, tracer, attempt, task) = (self.report.clone(), tracer.clone(), dep.attempt, dep.task);
+        scope.spawn(async move {
+            if delay_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            }
+            report.lock().expect("report lock").ack(epoch, snapshot);
+            tracer.emit(Event::CheckpointAcked { attempt, task, epoch });
+            then();
+        });
+    }
+}
+
+/// What the control loop tells the emitters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct SourceControl {
+    /// The latest checkpoint to inject: (epoch, is_final).
+    trigger: Option<(u64, bool)>,
+    /// The final checkpoint completed: the source may finish.
+    may_finish: bool,
+}
+
+/// Shared by the emitters of one source replica.
+struct Shared {
+    owned: usize,
+    /// Partitions still before their EOT.
+    running: AtomicUsize,
+    /// Offsets recorded at each barrier, by epoch.
+    snapshots: Mutex<BTreeMap<u64, Vec<(u32, u64)>>>,
+    report: Arc<Mutex<CheckpointReport>>,
+}
+
+/// Runs one source replica: one emitter per owned partition, each paced at its rate; barriers on triggers.
+pub async fn run(
+    dep: Arc<Deployment>,
+    tracer: Tracer,
+    external: Arc<ExternalSource>,
+    mut io: TaskIo,
+) -> Result<(), StreamError> {
+    let owned = dep.spec.owned_partitions(dep.task);
+    let shared = Arc::new(Shared {
+        owned: owned.len(),
+        running: AtomicUsize::new(owned.len()),
+        snapshots: Mutex::default(),
+        report: io.report.clone(),
+    });
+    if owned.is_empty() {
+        io.report.lock().expect("report lock").input_ended = true;
+    }
+    let (control_tx, mut control_rx) = watch::channel(SourceControl::default());
+    let control_tx = Arc::new(control_tx);
+    let (acks_tx, mut acks_rx) = mpsc::channel::<(u64, bool, Vec<(u32, u64)>)>(owned.len() + 4);
+    let emitters = owned
+        .iter()
+        .map(|p| emit_partition(&dep, &tracer, &external, *p, &shared, control_tx.subscribe(), acks_tx.clone()));
+    let mut emitters = std::pin::pin!(futures::future::try_join_all(emitters));
+    let mut scope = Scope::default();
+    let mut last_trigger = 0;
+    let mut expired: BTreeMap<u64, bool> = BTreeMap::new();
+    let early_finish = io.canaries.has(Canary::FinishedBeforeFinalCommit);
+    loop {
+        // With no partition there is nothing to emit: done at once, or once the final checkpoint allows it.
+        if owned.is_empty()
+            && dep.spec.mode == Mode::Batch
+            && (!dep.spec.final_checkpoint() || control_rx.borrow().may_finish)
+        {
+            return Ok(());
+        }
+        let ack = tokio::select! {
+            biased;
+            done = &mut emitters => { done?; return Ok(()); }
+            Some(ack) = acks_rx.recv() => Some(ack),
+            Some(control) = io.control.recv() => match control {
+                TaskControl::Trigger { epoch, is_final, triggered_ms } if epoch > last_trigger => {
+                    last_trigger = epoch;
+                    let fate = io.faults.checkpoint_fate(epoch, triggered_ms);
+                    if fate == Some(FailReason::Declined) {
+                        io.report.lock().expect("report lock").decline(epoch, format!("source {} declined", dep.task));
+                        None
+                    } else {
+                        expired.insert(epoch, fate == Some(FailReason::Expired));
+                        control_tx.send_modify(|c| c.trigger = Some((epoch, is_final)));
+                        owned.is_empty().then(|| (epoch, is_final, Vec::new()))
+                    }
+                }
+                TaskControl::Complete { is_final: true, .. } => {
+                    control_tx.send_modify(|c| c.may_finish = true);
+                    None
+                }
+                _ => None,
+            },
+            _ = control_rx.changed() => None,
+        };
+        // An expiring checkpoint is never acknowledged; the others are, as late as the fault plane says.
+        if let Some((epoch, is_final, snapshot)) = ack {
+            if !expired.remove(&epoch).unwrap_or(false) {
+                let control = control_tx.clone();
+                io.ack_later(&mut scope, &tracer, &dep, epoch, is_final, snapshot, move || {
+                    if is_final && early_finish {
+                        control.send_modify(|c| c.may_finish = true);
+                    }
+                });
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn emit_partition(
     dep: &Deployment,
     tracer: &Tracer,
     external: &ExternalSource,
     partition: u32,
-    running: &AtomicUsize,
+    shared: &Shared,
+    mut control: watch::Receiver<SourceControl>,
+    acks: mpsc::Sender<(u64, bool, Vec<(u32, u64)>)>,
 ) -> Result<(), StreamError> {
     let spec = &dep.spec;
-    let rate = spec.vertices[dep.task.vertex as usize].rate_per_sec;
+    let streaming = spec.mode == Mode::Streaming;
+    let rate = spec.vertices[dep.task.vertex as usize].partition_rates[partition as usize];
     let pace = (rate > 0).then(|| Duration::from_micros(1_000_000 / rate));
     let buffer_partition = route(Record::at(partition, 0).key, spec.partitions);
     let downstream = spec.owner(dep.task.vertex + 1, buffer_partition);
     let mut out = Output::open(dep, downstream, buffer_partition).await?;
     let attempt = dep.attempt;
     let mut offset = dep.start_offsets[partition as usize];
-    while let Some(record) = external.read(partition, offset) {
-        debug_assert_eq!(route(record.key, spec.partitions), buffer_partition);
-        out.send(record).await?;
-        tracer.emit(Event::Emitted { attempt, id: record.id });
-        offset += 1;
-        if let Some(pace) = pace {
-            tokio::time::sleep(pace).await;
-        }
-    }
-    out.send_eot().await?;
-    tracer.emit(Event::SourceEot { attempt, partition, end_offset: offset });
-    let left = running.fetch_sub(1, Ordering::SeqCst) - 1;
-    // While sibling partitions still run, the external system may deliver this partition's end marker again.
-    let poll = pace.unwrap_or(Duration::from_millis(10));
+    let mut injected = dep.restored_epoch;
+    let mut eot_sent = false;
+    let idle = Duration::from_millis(10).max(pace.unwrap_or_default());
     loop {
-        for _ in 0..external.take_extra_eots(partition) {
-            out.send_eot().await?;
-            tracer.emit(Event::SourceEot { attempt, partition, end_offset: offset });
+        // A pending barrier goes out first; the offset it records is where a restore resumes.
+        let now = *control.borrow_and_update();
+        if let Some((epoch, is_final)) = now.trigger.filter(|(e, _)| *e > injected) {
+            injected = epoch;
+            out.send_barrier(epoch).await?;
+            let complete = {
+                let mut snaps = shared.snapshots.lock().expect("snapshot lock");
+                let snap = snaps.entry(epoch).or_default();
+                snap.push((partition, offset));
+                (snap.len() == shared.owned).then(|| {
+                    let mut snap = snaps.remove(&epoch).expect("present");
+                    snap.sort();
+                    snap
+                })
+            };
+            if let Some(snapshot) = complete {
+                let _ = acks.send((epoch, is_final, snapshot)).await;
+            }
         }
-        if left == 0 || running.load(Ordering::SeqCst) == 0 {
+        if now.may_finish && eot_sent {
             return Ok(());
         }
-        tokio::time::sleep(poll).await;
+        let quiet = streaming && rate == 0 && external.len(partition) > offset;
+        match (!eot_sent && !quiet).then(|| external.read(partition, offset)).flatten() {
+            Some(record) => {
+                debug_assert_eq!(route(record.key, spec.partitions), buffer_partition);
+                out.send(record).await?;
+                tracer.emit(Event::Emitted { attempt, id: record.id });
+                offset += 1;
+                if let Some(pace) = pace {
+                    tokio::time::sleep(pace).await;
+                }
+                continue;
+            }
+            None if !eot_sent && !quiet => {
+                out.send_eot().await?;
+                tracer.emit(Event::SourceEot { attempt, partition, end_offset: offset });
+                eot_sent = true;
+                if shared.running.fetch_sub(1, Ordering::SeqCst) == 1 {
+                    shared.report.lock().expect("report lock").input_ended = true;
+                }
+            }
+            None => {}
+        }
+        // Ended (or a streaming partition with no data): deliver extra EOTs while siblings run, follow barriers.
+        if eot_sent {
+            for _ in 0..external.take_extra_eots(partition) {
+                out.send_eot().await?;
+                tracer.emit(Event::SourceEot { attempt, partition, end_offset: offset });
+            }
+            if shared.running.load(Ordering::SeqCst) == 0 && !spec.final_checkpoint() {
+                return Ok(());
+            }
+        }
+        tokio::select! {
+            biased;
+            changed = control.changed() => if changed.is_err() { return Ok(()); },
+            _ = tokio::time::sleep(idle) => {}
+        }
     }
 }
 

@@ -4,11 +4,12 @@
 //! Its state is durable: it lives outside the node's tasks, so a store restart keeps it.
 
 use crate::event::{Event, StoreResponse, Tracer};
+use crate::faults::{FailReason, FaultPlane};
 use crate::job::{Record, RecordId};
-use crate::net::{Ctrl, CtrlEndpoint, NodeName};
+use crate::net::{Ctrl, CtrlEndpoint, NodeName, SavedCheckpoint};
 use crate::stream::connect;
 use madsim::net::{Endpoint, Receiver, Sender};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
@@ -16,15 +17,11 @@ use std::sync::{Arc, Mutex};
 #[derive(Clone, Debug)]
 pub enum StoreFrame {
     /// First frame: the writer's attempt and its stream's label.
-    Open {
-        attempt: u32,
-        label: String,
-    },
-    Write(Record),
+    Open { attempt: u32, label: String },
+    /// A record: committed on write (`txn: None`), or staged in the transaction of checkpoint `txn`.
+    Write { record: Record, txn: Option<u64> },
     /// End of a batch: answered once everything before it on the stream is answered.
-    Eot {
-        partition: u32,
-    },
+    Eot { partition: u32 },
 }
 
 /// One entry of the ledger.
@@ -43,6 +40,10 @@ pub struct Ledger {
     committed: Vec<BTreeSet<u64>>,
     /// Writes of attempts below this are refused.
     fenced_below: u32,
+    /// Staged records by (attempt, checkpoint), committed when that checkpoint is saved.
+    staged: BTreeMap<(u32, u64), Vec<RecordId>>,
+    /// The latest saved checkpoint (the recovery point).
+    latest: Option<SavedCheckpoint>,
 }
 
 impl Ledger {
@@ -51,6 +52,8 @@ impl Ledger {
             commits: Vec::new(),
             committed: vec![BTreeSet::new(); partitions as usize],
             fenced_below: 0,
+            staged: BTreeMap::new(),
+            latest: None,
         }))
     }
 
@@ -58,7 +61,7 @@ impl Ledger {
         &self.commits
     }
 
-    /// The first offset of each partition that is not committed (sources resume there).
+    /// The first offset of each partition that is not committed (sources resume there without checkpoints).
     pub fn next_offsets(&self) -> Vec<u64> {
         self.committed
             .iter()
@@ -80,29 +83,89 @@ impl Ledger {
         self.committed[id.partition as usize].insert(id.offset);
         true
     }
+
+    fn stage(&mut self, id: RecordId, attempt: u32, txn: u64) -> bool {
+        if attempt < self.fenced_below {
+            return false;
+        }
+        self.staged.entry((attempt, txn)).or_default().push(id);
+        true
+    }
+
+    /// Fences attempts below `attempt` and aborts their staged records; returns how many were aborted.
+    fn fence(&mut self, attempt: u32) -> Option<u64> {
+        if attempt <= self.fenced_below {
+            return None;
+        }
+        self.fenced_below = attempt;
+        let aborted: Vec<(u32, u64)> = self.staged.range(..(attempt, 0)).map(|(k, _)| *k).collect();
+        let records = aborted.iter().map(|k| self.staged.remove(k).map_or(0, |v| v.len() as u64)).sum();
+        Some(records)
+    }
+
+    /// Saves a checkpoint of `attempt` and commits its staged records (those of checkpoints up to it).
+    fn save(&mut self, attempt: u32, checkpoint: SavedCheckpoint) -> Result<Vec<RecordId>, String> {
+        if attempt < self.fenced_below {
+            return Err(format!("attempt {attempt} is fenced"));
+        }
+        if self.latest.as_ref().is_some_and(|l| l.epoch >= checkpoint.epoch) {
+            return Ok(Vec::new()); // saved before: the coordinator asks again until it hears back
+        }
+        let due: Vec<(u32, u64)> =
+            self.staged.range((attempt, 0)..=(attempt, checkpoint.epoch)).map(|(k, _)| *k).collect();
+        let mut ids = Vec::new();
+        for k in due {
+            for id in self.staged.remove(&k).expect("listed") {
+                self.commit(id, attempt);
+                ids.push(id);
+            }
+        }
+        self.latest = Some(checkpoint);
+        Ok(ids)
+    }
 }
 
-/// Runs the store node: the control endpoint (fencing) and the sink streams.
-pub async fn run(ledger: Arc<Mutex<Ledger>>, tracer: Tracer) {
+/// Runs the store node: the control endpoint (fencing, checkpoint storage) and the sink streams.
+pub async fn run(ledger: Arc<Mutex<Ledger>>, tracer: Tracer, faults: Arc<FaultPlane>) {
     let streams = {
         let (ledger, tracer) = (ledger.clone(), tracer.clone());
         tokio::spawn(async move { accept_streams(ledger, tracer).await })
     };
     let ctrl = CtrlEndpoint::bind().await.expect("store control port is free");
     while let Ok((msg, _from)) = ctrl.recv().await {
-        if let Ctrl::Fence { attempt, partitions } = msg {
-            let next_offsets = {
-                let mut l = ledger.lock().expect("ledger lock");
-                assert_eq!(l.committed.len(), partitions as usize, "fence for another job shape");
-                if attempt > l.fenced_below {
-                    l.fenced_below = attempt;
-                    let next = l.next_offsets();
-                    tracer.emit(Event::Fenced { attempt, next_offsets: next.clone() });
+        let reply = {
+            let mut l = ledger.lock().expect("ledger lock");
+            match msg {
+                Ctrl::Fence { attempt, partitions } => {
+                    assert_eq!(l.committed.len(), partitions as usize, "fence for another job shape");
+                    if let Some(records) = l.fence(attempt) {
+                        tracer.emit(Event::Fenced { attempt, next_offsets: l.next_offsets() });
+                        if records > 0 {
+                            tracer.emit(Event::TransactionsAborted { below_attempt: attempt, records });
+                        }
+                    }
+                    Ctrl::Fenced { attempt, next_offsets: l.next_offsets(), latest: l.latest.clone() }
                 }
-                l.next_offsets()
-            };
-            ctrl.send(NodeName::Coordinator, Ctrl::Fenced { attempt, next_offsets }).await;
-        }
+                Ctrl::SaveCheckpoint { attempt, checkpoint } => {
+                    let epoch = checkpoint.epoch;
+                    let io_error = faults.checkpoint_fate(epoch, u64::MAX) == Some(FailReason::IoError)
+                        && l.latest.as_ref().is_none_or(|c| c.epoch < epoch);
+                    let result = if io_error {
+                        Err("checkpoint storage: I/O error".to_string())
+                    } else {
+                        l.save(attempt, checkpoint).map(|ids| {
+                            for id in ids {
+                                tracer.emit(Event::Committed { attempt, id });
+                            }
+                            tracer.emit(Event::CheckpointStored { attempt, epoch });
+                        })
+                    };
+                    Ctrl::CheckpointSaved { attempt, epoch, result }
+                }
+                _ => continue,
+            }
+        };
+        ctrl.send(NodeName::Coordinator, reply).await;
     }
     streams.abort();
 }
@@ -120,22 +183,26 @@ async fn accept_streams(ledger: Arc<Mutex<Ledger>>, tracer: Tracer) {
 async fn serve_stream(ledger: Arc<Mutex<Ledger>>, tracer: Tracer, tx: Sender, mut rx: Receiver) {
     let mut attempt = None;
     while let Ok(payload) = rx.recv().await {
-        let Ok(frame) = payload.downcast::<StoreFrame>() else {
-            return;
-        };
+        let Ok(frame) = payload.downcast::<StoreFrame>() else { return };
         let response = match (*frame, attempt) {
             (StoreFrame::Open { attempt: a, .. }, None) => {
                 attempt = Some(a);
                 continue;
             }
-            (StoreFrame::Write(record), Some(a)) => {
+            (StoreFrame::Write { record, txn }, Some(a)) => {
                 let mut l = ledger.lock().expect("ledger lock");
-                if l.commit(record.id, a) {
-                    tracer.emit(Event::Committed { attempt: a, id: record.id });
-                    StoreResponse::Ack(record.id)
-                } else {
+                let accepted = match txn {
+                    None => l.commit(record.id, a),
+                    Some(txn) => l.stage(record.id, a, txn),
+                };
+                if !accepted {
                     tracer.emit(Event::WriteRejected { attempt: a, current_attempt: l.fenced_below, id: record.id });
                     StoreResponse::Rejected(record.id)
+                } else {
+                    if txn.is_none() {
+                        tracer.emit(Event::Committed { attempt: a, id: record.id });
+                    }
+                    StoreResponse::Ack(record.id)
                 }
             }
             (StoreFrame::Eot { partition }, Some(_)) => StoreResponse::EotAck { partition },
@@ -184,9 +251,24 @@ mod tests {
         assert!(l.commit(RecordId { partition: 0, offset: 0 }, 0));
         assert!(l.commit(RecordId { partition: 0, offset: 2 }, 0));
         assert_eq!(l.next_offsets(), vec![1, 0]);
-        l.fenced_below = 1;
+        assert_eq!(l.fence(1), Some(0));
         assert!(!l.commit(RecordId { partition: 1, offset: 0 }, 0));
         assert!(l.commit(RecordId { partition: 1, offset: 0 }, 1));
         assert_eq!(l.commits().len(), 3);
+    }
+
+    #[test]
+    fn staged_records_commit_with_their_checkpoint_or_abort_with_their_attempt() {
+        let ledger = Ledger::new(1);
+        let mut l = ledger.lock().unwrap();
+        let id = |o| RecordId { partition: 0, offset: o };
+        assert!(l.stage(id(0), 1, 1));
+        assert!(l.stage(id(1), 1, 2));
+        let saved = l.save(1, SavedCheckpoint { epoch: 1, offsets: vec![1] }).unwrap();
+        assert_eq!(saved, vec![id(0)], "only the transaction of checkpoint 1 commits");
+        assert_eq!(l.save(1, SavedCheckpoint { epoch: 1, offsets: vec![1] }).unwrap(), vec![], "idempotent");
+        assert_eq!(l.fence(2), Some(1), "the staged record of checkpoint 2 is aborted");
+        assert!(l.save(1, SavedCheckpoint { epoch: 2, offsets: vec![2] }).is_err(), "a fenced attempt cannot save");
+        assert_eq!(l.commits().len(), 1);
     }
 }

@@ -29,6 +29,10 @@ pub enum Frame {
     Eot {
         partition: u32,
     },
+    /// Checkpoint barrier: everything before it belongs to checkpoint `epoch`.
+    Barrier {
+        epoch: u64,
+    },
     /// Downstream → upstream: that many more records may be sent.
     Credit(u32),
     /// Worker → upstream: no such execution.
@@ -140,6 +144,11 @@ impl Output {
         send_frame(&self.tx, self.partition, Frame::Data(record)).await
     }
 
+    /// Sends a checkpoint barrier (needs no credit).
+    pub async fn send_barrier(&mut self, epoch: u64) -> Result<(), StreamError> {
+        send_frame(&self.tx, self.partition, Frame::Barrier { epoch }).await
+    }
+
     /// Sends the partition's EOT (needs no credit).
     pub async fn send_eot(&mut self) -> Result<(), StreamError> {
         send_frame(&self.tx, self.partition, Frame::Eot { partition: self.partition }).await
@@ -193,6 +202,9 @@ pub enum InputEvent {
     Eot {
         partition: u32,
     },
+    Barrier {
+        epoch: u64,
+    },
     /// The stream closed or broke; fine after its EOT, a failure before.
     Closed {
         partition: u32,
@@ -206,6 +218,7 @@ pub async fn read_input(mut rx: Receiver, partition: u32, into: mpsc::Sender<(u3
         let event = match recv_frame(&mut rx, partition).await {
             Ok(Frame::Data(r)) => InputEvent::Data(r),
             Ok(Frame::Eot { partition: p }) => InputEvent::Eot { partition: p },
+            Ok(Frame::Barrier { epoch }) => InputEvent::Barrier { epoch },
             Ok(other) => InputEvent::Closed { partition, why: format!("unexpected frame {other:?}") },
             Err(e) => InputEvent::Closed { partition, why: e.to_string() },
         };

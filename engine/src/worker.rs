@@ -1,11 +1,12 @@
 //! A worker node: runs executions of task-group locations, reports them in heartbeats, and never keeps two live
 //! executions of one location: a deploy of a newer attempt replaces the older one, an older attempt's deploy is
-//! ignored.
+//! ignored. Cancellation may be slow (the fault plane says how slow): the execution then runs on until it stops.
 
 use crate::event::{Event, ExecOutcome, Tracer};
 use crate::job::{TaskId, VertexKind};
-use crate::net::{Ctrl, CtrlEndpoint, Deployment, ExecReport, ExecState, NodeName};
+use crate::net::{CheckpointReport, Ctrl, CtrlEndpoint, Deployment, ExecReport, ExecState, NodeName, TaskControl};
 use crate::node::NodeContext;
+use crate::source::TaskIo;
 use crate::stream::{accept_loop, Registry, StreamError};
 use crate::{sink, source};
 use std::collections::BTreeMap;
@@ -14,10 +15,18 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+/// Checkpoint messages queued for one execution at most (the coordinator re-sends what is dropped).
+const CONTROL_QUEUE: usize = 16;
+
 struct Execution {
     attempt: u32,
+    deploy_seq: u64,
+    /// Set when a second deployment of this location and attempt was refused (reported instead of the state).
+    refused: Option<String>,
     state: Arc<Mutex<ExecState>>,
-    handle: JoinHandle<()>,
+    report: Arc<Mutex<CheckpointReport>>,
+    control: mpsc::Sender<TaskControl>,
+    handle: Arc<JoinHandle<()>>,
 }
 
 /// Runs worker `number` (`worker-N`). Everything it holds is lost when the node is killed.
@@ -29,45 +38,91 @@ pub async fn run(ctx: NodeContext, number: u16) {
     let timings = ctx.spec.timings;
     let acceptor = tokio::spawn(accept_loop(registry.clone(), timings.connect_wait_ms));
     let mut executions: BTreeMap<TaskId, Execution> = BTreeMap::new();
+    // Executions being cancelled slowly: they still run, so they are still reported.
+    let stopping: Arc<Mutex<Vec<(TaskId, u32, Arc<Mutex<ExecState>>)>>> = Arc::default();
     let mut heartbeat = tokio::time::interval(Duration::from_millis(timings.heartbeat_ms));
     loop {
         tokio::select! {
             biased;
             msg = ctrl.recv() => match msg {
-                Ok((Ctrl::Deploy(dep), _)) => deploy(&ctx, &tracer, &registry, &mut executions, dep),
+                Ok((Ctrl::Deploy(dep), _)) => deploy(&ctx, &tracer, &registry, &mut executions, &stopping, number, dep),
                 Ok((Ctrl::CancelBelow { below_attempt }, _)) => {
                     let stale: Vec<TaskId> =
                         executions.iter().filter(|(_, e)| e.attempt < below_attempt).map(|(t, _)| *t).collect();
                     for task in stale {
                         let e = executions.remove(&task).expect("listed above");
-                        stop(&tracer, &registry, task, e, format!("canceled: attempt {below_attempt} supersedes it"));
+                        let why = format!("canceled: attempt {below_attempt} supersedes it");
+                        stop(&ctx, &tracer, &registry, &stopping, number, task, e, why);
+                    }
+                }
+                Ok((Ctrl::ToTasks { attempt, control }, _)) => {
+                    for e in executions.values().filter(|e| e.attempt == attempt) {
+                        // A full queue drops the message; the coordinator sends it again.
+                        let _ = e.control.try_send(control);
                     }
                 }
                 Ok(_) => {}
                 Err(_) => break,
             },
             _ = heartbeat.tick() => {
-                let reports = executions
+                let mut reports: Vec<ExecReport> = executions
                     .iter()
                     .map(|(task, e)| ExecReport {
                         task: *task,
                         attempt: e.attempt,
-                        state: e.state.lock().expect("exec state lock").clone(),
+                        state: match &e.refused {
+                            Some(why) => ExecState::Refused(why.clone()),
+                            None => e.state.lock().expect("exec state lock").clone(),
+                        },
+                        checkpoints: e.report.lock().expect("report lock").clone(),
                     })
                     .collect();
-                ctrl.send(NodeName::Coordinator, Ctrl::Heartbeat { worker: number, incarnation, executions: reports }).await;
+                for (task, attempt, state) in stopping.lock().expect("stopping lock").iter() {
+                    let state = state.lock().expect("exec state lock").clone();
+                    reports.push(ExecReport { task: *task, attempt: *attempt, state, checkpoints: CheckpointReport::default() });
+                }
+                let msg = Ctrl::Heartbeat { worker: number, incarnation, executions: reports };
+                ctrl.send(NodeName::Coordinator, msg).await;
             }
         }
     }
     acceptor.abort();
 }
 
-fn stop(tracer: &Tracer, registry: &Registry, task: TaskId, e: Execution, why: String) {
+/// Stops an execution, at once or as slowly as the fault plane says.
+#[allow(clippy::too_many_arguments)]
+fn stop(
+    ctx: &NodeContext,
+    tracer: &Tracer,
+    registry: &Registry,
+    stopping: &Arc<Mutex<Vec<(TaskId, u32, Arc<Mutex<ExecState>>)>>>,
+    worker: u16,
+    task: TaskId,
+    e: Execution,
+    why: String,
+) {
     let live = matches!(*e.state.lock().expect("exec state lock"), ExecState::Running);
-    e.handle.abort();
-    registry.lock().expect("registry lock").remove(&(task, e.attempt));
-    if live {
-        tracer.emit(Event::ExecutionEnded { task, attempt: e.attempt, outcome: ExecOutcome::Canceled(why) });
+    let delay_ms = if live { ctx.faults.cancel_delay_ms(worker) } else { 0 };
+    let finish = {
+        let (tracer, registry, stopping, state) = (tracer.clone(), registry.clone(), stopping.clone(), e.state.clone());
+        move || {
+            e.handle.abort();
+            registry.lock().expect("registry lock").remove(&(task, e.attempt));
+            stopping.lock().expect("stopping lock").retain(|(t, a, _)| !(*t == task && *a == e.attempt));
+            let still_live = matches!(*state.lock().expect("exec state lock"), ExecState::Running);
+            if still_live {
+                tracer.emit(Event::ExecutionEnded { task, attempt: e.attempt, outcome: ExecOutcome::Canceled(why) });
+            }
+        }
+    };
+    if delay_ms == 0 {
+        finish();
+    } else {
+        stopping.lock().expect("stopping lock").push((task, e.attempt, e.state.clone()));
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            finish();
+        });
     }
 }
 
@@ -76,18 +131,28 @@ fn deploy(
     tracer: &Tracer,
     registry: &Registry,
     executions: &mut BTreeMap<TaskId, Execution>,
+    stopping: &Arc<Mutex<Vec<(TaskId, u32, Arc<Mutex<ExecState>>)>>>,
+    worker: u16,
     dep: Arc<Deployment>,
 ) {
     let task = dep.task;
-    if let Some(existing) = executions.get(&task) {
+    if let Some(existing) = executions.get_mut(&task) {
+        if existing.attempt == dep.attempt && existing.deploy_seq != dep.deploy_seq {
+            // Another deployment of the same location and attempt: it cannot be told from the running one.
+            existing.refused = Some(format!("task group location {task} attempt {} already exists", dep.attempt));
+            return;
+        }
         if existing.attempt >= dep.attempt {
             return; // idempotent re-send, or a stale deploy of an older attempt
         }
         let old = executions.remove(&task).expect("checked above");
-        stop(tracer, registry, task, old, format!("replaced by attempt {}", dep.attempt));
+        stop(ctx, tracer, registry, stopping, worker, task, old, format!("replaced by attempt {}", dep.attempt));
     }
     assert!(!executions.contains_key(&task), "a second live execution of {task} on one worker");
     let state = Arc::new(Mutex::new(ExecState::Running));
+    let report = Arc::new(Mutex::new(CheckpointReport::default()));
+    let (control_tx, control_rx) = mpsc::channel(CONTROL_QUEUE);
+    let io = TaskIo { control: control_rx, report: report.clone(), faults: ctx.faults.clone(), canaries: ctx.canaries };
     let kind = dep.spec.vertices[task.vertex as usize].kind;
     let inbound = if kind == VertexKind::Source {
         None
@@ -103,9 +168,9 @@ fn deploy(
         tokio::spawn(async move {
             let attempt = dep.attempt;
             let result: Result<(), StreamError> = match (kind, inbound) {
-                (VertexKind::Source, _) => source::run(dep, tracer.clone(), ctx.external.clone()).await,
-                (VertexKind::Sink, Some(inbound)) => sink::run(dep, tracer.clone(), ctx.canaries, inbound).await,
-                (VertexKind::Map, Some(inbound)) => crate::map::run(dep, tracer.clone(), inbound).await,
+                (VertexKind::Source, _) => source::run(dep, tracer.clone(), ctx.external.clone(), io).await,
+                (VertexKind::Sink, Some(inbound)) => sink::run(dep, tracer.clone(), io, inbound).await,
+                (VertexKind::Map, Some(inbound)) => crate::map::run(dep, tracer.clone(), io, inbound).await,
                 (_, None) => unreachable!("only sources have no input"),
             };
             registry.lock().expect("registry lock").remove(&(task, attempt));
@@ -117,5 +182,16 @@ fn deploy(
             tracer.emit(Event::ExecutionEnded { task, attempt, outcome });
         })
     };
-    executions.insert(task, Execution { attempt: dep.attempt, state, handle });
+    executions.insert(
+        task,
+        Execution {
+            attempt: dep.attempt,
+            deploy_seq: dep.deploy_seq,
+            refused: None,
+            state,
+            report,
+            control: control_tx,
+            handle: Arc::new(handle),
+        },
+    );
 }

@@ -5,6 +5,7 @@
 //! source system.
 
 use crate::scenario::{kind_list, node_of, Ctx, RawFault, Scenario, ScenarioError};
+use sluice_engine::faults::{AckTarget, FailReason};
 use sluice_engine::net::NodeName;
 use sluice_engine::VertexKind;
 use std::collections::BTreeSet;
@@ -52,10 +53,26 @@ pub enum FaultKind {
         from: NodeName,
         to: NodeName,
     },
+    /// The next `count` checkpoints triggered at or after the fault fail with `reason`.
+    FailCheckpoint {
+        reason: FailReason,
+        count: u32,
+    },
+    /// The acknowledgements of that checkpoint arrive `by_ms` late.
+    DelayCheckpointAck {
+        checkpoint: AckTarget,
+        by_ms: u64,
+    },
+    /// The worker takes `by_ms` to carry out each cancellation.
+    SlowCancel {
+        worker: u16,
+        by_ms: u64,
+    },
 }
 
 impl FaultKind {
-    pub const NAMES: &'static str = "end-partition, duplicate-eot, crash, restart, isolate, heal, clog, unclog";
+    pub const NAMES: &'static str = "end-partition, duplicate-eot, crash, restart, isolate, heal, clog, unclog, \
+                                     fail-checkpoint, delay-checkpoint-ack, slow-cancel";
 }
 
 /// One step of the timeline.
@@ -74,6 +91,18 @@ pub enum Action {
     Heal(NodeName),
     ClogLink(NodeName, NodeName),
     UnclogLink(NodeName, NodeName),
+    FailCheckpoints {
+        reason: FailReason,
+        count: u32,
+    },
+    DelayAcks {
+        checkpoint: AckTarget,
+        by_ms: u64,
+    },
+    SlowCancel {
+        worker: u16,
+        by_ms: u64,
+    },
 }
 
 impl Action {
@@ -87,6 +116,12 @@ impl Action {
             Action::Heal(n) => format!("heal {}", n.label()),
             Action::ClogLink(a, b) => format!("clog {} -> {}", a.label(), b.label()),
             Action::UnclogLink(a, b) => format!("unclog {} -> {}", a.label(), b.label()),
+            Action::FailCheckpoints { reason, count } => format!("fail-checkpoint {} x{count}", reason.name()),
+            Action::DelayAcks { checkpoint, by_ms } => match checkpoint {
+                AckTarget::Final => format!("delay-checkpoint-ack final by {by_ms} ms"),
+                AckTarget::Epoch(n) => format!("delay-checkpoint-ack {n} by {by_ms} ms"),
+            },
+            Action::SlowCancel { worker, by_ms } => format!("slow-cancel worker-{worker} by {by_ms} ms"),
         }
     }
 }
@@ -120,6 +155,15 @@ pub fn timeline(faults: &[Fault]) -> Vec<(u64, Action)> {
                 }
             }
             FaultKind::Unclog { from, to } => out.push((t, Action::UnclogLink(*from, *to))),
+            FaultKind::FailCheckpoint { reason, count } => {
+                out.push((t, Action::FailCheckpoints { reason: *reason, count: *count }))
+            }
+            FaultKind::DelayCheckpointAck { checkpoint, by_ms } => {
+                out.push((t, Action::DelayAcks { checkpoint: *checkpoint, by_ms: *by_ms }))
+            }
+            FaultKind::SlowCancel { worker, by_ms } => {
+                out.push((t, Action::SlowCancel { worker: *worker, by_ms: *by_ms }))
+            }
         }
     }
     out.sort_by_key(|(t, _)| *t);
@@ -161,10 +205,18 @@ pub fn liveness_start_ms(actions: &[(u64, Action)], workers: u16) -> Option<u64>
             Action::UnclogLink(a, b) => {
                 clogged.remove(&(*a, *b));
             }
-            Action::EndPartition { .. } | Action::DuplicateEot { .. } => {}
+            _ => {}
         }
         let now_healthy = healthy(&down, &isolated, &clogged);
-        let disruptive = !matches!(a, Action::EndPartition { .. } | Action::DuplicateEot { .. });
+        let disruptive = matches!(
+            a,
+            Action::Kill(_)
+                | Action::Restart(_)
+                | Action::Isolate(_)
+                | Action::Heal(_)
+                | Action::ClogLink(..)
+                | Action::UnclogLink(..)
+        );
         if now_healthy && disruptive {
             // Any disruption (even one the cluster survives, like losing a worker) restarts the liveness clock.
             start = Some(*t);
@@ -190,6 +242,9 @@ pub(crate) fn validate(f: &RawFault, i: usize, s: &Scenario, ctx: &Ctx) -> Resul
         "heal" => &["nodes"],
         "clog" => &["from", "to", "heal_after_ms"],
         "unclog" => &["from", "to"],
+        "fail-checkpoint" => &["reason", "count"],
+        "delay-checkpoint-ack" => &["checkpoint", "by_ms"],
+        "slow-cancel" => &["node", "by_ms"],
         other => {
             return Err(ctx.err(&key("kind"), format!("unknown fault kind {other:?}; expected one of {}", kind_list())))
         }
@@ -203,6 +258,10 @@ pub(crate) fn validate(f: &RawFault, i: usize, s: &Scenario, ctx: &Ctx) -> Resul
         ("to", f.to.is_some()),
         ("restart_after_ms", f.restart_after_ms.is_some()),
         ("heal_after_ms", f.heal_after_ms.is_some()),
+        ("reason", f.reason.is_some()),
+        ("count", f.count.is_some()),
+        ("checkpoint", f.checkpoint.is_some()),
+        ("by_ms", f.by_ms.is_some()),
     ];
     for (k, is) in present {
         if is && !allowed.contains(&k) {
@@ -214,10 +273,12 @@ pub(crate) fn validate(f: &RawFault, i: usize, s: &Scenario, ctx: &Ctx) -> Resul
     let workers = s.job.workers;
     let node = |k: &str, name: Option<&String>| -> Result<NodeName, ScenarioError> {
         let name = name.ok_or_else(|| ctx.err(&key(k), format!("a {:?} fault needs `{k}`", f.kind)))?;
-        node_of(name, workers).ok_or_else(|| {
+        let platform = s.job.policy.is_some();
+        node_of(name, workers, platform).ok_or_else(|| {
+            let extra = if platform { ", platform" } else { "" };
             ctx.err(
                 &key(k),
-                format!("no node named {name:?}; nodes are coordinator, store, worker-1..worker-{workers}"),
+                format!("no node named {name:?}; nodes are coordinator, store{extra}, worker-1..worker-{workers}"),
             )
         })
     };
@@ -289,6 +350,52 @@ pub(crate) fn validate(f: &RawFault, i: usize, s: &Scenario, ctx: &Ctx) -> Resul
             } else {
                 FaultKind::Unclog { from, to }
             }
+        }
+        "fail-checkpoint" | "delay-checkpoint-ack" if s.job.checkpoint.is_none() => {
+            return Err(ctx.err(&key("kind"), format!("a {:?} fault needs [job.checkpoint]", f.kind)));
+        }
+        "fail-checkpoint" => {
+            let reason = match f.reason.as_deref() {
+                Some("expired") => FailReason::Expired,
+                Some("declined") => FailReason::Declined,
+                Some("io-error") => FailReason::IoError,
+                Some(other) => {
+                    return Err(ctx.err(
+                        &key("reason"),
+                        format!("unknown reason {other:?}; expected expired, declined or io-error"),
+                    ))
+                }
+                None => return Err(ctx.err(&key("reason"), "a \"fail-checkpoint\" fault needs `reason`")),
+            };
+            let count = f.count.unwrap_or(1);
+            if count == 0 {
+                return Err(ctx.err(&key("count"), "must be positive"));
+            }
+            FaultKind::FailCheckpoint { reason, count }
+        }
+        "delay-checkpoint-ack" => {
+            let checkpoint = match &f.checkpoint {
+                Some(toml::Value::String(s)) if s == "final" => AckTarget::Final,
+                Some(toml::Value::Integer(n)) if *n > 0 => AckTarget::Epoch(*n as u64),
+                Some(_) => {
+                    return Err(ctx.err(&key("checkpoint"), "must be \"final\" or a checkpoint number (1, 2, ...)"))
+                }
+                None => return Err(ctx.err(&key("checkpoint"), "a \"delay-checkpoint-ack\" fault needs `checkpoint`")),
+            };
+            if checkpoint == AckTarget::Final && s.job.mode != sluice_engine::Mode::Batch {
+                return Err(ctx.err(&key("checkpoint"), "only a batch job has a final checkpoint"));
+            }
+            let by_ms = positive("by_ms", f.by_ms)?
+                .ok_or_else(|| ctx.err(&key("by_ms"), "a \"delay-checkpoint-ack\" fault needs `by_ms`"))?;
+            FaultKind::DelayCheckpointAck { checkpoint, by_ms }
+        }
+        "slow-cancel" => {
+            let NodeName::Worker(worker) = node("node", f.node.as_ref())? else {
+                return Err(ctx.err(&key("node"), "only a worker cancels executions"));
+            };
+            let by_ms = positive("by_ms", f.by_ms)?
+                .ok_or_else(|| ctx.err(&key("by_ms"), "a \"slow-cancel\" fault needs `by_ms`"))?;
+            FaultKind::SlowCancel { worker, by_ms }
         }
         _ => unreachable!("kinds checked above"),
     };

@@ -7,7 +7,10 @@ use crate::locate::KeyMap;
 use serde::Deserialize;
 use sluice_engine::job::split_records;
 use sluice_engine::net::NodeName;
-use sluice_engine::{Delivery, JobSpec, JobStatus, Mode, RestartSpec, Timings, VertexKind, VertexSpec};
+use sluice_engine::{
+    CheckpointSpec, Delivery, JobSpec, JobStatus, Mode, PolicyAction, PolicySpec, RestartSpec, Timings, VertexKind,
+    VertexSpec,
+};
 use std::path::Path;
 use thiserror::Error;
 
@@ -28,6 +31,10 @@ pub const DEFAULT_BATCH_SIZE: u32 = 10;
 pub const DEFAULT_PROGRESS_WITHIN_MS: u64 = 10_000;
 /// Default bound for a batch job to reach a terminal status once faults have healed.
 pub const DEFAULT_TERMINAL_WITHIN_MS: u64 = 60_000;
+/// Default bound, after a terminal status, by which no unfenced execution runs and the ledger is still.
+pub const DEFAULT_QUIESCENT_WITHIN_MS: u64 = 1_000;
+/// Default poll interval of the platform's checkpoint-failure policy.
+pub const DEFAULT_POLL_MS: u64 = 5_000;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,9 +57,26 @@ struct RawJob {
     delivery: Option<String>,
     vertices: Vec<RawVertex>,
     restart: Option<RawRestart>,
-    checkpoint: Option<toml::Value>,
-    checkpoint_failure_policy: Option<toml::Value>,
+    checkpoint: Option<RawCheckpoint>,
+    checkpoint_failure_policy: Option<RawPolicy>,
     lifecycle: Option<toml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheckpoint {
+    interval_ms: u64,
+    timeout_ms: u64,
+    tolerable_failures: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    window_ms: u64,
+    max_failures: u32,
+    action: String,
+    poll_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,6 +134,10 @@ pub(crate) struct RawFault {
     pub to: Option<String>,
     pub restart_after_ms: Option<u64>,
     pub heal_after_ms: Option<u64>,
+    pub reason: Option<String>,
+    pub count: Option<u32>,
+    pub checkpoint: Option<toml::Value>,
+    pub by_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,6 +147,7 @@ struct RawExpect {
     within_ms: Option<u64>,
     progress_within_ms: Option<u64>,
     terminal_within_ms: Option<u64>,
+    quiescent_within_ms: Option<u64>,
 }
 
 /// The network model.
@@ -135,6 +164,7 @@ pub struct Expect {
     pub within_ms: Option<u64>,
     pub progress_within_ms: u64,
     pub terminal_within_ms: u64,
+    pub quiescent_within_ms: u64,
 }
 
 /// A validated scenario.
@@ -202,7 +232,7 @@ impl Scenario {
         self.job.vertices.iter().position(|v| v.name == name).map(|i| i as u16)
     }
 
-    /// The records each source partition holds at the start.
+    /// The records each source partition holds at the start (`u64::MAX`: a streaming partition).
     pub fn partition_records(&self) -> &[u64] {
         &self.job.vertices[0].partition_records
     }
@@ -221,19 +251,13 @@ fn build(raw: RawScenario, ctx: &Ctx, default_name: &str) -> Result<Scenario, Sc
     let job = &raw.job;
     let mode = match job.mode.as_str() {
         "batch" => Mode::Batch,
-        "streaming" => return Err(ctx.err("job.mode", "streaming mode is not implemented yet (batch only)")),
+        "streaming" => Mode::Streaming,
         other => {
             return Err(ctx.err("job.mode", format!("unknown mode {other:?}; expected \"batch\" or \"streaming\"")))
         }
     };
-    for (key, present) in [
-        ("job.checkpoint", job.checkpoint.is_some()),
-        ("job.checkpoint_failure_policy", job.checkpoint_failure_policy.is_some()),
-        ("job.lifecycle", job.lifecycle.is_some()),
-    ] {
-        if present {
-            return Err(ctx.err(key, "not implemented yet in this engine version; remove the table"));
-        }
+    if job.lifecycle.is_some() {
+        return Err(ctx.err("job.lifecycle", "not implemented yet in this engine version; remove the table"));
     }
     if job.partitions == 0 {
         return Err(ctx.err("job.partitions", "must be positive"));
@@ -255,12 +279,23 @@ fn build(raw: RawScenario, ctx: &Ctx, default_name: &str) -> Result<Scenario, Sc
     if workers == 0 || workers > 1000 {
         return Err(ctx.err("cluster.workers", "must be between 1 and 1000"));
     }
-    let vertices = build_vertices(job, ctx)?;
+    let vertices = build_vertices(job, mode, ctx)?;
     let restart = build_restart(job.restart.as_ref(), ctx)?;
+    let checkpoint = build_checkpoint(job.checkpoint.as_ref(), ctx)?;
+    let policy = build_policy(job.checkpoint_failure_policy.as_ref(), checkpoint.is_some(), ctx)?;
     let network = build_network(raw.network.as_ref(), ctx)?;
     let expect = build_expect(raw.expect.as_ref(), raw.duration_ms, ctx)?;
-    let spec =
-        JobSpec { mode, delivery, partitions: job.partitions, vertices, restart, workers, timings: Timings::default() };
+    let spec = JobSpec {
+        mode,
+        delivery,
+        partitions: job.partitions,
+        vertices,
+        restart,
+        checkpoint,
+        policy,
+        workers,
+        timings: Timings::default(),
+    };
     let name = raw.name.clone().unwrap_or_else(|| default_name.to_string());
     if name.is_empty() {
         return Err(ctx.err("name", "must not be empty"));
@@ -281,7 +316,48 @@ fn build(raw: RawScenario, ctx: &Ctx, default_name: &str) -> Result<Scenario, Sc
     Ok(scenario)
 }
 
-fn build_vertices(job: &RawJob, ctx: &Ctx) -> Result<Vec<VertexSpec>, ScenarioError> {
+fn build_checkpoint(raw: Option<&RawCheckpoint>, ctx: &Ctx) -> Result<Option<CheckpointSpec>, ScenarioError> {
+    let Some(c) = raw else { return Ok(None) };
+    if c.interval_ms == 0 {
+        return Err(ctx.err("job.checkpoint.interval_ms", "must be positive"));
+    }
+    if c.timeout_ms == 0 {
+        return Err(ctx.err("job.checkpoint.timeout_ms", "must be positive"));
+    }
+    Ok(Some(CheckpointSpec {
+        interval_ms: c.interval_ms,
+        timeout_ms: c.timeout_ms,
+        tolerable_failures: c.tolerable_failures.unwrap_or(0),
+    }))
+}
+
+fn build_policy(raw: Option<&RawPolicy>, checkpoints: bool, ctx: &Ctx) -> Result<Option<PolicySpec>, ScenarioError> {
+    let Some(p) = raw else { return Ok(None) };
+    let key = |k: &str| format!("job.checkpoint_failure_policy.{k}");
+    if !checkpoints {
+        return Err(ctx.err("job.checkpoint_failure_policy", "a checkpoint-failure policy needs [job.checkpoint]"));
+    }
+    if p.window_ms == 0 {
+        return Err(ctx.err(&key("window_ms"), "must be positive"));
+    }
+    if p.max_failures == 0 {
+        return Err(ctx.err(&key("max_failures"), "must be positive"));
+    }
+    let action = match p.action.as_str() {
+        "restart" => PolicyAction::Restart,
+        "alert" => PolicyAction::Alert,
+        other => {
+            return Err(ctx.err(&key("action"), format!("unknown action {other:?}; expected \"restart\" or \"alert\"")))
+        }
+    };
+    let poll_ms = p.poll_ms.unwrap_or(DEFAULT_POLL_MS);
+    if poll_ms == 0 {
+        return Err(ctx.err(&key("poll_ms"), "must be positive"));
+    }
+    Ok(Some(PolicySpec { window_ms: p.window_ms, max_failures: p.max_failures, action, poll_ms }))
+}
+
+fn build_vertices(job: &RawJob, mode: Mode, ctx: &Ctx) -> Result<Vec<VertexSpec>, ScenarioError> {
     if job.vertices.len() < 2 {
         return Err(ctx.err("job.vertices", "a job needs a source and a sink: at least two vertices"));
     }
@@ -335,6 +411,7 @@ fn build_vertices(job: &RawJob, ctx: &Ctx) -> Result<Vec<VertexSpec>, ScenarioEr
             return Err(ctx.err(&key("batch_size"), "only a sink vertex takes this key"));
         }
         let mut partition_records = Vec::new();
+        let mut partition_rates = Vec::new();
         if kind == VertexKind::Source {
             let records = v.records.ok_or_else(|| ctx.err(&key("records"), "a source needs `records`"))?;
             if records > 10_000_000 {
@@ -349,22 +426,36 @@ fn build_vertices(job: &RawJob, ctx: &Ctx) -> Result<Vec<VertexSpec>, ScenarioEr
             if weights.iter().all(|w| *w == 0) {
                 return Err(ctx.err(&key("skew"), "at least one weight must be positive"));
             }
-            partition_records = split_records(records, &weights);
+            let shares = split_records(records, &weights);
+            if mode == Mode::Streaming {
+                // Streaming: `records` is records per second, split by the skew; partitions never end by themselves.
+                if v.rate_per_sec.is_some() {
+                    return Err(ctx.err(&key("rate_per_sec"), "a streaming source's rate is `records` (per second)"));
+                }
+                if records > 100_000 {
+                    return Err(ctx.err(&key("records"), "a streaming source emits at most 100,000 records per second"));
+                }
+                partition_rates = shares;
+                partition_records = vec![u64::MAX; job.partitions as usize];
+            } else {
+                let rate = v.rate_per_sec.unwrap_or(DEFAULT_RATE_PER_SEC);
+                if rate > 1_000_000 {
+                    return Err(ctx.err(&key("rate_per_sec"), "at most 1,000,000 (0 means unpaced)"));
+                }
+                partition_rates = vec![rate; job.partitions as usize];
+                partition_records = shares;
+            }
         }
         let batch_size = v.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
         if batch_size == 0 || batch_size > 10_000 {
             return Err(ctx.err(&key("batch_size"), "must be between 1 and 10000"));
-        }
-        let rate_per_sec = v.rate_per_sec.unwrap_or(DEFAULT_RATE_PER_SEC);
-        if rate_per_sec > 1_000_000 {
-            return Err(ctx.err(&key("rate_per_sec"), "at most 1,000,000 (0 means unpaced)"));
         }
         out.push(VertexSpec {
             name: v.name.clone(),
             kind,
             replicas: min.max(1),
             partition_records,
-            rate_per_sec,
+            partition_rates,
             batch_size,
         });
     }
@@ -464,6 +555,11 @@ fn build_expect(raw: Option<&RawExpect>, duration_ms: u64, ctx: &Ctx) -> Result<
     Ok(Expect {
         status,
         within_ms,
+        quiescent_within_ms: bound(
+            raw.and_then(|e| e.quiescent_within_ms),
+            "quiescent_within_ms",
+            DEFAULT_QUIESCENT_WITHIN_MS,
+        )?,
         progress_within_ms: bound(
             raw.and_then(|e| e.progress_within_ms),
             "progress_within_ms",
@@ -478,9 +574,10 @@ fn build_expect(raw: Option<&RawExpect>, duration_ms: u64, ctx: &Ctx) -> Result<
 }
 
 /// Parses a node name of this cluster.
-pub(crate) fn node_of(name: &str, workers: u16) -> Option<NodeName> {
+pub(crate) fn node_of(name: &str, workers: u16, platform: bool) -> Option<NodeName> {
     match NodeName::parse(name)? {
         NodeName::Client => None,
+        NodeName::Platform if !platform => None,
         NodeName::Worker(n) if n > workers => None,
         n => Some(n),
     }

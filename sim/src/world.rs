@@ -7,14 +7,15 @@ use crate::trace::{TraceEntry, TraceEvent, TraceRecorder};
 use madsim::runtime::{Handle, NodeHandle, Runtime};
 use sluice_engine::net::{Ctrl, CtrlEndpoint, NodeName};
 use sluice_engine::store::Commit;
-use sluice_engine::{coordinator, store, worker, Canaries, JobStatus, Mode, NodeContext};
+use sluice_engine::{coordinator, platform, store, worker, Canaries, JobStatus, Mode, NodeContext};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How often the client reads the job status.
 pub const STATUS_POLL_MS: u64 = 100;
-/// How long a batch run goes on after the client first reads a terminal status (late writes, zombies show here).
+/// How long a batch run goes on after the client first reads a terminal status, beyond the quiescence bound (late
+/// writes and zombies show here).
 pub const SETTLE_MS: u64 = 2_000;
 
 /// What a simulation leaves behind.
@@ -65,10 +66,12 @@ async fn supervise(
     let handle = Handle::current();
     let mut nodes: BTreeMap<NodeName, NodeHandle> = BTreeMap::new();
     {
-        let (ledger, tracer) = (ctx.ledger.clone(), ctx.tracer("store"));
+        let (ledger, tracer, faults) = (ctx.ledger.clone(), ctx.tracer("store"), ctx.faults.clone());
         nodes.insert(
             NodeName::Store,
-            node(&handle, NodeName::Store, move || Box::pin(store::run(ledger.clone(), tracer.clone()))),
+            node(&handle, NodeName::Store, move || {
+                Box::pin(store::run(ledger.clone(), tracer.clone(), faults.clone()))
+            }),
         );
     }
     for n in 1..=scenario.job.workers {
@@ -84,6 +87,10 @@ async fn supervise(
             NodeName::Coordinator,
             node(&handle, NodeName::Coordinator, move || Box::pin(coordinator::run(c.clone()))),
         );
+    }
+    if scenario.job.policy.is_some() {
+        let c = ctx.clone();
+        nodes.insert(NodeName::Platform, node(&handle, NodeName::Platform, move || Box::pin(platform::run(c.clone()))));
     }
     let first_terminal_ms: Arc<Mutex<Option<u64>>> = Arc::default();
     {
@@ -108,7 +115,8 @@ async fn supervise(
             recorder.push("sim", TraceEvent::Fault { action: action.describe() });
             next += 1;
         }
-        let settled = first_terminal_ms.lock().expect("lock").is_some_and(|t| now >= t + SETTLE_MS);
+        let settle_ms = SETTLE_MS + scenario.expect.quiescent_within_ms;
+        let settled = first_terminal_ms.lock().expect("lock").is_some_and(|t| now >= t + settle_ms);
         if now >= scenario.duration_ms || (batch && settled) {
             return now;
         }
@@ -134,6 +142,12 @@ fn apply(action: &Action, handle: &Handle, nodes: &BTreeMap<NodeName, NodeHandle
         Action::Heal(n) => net.unclog_node(id(n)),
         Action::ClogLink(a, b) => net.clog_link(id(a), id(b)),
         Action::UnclogLink(a, b) => net.unclog_link(id(a), id(b)),
+        Action::FailCheckpoints { reason, count } => {
+            let now_ms = madsim::time::TimeHandle::current().elapsed().as_millis() as u64;
+            ctx.faults.fail_checkpoints(now_ms, *reason, *count)
+        }
+        Action::DelayAcks { checkpoint, by_ms } => ctx.faults.delay_acks(*checkpoint, *by_ms),
+        Action::SlowCancel { worker, by_ms } => ctx.faults.slow_cancel(*worker, *by_ms),
     }
 }
 

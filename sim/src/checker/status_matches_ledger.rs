@@ -15,8 +15,10 @@ use std::collections::BTreeSet;
 const NAME: &str = "status-matches-ledger";
 
 pub struct StatusMatchesLedger {
-    /// Committed offsets per partition (below the initial record count).
+    /// Committed offsets per partition (grown as commits come: a streaming partition has no known size).
     committed: Vec<Vec<bool>>,
+    /// Records each partition holds at the start (`u64::MAX`: streaming).
+    initial_records: Vec<u64>,
     committed_count: Vec<u64>,
     /// End offset of each partition, from the source's EOT.
     end_offset: Vec<Option<u64>>,
@@ -32,7 +34,8 @@ impl StatusMatchesLedger {
     pub fn new(setup: &Setup) -> StatusMatchesLedger {
         let n = setup.partitions as usize;
         StatusMatchesLedger {
-            committed: setup.initial_records.iter().map(|r| vec![false; *r as usize]).collect(),
+            committed: vec![Vec::new(); n],
+            initial_records: setup.initial_records.clone(),
             committed_count: vec![0; n],
             end_offset: vec![None; n],
             sink_eots: BTreeSet::new(),
@@ -117,9 +120,14 @@ impl Checker for StatusMatchesLedger {
         match event {
             Event::Committed { id, .. } => {
                 let p = id.partition as usize;
-                if let Some(slot) = self.committed.get_mut(p).and_then(|v| v.get_mut(id.offset as usize)) {
-                    if !*slot {
-                        *slot = true;
+                let produced = self.initial_records.get(p).is_some_and(|n| id.offset < *n);
+                if produced {
+                    let slots = &mut self.committed[p];
+                    if slots.len() <= id.offset as usize {
+                        slots.resize(id.offset as usize + 1, false);
+                    }
+                    if !slots[id.offset as usize] {
+                        slots[id.offset as usize] = true;
                         self.committed_count[p] += 1;
                     }
                 }
@@ -149,7 +157,7 @@ impl Checker for StatusMatchesLedger {
             .ledger
             .iter()
             .map(|c| c.id)
-            .filter(|id| (id.offset as usize) < self.committed.get(id.partition as usize).map_or(0, |v| v.len()))
+            .filter(|id| self.initial_records.get(id.partition as usize).is_some_and(|n| id.offset < *n))
             .collect();
         assert!(end.ledger.is_empty() || distinct.len() as u64 == traced, "trace and ledger disagree");
         std::mem::take(&mut self.violations)

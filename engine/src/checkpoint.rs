@@ -1,0 +1,194 @@
+//! The checkpoint coordinator: triggers checkpoints, collects acknowledgements, expires and fails them, counts
+//! consecutive failures against the tolerance, and keeps the statistics the API shows.
+//!
+//! A pure state machine: the job coordinator does the I/O (triggers, saves, notifications) and asks it what to do.
+
+use crate::canary::{Canaries, Canary};
+use crate::faults::FailReason;
+use crate::job::{CheckpointSpec, TaskId};
+use crate::net::{CheckpointStats, SavedCheckpoint};
+use std::collections::BTreeMap;
+
+/// A checkpoint in flight.
+#[derive(Clone, Debug)]
+pub struct Pending {
+    pub epoch: u64,
+    pub is_final: bool,
+    pub triggered_ms: u64,
+    acks: BTreeMap<TaskId, Vec<(u32, u64)>>,
+    /// Once every task acknowledged: the checkpoint being saved.
+    pub saving: Option<SavedCheckpoint>,
+}
+
+/// What the job must do after a checkpoint failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FailureVerdict {
+    /// Tolerated: go on (a failed final checkpoint is triggered again).
+    Tolerated,
+    /// More consecutive failures than tolerated: fail over (the restart strategy decides).
+    Failover(String),
+    /// Canary `batch-final-checkpoint-fails-job`: the checkpoint coordinator itself failed, and the job's end state
+    /// follows it.
+    CoordinatorFailed(String),
+}
+
+pub struct CheckpointCoordinator {
+    spec: CheckpointSpec,
+    batch: bool,
+    canaries: Canaries,
+    next_epoch: u64,
+    last_trigger_ms: u64,
+    pub pending: Option<Pending>,
+    consecutive_failures: u32,
+    /// The completed final checkpoint of a batch job.
+    pub final_completed: Option<u64>,
+    pub stats: CheckpointStats,
+}
+
+impl CheckpointCoordinator {
+    pub fn new(spec: CheckpointSpec, batch: bool, canaries: Canaries) -> CheckpointCoordinator {
+        CheckpointCoordinator {
+            spec,
+            batch,
+            canaries,
+            next_epoch: 1,
+            last_trigger_ms: 0,
+            pending: None,
+            consecutive_failures: 0,
+            final_completed: None,
+            stats: CheckpointStats::default(),
+        }
+    }
+
+    /// A new attempt starts at `now_ms`, restored from checkpoint `restored` (0: none). A checkpoint in flight is
+    /// abandoned (not a failure: the attempt it belonged to is gone).
+    pub fn restart(&mut self, now_ms: u64, restored: u64) {
+        self.pending = None;
+        self.final_completed = None;
+        self.next_epoch = self.next_epoch.max(restored + 1);
+        self.last_trigger_ms = now_ms;
+    }
+
+    /// Triggers a checkpoint if one is due: periodic, or the final one once every source's input ended.
+    pub fn due(&mut self, now_ms: u64, inputs_ended: bool) -> Option<(u64, bool)> {
+        if self.pending.is_some() || self.final_completed.is_some() {
+            return None;
+        }
+        let is_final = self.batch && inputs_ended;
+        if !is_final && now_ms < self.last_trigger_ms + self.spec.interval_ms {
+            return None;
+        }
+        let epoch = self.next_epoch;
+        self.next_epoch += 1;
+        self.last_trigger_ms = now_ms;
+        self.pending = Some(Pending { epoch, is_final, triggered_ms: now_ms, acks: BTreeMap::new(), saving: None });
+        Some((epoch, is_final))
+    }
+
+    /// Records an acknowledgement; once `tasks` all acknowledged, returns the checkpoint to save.
+    pub fn on_ack(
+        &mut self,
+        task: TaskId,
+        epoch: u64,
+        snapshot: &[(u32, u64)],
+        tasks: &[TaskId],
+        partitions: u32,
+    ) -> Option<SavedCheckpoint> {
+        let p = self.pending.as_mut().filter(|p| p.epoch == epoch && p.saving.is_none())?;
+        p.acks.entry(task).or_insert_with(|| snapshot.to_vec());
+        if !tasks.iter().all(|t| p.acks.contains_key(t)) {
+            return None;
+        }
+        let mut offsets = vec![0; partitions as usize];
+        for (partition, offset) in p.acks.values().flatten() {
+            offsets[*partition as usize] = *offset;
+        }
+        let saved = SavedCheckpoint { epoch, offsets };
+        p.saving = Some(saved.clone());
+        Some(saved)
+    }
+
+    /// The store saved checkpoint `epoch`: it is complete.
+    pub fn on_saved(&mut self, epoch: u64, now_ms: u64) -> Option<Pending> {
+        let p = self.pending.take_if(|p| p.epoch == epoch && p.saving.is_some())?;
+        self.consecutive_failures = 0;
+        self.stats.latest_completed = Some((epoch, now_ms));
+        if p.is_final {
+            self.final_completed = Some(epoch);
+        }
+        Some(p)
+    }
+
+    /// Expires the checkpoint in flight if its time is up.
+    pub fn expired(&self, now_ms: u64) -> Option<u64> {
+        self.pending.as_ref().filter(|p| now_ms > p.triggered_ms + self.spec.timeout_ms).map(|p| p.epoch)
+    }
+
+    /// Checkpoint `epoch` failed; each id counts once.
+    pub fn on_failed(
+        &mut self,
+        epoch: u64,
+        reason: FailReason,
+        detail: &str,
+        now_ms: u64,
+    ) -> Option<(u32, FailureVerdict)> {
+        self.pending.take_if(|p| p.epoch == epoch)?;
+        self.consecutive_failures += 1;
+        self.stats.recent_failed.push((epoch, now_ms, format!("{}: {detail}", reason.name())));
+        if self.stats.recent_failed.len() > CheckpointStats::KEEP {
+            self.stats.recent_failed.remove(0);
+        }
+        let n = self.consecutive_failures;
+        let verdict = if self.batch && self.canaries.has(Canary::BatchFinalCheckpointFailsJob) {
+            FailureVerdict::CoordinatorFailed(format!(
+                "checkpoint coordinator failed: checkpoint {epoch} {}",
+                reason.name()
+            ))
+        } else if n > self.spec.tolerable_failures {
+            FailureVerdict::Failover(format!(
+                "checkpoint tolerance exceeded: {n} consecutive failed checkpoints (tolerable {})",
+                self.spec.tolerable_failures
+            ))
+        } else {
+            FailureVerdict::Tolerated
+        };
+        Some((n, verdict))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(tolerable: u32) -> CheckpointSpec {
+        CheckpointSpec { interval_ms: 100, timeout_ms: 50, tolerable_failures: tolerable }
+    }
+
+    #[test]
+    fn completes_after_every_ack_and_counts_failures_consecutively() {
+        let t = |r| TaskId { vertex: 0, replica: r };
+        let mut c = CheckpointCoordinator::new(spec(1), false, Canaries::NONE);
+        assert_eq!(c.due(50, false), None);
+        assert_eq!(c.due(100, false), Some((1, false)));
+        assert_eq!(c.on_ack(t(0), 1, &[(0, 7)], &[t(0), t(1)], 2), None);
+        let saved = c.on_ack(t(1), 1, &[(1, 9)], &[t(0), t(1)], 2).unwrap();
+        assert_eq!(saved.offsets, vec![7, 9]);
+        assert!(c.on_saved(1, 120).is_some());
+        assert_eq!(c.due(200, false), Some((2, false)));
+        assert_eq!(c.expired(251), Some(2));
+        assert_eq!(c.on_failed(2, FailReason::Expired, "x", 251).unwrap(), (1, FailureVerdict::Tolerated));
+        assert!(c.on_failed(2, FailReason::Expired, "x", 252).is_none(), "an id counts once");
+        assert_eq!(c.due(300, false), Some((3, false)));
+        assert!(matches!(c.on_failed(3, FailReason::Declined, "x", 310).unwrap().1, FailureVerdict::Failover(_)));
+        assert_eq!(c.stats.recent_failed.len(), 2);
+    }
+
+    #[test]
+    fn batch_final_checkpoint_follows_the_inputs_and_the_canary_fails_the_coordinator() {
+        let mut c =
+            CheckpointCoordinator::new(spec(5), true, Canaries::NONE.with(Canary::BatchFinalCheckpointFailsJob));
+        assert_eq!(c.due(10, true), Some((1, true)), "final checkpoint right when the inputs end");
+        let (_, verdict) = c.on_failed(1, FailReason::Expired, "x", 70).unwrap();
+        assert!(matches!(verdict, FailureVerdict::CoordinatorFailed(_)));
+    }
+}

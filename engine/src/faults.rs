@@ -1,0 +1,151 @@
+//! The fault plane: where injected faults enter the engine, at the places real ones would arise.
+//!
+//! The sim arms faults here at their scenario time; the engine asks at the exact spot a real fault would come from:
+//! a source task decides whether it declines or never acknowledges a checkpoint, the store's checkpoint storage
+//! whether a write fails, a task how late its acknowledgement is, a worker how slowly it cancels. Nothing else in
+//! the engine knows that faults exist.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+
+/// Why a checkpoint fails (Flink's reasons).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailReason {
+    /// Not every acknowledgement arrived within the timeout.
+    Expired,
+    /// A task declined the checkpoint.
+    Declined,
+    /// Checkpoint storage failed to write it.
+    IoError,
+}
+
+impl FailReason {
+    pub fn name(self) -> &'static str {
+        match self {
+            FailReason::Expired => "expired",
+            FailReason::Declined => "declined",
+            FailReason::IoError => "io-error",
+        }
+    }
+}
+
+/// Which checkpoint's acknowledgements a delay applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckTarget {
+    /// The first final checkpoint of a batch job.
+    Final,
+    Epoch(u64),
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Armed failures: from `since_ms`, the next `count` checkpoints triggered fail with `reason`.
+    armed: VecDeque<(u64, FailReason, u32)>,
+    /// Decided fates, by checkpoint id (`None`: no fault).
+    fates: BTreeMap<u64, Option<FailReason>>,
+    ack_delays: Vec<(AckTarget, u64)>,
+    first_final: Option<u64>,
+    cancel_delay_ms: BTreeMap<u16, u64>,
+}
+
+/// Shared by every node of a run; outlives node crashes.
+#[derive(Debug, Default)]
+pub struct FaultPlane {
+    state: Mutex<State>,
+}
+
+impl FaultPlane {
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        f(&mut self.state.lock().expect("fault plane lock"))
+    }
+
+    /// The next `count` checkpoints triggered at or after `since_ms` fail with `reason`.
+    pub fn fail_checkpoints(&self, since_ms: u64, reason: FailReason, count: u32) {
+        self.with(|s| s.armed.push_back((since_ms, reason, count)));
+    }
+
+    /// The acknowledgements of `target` arrive `by_ms` late.
+    pub fn delay_acks(&self, target: AckTarget, by_ms: u64) {
+        self.with(|s| s.ack_delays.push((target, by_ms)));
+    }
+
+    /// `worker-N` takes `by_ms` to carry out each cancellation from now on.
+    pub fn slow_cancel(&self, worker: u16, by_ms: u64) {
+        self.with(|s| {
+            s.cancel_delay_ms.insert(worker, by_ms);
+        });
+    }
+
+    /// The fate of checkpoint `epoch`, triggered at `triggered_ms`: decided once, the same for every asker.
+    pub fn checkpoint_fate(&self, epoch: u64, triggered_ms: u64) -> Option<FailReason> {
+        self.with(|s| {
+            if let Some(f) = s.fates.get(&epoch) {
+                return *f;
+            }
+            let mut fate = None;
+            if let Some((since, reason, count)) = s.armed.front_mut() {
+                if triggered_ms >= *since {
+                    fate = Some(*reason);
+                    *count -= 1;
+                    if *count == 0 {
+                        s.armed.pop_front();
+                    }
+                }
+            }
+            s.fates.insert(epoch, fate);
+            fate
+        })
+    }
+
+    /// How late the acknowledgement of checkpoint `epoch` is.
+    pub fn ack_delay_ms(&self, epoch: u64, is_final: bool) -> u64 {
+        self.with(|s| {
+            if is_final && s.first_final.is_none() {
+                s.first_final = Some(epoch);
+            }
+            s.ack_delays
+                .iter()
+                .filter(|(t, _)| match t {
+                    AckTarget::Final => s.first_final == Some(epoch),
+                    AckTarget::Epoch(n) => *n == epoch,
+                })
+                .map(|(_, d)| *d)
+                .max()
+                .unwrap_or(0)
+        })
+    }
+
+    /// How long `worker-N` takes to carry out a cancellation.
+    pub fn cancel_delay_ms(&self, worker: u16) -> u64 {
+        self.with(|s| s.cancel_delay_ms.get(&worker).copied().unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn armed_failures_hit_the_next_checkpoints_once_each() {
+        let f = FaultPlane::default();
+        assert_eq!(f.checkpoint_fate(1, 0), None);
+        f.fail_checkpoints(1_000, FailReason::IoError, 2);
+        assert_eq!(f.checkpoint_fate(2, 900), None, "triggered before the fault");
+        assert_eq!(f.checkpoint_fate(3, 1_000), Some(FailReason::IoError));
+        assert_eq!(f.checkpoint_fate(3, 1_000), Some(FailReason::IoError), "asked twice, decided once");
+        assert_eq!(f.checkpoint_fate(4, 2_000), Some(FailReason::IoError));
+        assert_eq!(f.checkpoint_fate(5, 3_000), None);
+    }
+
+    #[test]
+    fn final_ack_delay_applies_to_the_first_final_checkpoint_only() {
+        let f = FaultPlane::default();
+        f.delay_acks(AckTarget::Final, 5_000);
+        assert_eq!(f.ack_delay_ms(3, false), 0);
+        assert_eq!(f.ack_delay_ms(4, true), 5_000);
+        assert_eq!(f.ack_delay_ms(4, true), 5_000);
+        assert_eq!(f.ack_delay_ms(5, true), 0);
+    }
+}

@@ -1,0 +1,186 @@
+//! The management platform (StreamPark's role). It does not hand its checkpoint-failure policy to the engine: it
+//! polls the coordinator's checkpoint statistics every `poll_ms` and enforces the policy itself. When the failed
+//! checkpoints (distinct ids) within the trailing window reach `max_failures`, it restarts the job through the
+//! coordinator's API, or raises an alert; then the count starts over.
+//!
+//! Canaries living here: `policy-ignores-failed-checkpoints` (only the latest completed checkpoint is read),
+//! `policy-counts-polls-not-checkpoints` (every poll that sees a failure counts), `policy-window-never-resets`.
+
+use crate::canary::{Canaries, Canary};
+use crate::event::{Event, Tracer};
+use crate::job::{PolicyAction, PolicySpec};
+use crate::net::{CheckpointStats, Ctrl, CtrlEndpoint, NodeName};
+use crate::node::NodeContext;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// Times a restart request is sent (it is idempotent per request id).
+const RESTART_SENDS: u32 = 5;
+
+/// The policy's own model of failed checkpoints.
+pub struct Policy {
+    spec: PolicySpec,
+    canaries: Canaries,
+    /// Failed checkpoints counted, by id, with their failure time.
+    counted: BTreeMap<u64, u64>,
+    /// Every failed checkpoint id ever counted: an id counts once, however many polls see it.
+    seen: BTreeSet<u64>,
+    /// Canary `policy-counts-polls-not-checkpoints`: a per-application counter.
+    poll_count: u32,
+    /// Ids seen by the canary's counter (only to report them).
+    poll_ids: Vec<u64>,
+}
+
+/// What the policy decided after one poll.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Firing {
+    pub action: PolicyAction,
+    pub epochs: Vec<u64>,
+}
+
+impl Policy {
+    pub fn new(spec: PolicySpec, canaries: Canaries) -> Policy {
+        Policy { spec, canaries, counted: BTreeMap::new(), seen: BTreeSet::new(), poll_count: 0, poll_ids: Vec::new() }
+    }
+
+    /// Takes one poll's statistics; returns the counted failures (id, count) and a firing, if any.
+    pub fn observe(&mut self, stats: &CheckpointStats) -> (Vec<(u64, u32)>, Option<Firing>) {
+        // StreamPark 2.1.4 read the latest completed checkpoint only: the failed ones never reached the policy.
+        let failed: &[(u64, u64, String)] =
+            if self.canaries.has(Canary::PolicyIgnoresFailedCheckpoints) { &[] } else { &stats.recent_failed };
+        let mut counted = Vec::new();
+        if self.canaries.has(Canary::PolicyCountsPollsNotCheckpoints) {
+            if let Some((epoch, _, _)) = failed.last() {
+                self.poll_count += 1;
+                self.poll_ids.push(*epoch);
+                counted.push((*epoch, self.poll_count));
+            }
+        } else {
+            for (epoch, at_ms, _) in failed {
+                if self.seen.insert(*epoch) {
+                    self.counted.insert(*epoch, *at_ms);
+                    counted.push((*epoch, 0));
+                }
+            }
+        }
+        // The trailing window ends at the newest failure seen; older failures leave it (unless it never resets).
+        let never_resets = self.canaries.has(Canary::PolicyWindowNeverResets);
+        if let Some(newest) = self.counted.values().max().copied() {
+            if !never_resets {
+                self.counted.retain(|_, t| *t + self.spec.window_ms > newest);
+            }
+        }
+        let count = if self.canaries.has(Canary::PolicyCountsPollsNotCheckpoints) {
+            self.poll_count
+        } else {
+            self.counted.len() as u32
+        };
+        for c in counted.iter_mut() {
+            c.1 = count;
+        }
+        if count < self.spec.max_failures {
+            return (counted, None);
+        }
+        let epochs = if self.canaries.has(Canary::PolicyCountsPollsNotCheckpoints) {
+            std::mem::take(&mut self.poll_ids)
+        } else {
+            self.counted.keys().copied().collect()
+        };
+        self.poll_count = 0;
+        if !never_resets {
+            self.counted.clear(); // the count starts over
+        }
+        (counted, Some(Firing { action: self.spec.action, epochs }))
+    }
+}
+
+/// Runs the platform node.
+pub async fn run(ctx: NodeContext) {
+    let Some(spec) = ctx.spec.policy else { return };
+    let tracer: Tracer = ctx.tracer("platform");
+    let ctrl = CtrlEndpoint::bind().await.expect("platform control port is free");
+    let mut policy = Policy::new(spec, ctx.canaries);
+    let mut request = 0u64;
+    let mut restart: Option<(u64, String, u32)> = None;
+    let mut poll = tokio::time::interval(Duration::from_millis(spec.poll_ms));
+    loop {
+        poll.tick().await;
+        if let Some((id, cause, left)) = restart.as_mut() {
+            ctrl.send(NodeName::Coordinator, Ctrl::RestartJob { request: *id, cause: cause.clone() }).await;
+            *left -= 1;
+            if *left == 0 {
+                restart = None;
+            }
+        }
+        request += 1;
+        ctrl.send(NodeName::Coordinator, Ctrl::GetCheckpointStats { request }).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(spec.poll_ms.min(1_000));
+        let stats = loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, ctrl.recv()).await {
+                Ok(Ok((Ctrl::CheckpointStats { request: r, stats }, _))) if r == request => break Some(stats),
+                Ok(Ok(_)) => continue,
+                _ => break None,
+            }
+        };
+        let Some(stats) = stats else { continue };
+        let (counted, firing) = policy.observe(&stats);
+        for (epoch, count) in counted {
+            tracer.emit(Event::PolicyFailureCounted { epoch, count });
+        }
+        if let Some(f) = firing {
+            let action = match f.action {
+                PolicyAction::Restart => "restart",
+                PolicyAction::Alert => "alert",
+            };
+            tracer.emit(Event::PolicyFired { action: action.into(), epochs: f.epochs.clone() });
+            if f.action == PolicyAction::Restart {
+                request += 1;
+                let cause = format!("checkpoint-failure policy: checkpoints {:?} failed", f.epochs);
+                ctrl.send(NodeName::Coordinator, Ctrl::RestartJob { request, cause: cause.clone() }).await;
+                restart = Some((request, cause, RESTART_SENDS));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(failed: &[(u64, u64)]) -> CheckpointStats {
+        CheckpointStats {
+            latest_completed: None,
+            recent_failed: failed.iter().map(|(e, t)| (*e, *t, "x".into())).collect(),
+        }
+    }
+
+    fn policy(canaries: Canaries) -> Policy {
+        Policy::new(
+            PolicySpec { window_ms: 1_000, max_failures: 2, action: PolicyAction::Restart, poll_ms: 100 },
+            canaries,
+        )
+    }
+
+    #[test]
+    fn fires_on_distinct_failures_within_the_window_and_starts_over() {
+        let mut p = policy(Canaries::NONE);
+        assert_eq!(p.observe(&stats(&[(1, 100)])).1, None);
+        assert_eq!(p.observe(&stats(&[(1, 100)])).1, None, "one failure seen twice counts once");
+        assert_eq!(p.observe(&stats(&[(1, 100), (2, 900)])).1.unwrap().epochs, vec![1, 2]);
+        assert_eq!(p.observe(&stats(&[(1, 100), (2, 900), (3, 2_500)])).1, None, "the count started over");
+        assert_eq!(p.observe(&stats(&[(3, 2_500), (4, 4_000)])).1, None, "3 left the window");
+    }
+
+    #[test]
+    fn each_canary_breaks_its_part() {
+        let mut ignores = policy(Canaries::NONE.with(Canary::PolicyIgnoresFailedCheckpoints));
+        assert_eq!(ignores.observe(&stats(&[(1, 100), (2, 200)])).1, None);
+        let mut polls = policy(Canaries::NONE.with(Canary::PolicyCountsPollsNotCheckpoints));
+        assert_eq!(polls.observe(&stats(&[(1, 100)])).1, None);
+        assert!(polls.observe(&stats(&[(1, 100)])).1.is_some(), "one failure, two polls");
+        let mut window = policy(Canaries::NONE.with(Canary::PolicyWindowNeverResets));
+        assert_eq!(window.observe(&stats(&[(1, 100)])).1, None);
+        assert!(window.observe(&stats(&[(1, 100), (2, 5_000)])).1.is_some(), "1 should have left the window");
+    }
+}
