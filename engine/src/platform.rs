@@ -43,54 +43,45 @@ impl Policy {
         Policy { spec, canaries, counted: BTreeMap::new(), seen: BTreeSet::new(), poll_count: 0, poll_ids: Vec::new() }
     }
 
-    /// Takes one poll's statistics; returns the counted failures (id, count) and a firing, if any.
-    pub fn observe(&mut self, stats: &CheckpointStats) -> (Vec<(u64, u32)>, Option<Firing>) {
-        // StreamPark 2.1.4 read the latest completed checkpoint only: the failed ones never reached the policy.
-        let failed: &[(u64, u64, String)] =
-            if self.canaries.has(Canary::PolicyIgnoresFailedCheckpoints) { &[] } else { &stats.recent_failed };
-        let mut counted = Vec::new();
+    /// Takes one poll's statistics; returns the counted failures (id, count after it) and the firings, in order.
+    pub fn observe(&mut self, stats: &CheckpointStats) -> (Vec<(u64, u32)>, Vec<Firing>) {
+        let (mut counted, mut firings) = (Vec::new(), Vec::new());
         if self.canaries.has(Canary::PolicyCountsPollsNotCheckpoints) {
-            if let Some((epoch, _, _)) = failed.last() {
+            // streampark#4085: a per-application counter bumped by every poll that sees a failed checkpoint.
+            if let Some((epoch, _, _)) = stats.recent_failed.last() {
                 self.poll_count += 1;
                 self.poll_ids.push(*epoch);
                 counted.push((*epoch, self.poll_count));
+                if self.poll_count >= self.spec.max_failures {
+                    self.poll_count = 0;
+                    firings.push(Firing { action: self.spec.action, epochs: std::mem::take(&mut self.poll_ids) });
+                }
             }
-        } else {
-            for (epoch, at_ms, _) in failed {
-                if self.seen.insert(*epoch) {
-                    self.counted.insert(*epoch, *at_ms);
-                    counted.push((*epoch, 0));
+            return (counted, firings);
+        }
+        // StreamPark 2.1.4 read the latest completed checkpoint only: the failed ones never reached the policy.
+        let failed: &[(u64, u64, String)] =
+            if self.canaries.has(Canary::PolicyIgnoresFailedCheckpoints) { &[] } else { &stats.recent_failed };
+        let never_resets = self.canaries.has(Canary::PolicyWindowNeverResets);
+        for (epoch, at_ms, _) in failed {
+            if !self.seen.insert(*epoch) {
+                continue; // a failure counts once, however many polls see it
+            }
+            self.counted.insert(*epoch, *at_ms);
+            // The trailing window ends at this failure; older ones leave it (unless it never resets).
+            if !never_resets {
+                self.counted.retain(|_, t| *t + self.spec.window_ms > *at_ms);
+            }
+            let count = self.counted.len() as u32;
+            counted.push((*epoch, count));
+            if count >= self.spec.max_failures {
+                firings.push(Firing { action: self.spec.action, epochs: self.counted.keys().copied().collect() });
+                if !never_resets {
+                    self.counted.clear(); // the count starts over
                 }
             }
         }
-        // The trailing window ends at the newest failure seen; older failures leave it (unless it never resets).
-        let never_resets = self.canaries.has(Canary::PolicyWindowNeverResets);
-        if let Some(newest) = self.counted.values().max().copied() {
-            if !never_resets {
-                self.counted.retain(|_, t| *t + self.spec.window_ms > newest);
-            }
-        }
-        let count = if self.canaries.has(Canary::PolicyCountsPollsNotCheckpoints) {
-            self.poll_count
-        } else {
-            self.counted.len() as u32
-        };
-        for c in counted.iter_mut() {
-            c.1 = count;
-        }
-        if count < self.spec.max_failures {
-            return (counted, None);
-        }
-        let epochs = if self.canaries.has(Canary::PolicyCountsPollsNotCheckpoints) {
-            std::mem::take(&mut self.poll_ids)
-        } else {
-            self.counted.keys().copied().collect()
-        };
-        self.poll_count = 0;
-        if !never_resets {
-            self.counted.clear(); // the count starts over
-        }
-        (counted, Some(Firing { action: self.spec.action, epochs }))
+        (counted, firings)
     }
 }
 
@@ -124,11 +115,11 @@ pub async fn run(ctx: NodeContext) {
             }
         };
         let Some(stats) = stats else { continue };
-        let (counted, firing) = policy.observe(&stats);
+        let (counted, firings) = policy.observe(&stats);
         for (epoch, count) in counted {
             tracer.emit(Event::PolicyFailureCounted { epoch, count });
         }
-        if let Some(f) = firing {
+        for f in firings {
             let action = match f.action {
                 PolicyAction::Restart => "restart",
                 PolicyAction::Alert => "alert",
@@ -165,22 +156,24 @@ mod tests {
     #[test]
     fn fires_on_distinct_failures_within_the_window_and_starts_over() {
         let mut p = policy(Canaries::NONE);
-        assert_eq!(p.observe(&stats(&[(1, 100)])).1, None);
-        assert_eq!(p.observe(&stats(&[(1, 100)])).1, None, "one failure seen twice counts once");
-        assert_eq!(p.observe(&stats(&[(1, 100), (2, 900)])).1.unwrap().epochs, vec![1, 2]);
-        assert_eq!(p.observe(&stats(&[(1, 100), (2, 900), (3, 2_500)])).1, None, "the count started over");
-        assert_eq!(p.observe(&stats(&[(3, 2_500), (4, 4_000)])).1, None, "3 left the window");
+        assert!(p.observe(&stats(&[(1, 100)])).1.is_empty());
+        assert!(p.observe(&stats(&[(1, 100)])).1.is_empty(), "one failure seen twice counts once");
+        assert_eq!(p.observe(&stats(&[(1, 100), (2, 900)])).1[0].epochs, vec![1, 2]);
+        assert!(p.observe(&stats(&[(1, 100), (2, 900), (3, 2_500)])).1.is_empty(), "the count started over");
+        assert!(p.observe(&stats(&[(3, 2_500), (4, 4_000)])).1.is_empty(), "3 left the window");
+        let mut burst = policy(Canaries::NONE);
+        assert_eq!(burst.observe(&stats(&[(1, 10), (2, 20), (3, 30), (4, 40)])).1.len(), 2, "two firings in one poll");
     }
 
     #[test]
     fn each_canary_breaks_its_part() {
         let mut ignores = policy(Canaries::NONE.with(Canary::PolicyIgnoresFailedCheckpoints));
-        assert_eq!(ignores.observe(&stats(&[(1, 100), (2, 200)])).1, None);
+        assert!(ignores.observe(&stats(&[(1, 100), (2, 200)])).1.is_empty());
         let mut polls = policy(Canaries::NONE.with(Canary::PolicyCountsPollsNotCheckpoints));
-        assert_eq!(polls.observe(&stats(&[(1, 100)])).1, None);
-        assert!(polls.observe(&stats(&[(1, 100)])).1.is_some(), "one failure, two polls");
+        assert!(polls.observe(&stats(&[(1, 100)])).1.is_empty());
+        assert_eq!(polls.observe(&stats(&[(1, 100)])).1.len(), 1, "one failure, two polls");
         let mut window = policy(Canaries::NONE.with(Canary::PolicyWindowNeverResets));
-        assert_eq!(window.observe(&stats(&[(1, 100)])).1, None);
-        assert!(window.observe(&stats(&[(1, 100), (2, 5_000)])).1.is_some(), "1 should have left the window");
+        assert!(window.observe(&stats(&[(1, 100)])).1.is_empty());
+        assert_eq!(window.observe(&stats(&[(1, 100), (2, 5_000)])).1.len(), 1, "1 should have left the window");
     }
 }

@@ -5,21 +5,28 @@
 
 mod eventually_terminal;
 mod exactly_once;
+mod executions;
 mod expected_status;
 mod partition_progress;
+mod restart_policy_honored;
+mod single_live_execution;
 mod status_matches_ledger;
+mod terminal_is_quiescent;
 
 pub use eventually_terminal::EventuallyTerminal;
 pub use exactly_once::ExactlyOnce;
 pub use expected_status::ExpectedStatus;
 pub use partition_progress::PartitionProgress;
+pub use restart_policy_honored::RestartPolicyHonored;
+pub use single_live_execution::SingleLiveExecution;
 pub use status_matches_ledger::StatusMatchesLedger;
+pub use terminal_is_quiescent::TerminalIsQuiescent;
 
 use crate::scenario::Scenario;
 use crate::trace::TraceEntry;
 use serde::Serialize;
 use sluice_engine::store::Commit;
-use sluice_engine::{Delivery, JobStatus, Mode};
+use sluice_engine::{CheckpointSpec, Delivery, JobStatus, Mode, PolicySpec, RestartSpec};
 use std::fmt;
 
 /// What kind of failure a violation is (TigerBeetle's split).
@@ -70,6 +77,13 @@ pub struct Setup {
     pub terminal_within_ms: u64,
     pub expect_status: Option<JobStatus>,
     pub expect_within_ms: Option<u64>,
+    /// After a terminal status, by when no unfenced execution may run and the ledger must be still.
+    pub quiescent_within_ms: u64,
+    pub restart: RestartSpec,
+    pub checkpoint: Option<CheckpointSpec>,
+    pub policy: Option<PolicySpec>,
+    /// The network's highest one-way latency (slack for message round trips).
+    pub latency_max_ms: u64,
 }
 
 impl Setup {
@@ -86,6 +100,11 @@ impl Setup {
             terminal_within_ms: s.expect.terminal_within_ms,
             expect_status: s.expect.status,
             expect_within_ms: s.expect.within_ms,
+            quiescent_within_ms: s.expect.quiescent_within_ms,
+            restart: s.job.restart,
+            checkpoint: s.job.checkpoint,
+            policy: s.job.policy,
+            latency_max_ms: s.network.latency_ms.1,
         }
     }
 }
@@ -114,6 +133,9 @@ pub fn all(setup: &Setup) -> Vec<Box<dyn Checker>> {
         Box::new(PartitionProgress::new(setup)),
         Box::new(EventuallyTerminal::new(setup)),
         Box::new(ExpectedStatus::new(setup)),
+        Box::new(TerminalIsQuiescent::new(setup)),
+        Box::new(SingleLiveExecution::new(setup)),
+        Box::new(RestartPolicyHonored::new(setup)),
     ]
 }
 
@@ -149,6 +171,19 @@ pub(crate) mod tests_support {
             terminal_within_ms: 10_000,
             expect_status: None,
             expect_within_ms: None,
+            quiescent_within_ms: 1_000,
+            restart: RestartSpec::None,
+            checkpoint: None,
+            policy: None,
+            latency_max_ms: 10,
+        }
+    }
+
+    pub fn fault(ms: u64, action: &str) -> TraceEntry {
+        TraceEntry {
+            at_us: ms * 1000,
+            node: "sim".into(),
+            event: crate::trace::TraceEvent::Fault { action: action.into() },
         }
     }
 
