@@ -73,3 +73,115 @@ fn no_canary_shows_with_one_partition_per_sink() {
         }
     }
 }
+
+/// The issue-3 canaries: each on its scenario, by one of the invariants that model its bug.
+const CHECKPOINT_CANARIES: &[(Canary, &str, &[&str])] = &[
+    (
+        Canary::BatchFinalCheckpointFailsJob,
+        "batch-checkpoint-final-expiry",
+        &["status-matches-ledger", "restart-policy-honored"],
+    ),
+    (Canary::RedeployWithoutFencing, "batch-checkpoint-final-expiry", &["terminal-is-quiescent"]),
+    (Canary::RedeployWithoutFencing, "batch-isolate-worker", &["single-live-execution"]),
+    (Canary::PolicyIgnoresFailedCheckpoints, "checkpoint-failure-policy", &["restart-policy-honored"]),
+    (Canary::PolicyCountsPollsNotCheckpoints, "checkpoint-failure-policy", &["restart-policy-honored"]),
+    (Canary::PolicyWindowNeverResets, "checkpoint-policy-window", &["restart-policy-honored"]),
+    (Canary::FinishedBeforeFinalCommit, "batch-exactly-once-final-commit", &["status-matches-ledger"]),
+    (Canary::CommitBeforeCheckpointComplete, "streaming-exactly-once-crash", &["exactly-once"]),
+];
+
+fn assert_caught_by(scenario: &Scenario, canary: Canary, invariants: &[&str]) {
+    let report = first_failure(scenario, 0..1000, &[canary])
+        .unwrap_or_else(|| panic!("{canary} not caught within 1000 seeds on {}", scenario.name));
+    let found: Vec<&str> = report.violations.iter().map(|v| v.invariant.as_str()).collect();
+    assert!(
+        invariants.iter().any(|i| found.contains(i)),
+        "{canary} on {} seed {} caught by {found:?}, expected one of {invariants:?}",
+        scenario.name,
+        report.seed
+    );
+}
+
+#[test]
+fn every_checkpoint_canary_is_caught_on_its_scenario() {
+    for (canary, scenario, invariants) in CHECKPOINT_CANARIES {
+        assert_caught_by(&shipped_named(scenario), *canary, invariants);
+    }
+    let covered: Vec<Canary> = CHECKPOINT_CANARIES.iter().map(|(c, _, _)| *c).collect();
+    for c in Canary::ALL.into_iter().filter(|c| c.class() != BugClass::C) {
+        assert!(covered.contains(&c), "{c} has no scenario that catches it");
+    }
+}
+
+/// A streaming job with a platform policy, as text: checkpoints every `interval_ms`, failures injected at `fail_at`.
+fn policy_variant(window_ms: u64, max_failures: u32, poll_ms: u64, interval_ms: u64, fail_at: &[(u64, u32)]) -> String {
+    let faults: String = fail_at
+        .iter()
+        .map(|(at, count)| {
+            format!("[[faults]]\nat_ms = {at}\nkind = \"fail-checkpoint\"\nreason = \"declined\"\ncount = {count}\n")
+        })
+        .collect();
+    format!(
+        "duration_ms = 90_000\n[job]\nmode = \"streaming\"\npartitions = 2\n\
+         [[job.vertices]]\nname = \"in\"\nkind = \"source\"\nrecords = 10\n[[job.vertices]]\nname = \"out\"\nkind = \"sink\"\n\
+         [job.checkpoint]\ninterval_ms = {interval_ms}\ntimeout_ms = 1_000\ntolerable_failures = 1000\n\
+         [job.checkpoint_failure_policy]\nwindow_ms = {window_ms}\nmax_failures = {max_failures}\naction = \"restart\"\npoll_ms = {poll_ms}\n\
+         {faults}[expect]\nstatus = \"RUNNING\"\n"
+    )
+}
+
+#[test]
+fn policy_canaries_are_caught_on_unseen_windows_thresholds_and_intervals() {
+    // Three failures in a row, threshold 3, polled every 2 s, checkpoints every 4 s.
+    let burst = parse(&policy_variant(120_000, 3, 2_000, 4_000, &[(1_000, 3)]), "policy-burst");
+    // Four failures spread 15 s apart with a 20 s window and threshold 2: every pair in the window fires once.
+    let spread = parse(
+        &policy_variant(20_000, 2, 3_000, 5_000, &[(1_000, 1), (16_000, 1), (31_000, 1), (46_000, 1)]),
+        "policy-spread",
+    );
+    // Failures 30 s apart, window 10 s: the policy must never fire.
+    let sparse =
+        parse(&policy_variant(10_000, 2, 1_000, 3_000, &[(1_000, 1), (31_000, 1), (61_000, 1)]), "policy-sparse");
+    for s in [&burst, &spread, &sparse] {
+        assert!(first_failure(s, 0..20, &[]).is_none(), "{} fails without a canary", s.name);
+    }
+    assert_caught_by(&burst, Canary::PolicyIgnoresFailedCheckpoints, &["restart-policy-honored"]);
+    assert_caught_by(&spread, Canary::PolicyIgnoresFailedCheckpoints, &["restart-policy-honored"]);
+    assert_caught_by(&burst, Canary::PolicyCountsPollsNotCheckpoints, &["restart-policy-honored"]);
+    assert_caught_by(&sparse, Canary::PolicyCountsPollsNotCheckpoints, &["restart-policy-honored"]);
+    assert_caught_by(&sparse, Canary::PolicyWindowNeverResets, &["restart-policy-honored"]);
+    assert_caught_by(&spread, Canary::PolicyWindowNeverResets, &["restart-policy-honored"]);
+}
+
+#[test]
+fn class_a_and_commit_canaries_are_caught_on_unseen_variants() {
+    // Final-checkpoint expiry with another interval, timeout, delay and a failure-rate strategy.
+    let expiry = shipped_named("batch-checkpoint-final-expiry");
+    let text =
+        std::fs::read_to_string(crate::support::scenarios_dir().join("batch-checkpoint-final-expiry.toml")).unwrap();
+    let variant = text
+        .replace("interval_ms = 1_000", "interval_ms = 700")
+        .replace("timeout_ms = 1_500", "timeout_ms = 900")
+        .replace("by_ms = 3_000", "by_ms = 2_000")
+        .replace(
+            "strategy = \"fixed-delay\"\nattempts = 3\ndelay_ms = 3_000",
+            "strategy = \"failure-rate\"\nmax_failures_per_interval = 2\nfailure_rate_interval_ms = 30_000\ndelay_ms = 1_000",
+        );
+    assert_ne!(variant, text, "the variant differs");
+    let variant = parse(&variant, "final-expiry-variant");
+    for s in [&expiry, &variant] {
+        assert!(first_failure(s, 0..20, &[]).is_none(), "{} fails without a canary", s.name);
+        assert_caught_by(s, Canary::BatchFinalCheckpointFailsJob, &["status-matches-ledger"]);
+        assert_caught_by(s, Canary::RedeployWithoutFencing, &["terminal-is-quiescent", "single-live-execution"]);
+    }
+    // Exactly-once across a failover, without a map and with a slower checkpoint interval.
+    let text =
+        std::fs::read_to_string(crate::support::scenarios_dir().join("streaming-exactly-once-crash.toml")).unwrap();
+    let variant = text
+        .replace("interval_ms = 1_000", "interval_ms = 2_500")
+        .replace("[[job.vertices]]\nname = \"parse\"\nkind = \"map\"\nscale = { min = 2, max = 2 }\n\n", "");
+    assert!(!variant.contains("kind = \"map\"") && variant.contains("interval_ms = 2_500"), "the variant applies");
+    let variant = parse(&variant, "exactly-once-variant");
+    assert!(first_failure(&variant, 0..20, &[]).is_none(), "the variant fails without a canary");
+    assert_caught_by(&variant, Canary::CommitBeforeCheckpointComplete, &["exactly-once"]);
+}

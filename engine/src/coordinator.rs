@@ -155,12 +155,13 @@ impl Coordinator {
                 let stats = self.checkpoints.as_ref().map(|c| c.stats.clone()).unwrap_or_default();
                 self.ctrl.send(NodeName::Platform, Ctrl::CheckpointStats { request, stats }).await;
             }
-            Ctrl::RestartJob { request, cause } if from.ip() == NodeName::Platform.ip() => {
-                if self.restart_requests.insert(request) {
-                    self.tracer.emit(Event::RestartRequested { cause: cause.clone() });
-                    if matches!(self.phase, Phase::Deployed { .. }) {
-                        self.fail_attempt(format!("restart requested: {cause}"), Decide::Restart);
-                    }
+            // A request is obeyed once, however often the platform sends it.
+            Ctrl::RestartJob { request, cause }
+                if from.ip() == NodeName::Platform.ip() && self.restart_requests.insert(request) =>
+            {
+                self.tracer.emit(Event::RestartRequested { cause: cause.clone() });
+                if matches!(self.phase, Phase::Deployed { .. }) {
+                    self.fail_attempt(format!("restart requested: {cause}"), Decide::Restart);
                 }
             }
             _ => {}

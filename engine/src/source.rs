@@ -119,6 +119,9 @@ impl TaskIo {
     }
 }
 
+/// A source replica's acknowledgement of a checkpoint: (epoch, is final, snapshot of `(partition, next offset)`).
+type SourceAck = (u64, bool, Vec<(u32, u64)>);
+
 /// What the control loop tells the emitters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct SourceControl {
@@ -157,7 +160,7 @@ pub async fn run(
     }
     let (control_tx, mut control_rx) = watch::channel(SourceControl::default());
     let control_tx = Arc::new(control_tx);
-    let (acks_tx, mut acks_rx) = mpsc::channel::<(u64, bool, Vec<(u32, u64)>)>(owned.len() + 4);
+    let (acks_tx, mut acks_rx) = mpsc::channel::<SourceAck>(owned.len() + 4);
     let emitters = owned
         .iter()
         .map(|p| emit_partition(&dep, &tracer, &external, *p, &shared, control_tx.subscribe(), acks_tx.clone()));
@@ -221,7 +224,7 @@ async fn emit_partition(
     partition: u32,
     shared: &Shared,
     mut control: watch::Receiver<SourceControl>,
-    acks: mpsc::Sender<(u64, bool, Vec<(u32, u64)>)>,
+    acks: mpsc::Sender<SourceAck>,
 ) -> Result<(), StreamError> {
     let spec = &dep.spec;
     let streaming = spec.mode == Mode::Streaming;

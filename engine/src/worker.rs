@@ -18,6 +18,9 @@ use tokio::task::JoinHandle;
 /// Checkpoint messages queued for one execution at most (the coordinator re-sends what is dropped).
 const CONTROL_QUEUE: usize = 16;
 
+/// Executions being cancelled slowly: (location, attempt, state); they still run, so they are still reported.
+type Stopping = Arc<Mutex<Vec<(TaskId, u32, Arc<Mutex<ExecState>>)>>>;
+
 struct Execution {
     attempt: u32,
     deploy_seq: u64,
@@ -38,8 +41,7 @@ pub async fn run(ctx: NodeContext, number: u16) {
     let timings = ctx.spec.timings;
     let acceptor = tokio::spawn(accept_loop(registry.clone(), timings.connect_wait_ms));
     let mut executions: BTreeMap<TaskId, Execution> = BTreeMap::new();
-    // Executions being cancelled slowly: they still run, so they are still reported.
-    let stopping: Arc<Mutex<Vec<(TaskId, u32, Arc<Mutex<ExecState>>)>>> = Arc::default();
+    let stopping: Stopping = Arc::default();
     let mut heartbeat = tokio::time::interval(Duration::from_millis(timings.heartbeat_ms));
     loop {
         tokio::select! {
@@ -95,7 +97,7 @@ fn stop(
     ctx: &NodeContext,
     tracer: &Tracer,
     registry: &Registry,
-    stopping: &Arc<Mutex<Vec<(TaskId, u32, Arc<Mutex<ExecState>>)>>>,
+    stopping: &Stopping,
     worker: u16,
     task: TaskId,
     e: Execution,
@@ -131,7 +133,7 @@ fn deploy(
     tracer: &Tracer,
     registry: &Registry,
     executions: &mut BTreeMap<TaskId, Execution>,
-    stopping: &Arc<Mutex<Vec<(TaskId, u32, Arc<Mutex<ExecState>>)>>>,
+    stopping: &Stopping,
     worker: u16,
     dep: Arc<Deployment>,
 ) {
