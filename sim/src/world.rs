@@ -118,6 +118,11 @@ async fn supervise(
         let settle_ms = SETTLE_MS + scenario.expect.quiescent_within_ms;
         let settled = first_terminal_ms.lock().expect("lock").is_some_and(|t| now >= t + settle_ms);
         if now >= scenario.duration_ms || (batch && settled) {
+            // Kill every node: madsim does not cancel pending tasks when a runtime is dropped, and a task parked on
+            // a channel it owns would keep itself (and its node's state) alive. Killed tasks are woken and dropped.
+            for n in nodes.values() {
+                handle.kill(n.id());
+            }
             return now;
         }
         let next_action = actions.get(next).map(|a| a.0).unwrap_or(u64::MAX);
