@@ -88,6 +88,9 @@ const CHECKPOINT_CANARIES: &[(Canary, &str, &[&str])] = &[
     (Canary::PolicyWindowNeverResets, "checkpoint-policy-window", &["restart-policy-honored"]),
     (Canary::FinishedBeforeFinalCommit, "batch-exactly-once-final-commit", &["status-matches-ledger"]),
     (Canary::CommitBeforeCheckpointComplete, "streaming-exactly-once-crash", &["exactly-once"]),
+    (Canary::PauseClampedToScaleMin, "pause-no-data", &["pause-drains"]),
+    (Canary::PauseClampedToScaleMin, "pause-with-data", &["pause-drains"]),
+    (Canary::DrainedFlagKeptOnResume, "pause-resume-cycles", &["pause-drains"]),
 ];
 
 fn assert_caught_by(scenario: &Scenario, canary: Canary, invariants: &[&str]) {
@@ -184,4 +187,45 @@ fn class_a_and_commit_canaries_are_caught_on_unseen_variants() {
     let variant = parse(&variant, "exactly-once-variant");
     assert!(first_failure(&variant, 0..20, &[]).is_none(), "the variant fails without a canary");
     assert_caught_by(&variant, Canary::CommitBeforeCheckpointComplete, &["exactly-once"]);
+}
+
+/// A streaming job paused at 2 s (and resumed at 6 s when `resume`), with the source's scale and the grace given.
+fn pause_variant(records: u64, min: u16, max: u16, grace_ms: u64, resume: bool) -> String {
+    let resume = if resume { "[[faults]]\nat_ms = 6_000\nkind = \"resume\"\n" } else { "" };
+    format!(
+        "duration_ms = 60_000\n[job]\nmode = \"streaming\"\npartitions = 2\n\
+         [[job.vertices]]\nname = \"in\"\nkind = \"source\"\nrecords = {records}\nscale = {{ min = {min}, max = {max} }}\n\
+         [[job.vertices]]\nname = \"out\"\nkind = \"sink\"\n\
+         [job.lifecycle]\npause_grace_period_ms = {grace_ms}\n\
+         [[faults]]\nat_ms = 2_000\nkind = \"pause\"\n{resume}"
+    )
+}
+
+#[test]
+fn pause_canaries_are_caught_on_unseen_scales_graces_and_data() {
+    let variants = [
+        ("min-max-one", pause_variant(0, 1, 1, 30_000, false)),
+        ("other-grace", pause_variant(0, 2, 5, 12_000, false)),
+        ("data-flowing", pause_variant(120, 1, 3, 20_000, false)),
+    ];
+    for (name, text) in &variants {
+        let s = parse(text, name);
+        assert!(first_failure(&s, 0..20, &[]).is_none(), "{name} fails without a canary");
+        assert_caught_by(&s, Canary::PauseClampedToScaleMin, &["pause-drains"]);
+    }
+    for (name, text) in [
+        ("resume-no-data", pause_variant(0, 3, 6, 30_000, true)),
+        ("resume-data", pause_variant(80, 1, 1, 10_000, true)),
+    ] {
+        let s = parse(&text, name);
+        assert!(first_failure(&s, 0..20, &[]).is_none(), "{name} fails without a canary");
+        assert_caught_by(&s, Canary::DrainedFlagKeptOnResume, &["pause-drains"]);
+    }
+    // With no source replica at all (scale {min 0, max 0}) the pause drains at once: the fixed engine passes, and
+    // clamping a 0 into [0, 0] changes nothing, so that canary cannot show there.
+    let zero = parse(&pause_variant(0, 0, 0, 30_000, false), "min-max-zero");
+    assert!(first_failure(&zero, 0..20, &[]).is_none());
+    let report = sluice_sim::run(&zero, 3, &[]);
+    assert_eq!(report.status, Some(sluice_engine::JobStatus::Paused));
+    assert!(report.drained_on_pause);
 }

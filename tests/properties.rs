@@ -133,3 +133,49 @@ proptest! {
         prop_assert!(report.delivered <= scenario.partition_records().iter().sum::<u64>());
     }
 }
+
+/// A streaming job with pauses, resumes, checkpoints, scale bounds and crashes, as text.
+fn streaming_text(
+    (partitions, rate, min, max, sink_max, grace_ms): (u32, u64, u16, u16, u16, u64),
+    checkpoint: Option<u64>,
+    events: &[(u64, &str)],
+) -> String {
+    let checkpoint =
+        checkpoint.map_or(String::new(), |i| format!("[job.checkpoint]\ninterval_ms = {i}\ntimeout_ms = 1_000\n"));
+    let faults: String = events.iter().map(|(at, f)| format!("[[faults]]\nat_ms = {at}\n{f}\n")).collect();
+    format!(
+        "duration_ms = 20_000\n[job]\nmode = \"streaming\"\npartitions = {partitions}\n\
+         [[job.vertices]]\nname = \"in\"\nkind = \"source\"\nrecords = {rate}\nscale = {{ min = {min}, max = {max} }}\n\
+         [[job.vertices]]\nname = \"out\"\nkind = \"sink\"\nscale = {{ min = 1, max = {sink_max} }}\n\
+         {checkpoint}[job.restart]\nstrategy = \"fixed-delay\"\nattempts = 10\ndelay_ms = 300\n\
+         [job.lifecycle]\npause_grace_period_ms = {grace_ms}\n[cluster]\nworkers = 2\n{faults}"
+    )
+}
+
+fn lifecycle_event() -> impl Strategy<Value = (u64, &'static str)> {
+    (
+        500u64..15_000,
+        prop_oneof![
+            Just("kind = \"pause\""),
+            Just("kind = \"resume\""),
+            Just("kind = \"crash\"\nnode = \"worker-1\"\nrestart_after_ms = 700")
+        ],
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases() / 2, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_checker_holds_on_streaming_jobs_that_pause_and_resume(
+        shape in (1u32..=4, 0u64..150, 0u16..=2, 2u16..=4, 1u16..=3, 1_000u64..8_000),
+        checkpoint in proptest::option::of(500u64..3_000),
+        events in proptest::collection::vec(lifecycle_event(), 0..5),
+        seed in any::<u64>(),
+    ) {
+        let text = streaming_text(shape, checkpoint, &events);
+        let scenario = parse(&text, "streaming-property");
+        let report = run(&scenario, seed, &[]);
+        prop_assert_eq!(report.verdict, Verdict::Pass, "violations {:?}\n{}", report.violations, text);
+    }
+}

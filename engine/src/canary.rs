@@ -45,11 +45,15 @@ pub enum Canary {
     FinishedBeforeFinalCommit,
     /// The exactly-once sink commits each write at once instead of when the checkpoint completes.
     CommitBeforeCheckpointComplete,
+    /// The replica computation clamps the desired replicas into [scale.min, scale.max], even the 0 a pause asks for.
+    PauseClampedToScaleMin,
+    /// Resuming leaves `drained_on_pause` set.
+    DrainedFlagKeptOnResume,
 }
 
 impl Canary {
     /// Every canary, in a stable order.
-    pub const ALL: [Canary; 10] = [
+    pub const ALL: [Canary; 12] = [
         Canary::SinkStopsAtFirstEot,
         Canary::SharedPartitionStream,
         Canary::EotCountedNotTracked,
@@ -60,6 +64,8 @@ impl Canary {
         Canary::PolicyWindowNeverResets,
         Canary::FinishedBeforeFinalCommit,
         Canary::CommitBeforeCheckpointComplete,
+        Canary::PauseClampedToScaleMin,
+        Canary::DrainedFlagKeptOnResume,
     ];
 
     /// The kebab-case name used on the command line and in JSON.
@@ -75,6 +81,8 @@ impl Canary {
             Canary::PolicyWindowNeverResets => "policy-window-never-resets",
             Canary::FinishedBeforeFinalCommit => "finished-before-final-commit",
             Canary::CommitBeforeCheckpointComplete => "commit-before-checkpoint-complete",
+            Canary::PauseClampedToScaleMin => "pause-clamped-to-scale-min",
+            Canary::DrainedFlagKeptOnResume => "drained-flag-kept-on-resume",
         }
     }
 
@@ -111,6 +119,10 @@ impl Canary {
             Canary::CommitBeforeCheckpointComplete => {
                 "the exactly-once sink commits each write at once, so a failover replays committed records"
             }
+            Canary::PauseClampedToScaleMin => {
+                "pausing scales the source to 0, but the replica computation clamps that to scale.min, so it never drains"
+            }
+            Canary::DrainedFlagKeptOnResume => "resuming leaves drained_on_pause set while the job runs again",
         }
     }
 
@@ -123,6 +135,7 @@ impl Canary {
             | Canary::PolicyCountsPollsNotCheckpoints
             | Canary::PolicyWindowNeverResets => BugClass::B,
             Canary::FinishedBeforeFinalCommit | Canary::CommitBeforeCheckpointComplete => BugClass::Generic,
+            Canary::PauseClampedToScaleMin | Canary::DrainedFlagKeptOnResume => BugClass::D,
         }
     }
 

@@ -69,6 +69,12 @@ impl CheckpointCoordinator {
         self.last_trigger_ms = now_ms;
     }
 
+    /// Gives up the checkpoint in flight without counting it as failed (the job pauses), and triggers none until
+    /// the next attempt.
+    pub fn abandon(&mut self) {
+        self.pending = None;
+    }
+
     /// Triggers a checkpoint if one is due: periodic, or the final one once every source's input ended.
     pub fn due(&mut self, now_ms: u64, inputs_ended: bool) -> Option<(u64, bool)> {
         if self.pending.is_some() || self.final_completed.is_some() {

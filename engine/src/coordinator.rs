@@ -13,6 +13,7 @@ use crate::checkpoint::{CheckpointCoordinator, FailureVerdict};
 use crate::event::{Event, Tracer};
 use crate::faults::FailReason;
 use crate::job::{JobSpec, TaskId, VertexKind};
+use crate::lifecycle::{Lifecycle, PauseStep};
 use crate::net::{Ctrl, CtrlEndpoint, Deployment, ExecReport, ExecState, NodeName, SavedCheckpoint, TaskControl};
 use crate::node::NodeContext;
 use crate::restart::RestartTracker;
@@ -34,8 +35,17 @@ struct WorkerView {
 /// What comes after the old executions are cancelled.
 #[derive(Clone, Debug)]
 enum Then {
-    Restart { delay_ms: u64 },
-    Fail { cause: String },
+    Restart {
+        delay_ms: u64,
+    },
+    Fail {
+        cause: String,
+    },
+    /// A pause completed: report PAUSED with this `drained_on_pause`.
+    Pause {
+        drained: bool,
+        cause: String,
+    },
 }
 
 enum Phase {
@@ -51,6 +61,8 @@ enum Phase {
     Delaying { until_ms: u64 },
     /// Terminal; cancels and the final fence are re-sent a bounded number of times.
     Terminal { resends_left: u32 },
+    /// Paused: nothing runs until a resume.
+    Paused,
 }
 
 struct Coordinator {
@@ -68,6 +80,12 @@ struct Coordinator {
     checkpoints: Option<CheckpointCoordinator>,
     /// Restart requests already obeyed (the platform re-sends).
     restart_requests: BTreeSet<u64>,
+    lifecycle: Lifecycle,
+    /// Replicas each vertex runs in the next attempt (the autoscaler changes them).
+    replicas: Vec<u16>,
+    /// The autoscaler's last wish and how many periods in a row it held: (replicas, periods).
+    autoscale_wish: Option<(Vec<u16>, u32)>,
+    next_autoscale_ms: u64,
 }
 
 /// Runs the coordinator node.
@@ -75,6 +93,8 @@ pub async fn run(ctx: NodeContext) {
     let ctrl = CtrlEndpoint::bind().await.expect("coordinator control port is free");
     let spec = ctx.spec.clone();
     let batch = spec.mode == crate::job::Mode::Batch;
+    let (ctx_canaries, grace_ms) = (ctx.canaries, spec.pause_grace_period_ms);
+    let initial_replicas: Vec<u16> = spec.vertices.iter().map(|v| v.replicas).collect();
     let mut c = Coordinator {
         tracer: ctx.tracer("coordinator"),
         restart: RestartTracker::new(spec.restart),
@@ -89,6 +109,10 @@ pub async fn run(ctx: NodeContext) {
         phase: Phase::Gathering,
         workers: BTreeMap::new(),
         restart_requests: BTreeSet::new(),
+        lifecycle: Lifecycle::new(ctx_canaries, grace_ms),
+        replicas: initial_replicas,
+        autoscale_wish: None,
+        next_autoscale_ms: 0,
     };
     let mut tick = tokio::time::interval(Duration::from_millis(c.spec.timings.tick_ms));
     loop {
@@ -148,8 +172,14 @@ impl Coordinator {
                 self.on_checkpoint_saved(epoch, result).await;
             }
             Ctrl::GetStatus { request } if from.ip() == NodeName::Client.ip() => {
-                let status = self.status.current();
-                self.ctrl.send(NodeName::Client, Ctrl::Status { request, status }).await;
+                let (status, drained_on_pause) = (self.status.current(), self.lifecycle.drained_on_pause);
+                self.ctrl.send(NodeName::Client, Ctrl::Status { request, status, drained_on_pause }).await;
+            }
+            Ctrl::SetPhase { request, pause } if from.ip() == NodeName::Client.ip() => {
+                if self.lifecycle.request(request, pause) {
+                    self.tracer.emit(if pause { Event::PauseRequested } else { Event::ResumeRequested });
+                }
+                self.ctrl.send(NodeName::Client, Ctrl::PhaseAck { request }).await;
             }
             Ctrl::GetCheckpointStats { request } if from.ip() == NodeName::Platform.ip() => {
                 let stats = self.checkpoints.as_ref().map(|c| c.stats.clone()).unwrap_or_default();
@@ -200,6 +230,11 @@ impl Coordinator {
                 }
             }
             Phase::Canceling { .. } => self.watch_cancel().await,
+            Phase::Paused => {
+                if !self.lifecycle.desired_paused {
+                    self.resume();
+                }
+            }
             Phase::Deployed { .. } => self.watch_attempt().await,
             Phase::Terminal { resends_left } => {
                 if *resends_left > 0 {
@@ -222,10 +257,21 @@ impl Coordinator {
     }
 
     async fn deploy(&mut self, next_offsets: Vec<u64>, latest: Option<SavedCheckpoint>) {
+        if self.lifecycle.desired_paused {
+            // Paused while (re)starting: nothing is deployed; nothing was drained either.
+            self.enter_paused(false, "pause requested while the job was not running");
+            return;
+        }
         let alive = self.alive_workers();
         if alive.is_empty() {
             return; // stay fencing; the fence is re-sent and answered again once a worker is back
         }
+        // Each attempt runs the replicas decided for it (by the autoscaler, or the initial ones).
+        let mut attempt_spec = (*self.spec).clone();
+        for (v, r) in attempt_spec.vertices.iter_mut().zip(&self.replicas) {
+            v.replicas = *r;
+        }
+        let attempt_spec = Arc::new(attempt_spec);
         // With checkpoints, sources rewind to the latest saved checkpoint; without, to the committed offsets.
         let (start_offsets, restored_epoch) = match (&self.checkpoints, latest) {
             (Some(_), Some(cp)) => (cp.offsets, cp.epoch),
@@ -236,7 +282,7 @@ impl Coordinator {
         if let Some(c) = self.checkpoints.as_mut() {
             c.restart(now, restored_epoch);
         }
-        let tasks = self.spec.tasks();
+        let tasks = attempt_spec.tasks();
         let placement: BTreeMap<TaskId, u16> =
             tasks.iter().enumerate().map(|(i, t)| (*t, alive[i % alive.len()])).collect();
         let placement = Arc::new(placement);
@@ -249,7 +295,7 @@ impl Coordinator {
                     attempt: self.attempt,
                     deploy_seq: self.deploy_seq,
                     task: *t,
-                    spec: self.spec.clone(),
+                    spec: attempt_spec.clone(),
                     placement: placement.clone(),
                     start_offsets: start_offsets.clone(),
                     restored_epoch,
@@ -301,6 +347,7 @@ impl Coordinator {
                     running_or_done += 1;
                 }
                 Some(ExecState::Running) => running_or_done += 1,
+                Some(ExecState::Paused) => {}
                 None => self.ctrl.send(d.worker_of(d.task), Ctrl::Deploy(d.clone())).await,
             }
         }
@@ -319,10 +366,164 @@ impl Coordinator {
             self.phase = Phase::Terminal { resends_left: 0 };
             return;
         }
+        let pausing = self.status.current() == JobStatus::Pausing;
+        if self.lifecycle.desired_paused {
+            return self.drive_pause(&deployments).await;
+        }
+        if pausing {
+            // Resumed before the pause completed: the pause is given up; a new attempt restores and runs.
+            let changed = self.lifecycle.resumed();
+            self.emit_drained_flag(changed);
+            self.tracer.emit(Event::CancelRequested { below_attempt: self.next_attempt() });
+            self.set_status(JobStatus::Restarting, "resumed before the pause completed");
+            let now = self.now_ms();
+            let (below, deadline_ms) = (self.next_attempt(), now + self.spec.timings.cancel_timeout_ms);
+            self.phase = Phase::Canceling { below, deadline_ms, then: Then::Restart { delay_ms: 0 }, fenced: true };
+            return;
+        }
         if running_or_done == deployments.len() {
             self.set_status(JobStatus::Running, "all tasks running");
             self.drive_checkpoints(&deployments).await;
+            self.autoscale(&deployments).await;
         }
+    }
+
+    /// One tick of a pause: sources to their pause replicas, then the drain check, then PAUSED.
+    async fn drive_pause(&mut self, deployments: &[Arc<Deployment>]) {
+        let now = self.now_ms();
+        let sources: Vec<&Arc<Deployment>> = deployments
+            .iter()
+            .filter(|d| self.spec.vertices[d.task.vertex as usize].kind == VertexKind::Source)
+            .collect();
+        if self.status.current() != JobStatus::Pausing {
+            self.set_status(JobStatus::Pausing, "pause requested");
+            if let Some(cc) = self.checkpoints.as_mut() {
+                cc.abandon(); // a checkpoint in flight is given up; none is triggered while pausing
+            }
+            for (v, vertex) in self.spec.vertices.iter().enumerate() {
+                let from = self.replicas[v];
+                let to =
+                    self.lifecycle.replicas(0, vertex.scale_min, vertex.scale_max, vertex.kind == VertexKind::Source);
+                if vertex.kind == VertexKind::Source && to != from {
+                    self.tracer.emit(Event::ReplicasChanged { vertex: v as u16, from, to, cause: "pause".into() });
+                }
+            }
+        }
+        // The source vertex's replicas while pausing: 0, unless the replica computation says otherwise.
+        let source_vertex = &self.spec.vertices[0];
+        let target = self.lifecycle.replicas(0, source_vertex.scale_min, source_vertex.scale_max, true);
+        let mut running: u16 = 0;
+        for d in &sources {
+            if self.reported(d).is_some_and(|r| r.state == ExecState::Running) {
+                running += 1;
+                if target == 0 {
+                    let control = Ctrl::ToTasks { attempt: self.attempt, control: TaskControl::Pause };
+                    self.ctrl.send(d.worker_of(d.task), control).await;
+                }
+            }
+        }
+        let (mut quiet, mut pending, mut ack_pending) = (true, 0, 0);
+        for d in deployments.iter().filter(|d| self.spec.vertices[d.task.vertex as usize].kind != VertexKind::Source) {
+            match self.reported(d) {
+                Some(r) if r.state == ExecState::Running => {
+                    quiet &= r.checkpoints.inputs_quiet;
+                    pending += r.checkpoints.pending;
+                    ack_pending += r.checkpoints.ack_pending;
+                }
+                Some(r) if r.state == ExecState::Finished => {}
+                _ => quiet = false,
+            }
+        }
+        let (step, changed) = self.lifecycle.step(now, running, quiet, pending, ack_pending);
+        if changed && running == 0 {
+            let drained = matches!(step, PauseStep::Pause { drained: true });
+            self.tracer.emit(Event::DrainChecked { sources_running: running, pending, ack_pending, drained });
+        }
+        if let PauseStep::Pause { drained } = step {
+            let cause = if drained {
+                "drained".to_string()
+            } else {
+                format!("grace period of {} ms passed before the buffers drained", self.lifecycle.grace_ms)
+            };
+            for (v, from) in self.replicas.clone().into_iter().enumerate() {
+                let from = if v == 0 { running } else { from };
+                if from != 0 {
+                    self.tracer.emit(Event::ReplicasChanged { vertex: v as u16, from, to: 0, cause: "paused".into() });
+                }
+            }
+            let below = self.next_attempt();
+            self.tracer.emit(Event::CancelRequested { below_attempt: below });
+            let deadline_ms = now + self.spec.timings.cancel_timeout_ms;
+            self.phase = Phase::Canceling { below, deadline_ms, then: Then::Pause { drained, cause }, fenced: true };
+        }
+    }
+
+    fn emit_drained_flag(&self, changed: bool) {
+        if changed {
+            self.tracer.emit(Event::DrainedFlag { value: self.lifecycle.drained_on_pause });
+        }
+    }
+
+    /// Reports PAUSED with `drained_on_pause = drained`; everything stays at 0 replicas until a resume.
+    fn enter_paused(&mut self, drained: bool, cause: &str) {
+        let before = self.lifecycle.drained_on_pause;
+        self.lifecycle.paused(drained);
+        self.emit_drained_flag(before != drained);
+        self.set_status(JobStatus::Paused, cause);
+        self.phase = Phase::Paused;
+    }
+
+    /// Resume: `drained_on_pause` is cleared and a new attempt restores from where the job stopped.
+    fn resume(&mut self) {
+        let changed = self.lifecycle.resumed();
+        self.emit_drained_flag(changed);
+        self.begin_attempt();
+    }
+
+    /// The autoscaler: from each vertex's backlog, the replicas within [scale.min, scale.max]. It never acts while a
+    /// pause is desired. A change that holds for two periods rescales the job (a new attempt, fenced and restored).
+    async fn autoscale(&mut self, deployments: &[Arc<Deployment>]) {
+        let now = self.now_ms();
+        if !self.spec.autoscaled() || self.lifecycle.desired_paused || now < self.next_autoscale_ms {
+            return;
+        }
+        self.next_autoscale_ms = now + self.spec.timings.autoscale_period_ms;
+        let per_replica = (self.spec.timings.stream_window as u64 / 2).max(1);
+        let mut wish = self.replicas.clone();
+        let mut backlogs = vec![0u64; self.spec.vertices.len()];
+        for d in deployments {
+            if let Some(r) = self.reported(d) {
+                backlogs[d.task.vertex as usize] += r.checkpoints.pending + r.checkpoints.ack_pending;
+            }
+        }
+        for (v, vertex) in self.spec.vertices.iter().enumerate() {
+            if vertex.kind == VertexKind::Source || vertex.scale_min == vertex.scale_max {
+                continue; // sources have no backlog signal here: they run their current replicas
+            }
+            let desired = backlogs[v].div_ceil(per_replica).min(u16::MAX as u64) as u16;
+            wish[v] = self.lifecycle.replicas(desired.max(1), vertex.scale_min, vertex.scale_max, false);
+        }
+        let held = match &self.autoscale_wish {
+            Some((w, n)) if *w == wish => n + 1,
+            _ => 1,
+        };
+        self.autoscale_wish = Some((wish.clone(), held));
+        if wish == self.replicas || held < 2 {
+            return;
+        }
+        for (v, (from, to)) in self.replicas.iter().zip(&wish).enumerate() {
+            if from != to {
+                let cause = format!("autoscaler: backlog {} records", backlogs[v]);
+                self.tracer.emit(Event::ReplicasChanged { vertex: v as u16, from: *from, to: *to, cause });
+            }
+        }
+        self.replicas = wish;
+        self.autoscale_wish = None;
+        let below = self.next_attempt();
+        self.tracer.emit(Event::CancelRequested { below_attempt: below });
+        self.set_status(JobStatus::Restarting, "rescale");
+        let deadline_ms = now + self.spec.timings.cancel_timeout_ms;
+        self.phase = Phase::Canceling { below, deadline_ms, then: Then::Restart { delay_ms: 0 }, fenced: true };
     }
 
     /// Triggers, collects, expires and saves checkpoints while the attempt runs.
@@ -495,6 +696,7 @@ impl Coordinator {
     fn finish_failure(&mut self, then: Then, note: String) {
         let now = self.now_ms();
         match then {
+            Then::Pause { drained, cause } => self.enter_paused(drained, &cause),
             Then::Restart { delay_ms } => self.phase = Phase::Delaying { until_ms: now + delay_ms },
             Then::Fail { cause } => {
                 let cause = if note.is_empty() { cause } else { format!("{cause}; {note}") };

@@ -12,6 +12,8 @@ use std::sync::Arc;
 #[serde(rename_all = "kebab-case", tag = "outcome", content = "cause")]
 pub enum ExecOutcome {
     Finished,
+    /// A source stopped by a pause.
+    Paused,
     Failed(String),
     Canceled(String),
 }
@@ -196,6 +198,27 @@ pub enum Event {
     /// A restart asked through the API (by the platform).
     RestartRequested {
         cause: String,
+    },
+    /// The desired phase was set through the API.
+    PauseRequested,
+    ResumeRequested,
+    /// The replicas of a vertex changed, and why.
+    ReplicasChanged {
+        vertex: u16,
+        from: u16,
+        to: u16,
+        cause: String,
+    },
+    /// The pause controller checked the buffers: `sources_running` replicas, records pending and ack-pending.
+    DrainChecked {
+        sources_running: u16,
+        pending: u64,
+        ack_pending: u64,
+        drained: bool,
+    },
+    /// `drained_on_pause` changed.
+    DrainedFlag {
+        value: bool,
     },
 
     // ---- tasks ----

@@ -37,6 +37,9 @@ pub struct VertexSpec {
     pub kind: VertexKind,
     /// Replicas deployed; each owns the partitions `p` with `p % replicas == replica`.
     pub replicas: u16,
+    /// The autoscaler keeps `replicas` within `[scale_min, scale_max]`; a pause overrides the minimum.
+    pub scale_min: u16,
+    pub scale_max: u16,
     /// Source: records in each source partition (batch); `u64::MAX` for a streaming partition with data.
     pub partition_records: Vec<u64>,
     /// Source: records emitted per second, per partition (pacing in simulated time; 0 = unpaced in batch).
@@ -102,6 +105,8 @@ pub struct Timings {
     pub store_response_timeout_ms: u64,
     /// How long the coordinator waits for workers to confirm a cancellation before it goes on (fenced).
     pub cancel_timeout_ms: u64,
+    /// The autoscaler looks at the backlog this often.
+    pub autoscale_period_ms: u64,
 }
 
 impl Default for Timings {
@@ -115,6 +120,7 @@ impl Default for Timings {
             connect_wait_ms: 2_000,
             store_response_timeout_ms: 5_000,
             cancel_timeout_ms: 10_000,
+            autoscale_period_ms: 2_000,
         }
     }
 }
@@ -131,6 +137,8 @@ pub struct JobSpec {
     pub checkpoint: Option<CheckpointSpec>,
     /// The platform's policy, when a platform node runs.
     pub policy: Option<PolicySpec>,
+    /// Pause: how long the controller waits for the buffers to drain before it pauses anyway.
+    pub pause_grace_period_ms: u64,
     /// Worker node names, `worker-1..N`.
     pub workers: u16,
     pub timings: Timings,
@@ -146,6 +154,11 @@ impl JobSpec {
             }
         }
         tasks
+    }
+
+    /// Whether the autoscaler has anything to decide (some vertex may change its replicas).
+    pub fn autoscaled(&self) -> bool {
+        self.vertices.iter().any(|v| v.scale_min < v.scale_max)
     }
 
     /// The replica of `vertex` that owns `partition`.
@@ -248,6 +261,8 @@ mod tests {
             name: "x".into(),
             kind: VertexKind::Sink,
             replicas,
+            scale_min: replicas,
+            scale_max: replicas,
             partition_records: vec![],
             partition_rates: vec![],
             batch_size: 1,
@@ -260,6 +275,7 @@ mod tests {
             restart: RestartSpec::None,
             checkpoint: None,
             policy: None,
+            pause_grace_period_ms: 30_000,
             workers: 1,
             timings: Timings::default(),
         };

@@ -16,6 +16,7 @@
 //! - [`store`]: the external sink target: ledger, fencing by attempt.
 //! - [`restart`]: restart strategies with Flink's semantics.
 //! - [`checkpoint`]: the checkpoint coordinator: triggers, acknowledgements, timeouts, tolerance, statistics.
+//! - [`lifecycle`]: the pause/drain/resume controller's state and the replica computation.
 //! - [`platform`]: the management platform (StreamPark's role): polls checkpoint statistics, enforces its policy.
 //! - [`faults`]: the fault plane: where injected faults enter the engine, at the places real ones arise.
 
@@ -25,6 +26,7 @@ pub mod coordinator;
 pub mod event;
 pub mod faults;
 pub mod job;
+pub mod lifecycle;
 pub mod map;
 pub mod net;
 pub mod node;

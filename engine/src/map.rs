@@ -39,7 +39,13 @@ pub async fn run(
     let (acked_tx, mut acked_rx) = mpsc::channel::<u64>(4);
     let (mut final_complete, mut final_acked) = (false, false);
     let early_finish = io.canaries.has(Canary::FinishedBeforeFinalCommit);
+    let mut paused: BTreeSet<u32> = BTreeSet::new();
     loop {
+        // An input whose stream never opened is quiet too: a producer sends nothing before its stream is accepted.
+        let quiet = owned.iter().all(|p| ended.contains(p) || paused.contains(p) || !credit_to.contains_key(p));
+        if io.report.lock().expect("report lock").inputs_quiet != quiet {
+            io.report.lock().expect("report lock").inputs_quiet = quiet;
+        }
         let committed = !spec.final_checkpoint() || final_complete || (final_acked && early_finish);
         if ended.len() == owned.len() && committed {
             return Ok(());
@@ -65,7 +71,7 @@ pub async fn run(
                     }
                 }
                 TaskControl::Complete { is_final: true, .. } => final_complete = true,
-                TaskControl::Complete { .. } => {}
+                TaskControl::Complete { .. } | TaskControl::Pause => {}
             },
             Some(_) = acked_rx.recv() => final_acked = true,
             Some((partition, event)) = input_rx.recv() => match event {
@@ -93,8 +99,15 @@ pub async fn run(
                         ack = Some(epoch);
                     }
                 }
+                InputEvent::Pause { partition: p } => {
+                    if p != partition {
+                        return Err(StreamError::Protocol { partition, why: format!("pause of partition {p}") });
+                    }
+                    outputs.get_mut(&partition).expect("an output per owned partition").send_pause().await?;
+                    paused.insert(partition);
+                }
                 InputEvent::Closed { partition, why } => {
-                    if !ended.contains(&partition) {
+                    if !ended.contains(&partition) && !paused.contains(&partition) {
                         return Err(StreamError::Broken { partition, why });
                     }
                 }

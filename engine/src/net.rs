@@ -85,6 +85,8 @@ pub enum ExecState {
     Failed(String),
     /// The worker refused the deploy: it already runs another deployment of this location and attempt.
     Refused(String),
+    /// Stopped by a pause (a source that sent its `Pause` frames).
+    Paused,
 }
 
 /// One execution in a worker's heartbeat.
@@ -105,6 +107,12 @@ pub struct CheckpointReport {
     pub declined: Vec<(u64, String)>,
     /// A batch source whose partitions all sent their EOT (ready for the final checkpoint).
     pub input_ended: bool,
+    /// Records this task received and has not finished with (not yet written, or forwarded).
+    pub pending: u64,
+    /// Records written to the store and not yet acknowledged.
+    pub ack_pending: u64,
+    /// Every input partition this task owns delivered its `Pause` or its EOT.
+    pub inputs_quiet: bool,
 }
 
 impl CheckpointReport {
@@ -137,6 +145,8 @@ pub enum TaskControl {
     Trigger { epoch: u64, is_final: bool, triggered_ms: u64 },
     /// Checkpoint `epoch` completed (its transactions are committed).
     Complete { epoch: u64, is_final: bool },
+    /// Pause: a source stops emitting, sends `Pause` on its streams and ends.
+    Pause,
 }
 
 /// A completed checkpoint as the store keeps it.
@@ -199,7 +209,11 @@ pub enum Ctrl {
     /// client → coordinator: read the job status.
     GetStatus { request: u64 },
     /// coordinator → client.
-    Status { request: u64, status: JobStatus },
+    Status { request: u64, status: JobStatus, drained_on_pause: bool },
+    /// client → coordinator: set the desired phase (paused or running); idempotent per request.
+    SetPhase { request: u64, pause: bool },
+    /// coordinator → client: the request was taken.
+    PhaseAck { request: u64 },
     /// coordinator → worker: hand a checkpoint message to the executions of `attempt`.
     ToTasks { attempt: u32, control: TaskControl },
     /// coordinator → store: persist a completed checkpoint and commit its transactions (idempotent).

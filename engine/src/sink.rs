@@ -16,6 +16,7 @@ use crate::store::{StoreFrame, StoreStream};
 use crate::stream::{read_input, send_frame, Frame, Inbound, InputEvent, Scope, StreamError};
 use madsim::net::Sender;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -98,6 +99,7 @@ pub async fn run(
     let (report_tx, mut report_rx) = mpsc::channel::<FromForwarder>(owned.len().max(1) * 4);
     let mut streams: BTreeMap<String, Arc<StoreStream>> = BTreeMap::new();
     let mut forwarders: BTreeMap<u32, mpsc::Sender<ToForwarder>> = BTreeMap::new();
+    let in_flight = Arc::new(AtomicU64::new(0));
     for &p in &owned {
         // The fix of numaflow#2516: a new stream for every partition. The canary shares one per replica.
         let label =
@@ -115,7 +117,14 @@ pub async fn run(
         };
         let (tx, rx) = mpsc::channel(window + 2);
         forwarders.insert(p, tx);
-        let fwd = Forwarder { tracer: tracer.clone(), dep: dep.clone(), partition: p, stream, batch_size };
+        let fwd = Forwarder {
+            tracer: tracer.clone(),
+            dep: dep.clone(),
+            partition: p,
+            stream,
+            batch_size,
+            in_flight: in_flight.clone(),
+        };
         scope.spawn(fwd.run(rx, report_tx.clone()));
     }
 
@@ -129,7 +138,19 @@ pub async fn run(
     let (acked_tx, mut acked_rx) = mpsc::channel::<u64>(4);
     let mut final_acked = false;
     let final_mode = spec.final_checkpoint();
+    // Partitions whose producer paused: quiet, not ended, not failed.
+    let mut paused: BTreeSet<u32> = BTreeSet::new();
+    let mut reported = (u64::MAX, u64::MAX, false);
     loop {
+        // What the pause controller reads: records not yet written, records awaiting the store, quiet inputs.
+        let ack_pending = in_flight.load(Ordering::SeqCst);
+        // An input whose stream never opened is quiet too: a producer sends nothing before its stream is accepted.
+        let quiet = owned.iter().all(|p| input.ended.contains(p) || paused.contains(p) || !credit_to.contains_key(p));
+        if reported != (pending, ack_pending, quiet) {
+            reported = (pending, ack_pending, quiet);
+            let mut r = io.report.lock().expect("report lock");
+            (r.pending, r.ack_pending, r.inputs_quiet) = (pending.saturating_sub(ack_pending), ack_pending, quiet);
+        }
         let input_done = input.done();
         let stopped = canaries.has(Canary::SinkStopsAtFirstEot) && input.eots_read > 0;
         let reading = if spec.checkpoint.is_some() { !stopped } else { !input_done };
@@ -256,8 +277,15 @@ pub async fn run(
                     align.blocked.insert(partition, VecDeque::new());
                 }
             }
+            InputEvent::Pause { partition: p } => {
+                if p != partition {
+                    return Err(StreamError::Protocol { partition, why: format!("pause of partition {p}") });
+                }
+                paused.insert(partition);
+                forward(&forwarders, partition, ToForwarder::Flush).await?;
+            }
             InputEvent::Closed { partition, why } => {
-                if !input.ended.contains(&partition) {
+                if !input.ended.contains(&partition) && !paused.contains(&partition) {
                     return Err(StreamError::Broken { partition, why });
                 }
             }
@@ -283,6 +311,8 @@ struct Forwarder {
     partition: u32,
     stream: Arc<StoreStream>,
     batch_size: u32,
+    /// Records written to the store and not yet answered, over all forwarders of the replica.
+    in_flight: Arc<AtomicU64>,
 }
 
 impl Forwarder {
@@ -316,7 +346,9 @@ impl Forwarder {
                 continue;
             }
             let count = batch.len() as u32;
+            self.in_flight.fetch_add(count as u64, Ordering::SeqCst);
             let result = self.write_batch(std::mem::take(&mut batch)).await;
+            self.in_flight.fetch_sub(count as u64, Ordering::SeqCst);
             let msg = match result {
                 Ok(()) => FromForwarder::Acked { partition: self.partition, count },
                 Err(e) => FromForwarder::Failed(e),

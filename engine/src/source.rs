@@ -129,6 +129,16 @@ struct SourceControl {
     trigger: Option<(u64, bool)>,
     /// The final checkpoint completed: the source may finish.
     may_finish: bool,
+    /// The job pauses: emitters send `Pause` and stop.
+    pause: bool,
+}
+
+/// How a task ended well.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskEnd {
+    Finished,
+    /// Stopped by a pause (sources only).
+    Paused,
 }
 
 /// Shared by the emitters of one source replica.
@@ -147,7 +157,7 @@ pub async fn run(
     tracer: Tracer,
     external: Arc<ExternalSource>,
     mut io: TaskIo,
-) -> Result<(), StreamError> {
+) -> Result<TaskEnd, StreamError> {
     let owned = dep.spec.owned_partitions(dep.task);
     let shared = Arc::new(Shared {
         owned: owned.len(),
@@ -171,15 +181,21 @@ pub async fn run(
     let early_finish = io.canaries.has(Canary::FinishedBeforeFinalCommit);
     loop {
         // With no partition there is nothing to emit: done at once, or once the final checkpoint allows it.
+        if owned.is_empty() && control_rx.borrow().pause {
+            return Ok(TaskEnd::Paused);
+        }
         if owned.is_empty()
             && dep.spec.mode == Mode::Batch
             && (!dep.spec.final_checkpoint() || control_rx.borrow().may_finish)
         {
-            return Ok(());
+            return Ok(TaskEnd::Finished);
         }
         let ack = tokio::select! {
             biased;
-            done = &mut emitters => { done?; return Ok(()); }
+            done = &mut emitters => {
+                done?;
+                return Ok(if control_rx.borrow().pause { TaskEnd::Paused } else { TaskEnd::Finished });
+            }
             Some(ack) = acks_rx.recv() => Some(ack),
             Some(control) = io.control.recv() => match control {
                 TaskControl::Trigger { epoch, is_final, triggered_ms } if epoch > last_trigger => {
@@ -196,6 +212,10 @@ pub async fn run(
                 }
                 TaskControl::Complete { is_final: true, .. } => {
                     control_tx.send_modify(|c| c.may_finish = true);
+                    None
+                }
+                TaskControl::Pause => {
+                    control_tx.send_modify(|c| c.pause = true);
                     None
                 }
                 _ => None,
@@ -259,6 +279,13 @@ async fn emit_partition(
             }
         }
         if now.may_finish && eot_sent {
+            return Ok(());
+        }
+        if now.pause {
+            // Everything emitted so far precedes the `Pause` on the stream: downstream can tell drained from lost.
+            if !eot_sent {
+                out.send_pause().await?;
+            }
             return Ok(());
         }
         let quiet = streaming && rate == 0 && external.len(partition) > offset;

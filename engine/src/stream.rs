@@ -33,6 +33,10 @@ pub enum Frame {
     Barrier {
         epoch: u64,
     },
+    /// The producer of this partition stops here because the job pauses (not an end: it resumes later).
+    Pause {
+        partition: u32,
+    },
     /// Downstream → upstream: that many more records may be sent.
     Credit(u32),
     /// Worker → upstream: no such execution.
@@ -149,6 +153,11 @@ impl Output {
         send_frame(&self.tx, self.partition, Frame::Barrier { epoch }).await
     }
 
+    /// Sends the partition's `Pause` (needs no credit).
+    pub async fn send_pause(&mut self) -> Result<(), StreamError> {
+        send_frame(&self.tx, self.partition, Frame::Pause { partition: self.partition }).await
+    }
+
     /// Sends the partition's EOT (needs no credit).
     pub async fn send_eot(&mut self) -> Result<(), StreamError> {
         send_frame(&self.tx, self.partition, Frame::Eot { partition: self.partition }).await
@@ -205,6 +214,9 @@ pub enum InputEvent {
     Barrier {
         epoch: u64,
     },
+    Pause {
+        partition: u32,
+    },
     /// The stream closed or broke; fine after its EOT, a failure before.
     Closed {
         partition: u32,
@@ -219,6 +231,7 @@ pub async fn read_input(mut rx: Receiver, partition: u32, into: mpsc::Sender<(u3
             Ok(Frame::Data(r)) => InputEvent::Data(r),
             Ok(Frame::Eot { partition: p }) => InputEvent::Eot { partition: p },
             Ok(Frame::Barrier { epoch }) => InputEvent::Barrier { epoch },
+            Ok(Frame::Pause { partition: p }) => InputEvent::Pause { partition: p },
             Ok(other) => InputEvent::Closed { partition, why: format!("unexpected frame {other:?}") },
             Err(e) => InputEvent::Closed { partition, why: e.to_string() },
         };

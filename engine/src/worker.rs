@@ -6,7 +6,7 @@ use crate::event::{Event, ExecOutcome, Tracer};
 use crate::job::{TaskId, VertexKind};
 use crate::net::{CheckpointReport, Ctrl, CtrlEndpoint, Deployment, ExecReport, ExecState, NodeName, TaskControl};
 use crate::node::NodeContext;
-use crate::source::TaskIo;
+use crate::source::{TaskEnd, TaskIo};
 use crate::stream::{accept_loop, Registry, StreamError};
 use crate::{sink, source};
 use std::collections::BTreeMap;
@@ -169,15 +169,20 @@ fn deploy(
             (ctx.clone(), tracer.clone(), state.clone(), registry.clone(), dep.clone());
         tokio::spawn(async move {
             let attempt = dep.attempt;
-            let result: Result<(), StreamError> = match (kind, inbound) {
+            let result: Result<TaskEnd, StreamError> = match (kind, inbound) {
                 (VertexKind::Source, _) => source::run(dep, tracer.clone(), ctx.external.clone(), io).await,
-                (VertexKind::Sink, Some(inbound)) => sink::run(dep, tracer.clone(), io, inbound).await,
-                (VertexKind::Map, Some(inbound)) => crate::map::run(dep, tracer.clone(), io, inbound).await,
+                (VertexKind::Sink, Some(inbound)) => {
+                    sink::run(dep, tracer.clone(), io, inbound).await.map(|()| TaskEnd::Finished)
+                }
+                (VertexKind::Map, Some(inbound)) => {
+                    crate::map::run(dep, tracer.clone(), io, inbound).await.map(|()| TaskEnd::Finished)
+                }
                 (_, None) => unreachable!("only sources have no input"),
             };
             registry.lock().expect("registry lock").remove(&(task, attempt));
             let (exec_state, outcome) = match result {
-                Ok(()) => (ExecState::Finished, ExecOutcome::Finished),
+                Ok(TaskEnd::Finished) => (ExecState::Finished, ExecOutcome::Finished),
+                Ok(TaskEnd::Paused) => (ExecState::Paused, ExecOutcome::Paused),
                 Err(e) => (ExecState::Failed(e.to_string()), ExecOutcome::Failed(e.to_string())),
             };
             *state.lock().expect("exec state lock") = exec_state;

@@ -68,11 +68,15 @@ pub enum FaultKind {
         worker: u16,
         by_ms: u64,
     },
+    /// An operator pauses the job through the coordinator's API.
+    Pause,
+    /// An operator resumes it.
+    Resume,
 }
 
 impl FaultKind {
     pub const NAMES: &'static str = "end-partition, duplicate-eot, crash, restart, isolate, heal, clog, unclog, \
-                                     fail-checkpoint, delay-checkpoint-ack, slow-cancel";
+                                     fail-checkpoint, delay-checkpoint-ack, slow-cancel, pause, resume";
 }
 
 /// One step of the timeline.
@@ -103,6 +107,10 @@ pub enum Action {
         worker: u16,
         by_ms: u64,
     },
+    /// Ask the coordinator, through the client, to pause (`true`) or resume.
+    SetPhase {
+        pause: bool,
+    },
 }
 
 impl Action {
@@ -122,6 +130,8 @@ impl Action {
                 AckTarget::Epoch(n) => format!("delay-checkpoint-ack {n} by {by_ms} ms"),
             },
             Action::SlowCancel { worker, by_ms } => format!("slow-cancel worker-{worker} by {by_ms} ms"),
+            Action::SetPhase { pause: true } => "pause".into(),
+            Action::SetPhase { pause: false } => "resume".into(),
         }
     }
 }
@@ -164,6 +174,8 @@ pub fn timeline(faults: &[Fault]) -> Vec<(u64, Action)> {
             FaultKind::SlowCancel { worker, by_ms } => {
                 out.push((t, Action::SlowCancel { worker: *worker, by_ms: *by_ms }))
             }
+            FaultKind::Pause => out.push((t, Action::SetPhase { pause: true })),
+            FaultKind::Resume => out.push((t, Action::SetPhase { pause: false })),
         }
     }
     out.sort_by_key(|(t, _)| *t);
@@ -245,6 +257,7 @@ pub(crate) fn validate(f: &RawFault, i: usize, s: &Scenario, ctx: &Ctx) -> Resul
         "fail-checkpoint" => &["reason", "count"],
         "delay-checkpoint-ack" => &["checkpoint", "by_ms"],
         "slow-cancel" => &["node", "by_ms"],
+        "pause" | "resume" => &[],
         other => {
             return Err(ctx.err(&key("kind"), format!("unknown fault kind {other:?}; expected one of {}", kind_list())))
         }
@@ -397,6 +410,8 @@ pub(crate) fn validate(f: &RawFault, i: usize, s: &Scenario, ctx: &Ctx) -> Resul
                 .ok_or_else(|| ctx.err(&key("by_ms"), "a \"slow-cancel\" fault needs `by_ms`"))?;
             FaultKind::SlowCancel { worker, by_ms }
         }
+        "pause" => FaultKind::Pause,
+        "resume" => FaultKind::Resume,
         _ => unreachable!("kinds checked above"),
     };
     Ok(Fault { at_ms: f.at_ms, kind })

@@ -33,6 +33,8 @@ pub struct RunReport {
     pub violations: Vec<Violation>,
     /// The final status read through the coordinator's API (`null` if it was never read).
     pub status: Option<JobStatus>,
+    /// `drained_on_pause`, read through the API with the final status.
+    pub drained_on_pause: bool,
     /// Distinct records the source put into the job.
     pub produced: u64,
     /// Distinct records committed in the store's ledger.
@@ -99,6 +101,7 @@ pub fn run(scenario: &Scenario, seed: u64, canaries: &[Canary]) -> RunReport {
                 verdict: Verdict::Fail,
                 violations: vec![Violation::new(ENGINE_PANIC, 0, FailureClass::Crash, message)],
                 status: None,
+                drained_on_pause: false,
                 produced: 0,
                 delivered: 0,
                 trace_hash: String::new(),
@@ -128,6 +131,7 @@ pub fn run(scenario: &Scenario, seed: u64, canaries: &[Canary]) -> RunReport {
         verdict: if violations.is_empty() { Verdict::Pass } else { Verdict::Fail },
         violations,
         status: outcome.status,
+        drained_on_pause: outcome.drained_on_pause,
         produced,
         delivered,
         trace_hash: trace_hash(&outcome.trace),

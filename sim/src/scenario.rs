@@ -59,7 +59,13 @@ struct RawJob {
     restart: Option<RawRestart>,
     checkpoint: Option<RawCheckpoint>,
     checkpoint_failure_policy: Option<RawPolicy>,
-    lifecycle: Option<toml::Value>,
+    lifecycle: Option<RawLifecycle>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLifecycle {
+    pause_grace_period_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -256,8 +262,9 @@ fn build(raw: RawScenario, ctx: &Ctx, default_name: &str) -> Result<Scenario, Sc
             return Err(ctx.err("job.mode", format!("unknown mode {other:?}; expected \"batch\" or \"streaming\"")))
         }
     };
-    if job.lifecycle.is_some() {
-        return Err(ctx.err("job.lifecycle", "not implemented yet in this engine version; remove the table"));
+    let pause_grace_period_ms = job.lifecycle.as_ref().and_then(|l| l.pause_grace_period_ms).unwrap_or(30_000);
+    if pause_grace_period_ms == 0 {
+        return Err(ctx.err("job.lifecycle.pause_grace_period_ms", "must be positive"));
     }
     if job.partitions == 0 {
         return Err(ctx.err("job.partitions", "must be positive"));
@@ -293,6 +300,7 @@ fn build(raw: RawScenario, ctx: &Ctx, default_name: &str) -> Result<Scenario, Sc
         restart,
         checkpoint,
         policy,
+        pause_grace_period_ms,
         workers,
         timings: Timings::default(),
     };
@@ -389,8 +397,11 @@ fn build_vertices(job: &RawJob, mode: Mode, ctx: &Ctx) -> Result<Vec<VertexSpec>
         }
         let min = v.scale.as_ref().and_then(|s| s.min).unwrap_or(1);
         let max = v.scale.as_ref().and_then(|s| s.max).unwrap_or(min.max(1));
-        if max == 0 {
-            return Err(ctx.err(&key("scale.max"), "a batch job needs at least one replica of every vertex"));
+        if max == 0 && (mode == Mode::Batch || kind != VertexKind::Source) {
+            return Err(ctx.err(
+                &key("scale.max"),
+                "only a streaming source may have no replica (a batch job, and every map and sink, needs one)",
+            ));
         }
         if min > max {
             return Err(ctx.err(&key("scale.min"), format!("min {min} is above max {max}")));
@@ -453,7 +464,9 @@ fn build_vertices(job: &RawJob, mode: Mode, ctx: &Ctx) -> Result<Vec<VertexSpec>
         out.push(VertexSpec {
             name: v.name.clone(),
             kind,
-            replicas: min.max(1),
+            replicas: if max == 0 { 0 } else { min.max(1) },
+            scale_min: min,
+            scale_max: max,
             partition_records,
             partition_rates,
             batch_size,

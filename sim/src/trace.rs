@@ -10,7 +10,7 @@ use sluice_engine::{Event, JobStatus, Recorder};
 use std::sync::Mutex;
 
 /// Version of the canonical trace serialization.
-pub const TRACE_FORMAT_VERSION: u32 = 1;
+pub const TRACE_FORMAT_VERSION: u32 = 2;
 
 /// What a trace entry records.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -20,8 +20,8 @@ pub enum TraceEvent {
     Engine(Event),
     /// A fault action the sim applied.
     Fault { action: String },
-    /// The status the client read through the coordinator's API.
-    Observed { status: JobStatus },
+    /// The status the client read through the coordinator's API, with its `drained_on_pause`.
+    Observed { status: JobStatus, drained_on_pause: bool },
 }
 
 /// One entry: simulated time (µs since the run started), node, event.
@@ -86,7 +86,10 @@ pub fn render(entries: &[TraceEntry]) -> String {
         let what = match &e.event {
             TraceEvent::Engine(ev) => serde_json::to_string(ev).expect("events serialize"),
             TraceEvent::Fault { action } => format!("FAULT {action}"),
-            TraceEvent::Observed { status } => format!("client reads {status}"),
+            TraceEvent::Observed { status, drained_on_pause: false } => format!("client reads {status}"),
+            TraceEvent::Observed { status, drained_on_pause: true } => {
+                format!("client reads {status} (drained on pause)")
+            }
         };
         out.push_str(&format!("{:>9.3} ms {:<12} {what}\n", e.at_us as f64 / 1000.0, e.node));
     }

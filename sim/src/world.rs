@@ -1,5 +1,5 @@
 //! The world: one seeded madsim runtime with the engine's nodes on a simulated network, the fault timeline, and the
-//! client that reads the job status through the coordinator's API.
+//! client that reads the job status through the coordinator's API and carries the operator's pause and resume.
 
 use crate::fault::{timeline, Action};
 use crate::scenario::Scenario;
@@ -24,7 +24,20 @@ pub struct Outcome {
     pub ledger: Vec<Commit>,
     /// The last status the client read, if it ever read one.
     pub status: Option<JobStatus>,
+    /// The `drained_on_pause` flag read with it.
+    pub drained_on_pause: bool,
     pub sim_ms: u64,
+}
+
+/// What the client knows and what it has to ask: shared by the supervisor and the client node.
+#[derive(Default)]
+struct Client {
+    /// The last status read through the API, with its `drained_on_pause`.
+    observed: Option<(JobStatus, bool)>,
+    first_terminal_ms: Option<u64>,
+    /// Pause (`true`) / resume requests not yet acknowledged, by request id; re-sent every poll.
+    requests: Vec<(u64, bool)>,
+    next_request: u64,
 }
 
 fn net_config(s: &Scenario) -> madsim::Config {
@@ -41,12 +54,18 @@ pub fn simulate(scenario: &Scenario, seed: u64, canaries: Canaries) -> Outcome {
     let ctx = NodeContext::new(scenario.job.clone(), canaries, recorder.clone());
     let ledger = ctx.ledger.clone();
     let rt = Runtime::with_seed_and_config(seed, net_config(scenario));
-    let observed: Arc<Mutex<Option<JobStatus>>> = Arc::default();
-    let sim_ms = rt.block_on(supervise(scenario.clone(), ctx, recorder.clone(), observed.clone()));
+    let client: Arc<Mutex<Client>> = Arc::default();
+    let sim_ms = rt.block_on(supervise(scenario.clone(), ctx, recorder.clone(), client.clone()));
     drop(rt);
     let ledger = ledger.lock().expect("ledger lock").commits().to_vec();
-    let status = *observed.lock().expect("observed lock");
-    Outcome { trace: recorder.take(), ledger, status, sim_ms }
+    let observed = client.lock().expect("client lock").observed;
+    Outcome {
+        trace: recorder.take(),
+        ledger,
+        status: observed.map(|(s, _)| s),
+        drained_on_pause: observed.is_some_and(|(_, d)| d),
+        sim_ms,
+    }
 }
 
 fn node(
@@ -61,18 +80,14 @@ async fn supervise(
     scenario: Scenario,
     ctx: NodeContext,
     recorder: Arc<TraceRecorder>,
-    observed: Arc<Mutex<Option<JobStatus>>>,
+    client: Arc<Mutex<Client>>,
 ) -> u64 {
     let handle = Handle::current();
     let mut nodes: BTreeMap<NodeName, NodeHandle> = BTreeMap::new();
     {
         let (ledger, tracer, faults) = (ctx.ledger.clone(), ctx.tracer("store"), ctx.faults.clone());
-        nodes.insert(
-            NodeName::Store,
-            node(&handle, NodeName::Store, move || {
-                Box::pin(store::run(ledger.clone(), tracer.clone(), faults.clone()))
-            }),
-        );
+        let init = move || Box::pin(store::run(ledger.clone(), tracer.clone(), faults.clone())) as _;
+        nodes.insert(NodeName::Store, node(&handle, NodeName::Store, init));
     }
     for n in 1..=scenario.job.workers {
         let c = ctx.clone();
@@ -92,14 +107,11 @@ async fn supervise(
         let c = ctx.clone();
         nodes.insert(NodeName::Platform, node(&handle, NodeName::Platform, move || Box::pin(platform::run(c.clone()))));
     }
-    let first_terminal_ms: Arc<Mutex<Option<u64>>> = Arc::default();
     {
-        let (recorder, observed, first_terminal_ms) = (recorder.clone(), observed.clone(), first_terminal_ms.clone());
-        // A node exits when its init task ends: the client's init is the status reader.
-        let client = node(&handle, NodeName::Client, move || {
-            Box::pin(read_status(recorder.clone(), observed.clone(), first_terminal_ms.clone()))
-        });
-        nodes.insert(NodeName::Client, client);
+        let (recorder, client) = (recorder.clone(), client.clone());
+        // A node exits when its init task ends: the client's init is its loop.
+        let init = move || Box::pin(run_client(recorder.clone(), client.clone())) as _;
+        nodes.insert(NodeName::Client, node(&handle, NodeName::Client, init));
     }
 
     let start = madsim::time::Instant::now();
@@ -111,12 +123,12 @@ async fn supervise(
         let now = now_ms();
         while next < actions.len() && actions[next].0 <= now {
             let action = &actions[next].1;
-            apply(action, &handle, &nodes, &ctx);
+            apply(action, &handle, &nodes, &ctx, &client);
             recorder.push("sim", TraceEvent::Fault { action: action.describe() });
             next += 1;
         }
         let settle_ms = SETTLE_MS + scenario.expect.quiescent_within_ms;
-        let settled = first_terminal_ms.lock().expect("lock").is_some_and(|t| now >= t + settle_ms);
+        let settled = client.lock().expect("client lock").first_terminal_ms.is_some_and(|t| now >= t + settle_ms);
         if now >= scenario.duration_ms || (batch && settled) {
             // Kill every node: madsim does not cancel pending tasks when a runtime is dropped, and a task parked on
             // a channel it owns would keep itself (and its node's state) alive. Killed tasks are woken and dropped.
@@ -131,7 +143,13 @@ async fn supervise(
     }
 }
 
-fn apply(action: &Action, handle: &Handle, nodes: &BTreeMap<NodeName, NodeHandle>, ctx: &NodeContext) {
+fn apply(
+    action: &Action,
+    handle: &Handle,
+    nodes: &BTreeMap<NodeName, NodeHandle>,
+    ctx: &NodeContext,
+    client: &Mutex<Client>,
+) {
     let id = |n: &NodeName| nodes.get(n).expect("validated node").id();
     let net = madsim::net::NetSim::current();
     match action {
@@ -153,37 +171,46 @@ fn apply(action: &Action, handle: &Handle, nodes: &BTreeMap<NodeName, NodeHandle
         }
         Action::DelayAcks { checkpoint, by_ms } => ctx.faults.delay_acks(*checkpoint, *by_ms),
         Action::SlowCancel { worker, by_ms } => ctx.faults.slow_cancel(*worker, *by_ms),
+        Action::SetPhase { pause } => {
+            let mut c = client.lock().expect("client lock");
+            c.next_request += 1;
+            let id = c.next_request;
+            c.requests.push((id, *pause));
+        }
     }
 }
 
-/// The client: reads the status through the coordinator's API, as a user would.
-async fn read_status(
-    recorder: Arc<TraceRecorder>,
-    observed: Arc<Mutex<Option<JobStatus>>>,
-    first_terminal_ms: Arc<Mutex<Option<u64>>>,
-) {
+/// The client: reads the status through the coordinator's API, as a user would, and carries the operator's pause
+/// and resume requests (re-sent until the coordinator acknowledges them).
+async fn run_client(recorder: Arc<TraceRecorder>, client: Arc<Mutex<Client>>) {
     let ctrl = CtrlEndpoint::bind().await.expect("client control port is free");
     let start = madsim::time::Instant::now();
     let mut request = 0u64;
     loop {
+        let pending = client.lock().expect("client lock").requests.clone();
+        for (id, pause) in pending {
+            ctrl.send(NodeName::Coordinator, Ctrl::SetPhase { request: id, pause }).await;
+        }
         request += 1;
         ctrl.send(NodeName::Coordinator, Ctrl::GetStatus { request }).await;
         let deadline = madsim::time::Instant::now() + Duration::from_millis(STATUS_POLL_MS);
         while let Ok(Ok((msg, _))) =
             madsim::time::timeout(deadline.saturating_duration_since(madsim::time::Instant::now()), ctrl.recv()).await
         {
-            if let Ctrl::Status { request: r, status } = msg {
-                if r != request {
-                    continue; // a late answer to an older read
+            let mut c = client.lock().expect("client lock");
+            match msg {
+                Ctrl::PhaseAck { request: id } => c.requests.retain(|(r, _)| *r != id),
+                // A late answer to an older read is dropped.
+                Ctrl::Status { request: r, status, drained_on_pause } if r == request => {
+                    if c.observed != Some((status, drained_on_pause)) {
+                        recorder.push("client", TraceEvent::Observed { status, drained_on_pause });
+                        c.observed = Some((status, drained_on_pause));
+                    }
+                    if status.is_terminal() && c.first_terminal_ms.is_none() {
+                        c.first_terminal_ms = Some(start.elapsed().as_millis() as u64);
+                    }
                 }
-                let mut last = observed.lock().expect("observed lock");
-                if *last != Some(status) {
-                    recorder.push("client", TraceEvent::Observed { status });
-                    *last = Some(status);
-                }
-                if status.is_terminal() {
-                    first_terminal_ms.lock().expect("lock").get_or_insert(start.elapsed().as_millis() as u64);
-                }
+                _ => {}
             }
         }
         madsim::time::sleep_until(deadline).await;

@@ -8,6 +8,7 @@ mod exactly_once;
 mod executions;
 mod expected_status;
 mod partition_progress;
+mod pause_drains;
 mod restart_policy_honored;
 mod single_live_execution;
 mod status_matches_ledger;
@@ -17,6 +18,7 @@ pub use eventually_terminal::EventuallyTerminal;
 pub use exactly_once::ExactlyOnce;
 pub use expected_status::ExpectedStatus;
 pub use partition_progress::PartitionProgress;
+pub use pause_drains::PauseDrains;
 pub use restart_policy_honored::RestartPolicyHonored;
 pub use single_live_execution::SingleLiveExecution;
 pub use status_matches_ledger::StatusMatchesLedger;
@@ -84,6 +86,9 @@ pub struct Setup {
     pub policy: Option<PolicySpec>,
     /// The network's highest one-way latency (slack for message round trips).
     pub latency_max_ms: u64,
+    pub pause_grace_period_ms: u64,
+    /// Sinks stage writes and commit them with checkpoints.
+    pub two_phase: bool,
 }
 
 impl Setup {
@@ -105,6 +110,8 @@ impl Setup {
             checkpoint: s.job.checkpoint,
             policy: s.job.policy,
             latency_max_ms: s.network.latency_ms.1,
+            pause_grace_period_ms: s.job.pause_grace_period_ms,
+            two_phase: s.job.two_phase(),
         }
     }
 }
@@ -136,6 +143,7 @@ pub fn all(setup: &Setup) -> Vec<Box<dyn Checker>> {
         Box::new(TerminalIsQuiescent::new(setup)),
         Box::new(SingleLiveExecution::new(setup)),
         Box::new(RestartPolicyHonored::new(setup)),
+        Box::new(PauseDrains::new(setup)),
     ]
 }
 
@@ -176,6 +184,8 @@ pub(crate) mod tests_support {
             checkpoint: None,
             policy: None,
             latency_max_ms: 10,
+            pause_grace_period_ms: 30_000,
+            two_phase: false,
         }
     }
 

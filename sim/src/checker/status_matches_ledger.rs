@@ -9,7 +9,7 @@
 
 use super::{Checker, End, FailureClass, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
-use sluice_engine::{Event, ExecOutcome, JobStatus, TaskId};
+use sluice_engine::{Event, ExecOutcome, JobStatus, RecordId, TaskId};
 use std::collections::BTreeSet;
 
 const NAME: &str = "status-matches-ledger";
@@ -27,6 +27,9 @@ pub struct StatusMatchesLedger {
     /// Partitions whose EOT any sink read in the latest attempt.
     latest_attempt: u32,
     genuine_failure: bool,
+    /// Records emitted and not (yet) seen committed; checked when the job says it drained on pause.
+    uncommitted: BTreeSet<RecordId>,
+    two_phase: bool,
     violations: Vec<Violation>,
 }
 
@@ -41,6 +44,8 @@ impl StatusMatchesLedger {
             sink_eots: BTreeSet::new(),
             latest_attempt: 0,
             genuine_failure: false,
+            uncommitted: BTreeSet::new(),
+            two_phase: setup.two_phase,
             violations: Vec::new(),
         }
     }
@@ -118,7 +123,26 @@ impl Checker for StatusMatchesLedger {
             TraceEvent::Observed { .. } => return,
         };
         match event {
+            Event::Emitted { id, .. } => {
+                if !self.committed.get(id.partition as usize).is_some_and(|v| v.get(id.offset as usize) == Some(&true))
+                {
+                    self.uncommitted.insert(*id);
+                }
+            }
+            // PAUSED with drained_on_pause = true means nothing is in flight: every emitted record is in the ledger
+            // (with two-phase commit, staged records wait for the next checkpoint and are replayed if aborted).
+            Event::DrainedFlag { value: true } if !self.two_phase && !self.uncommitted.is_empty() => {
+                let first = self.uncommitted.iter().next().expect("not empty");
+                let detail = format!(
+                    "drained_on_pause set while {} emitted record(s) are not committed (first {}:{})",
+                    self.uncommitted.len(),
+                    first.partition,
+                    first.offset
+                );
+                self.violations.push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
+            }
             Event::Committed { id, .. } => {
+                self.uncommitted.remove(id);
                 let p = id.partition as usize;
                 let produced = self.initial_records.get(p).is_some_and(|n| id.offset < *n);
                 if produced {
@@ -136,7 +160,11 @@ impl Checker for StatusMatchesLedger {
                 let slot = &mut self.end_offset[*partition as usize];
                 *slot = Some(slot.map_or(*end_offset, |e| e.min(*end_offset)));
             }
-            Event::AttemptDeployed { attempt, .. } => self.latest_attempt = *attempt,
+            Event::AttemptDeployed { attempt, .. } => {
+                self.latest_attempt = *attempt;
+                // An older attempt's undelivered records are not in flight any more: they are replayed.
+                self.uncommitted.clear();
+            }
             Event::SinkEotReceived { attempt, task, partition } => {
                 self.sink_eots.insert((*attempt, *task, *partition));
             }

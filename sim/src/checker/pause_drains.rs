@@ -1,0 +1,260 @@
+//! `pause-drains` (class D):
+//! - D1: a pause requested at t0 with nothing in flight ⇒ by t0 + grace, PAUSED with `drained_on_pause = true`
+//!   (unless a node fault or a failover intervenes, or a resume comes first);
+//! - D2: `drained_on_pause = true` ⇒ at that instant no source execution runs and every record emitted was
+//!   acknowledged by the store; the flag is false whenever the job is RUNNING again (as the coordinator reports it and
+//!   as the API shows it);
+//! - D3: while a pause is desired, the source runs no replica (whatever `scale.min` says) once the pause had time to
+//!   reach it.
+
+use super::{Checker, End, FailureClass, Setup, Violation};
+use crate::trace::{TraceEntry, TraceEvent};
+use sluice_engine::{Event, JobStatus, RecordId};
+use std::collections::BTreeSet;
+
+const NAME: &str = "pause-drains";
+/// Time for a pause request to reach the coordinator through the client and for the sources to stop.
+const STOP_BOUND_MS: u64 = 2_000;
+/// Slack on the grace period: the client's poll, the controller's tick, the cancellation's confirmation.
+const GRACE_SLACK_MS: u64 = 1_000;
+
+pub struct PauseDrains {
+    grace_ms: u64,
+    /// Emitted and acknowledged by the store to the sink, in the current attempt (an older attempt's records are
+    /// not in flight: its executions are gone or fenced, and a new attempt replays what it did not deliver).
+    emitted: BTreeSet<RecordId>,
+    acked: BTreeSet<RecordId>,
+    in_flight: u64,
+    /// Live source executions: (node, replica, attempt).
+    sources: BTreeSet<(String, u16, u32)>,
+    desired_paused: bool,
+    /// D1: (requested at, deadline) of a pause requested with nothing in flight.
+    d1: Option<(u64, u64)>,
+    /// D3: when the coordinator took the pause request, until a resume.
+    d3_since: Option<u64>,
+    d3_flagged: bool,
+    flag: bool,
+    /// The job status as the coordinator reports it.
+    status: JobStatus,
+    violations: Vec<Violation>,
+}
+
+impl PauseDrains {
+    pub fn new(setup: &Setup) -> PauseDrains {
+        PauseDrains {
+            grace_ms: setup.pause_grace_period_ms,
+            emitted: BTreeSet::new(),
+            acked: BTreeSet::new(),
+            in_flight: 0,
+            sources: BTreeSet::new(),
+            desired_paused: false,
+            d1: None,
+            d3_since: None,
+            d3_flagged: false,
+            flag: false,
+            status: JobStatus::Created,
+            violations: Vec::new(),
+        }
+    }
+
+    fn violation(&mut self, at_ms: u64, class: FailureClass, detail: String) {
+        self.violations.push(Violation::new(NAME, at_ms, class, detail));
+    }
+
+    fn check_deadlines(&mut self, now_ms: u64) {
+        if let Some((t0, deadline)) = self.d1.filter(|(_, d)| now_ms > *d) {
+            self.d1 = None;
+            let detail =
+                format!("pause requested at {t0} ms with nothing in flight, not PAUSED and drained by {deadline} ms");
+            self.violation(deadline, FailureClass::Liveness, detail);
+        }
+        if let Some(since) = self.d3_since.filter(|s| !self.d3_flagged && now_ms > s + STOP_BOUND_MS) {
+            if !self.sources.is_empty() {
+                self.d3_flagged = true;
+                let live: Vec<String> =
+                    self.sources.iter().map(|(n, r, a)| format!("replica {r} on {n} (attempt {a})")).collect();
+                let detail = format!(
+                    "pause desired since {since} ms, but {STOP_BOUND_MS} ms later the source still runs: {}",
+                    live.join(", ")
+                );
+                self.violation(since + STOP_BOUND_MS, FailureClass::Safety, detail);
+            }
+        }
+    }
+}
+
+impl Checker for PauseDrains {
+    fn on_entry(&mut self, entry: &TraceEntry) {
+        let at_ms = entry.at_ms();
+        self.check_deadlines(at_ms);
+        match &entry.event {
+            TraceEvent::Fault { action } => match action.as_str() {
+                "pause" => {
+                    self.desired_paused = true;
+                    // D1 is about a pause that starts from RUNNING; asking again while pausing or paused is a no-op.
+                    if self.in_flight == 0 && self.status == JobStatus::Running {
+                        self.d1 = Some((at_ms, at_ms + self.grace_ms + GRACE_SLACK_MS));
+                    }
+                }
+                "resume" => {
+                    self.desired_paused = false;
+                    self.d1 = None;
+                }
+                // A node fault while pausing may legitimately end the pause undrained.
+                a if ["crash", "restart", "isolate", "clog"].iter().any(|v| a.starts_with(v)) => self.d1 = None,
+                _ => {}
+            },
+            TraceEvent::Observed { status: JobStatus::Running, drained_on_pause: true } => {
+                self.violation(
+                    at_ms,
+                    FailureClass::Safety,
+                    "the API shows RUNNING with drained_on_pause = true".into(),
+                );
+            }
+            TraceEvent::Observed { .. } => {}
+            TraceEvent::Engine(event) => {
+                if let Event::StatusChanged { to, .. } = event {
+                    self.status = *to;
+                }
+                self.on_engine_event(event, &entry.node, at_ms);
+            }
+        }
+        // A crash ends the executions of its node.
+        if let TraceEvent::Fault { action } = &entry.event {
+            if let Some(node) = action.strip_prefix("crash ").or_else(|| action.strip_prefix("restart ")) {
+                self.sources.retain(|(n, _, _)| n != node);
+            }
+        }
+    }
+
+    fn finish(&mut self, end: &End) -> Vec<Violation> {
+        self.check_deadlines(end.end_ms);
+        std::mem::take(&mut self.violations)
+    }
+}
+
+impl PauseDrains {
+    fn on_engine_event(&mut self, event: &Event, node: &str, at_ms: u64) {
+        match event {
+            Event::AttemptDeployed { .. } => {
+                self.emitted.clear();
+                self.acked.clear();
+                self.in_flight = 0;
+            }
+            Event::Emitted { id, .. } => {
+                if self.emitted.insert(*id) && !self.acked.contains(id) {
+                    self.in_flight += 1;
+                }
+            }
+            Event::SinkResponse { response: sluice_engine::StoreResponse::Ack(id), .. } => {
+                if self.acked.insert(*id) && self.emitted.contains(id) {
+                    self.in_flight -= 1;
+                }
+            }
+            Event::ExecutionStarted { task, attempt } if task.vertex == 0 => {
+                self.sources.insert((node.to_string(), task.replica, *attempt));
+            }
+            Event::ExecutionEnded { task, attempt, .. } if task.vertex == 0 => {
+                self.sources.remove(&(node.to_string(), task.replica, *attempt));
+            }
+            Event::PauseRequested => {
+                self.d3_since = Some(at_ms);
+                self.d3_flagged = false;
+            }
+            Event::ResumeRequested => self.d3_since = None,
+            Event::FailureDetected { .. } => self.d1 = None,
+            Event::DrainedFlag { value } => {
+                self.flag = *value;
+                if *value && (!self.sources.is_empty() || self.in_flight > 0) {
+                    let detail = format!(
+                        "drained_on_pause set while {} source execution(s) run and {} record(s) are in flight",
+                        self.sources.len(),
+                        self.in_flight
+                    );
+                    self.violation(at_ms, FailureClass::Safety, detail);
+                }
+            }
+            Event::StatusChanged { to: JobStatus::Paused, .. } => {
+                if let Some((t0, _)) = self.d1.take() {
+                    if !self.flag {
+                        let detail = format!(
+                            "pause requested at {t0} ms with nothing in flight, PAUSED with drained_on_pause = false"
+                        );
+                        self.violation(at_ms, FailureClass::Safety, detail);
+                    }
+                }
+            }
+            Event::StatusChanged { to: JobStatus::Running, .. } if self.flag => {
+                self.violation(at_ms, FailureClass::Safety, "RUNNING again with drained_on_pause still true".into());
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests_support::*;
+    use super::*;
+    use sluice_engine::{ExecOutcome, TaskId};
+
+    fn source(ms: u64, started: bool) -> TraceEntry {
+        let task = TaskId { vertex: 0, replica: 0 };
+        let event = if started {
+            Event::ExecutionStarted { task, attempt: 1 }
+        } else {
+            Event::ExecutionEnded { task, attempt: 1, outcome: ExecOutcome::Paused }
+        };
+        at(ms, "worker-1", event)
+    }
+
+    fn paused(ms: u64) -> TraceEntry {
+        status(ms, JobStatus::Pausing, JobStatus::Paused)
+    }
+
+    fn flag(ms: u64, value: bool) -> TraceEntry {
+        at(ms, "coordinator", Event::DrainedFlag { value })
+    }
+
+    fn requested(ms: u64) -> TraceEntry {
+        at(ms, "coordinator", Event::PauseRequested)
+    }
+
+    #[test]
+    fn passes_on_a_drained_pause_and_a_clean_resume() {
+        let trace = vec![
+            source(0, true),
+            fault(1_000, "pause"),
+            requested(1_050),
+            source(1_100, false),
+            flag(1_200, true),
+            paused(1_200),
+            fault(5_000, "resume"),
+            flag(5_050, false),
+            status(5_300, JobStatus::Scheduled, JobStatus::Running),
+        ];
+        assert!(run(&mut PauseDrains::new(&setup(vec![1])), &trace, 40_000).is_empty());
+    }
+
+    #[test]
+    fn d1_and_d3_fail_when_the_source_keeps_running_and_the_grace_expires() {
+        let trace = vec![source(0, true), fault(1_000, "pause"), requested(1_050), paused(31_000)];
+        let v = run(&mut PauseDrains::new(&setup(vec![1])), &trace, 40_000);
+        assert!(v.iter().any(|v| v.detail.contains("still runs")), "D3: {v:?}");
+        assert!(v.iter().any(|v| v.detail.contains("drained_on_pause = false")), "D1: {v:?}");
+    }
+
+    #[test]
+    fn d2_fails_on_a_flag_kept_while_running() {
+        let trace = vec![
+            fault(1_000, "pause"),
+            flag(1_200, true),
+            paused(1_200),
+            fault(5_000, "resume"),
+            status(5_300, JobStatus::Scheduled, JobStatus::Running),
+        ];
+        let v = run(&mut PauseDrains::new(&setup(vec![1])), &trace, 40_000);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].detail.contains("RUNNING again"));
+    }
+}
