@@ -27,7 +27,6 @@ pub struct PauseDrains {
     in_flight: u64,
     /// Live source executions: (node, replica, attempt).
     sources: BTreeSet<(String, u16, u32)>,
-    desired_paused: bool,
     /// D1: (requested at, deadline) of a pause requested with nothing in flight.
     d1: Option<(u64, u64)>,
     /// D3: when the coordinator took the pause request, until a resume.
@@ -47,7 +46,6 @@ impl PauseDrains {
             acked: BTreeSet::new(),
             in_flight: 0,
             sources: BTreeSet::new(),
-            desired_paused: false,
             d1: None,
             d3_since: None,
             d3_flagged: false,
@@ -90,16 +88,12 @@ impl Checker for PauseDrains {
         match &entry.event {
             TraceEvent::Fault { action } => match action.as_str() {
                 "pause" => {
-                    self.desired_paused = true;
                     // D1 is about a pause that starts from RUNNING; asking again while pausing or paused is a no-op.
                     if self.in_flight == 0 && self.status == JobStatus::Running {
                         self.d1 = Some((at_ms, at_ms + self.grace_ms + GRACE_SLACK_MS));
                     }
                 }
-                "resume" => {
-                    self.desired_paused = false;
-                    self.d1 = None;
-                }
+                "resume" => self.d1 = None,
                 // A node fault while pausing may legitimately end the pause undrained.
                 a if ["crash", "restart", "isolate", "clog"].iter().any(|v| a.starts_with(v)) => self.d1 = None,
                 _ => {}
@@ -134,6 +128,20 @@ impl Checker for PauseDrains {
 }
 
 impl PauseDrains {
+    fn on_emitted(&mut self, id: RecordId) {
+        let new = self.emitted.insert(id);
+        if new && !self.acked.contains(&id) {
+            self.in_flight += 1;
+        }
+    }
+
+    fn on_acked(&mut self, id: RecordId) {
+        let new = self.acked.insert(id);
+        if new && self.emitted.contains(&id) {
+            self.in_flight -= 1;
+        }
+    }
+
     fn on_engine_event(&mut self, event: &Event, node: &str, at_ms: u64) {
         match event {
             Event::AttemptDeployed { .. } => {
@@ -141,16 +149,8 @@ impl PauseDrains {
                 self.acked.clear();
                 self.in_flight = 0;
             }
-            Event::Emitted { id, .. } => {
-                if self.emitted.insert(*id) && !self.acked.contains(id) {
-                    self.in_flight += 1;
-                }
-            }
-            Event::SinkResponse { response: sluice_engine::StoreResponse::Ack(id), .. } => {
-                if self.acked.insert(*id) && self.emitted.contains(id) {
-                    self.in_flight -= 1;
-                }
-            }
+            Event::Emitted { id, .. } => self.on_emitted(*id),
+            Event::SinkResponse { response: sluice_engine::StoreResponse::Ack(id), .. } => self.on_acked(*id),
             Event::ExecutionStarted { task, attempt } if task.vertex == 0 => {
                 self.sources.insert((node.to_string(), task.replica, *attempt));
             }

@@ -124,8 +124,8 @@ impl Checker for StatusMatchesLedger {
         };
         match event {
             Event::Emitted { id, .. } => {
-                if !self.committed.get(id.partition as usize).is_some_and(|v| v.get(id.offset as usize) == Some(&true))
-                {
+                let committed = self.committed.get(id.partition as usize).and_then(|v| v.get(id.offset as usize));
+                if committed != Some(&true) {
                     self.uncommitted.insert(*id);
                 }
             }
