@@ -87,11 +87,9 @@ impl Checker for PauseDrains {
         self.check_deadlines(at_ms);
         match &entry.event {
             TraceEvent::Fault { action } => match action.as_str() {
-                "pause" => {
-                    // D1 is about a pause that starts from RUNNING; asking again while pausing or paused is a no-op.
-                    if self.in_flight == 0 && self.status == JobStatus::Running {
-                        self.d1 = Some((at_ms, at_ms + self.grace_ms + GRACE_SLACK_MS));
-                    }
+                // D1 is about a pause that starts from RUNNING; asking again while pausing or paused is a no-op.
+                "pause" if self.in_flight == 0 && self.status == JobStatus::Running => {
+                    self.d1 = Some((at_ms, at_ms + self.grace_ms + GRACE_SLACK_MS));
                 }
                 "resume" => self.d1 = None,
                 // A node fault while pausing may legitimately end the pause undrained.
@@ -224,6 +222,7 @@ mod tests {
     fn passes_on_a_drained_pause_and_a_clean_resume() {
         let trace = vec![
             source(0, true),
+            status(300, JobStatus::Scheduled, JobStatus::Running),
             fault(1_000, "pause"),
             requested(1_050),
             source(1_100, false),
@@ -238,7 +237,8 @@ mod tests {
 
     #[test]
     fn d1_and_d3_fail_when_the_source_keeps_running_and_the_grace_expires() {
-        let trace = vec![source(0, true), fault(1_000, "pause"), requested(1_050), paused(31_000)];
+        let running = status(300, JobStatus::Scheduled, JobStatus::Running);
+        let trace = vec![source(0, true), running, fault(1_000, "pause"), requested(1_050), paused(31_000)];
         let v = run(&mut PauseDrains::new(&setup(vec![1])), &trace, 40_000);
         assert!(v.iter().any(|v| v.detail.contains("still runs")), "D3: {v:?}");
         assert!(v.iter().any(|v| v.detail.contains("drained_on_pause = false")), "D1: {v:?}");
