@@ -142,7 +142,10 @@ fn cmd_run(path: &Path, seed: u64, canary_names: &[String], json: bool, trace: b
         for v in &report.violations {
             println!("  {v}");
         }
-        let status = report.status.map_or("unknown".to_string(), |s| s.to_string());
+        let mut status = report.status.map_or("unknown".to_string(), |s| s.to_string());
+        if report.drained_on_pause {
+            status.push_str(" (drained on pause)");
+        }
         println!(
             "status {status}  produced {}  delivered {}  sim {} ms  wall {} ms  trace_hash {}",
             report.produced, report.delivered, report.sim_ms, report.wall_ms, report.trace_hash

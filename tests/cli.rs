@@ -28,6 +28,7 @@ fn run_json_has_every_field_and_passes() {
         "verdict",
         "violations",
         "status",
+        "drained_on_pause",
         "produced",
         "delivered",
         "trace_hash",
