@@ -1,0 +1,116 @@
+//! The coordinator's side of checkpointing: triggers, acknowledgements, saving, failures (the decisions are the
+//! checkpoint coordinator's, in `checkpoint.rs`).
+
+use super::{Coordinator, Decide};
+use crate::checkpoint::FailureVerdict;
+use crate::event::Event;
+use crate::faults::FailReason;
+use crate::job::{TaskId, VertexKind};
+use crate::net::{Ctrl, Deployment, ExecState, NodeName, TaskControl};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+impl Coordinator {
+    /// Triggers, collects, expires and saves checkpoints while the attempt runs.
+    pub(super) async fn drive_checkpoints(&mut self, deployments: &[Arc<Deployment>]) {
+        let Some(mut cc) = self.checkpoints.take() else { return };
+        let now = self.now_ms();
+        let tasks: Vec<TaskId> = deployments.iter().map(|d| d.task).collect();
+        let sources_ended = deployments
+            .iter()
+            .filter(|d| self.spec.vertices[d.task.vertex as usize].kind == VertexKind::Source)
+            .all(|d| self.reported(d).is_some_and(|r| r.checkpoints.input_ended || r.state == ExecState::Finished));
+        if let Some((epoch, is_final)) = cc.due(now, sources_ended) {
+            self.tracer.emit(Event::CheckpointTriggered { attempt: self.attempt, epoch, is_final });
+        }
+        let mut outcome = None;
+        if let Some(p) = cc.pending.clone() {
+            let mut unacked_workers = BTreeSet::new();
+            for d in deployments {
+                let report = self.reported(d).map(|r| &r.checkpoints);
+                if let Some((_, why)) = report.and_then(|r| r.declined.iter().find(|(e, _)| *e == p.epoch)) {
+                    outcome = Some((p.epoch, FailReason::Declined, why.clone()));
+                    break;
+                }
+                match report.and_then(|r| r.acked.iter().find(|(e, _)| *e == p.epoch)) {
+                    Some((_, snapshot)) => {
+                        if let Some(saved) = cc.on_ack(d.task, p.epoch, snapshot, &tasks, self.spec.partitions) {
+                            self.ctrl
+                                .send(
+                                    NodeName::Store,
+                                    Ctrl::SaveCheckpoint { attempt: self.attempt, checkpoint: saved },
+                                )
+                                .await;
+                        }
+                    }
+                    None => {
+                        unacked_workers.insert(*d.placement.get(&d.task).expect("placed"));
+                    }
+                }
+            }
+            let trigger = TaskControl::Trigger { epoch: p.epoch, is_final: p.is_final, triggered_ms: p.triggered_ms };
+            for w in unacked_workers {
+                self.ctrl.send(NodeName::Worker(w), Ctrl::ToTasks { attempt: self.attempt, control: trigger }).await;
+            }
+            if let Some(saved) = cc.pending.as_ref().and_then(|p| p.saving.clone()) {
+                // Saved or not, the store answers; until it does, ask again.
+                self.ctrl
+                    .send(NodeName::Store, Ctrl::SaveCheckpoint { attempt: self.attempt, checkpoint: saved })
+                    .await;
+            }
+            if outcome.is_none() {
+                if let Some(epoch) = cc.expired(now) {
+                    outcome = Some((
+                        epoch,
+                        FailReason::Expired,
+                        format!("not acknowledged within {} ms", self.spec.checkpoint.map_or(0, |c| c.timeout_ms)),
+                    ));
+                }
+            }
+        }
+        if let Some(epoch) = cc.final_completed {
+            let control = TaskControl::Complete { epoch, is_final: true };
+            let workers: BTreeSet<u16> =
+                deployments.iter().map(|d| *d.placement.get(&d.task).expect("placed")).collect();
+            for w in workers {
+                self.ctrl.send(NodeName::Worker(w), Ctrl::ToTasks { attempt: self.attempt, control }).await;
+            }
+        }
+        self.checkpoints = Some(cc);
+        if let Some((epoch, reason, detail)) = outcome {
+            self.checkpoint_failed(epoch, reason, &detail);
+        }
+    }
+
+    pub(super) async fn on_checkpoint_saved(&mut self, epoch: u64, result: Result<(), String>) {
+        let now = self.now_ms();
+        let attempt = self.attempt;
+        let Some(cc) = self.checkpoints.as_mut() else { return };
+        match result {
+            Ok(()) => {
+                if let Some(p) = cc.on_saved(epoch, now) {
+                    self.tracer.emit(Event::CheckpointCompleted { attempt, epoch, is_final: p.is_final });
+                }
+            }
+            Err(why) => {
+                if cc.pending.as_ref().is_some_and(|p| p.epoch == epoch) {
+                    self.checkpoint_failed(epoch, FailReason::IoError, &why);
+                }
+            }
+        }
+    }
+
+    pub(super) fn checkpoint_failed(&mut self, epoch: u64, reason: FailReason, detail: &str) {
+        let now = self.now_ms();
+        let attempt = self.attempt;
+        let Some(cc) = self.checkpoints.as_mut() else { return };
+        let Some((consecutive, verdict)) = cc.on_failed(epoch, reason, detail, now) else { return };
+        let reason_text = format!("{}: {detail}", reason.name());
+        self.tracer.emit(Event::CheckpointFailed { attempt, epoch, reason: reason_text, consecutive });
+        match verdict {
+            FailureVerdict::Tolerated => {}
+            FailureVerdict::Failover(cause) => self.fail_attempt(cause, Decide::Strategy),
+            FailureVerdict::CoordinatorFailed(cause) => self.fail_attempt(cause, Decide::Fail),
+        }
+    }
+}

@@ -1,0 +1,368 @@
+//! Scenario scripts: the TOML schema (see `scenarios/README.md`), its validation, and the validated [`Scenario`].
+//!
+//! Bad input is refused before anything runs, with the file, line, column and key in the message. The rules beyond
+//! types live in `build.rs`.
+
+mod build;
+
+use crate::fault::{Fault, FaultKind};
+use crate::locate::KeyMap;
+use serde::Deserialize;
+use sluice_engine::job::split_records;
+use sluice_engine::net::NodeName;
+use sluice_engine::{
+    CheckpointSpec, Delivery, JobSpec, JobStatus, Mode, PolicyAction, PolicySpec, RestartSpec, Timings, VertexKind,
+    VertexSpec,
+};
+use std::path::Path;
+use thiserror::Error;
+
+/// Why a scenario was refused.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ScenarioError {
+    #[error("{file}: cannot read: {why}")]
+    Read { file: String, why: String },
+    #[error("{file}:{line}:{column}: key `{key}`: {message}")]
+    Invalid { file: String, line: usize, column: usize, key: String, message: String },
+}
+
+/// Default source pace in batch mode (records per second per partition).
+pub const DEFAULT_RATE_PER_SEC: u64 = 100;
+/// Default sink batch size.
+pub const DEFAULT_BATCH_SIZE: u32 = 10;
+/// Default bound for a partition with pending records to advance (C1), once faults have healed.
+pub const DEFAULT_PROGRESS_WITHIN_MS: u64 = 10_000;
+/// Default bound for a batch job to reach a terminal status once faults have healed.
+pub const DEFAULT_TERMINAL_WITHIN_MS: u64 = 60_000;
+/// Default bound, after a terminal status, by which no unfenced execution runs and the ledger is still.
+pub const DEFAULT_QUIESCENT_WITHIN_MS: u64 = 1_000;
+/// Default poll interval of the platform's checkpoint-failure policy.
+pub const DEFAULT_POLL_MS: u64 = 5_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: Option<String>,
+    duration_ms: u64,
+    job: RawJob,
+    cluster: Option<RawCluster>,
+    network: Option<RawNetwork>,
+    #[serde(default)]
+    faults: Vec<RawFault>,
+    expect: Option<RawExpect>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJob {
+    mode: String,
+    partitions: u32,
+    delivery: Option<String>,
+    vertices: Vec<RawVertex>,
+    restart: Option<RawRestart>,
+    checkpoint: Option<RawCheckpoint>,
+    checkpoint_failure_policy: Option<RawPolicy>,
+    lifecycle: Option<RawLifecycle>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLifecycle {
+    pause_grace_period_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheckpoint {
+    interval_ms: u64,
+    timeout_ms: u64,
+    tolerable_failures: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    window_ms: u64,
+    max_failures: u32,
+    action: String,
+    poll_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVertex {
+    name: String,
+    kind: String,
+    records: Option<u64>,
+    skew: Option<Vec<u64>>,
+    scale: Option<RawScale>,
+    rate_per_sec: Option<u64>,
+    batch_size: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScale {
+    min: Option<u16>,
+    max: Option<u16>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRestart {
+    strategy: String,
+    max_failures_per_interval: Option<u32>,
+    failure_rate_interval_ms: Option<u64>,
+    attempts: Option<u32>,
+    delay_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    workers: Option<u16>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    latency_ms: Option<[u64; 2]>,
+    loss: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFault {
+    pub at_ms: u64,
+    pub kind: String,
+    pub vertex: Option<String>,
+    pub partition: Option<u32>,
+    pub node: Option<String>,
+    pub nodes: Option<Vec<String>>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub restart_after_ms: Option<u64>,
+    pub heal_after_ms: Option<u64>,
+    pub reason: Option<String>,
+    pub count: Option<u32>,
+    pub checkpoint: Option<toml::Value>,
+    pub by_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExpect {
+    status: Option<String>,
+    within_ms: Option<u64>,
+    progress_within_ms: Option<u64>,
+    terminal_within_ms: Option<u64>,
+    quiescent_within_ms: Option<u64>,
+}
+
+/// The network model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Network {
+    pub latency_ms: (u64, u64),
+    pub loss: f64,
+}
+
+/// Expectations on top of the checkers, and the liveness bounds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expect {
+    pub status: Option<JobStatus>,
+    pub within_ms: Option<u64>,
+    pub progress_within_ms: u64,
+    pub terminal_within_ms: u64,
+    pub quiescent_within_ms: u64,
+}
+
+/// A validated scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    pub name: String,
+    /// Where it came from (a path, or `<inline>`).
+    pub file: String,
+    pub duration_ms: u64,
+    pub job: JobSpec,
+    pub network: Network,
+    pub faults: Vec<Fault>,
+    pub expect: Expect,
+}
+
+/// Validation context: turns a key path and a message into a located error.
+pub(crate) struct Ctx<'a> {
+    file: &'a str,
+    keys: KeyMap,
+}
+
+impl Ctx<'_> {
+    pub(crate) fn err(&self, key: &str, message: impl Into<String>) -> ScenarioError {
+        let (line, column) = self.keys.place_of(key).unwrap_or((1, 1));
+        ScenarioError::Invalid {
+            file: self.file.to_string(),
+            line,
+            column,
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+impl Scenario {
+    /// Reads and validates a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ScenarioError::Read { file: file.clone(), why: e.to_string() })?;
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "scenario".into());
+        Scenario::parse(&text, &file, &stem)
+    }
+
+    /// Validates a scenario text; `file` names it in errors, `default_name` is used when it has no `name`.
+    pub fn parse(text: &str, file: &str, default_name: &str) -> Result<Scenario, ScenarioError> {
+        let ctx = Ctx { file, keys: KeyMap::new(text) };
+        let raw: RawScenario = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            let (line, column) = ctx.keys.line_col(span.start);
+            let key = ctx.keys.path_at(&span).unwrap_or_else(|| unknown_key(e.message()).unwrap_or_default());
+            ScenarioError::Invalid {
+                file: file.to_string(),
+                line,
+                column,
+                key,
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        build::build(raw, &ctx, default_name)
+    }
+
+    /// Index of the vertex named `name`.
+    pub fn vertex_index(&self, name: &str) -> Option<u16> {
+        self.job.vertices.iter().position(|v| v.name == name).map(|i| i as u16)
+    }
+
+    /// The records each source partition holds at the start (`u64::MAX`: a streaming partition).
+    pub fn partition_records(&self) -> &[u64] {
+        &self.job.vertices[0].partition_records
+    }
+}
+
+fn unknown_key(message: &str) -> Option<String> {
+    let start = message.find('`')? + 1;
+    let len = message[start..].find('`')?;
+    Some(message[start..start + len].to_string())
+}
+
+/// Parses a node name of this cluster.
+pub(crate) fn node_of(name: &str, workers: u16, platform: bool) -> Option<NodeName> {
+    match NodeName::parse(name)? {
+        NodeName::Client => None,
+        NodeName::Platform if !platform => None,
+        NodeName::Worker(n) if n > workers => None,
+        n => Some(n),
+    }
+}
+
+/// Short description of a fault kind, for errors.
+pub(crate) fn kind_list() -> &'static str {
+    FaultKind::NAMES
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"# Goal: g.  Method: m.
+duration_ms = 10_000
+
+[job]
+mode = "batch"
+partitions = 2
+
+[[job.vertices]]
+name = "in"
+kind = "source"
+records = 10
+
+[[job.vertices]]
+name = "out"
+kind = "sink"
+
+[[faults]]
+at_ms = 100
+kind = "end-partition"
+vertex = "in"
+partition = 1
+"#;
+
+    fn error(text: &str) -> (usize, usize, String, String) {
+        match Scenario::parse(text, "t.toml", "t") {
+            Err(ScenarioError::Invalid { file, line, column, key, message }) => {
+                assert_eq!(file, "t.toml");
+                (line, column, key, message)
+            }
+            other => panic!("expected an invalid-scenario error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_good_scenario_loads_with_defaults() {
+        let s = Scenario::parse(GOOD, "t.toml", "t").unwrap();
+        assert_eq!(s.name, "t");
+        assert_eq!(s.job.vertices[0].partition_records, vec![5, 5]);
+        assert_eq!(s.job.restart, RestartSpec::None);
+        assert_eq!(s.job.workers, 2);
+        assert_eq!(s.network, Network { latency_ms: (1, 10), loss: 0.0 });
+        assert_eq!(s.faults.len(), 1);
+    }
+
+    #[test]
+    fn every_error_names_file_line_column_and_key() {
+        let cases: &[(&str, &str, usize, &str)] = &[
+            ("records = 10", "records = \"ten\"", 11, "job.vertices[0].records"),
+            ("partitions = 2", "partitions = 2\ncolour = \"red\"", 7, "job.colour"),
+            ("partitions = 2", "partitions = 0", 6, "job.partitions"),
+            ("duration_ms = 10_000", "duration_ms = -5", 2, "duration_ms"),
+            ("vertex = \"in\"", "vertex = \"nope\"", 20, "faults[0].vertex"),
+            ("partition = 1\n", "partition = 7\n", 21, "faults[0].partition"),
+            ("kind = \"end-partition\"", "kind = \"meteor\"", 19, "faults[0].kind"),
+            ("mode = \"batch\"", "mode = \"bulk\"", 5, "job.mode"),
+            ("at_ms = 100", "at_ms = 20_000", 18, "faults[0].at_ms"),
+            ("kind = \"sink\"", "kind = \"sink\"\nscale = { min = 3, max = 2 }", 16, "job.vertices[1].scale.min"),
+        ];
+        for (from, to, line, key) in cases {
+            assert!(GOOD.contains(from), "case {from:?} does not apply");
+            let text = GOOD.replacen(from, to, 1);
+            let (l, c, k, message) = error(&text);
+            assert_eq!((l, k.as_str()), (*line, *key), "for {to:?}: {message}");
+            assert!(c >= 1 && !message.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_fault_naming_a_missing_node_or_a_wrong_key_is_refused() {
+        let crash = GOOD.replace(
+            "kind = \"end-partition\"\nvertex = \"in\"\npartition = 1",
+            "kind = \"crash\"\nnode = \"worker-9\"",
+        );
+        let (_, _, key, message) = error(&crash);
+        assert_eq!(key, "faults[0].node");
+        assert!(message.contains("worker-9"), "{message}");
+        let wrong = GOOD.replace("partition = 1\n", "partition = 1\nnode = \"store\"\n");
+        let (_, _, key, _) = error(&wrong);
+        assert_eq!(key, "faults[0].node");
+    }
+
+    #[test]
+    fn syntax_errors_are_located_too() {
+        let (line, _, _, message) = error("duration_ms = \n[job");
+        assert_eq!(line, 1, "{message}");
+    }
+
+    #[test]
+    fn a_missing_file_is_a_read_error() {
+        let e = Scenario::load(Path::new("/no/such/scenario.toml")).unwrap_err();
+        assert!(matches!(e, ScenarioError::Read { .. }));
+        assert!(e.to_string().starts_with("/no/such/scenario.toml"));
+    }
+}
