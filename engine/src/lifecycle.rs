@@ -136,6 +136,7 @@ mod tests {
         let mut clamp = Lifecycle::new(Canaries::NONE.with(Canary::PauseClampedToScaleMin), 1_000);
         clamp.request(1, true);
         assert_eq!(clamp.replicas(0, 3, 6, true), 3);
+        assert_eq!(clamp.step(0, 3, true, 0, 0).0, PauseStep::Wait, "3 source replicas still run: no drain check");
         assert_eq!(
             clamp.step(1_000, 3, true, 0, 0).0,
             PauseStep::Pause { drained: false },
