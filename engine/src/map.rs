@@ -7,8 +7,7 @@ use crate::canary::Canary;
 use crate::event::Tracer;
 use crate::net::{Deployment, TaskControl};
 use crate::source::TaskIo;
-use crate::stream::{read_input, send_frame, Frame, Inbound, InputEvent, Output, Scope, StreamError};
-use madsim::net::Sender;
+use crate::stream::{Inbound, InputEvent, Inputs, Output, Scope, StreamError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -31,7 +30,7 @@ pub async fn run(
         let next = spec.owner(dep.task.vertex + 1, p);
         outputs.insert(p, Output::open(&dep, next, p).await?);
     }
-    let mut credit_to: BTreeMap<u32, Sender> = BTreeMap::new();
+    let mut inputs = Inputs::new(&owned, spec.timings.stream_window, input_tx);
     let mut ended: BTreeSet<u32> = BTreeSet::new();
     let mut barriers: BTreeMap<u64, BTreeSet<u32>> = BTreeMap::new();
     let mut finals: BTreeSet<u64> = BTreeSet::new();
@@ -42,7 +41,7 @@ pub async fn run(
     let mut paused: BTreeSet<u32> = BTreeSet::new();
     loop {
         // An input whose stream never opened is quiet too: a producer sends nothing before its stream is accepted.
-        let quiet = owned.iter().all(|p| ended.contains(p) || paused.contains(p) || !credit_to.contains_key(p));
+        let quiet = owned.iter().all(|p| ended.contains(p) || paused.contains(p) || !inputs.opened(*p));
         if io.report.lock().expect("report lock").inputs_quiet != quiet {
             io.report.lock().expect("report lock").inputs_quiet = quiet;
         }
@@ -53,14 +52,7 @@ pub async fn run(
         let mut ack = None;
         tokio::select! {
             biased;
-            Some(inb) = inbound.recv() => {
-                if !owned.contains(&inb.partition) {
-                    return Err(StreamError::Protocol { partition: inb.partition, why: "partition not owned".into() });
-                }
-                send_frame(&inb.tx, inb.partition, Frame::Credit(spec.timings.stream_window)).await?;
-                credit_to.insert(inb.partition, inb.tx);
-                scope.spawn(read_input(inb.rx, inb.partition, input_tx.clone()));
-            }
+            Some(inb) = inbound.recv() => inputs.accept(inb, &mut scope).await?,
             Some(control) = io.control.recv() => match control {
                 TaskControl::Trigger { epoch, is_final, .. } => {
                     if is_final {
@@ -78,10 +70,7 @@ pub async fn run(
                 InputEvent::Data(record) => {
                     let out = outputs.get_mut(&partition).expect("an output per owned partition");
                     out.send(record).await?;
-                    if let Some(tx) = credit_to.get(&partition) {
-                        // The upstream may be gone after its EOT; a death before it shows as `Closed`.
-                        let _ = send_frame(tx, partition, Frame::Credit(1)).await;
-                    }
+                    inputs.credit(partition, 1).await;
                 }
                 InputEvent::Eot { partition: p } => {
                     if p != partition {

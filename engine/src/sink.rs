@@ -13,8 +13,7 @@ use crate::job::Record;
 use crate::net::{Deployment, TaskControl};
 use crate::source::TaskIo;
 use crate::store::{StoreFrame, StoreStream};
-use crate::stream::{read_input, send_frame, Frame, Inbound, InputEvent, Scope, StreamError};
-use madsim::net::Sender;
+use crate::stream::{Inbound, InputEvent, Inputs, Scope, StreamError};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -131,7 +130,7 @@ pub async fn run(
     let mut input = InputState { owned: owned.clone(), canaries, ended: BTreeSet::new(), eots_read: 0 };
     let mut align = Alignment { last: dep.restored_epoch, ..Alignment::default() };
     let mut replay: VecDeque<(u32, InputEvent)> = VecDeque::new();
-    let mut credit_to: BTreeMap<u32, Sender> = BTreeMap::new();
+    let mut inputs = Inputs::new(&owned, spec.timings.stream_window, input_tx);
     let mut pending: u64 = 0;
     let mut finals: BTreeSet<u64> = BTreeSet::new();
     let mut final_complete = false;
@@ -145,7 +144,7 @@ pub async fn run(
         // What the pause controller reads: records not yet written, records awaiting the store, quiet inputs.
         let ack_pending = in_flight.load(Ordering::SeqCst);
         // An input whose stream never opened is quiet too: a producer sends nothing before its stream is accepted.
-        let quiet = owned.iter().all(|p| input.ended.contains(p) || paused.contains(p) || !credit_to.contains_key(p));
+        let quiet = owned.iter().all(|p| input.ended.contains(p) || paused.contains(p) || !inputs.opened(*p));
         if reported != (pending, ack_pending, quiet) {
             reported = (pending, ack_pending, quiet);
             let mut r = io.report.lock().expect("report lock");
@@ -186,10 +185,7 @@ pub async fn run(
                     match report.expect("forwarders outlive the loop") {
                         FromForwarder::Acked { partition, count } => {
                             pending -= count as u64;
-                            if let Some(tx) = credit_to.get(&partition) {
-                                // The upstream may be gone after its EOT; credits are then moot.
-                                let _ = send_frame(tx, partition, Frame::Credit(count)).await;
-                            }
+                            inputs.credit(partition, count).await;
                         }
                         FromForwarder::Failed(e) => return Err(e),
                     }
@@ -213,12 +209,7 @@ pub async fn run(
                 }
                 Some(_) = acked_rx.recv() => { final_acked = true; continue; }
                 Some(inb) = inbound.recv(), if reading => {
-                    if !owned.contains(&inb.partition) {
-                        return Err(StreamError::Protocol { partition: inb.partition, why: "partition not owned".into() });
-                    }
-                    send_frame(&inb.tx, inb.partition, Frame::Credit(timings.stream_window)).await?;
-                    credit_to.insert(inb.partition, inb.tx);
-                    scope.spawn(read_input(inb.rx, inb.partition, input_tx.clone()));
+                    inputs.accept(inb, &mut scope).await?;
                     continue;
                 }
                 Some(next) = input_rx.recv(), if reading && align.aligned.is_none() => next,

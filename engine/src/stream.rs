@@ -224,6 +224,45 @@ pub enum InputEvent {
     },
 }
 
+/// The consumer's side of its input streams: who gets credits back, and where the readers deliver.
+pub struct Inputs {
+    owned: Vec<u32>,
+    window: u32,
+    into: mpsc::Sender<(u32, InputEvent)>,
+    /// The upstream of each accepted partition, to return credits to.
+    pub credit_to: BTreeMap<u32, Sender>,
+}
+
+impl Inputs {
+    pub fn new(owned: &[u32], window: u32, into: mpsc::Sender<(u32, InputEvent)>) -> Inputs {
+        Inputs { owned: owned.to_vec(), window, into, credit_to: BTreeMap::new() }
+    }
+
+    /// Accepts a stream handed over by the worker: grants the initial window and starts its reader in `scope`.
+    pub async fn accept(&mut self, inb: Inbound, scope: &mut Scope) -> Result<(), StreamError> {
+        if !self.owned.contains(&inb.partition) {
+            return Err(StreamError::Protocol { partition: inb.partition, why: "partition not owned".into() });
+        }
+        send_frame(&inb.tx, inb.partition, Frame::Credit(self.window)).await?;
+        self.credit_to.insert(inb.partition, inb.tx);
+        scope.spawn(read_input(inb.rx, inb.partition, self.into.clone()));
+        Ok(())
+    }
+
+    /// Returns `count` credits to the upstream of `partition`; the upstream may be gone after its EOT or pause, and
+    /// a death before those shows as `Closed` on the stream.
+    pub async fn credit(&self, partition: u32, count: u32) {
+        if let Some(tx) = self.credit_to.get(&partition) {
+            let _ = send_frame(tx, partition, Frame::Credit(count)).await;
+        }
+    }
+
+    /// Whether the stream of `partition` was ever accepted (a producer sends nothing before it is).
+    pub fn opened(&self, partition: u32) -> bool {
+        self.credit_to.contains_key(&partition)
+    }
+}
+
 /// Reads one inbound stream into the task's merged input, after granting the initial window.
 pub async fn read_input(mut rx: Receiver, partition: u32, into: mpsc::Sender<(u32, InputEvent)>) {
     loop {
