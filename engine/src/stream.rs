@@ -230,7 +230,7 @@ pub struct Inputs {
     window: u32,
     into: mpsc::Sender<(u32, InputEvent)>,
     /// The upstream of each accepted partition, to return credits to.
-    pub credit_to: BTreeMap<u32, Sender>,
+    credit_to: BTreeMap<u32, Sender>,
 }
 
 impl Inputs {
