@@ -172,7 +172,8 @@ fn class_a_and_commit_canaries_are_caught_on_unseen_variants() {
         );
     assert_ne!(variant, text, "the variant differs");
     let variant = parse(&variant, "final-expiry-variant");
-    for s in [&expiry, &variant] {
+    let no_restart = shipped_named("batch-checkpoint-expiry-no-restart");
+    for s in [&expiry, &variant, &no_restart] {
         assert!(first_failure(s, 0..20, &[]).is_none(), "{} fails without a canary", s.name);
         assert_caught_by(s, Canary::BatchFinalCheckpointFailsJob, &["status-matches-ledger"]);
         assert_caught_by(s, Canary::RedeployWithoutFencing, &["terminal-is-quiescent", "single-live-execution"]);

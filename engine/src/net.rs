@@ -105,8 +105,11 @@ pub struct CheckpointReport {
     /// (checkpoint id, snapshot): for a source, `(partition, next offset)` pairs; empty for other tasks.
     pub acked: Vec<(u64, Vec<(u32, u64)>)>,
     pub declined: Vec<(u64, String)>,
-    /// A batch source whose partitions all sent their EOT (ready for the final checkpoint).
+    /// Every input ended: a batch source whose partitions all sent their EOT (ready for the final checkpoint), a
+    /// sink whose partitions all delivered theirs.
     pub input_ended: bool,
+    /// A source's `(partition, end offset)` for each owned partition that sent its EOT.
+    pub ended_at: Vec<(u32, u64)>,
     /// Records this task received and has not finished with (not yet written, or forwarded).
     pub pending: u64,
     /// Records written to the store and not yet acknowledged.

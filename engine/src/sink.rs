@@ -139,18 +139,19 @@ pub async fn run(
     let final_mode = spec.final_checkpoint();
     // Partitions whose producer paused: quiet, not ended, not failed.
     let mut paused: BTreeSet<u32> = BTreeSet::new();
-    let mut reported = (u64::MAX, u64::MAX, false);
+    let mut reported = (u64::MAX, u64::MAX, false, false);
     loop {
         // What the pause controller reads: records not yet written, records awaiting the store, quiet inputs.
         let ack_pending = in_flight.load(Ordering::SeqCst);
         // An input whose stream never opened is quiet too: a producer sends nothing before its stream is accepted.
         let quiet = owned.iter().all(|p| input.ended.contains(p) || paused.contains(p) || !inputs.opened(*p));
-        if reported != (pending, ack_pending, quiet) {
-            reported = (pending, ack_pending, quiet);
+        let input_done = input.done();
+        if reported != (pending, ack_pending, quiet, input_done) {
+            reported = (pending, ack_pending, quiet, input_done);
             let mut r = io.report.lock().expect("report lock");
             (r.pending, r.ack_pending, r.inputs_quiet) = (pending.saturating_sub(ack_pending), ack_pending, quiet);
+            r.input_ended = input_done;
         }
-        let input_done = input.done();
         let stopped = canaries.has(Canary::SinkStopsAtFirstEot) && input.eots_read > 0;
         let reading = if spec.checkpoint.is_some() { !stopped } else { !input_done };
         if input_done && pending == 0 && align.aligned.is_none() {

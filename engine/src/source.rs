@@ -304,8 +304,10 @@ async fn emit_partition(
                 out.send_eot().await?;
                 tracer.emit(Event::SourceEot { attempt, partition, end_offset: offset });
                 eot_sent = true;
+                let mut report = shared.report.lock().expect("report lock");
+                report.ended_at.push((partition, offset));
                 if shared.running.fetch_sub(1, Ordering::SeqCst) == 1 {
-                    shared.report.lock().expect("report lock").input_ended = true;
+                    report.input_ended = true;
                 }
             }
             None => {}

@@ -1,11 +1,12 @@
 //! The coordinator's side of checkpointing: triggers, acknowledgements, saving, failures (the decisions are the
-//! checkpoint coordinator's, in `checkpoint.rs`).
+//! checkpoint coordinator's, in `checkpoint.rs`), and what a batch attempt had delivered when they made it fail.
 
+use super::Phase;
 use super::{Coordinator, Decide};
 use crate::checkpoint::FailureVerdict;
 use crate::event::Event;
 use crate::faults::FailReason;
-use crate::job::{TaskId, VertexKind};
+use crate::job::{Mode, TaskId, VertexKind};
 use crate::net::{Ctrl, Deployment, ExecState, NodeName, TaskControl};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -109,8 +110,35 @@ impl Coordinator {
         self.tracer.emit(Event::CheckpointFailed { attempt, epoch, reason: reason_text, consecutive });
         match verdict {
             FailureVerdict::Tolerated => {}
-            FailureVerdict::Failover(cause) => self.fail_attempt(cause, Decide::Strategy),
+            FailureVerdict::Failover(cause) => self.fail_attempt(cause, Decide::Checkpoints),
             FailureVerdict::CoordinatorFailed(cause) => self.fail_attempt(cause, Decide::Fail),
         }
+    }
+
+    /// The end offset of every source partition, if the current batch attempt delivered everything it will: every
+    /// partition sent its EOT, and every sink read all of its EOTs and has nothing unacknowledged (as last reported).
+    /// Whether that is also committed, the store says when it is fenced.
+    pub(super) fn delivered_ends(&self) -> Option<Vec<u64>> {
+        let Phase::Deployed { deployments } = &self.phase else { return None };
+        if self.spec.mode != Mode::Batch {
+            return None;
+        }
+        let mut ends: Vec<Option<u64>> = vec![None; self.spec.partitions as usize];
+        for d in deployments {
+            let report = &self.reported(d)?.checkpoints;
+            match self.spec.vertices[d.task.vertex as usize].kind {
+                VertexKind::Source => {
+                    for (partition, end) in &report.ended_at {
+                        let slot = &mut ends[*partition as usize];
+                        *slot = Some(slot.map_or(*end, |e| e.min(*end)));
+                    }
+                }
+                VertexKind::Sink if !(report.input_ended && report.pending == 0 && report.ack_pending == 0) => {
+                    return None;
+                }
+                _ => {}
+            }
+        }
+        ends.into_iter().collect()
     }
 }

@@ -6,7 +6,8 @@
 //! checkpoint → RUNNING → checkpoints → FINISHED once every task finished. A failed execution, a lost or restarted
 //! worker, a refused deploy or too many failed checkpoints fail the attempt: the old executions are cancelled and
 //! awaited (bounded; they are fenced anyway), then the restart strategy starts a new attempt or the job ends FAILED
-//! with the store fenced. Canary `redeploy-without-fencing` takes the attempt number away.
+//! with the store fenced; after failed checkpoints alone, a batch job whose every record was committed ends FINISHED.
+//! Canary `redeploy-without-fencing` takes the attempt number away.
 //!
 //! - `checkpoints.rs`: driving checkpoints while an attempt runs.
 //! - `pausing.rs`: pause, drain, resume and the autoscaler.
@@ -45,6 +46,14 @@ enum Then {
     },
     Fail {
         cause: String,
+    },
+    /// Failed checkpoints and no restart: the end state follows the delivery. FINISHED if the store, once fenced,
+    /// has committed every source partition up to `ends` (its end offsets); FAILED otherwise.
+    Settle {
+        cause: String,
+        ends: Vec<u64>,
+        /// The store's committed offsets, from its answer to the fence.
+        committed: Option<Vec<u64>>,
     },
     /// A pause completed: report PAUSED with this `drained_on_pause`.
     Pause {
@@ -163,16 +172,16 @@ impl Coordinator {
     async fn on_message(&mut self, msg: Ctrl, from: SocketAddr) {
         match msg {
             Ctrl::Heartbeat { worker, incarnation, executions } => self.on_heartbeat(worker, incarnation, executions),
-            Ctrl::Fenced { attempt, next_offsets, latest } if attempt == self.attempt => match &mut self.phase {
-                Phase::Fencing => self.deploy(next_offsets, latest).await,
-                Phase::Canceling { fenced, .. } => *fenced = true,
+            Ctrl::Fenced { attempt, next_offsets, latest } => match &mut self.phase {
+                Phase::Fencing if attempt == self.attempt => self.deploy(next_offsets, latest).await,
+                Phase::Canceling { below, fenced, then, .. } if attempt == self.attempt || attempt == *below => {
+                    *fenced = true;
+                    if let Then::Settle { committed, .. } = then {
+                        *committed = Some(next_offsets);
+                    }
+                }
                 _ => {}
             },
-            Ctrl::Fenced { attempt, .. } => {
-                if let Phase::Canceling { below, fenced, .. } = &mut self.phase {
-                    *fenced |= attempt == *below;
-                }
-            }
             Ctrl::CheckpointSaved { attempt, epoch, result } if attempt == self.attempt => {
                 self.on_checkpoint_saved(epoch, result).await;
             }
@@ -398,7 +407,7 @@ impl Coordinator {
         let now = self.now_ms();
         self.tracer.emit(Event::FailureDetected { attempt: self.attempt, cause: cause.clone() });
         let decision = match decide {
-            Decide::Strategy => self.restart.on_failure(now),
+            Decide::Strategy | Decide::Checkpoints => self.restart.on_failure(now),
             Decide::Restart => Ok(0),
             Decide::Fail => Err("the job's end state follows the failed checkpoint coordinator".into()),
         };
@@ -414,7 +423,11 @@ impl Coordinator {
             Err(why) => {
                 self.tracer.emit(Event::RestartRefused { attempt: self.attempt, cause: why.clone() });
                 self.set_status(JobStatus::Failing, &cause);
-                let then = Then::Fail { cause: format!("{cause}; {why}") };
+                let cause = format!("{cause}; {why}");
+                let then = match self.delivered_ends().filter(|_| decide == Decide::Checkpoints) {
+                    Some(ends) => Then::Settle { cause, ends, committed: None },
+                    None => Then::Fail { cause },
+                };
                 self.phase = Phase::Canceling { below, deadline_ms, then, fenced: false };
             }
         }
@@ -467,6 +480,16 @@ impl Coordinator {
                 self.set_status(JobStatus::Failed, &cause);
                 self.phase = Phase::Terminal { resends_left: TERMINAL_RESEND_TICKS };
             }
+            Then::Settle { cause, ends, committed } => {
+                let complete = committed.is_some_and(|c| c.iter().zip(&ends).all(|(have, end)| have >= end));
+                if complete {
+                    let cause = format!("every record was committed before the failure ({cause})");
+                    self.set_status(JobStatus::Finished, &cause);
+                    self.phase = Phase::Terminal { resends_left: TERMINAL_RESEND_TICKS };
+                } else {
+                    self.finish_failure(Then::Fail { cause }, note);
+                }
+            }
         }
     }
 
@@ -477,11 +500,14 @@ impl Coordinator {
     }
 }
 
-/// Who decides whether a failed attempt restarts.
+/// Who decides whether a failed attempt restarts, and what a refusal ends in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Decide {
     /// The configured restart strategy.
     Strategy,
+    /// The configured restart strategy, after failed checkpoints: when it refuses, a batch job whose every record
+    /// was committed ends FINISHED (its end state follows its delivery, not its checkpoint coordinator).
+    Checkpoints,
     /// A restart asked through the API: always.
     Restart,
     /// Never (the canary's failed checkpoint coordinator).
