@@ -9,7 +9,6 @@
 //! [scale.min, scale.max]) and `drained-flag-kept-on-resume`.
 
 use crate::canary::{Canaries, Canary};
-use std::collections::BTreeSet;
 
 /// A pause in progress.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,7 +25,8 @@ pub struct Lifecycle {
     pub desired_paused: bool,
     pub drained_on_pause: bool,
     pub pausing: Option<Pausing>,
-    requests: BTreeSet<u64>,
+    /// The newest request taken (requests are numbered by their sender).
+    latest_request: u64,
 }
 
 /// What a drain check concluded.
@@ -46,15 +46,17 @@ impl Lifecycle {
             desired_paused: false,
             drained_on_pause: false,
             pausing: None,
-            requests: BTreeSet::new(),
+            latest_request: 0,
         }
     }
 
-    /// Takes a request to set the desired phase; `false` when it was already taken (requests are re-sent).
+    /// Takes a request to set the desired phase; the newest request wins. `false` when it was taken before
+    /// (requests are re-sent) or a newer one was (it was overtaken on the network): it changes nothing.
     pub fn request(&mut self, request: u64, pause: bool) -> bool {
-        if !self.requests.insert(request) {
+        if request <= self.latest_request {
             return false;
         }
+        self.latest_request = request;
         self.desired_paused = pause;
         true
     }
@@ -122,6 +124,9 @@ mod tests {
         let mut l = Lifecycle::new(Canaries::NONE, 1_000);
         assert!(l.request(1, true));
         assert!(!l.request(1, false), "a request is taken once");
+        assert!(l.request(3, true));
+        assert!(!l.request(2, false), "an overtaken request changes nothing");
+        assert!(l.desired_paused);
         assert_eq!(l.replicas(0, 3, 6, true), 0, "pause overrides scale.min");
         assert_eq!(l.replicas(9, 3, 6, false), 6);
         assert_eq!(l.step(0, 3, false, 0, 0).0, PauseStep::Wait);

@@ -1,8 +1,7 @@
 //! The coordinator's side of checkpointing: triggers, acknowledgements, saving, failures (the decisions are the
-//! checkpoint coordinator's, in `checkpoint.rs`), and what a batch attempt had delivered when they made it fail.
+//! checkpoint coordinator's, in `checkpoint.rs`), and settling a batch job that failed checkpoints will not restart.
 
-use super::Phase;
-use super::{Coordinator, Decide};
+use super::{Coordinator, Decide, Phase, Then};
 use crate::checkpoint::FailureVerdict;
 use crate::event::Event;
 use crate::faults::FailReason;
@@ -115,11 +114,36 @@ impl Coordinator {
         }
     }
 
-    /// The end offset of every source partition, if the current batch attempt delivered everything it will: every
-    /// partition sent its EOT, and every sink read all of its EOTs and has nothing unacknowledged (as last reported).
-    /// Whether that is also committed, the store says when it is fenced.
-    pub(super) fn delivered_ends(&self) -> Option<Vec<u64>> {
-        let Phase::Deployed { deployments } = &self.phase else { return None };
+    /// While settling: once the sinks report everything delivered, cancel and fence, and let the store's committed
+    /// offsets decide between FINISHED and FAILED; a failed task, a lost worker or the deadline mean FAILED.
+    pub(super) fn watch_settling(&mut self) {
+        let Phase::Settling { deployments, cause, deadline_ms } = &self.phase else { return };
+        let (deployments, cause, deadline_ms) = (deployments.clone(), cause.clone(), *deadline_ms);
+        let now = self.now_ms();
+        let alive = self.alive_workers();
+        let broken = deployments.iter().any(|d| {
+            !alive.contains(d.placement.get(&d.task).expect("placed"))
+                || self.reported(d).is_some_and(|r| matches!(r.state, ExecState::Failed(_) | ExecState::Refused(_)))
+        });
+        let then = match self.delivered_ends(&deployments) {
+            _ if broken => Then::Fail { cause },
+            Some(ends) => Then::Settle { cause, ends, committed: None },
+            None if now >= deadline_ms => {
+                let why = "the delivery did not complete while settling";
+                Then::Fail { cause: format!("{cause}; {why}") }
+            }
+            None => return,
+        };
+        let below = self.next_attempt();
+        self.tracer.emit(Event::CancelRequested { below_attempt: below });
+        let deadline_ms = now + self.spec.timings.cancel_timeout_ms;
+        self.phase = Phase::Canceling { below, deadline_ms, then, fenced: false };
+    }
+
+    /// The end offset of every source partition, if the batch attempt delivered everything it will: every partition
+    /// sent its EOT, and every sink read all of its EOTs and has nothing unacknowledged (as last reported). Whether
+    /// that is also committed, the store says when it is fenced.
+    fn delivered_ends(&self, deployments: &[Arc<Deployment>]) -> Option<Vec<u64>> {
         if self.spec.mode != Mode::Batch {
             return None;
         }

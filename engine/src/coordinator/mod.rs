@@ -6,10 +6,11 @@
 //! checkpoint → RUNNING → checkpoints → FINISHED once every task finished. A failed execution, a lost or restarted
 //! worker, a refused deploy or too many failed checkpoints fail the attempt: the old executions are cancelled and
 //! awaited (bounded; they are fenced anyway), then the restart strategy starts a new attempt or the job ends FAILED
-//! with the store fenced; after failed checkpoints alone, a batch job whose every record was committed ends FINISHED.
+//! with the store fenced; after failed checkpoints alone, a batch job settles instead (`checkpoints.rs`): it ends
+//! FINISHED if its delivery completes and the store has committed every record, FAILED otherwise.
 //! Canary `redeploy-without-fencing` takes the attempt number away.
 //!
-//! - `checkpoints.rs`: driving checkpoints while an attempt runs.
+//! - `checkpoints.rs`: driving checkpoints while an attempt runs; settling a batch job after failed checkpoints.
 //! - `pausing.rs`: pause, drain, resume and the autoscaler.
 
 mod checkpoints;
@@ -18,7 +19,7 @@ mod pausing;
 use crate::canary::Canary;
 use crate::checkpoint::CheckpointCoordinator;
 use crate::event::{Event, Tracer};
-use crate::job::{JobSpec, TaskId};
+use crate::job::{JobSpec, Mode, TaskId};
 use crate::lifecycle::Lifecycle;
 use crate::net::{Ctrl, CtrlEndpoint, Deployment, ExecReport, ExecState, NodeName, SavedCheckpoint};
 use crate::node::NodeContext;
@@ -69,6 +70,9 @@ enum Phase {
     Fencing,
     /// The current attempt is deployed.
     Deployed { deployments: Vec<Arc<Deployment>> },
+    /// A batch attempt whose failed checkpoints the strategy will not restart: it runs on, without checkpoints, until
+    /// its sinks report everything delivered or `deadline_ms` passes; then it is cancelled and its end state settled.
+    Settling { deployments: Vec<Arc<Deployment>>, cause: String, deadline_ms: u64 },
     /// Waiting (until `deadline_ms`) for the workers to confirm that executions below `below` are gone.
     Canceling { below: u32, deadline_ms: u64, then: Then, fenced: bool },
     /// The restart strategy asked for a delay before the next attempt.
@@ -106,7 +110,7 @@ struct Coordinator {
 pub async fn run(ctx: NodeContext) {
     let ctrl = CtrlEndpoint::bind().await.expect("coordinator control port is free");
     let spec = ctx.spec.clone();
-    let batch = spec.mode == crate::job::Mode::Batch;
+    let batch = spec.mode == Mode::Batch;
     let (ctx_canaries, grace_ms) = (ctx.canaries, spec.pause_grace_period_ms);
     let initial_replicas: Vec<u16> = spec.vertices.iter().map(|v| v.replicas).collect();
     let mut c = Coordinator {
@@ -244,6 +248,7 @@ impl Coordinator {
                 }
             }
             Phase::Canceling { .. } => self.watch_cancel().await,
+            Phase::Settling { .. } => self.watch_settling(),
             Phase::Paused => {
                 if !self.lifecycle.desired_paused {
                     self.resume();
@@ -413,9 +418,9 @@ impl Coordinator {
         };
         let below = self.next_attempt();
         let deadline_ms = now + self.spec.timings.cancel_timeout_ms;
-        self.tracer.emit(Event::CancelRequested { below_attempt: below });
         match decision {
             Ok(delay_ms) => {
+                self.tracer.emit(Event::CancelRequested { below_attempt: below });
                 self.tracer.emit(Event::RestartScheduled { attempt: self.attempt, delay_ms });
                 self.set_status(JobStatus::Restarting, &cause);
                 self.phase = Phase::Canceling { below, deadline_ms, then: Then::Restart { delay_ms }, fenced: true };
@@ -424,11 +429,21 @@ impl Coordinator {
                 self.tracer.emit(Event::RestartRefused { attempt: self.attempt, cause: why.clone() });
                 self.set_status(JobStatus::Failing, &cause);
                 let cause = format!("{cause}; {why}");
-                let then = match self.delivered_ends().filter(|_| decide == Decide::Checkpoints) {
-                    Some(ends) => Then::Settle { cause, ends, committed: None },
-                    None => Then::Fail { cause },
-                };
-                self.phase = Phase::Canceling { below, deadline_ms, then, fenced: false };
+                match &self.phase {
+                    // Failed checkpoints alone do not fail a batch job's delivery: it settles first.
+                    Phase::Deployed { deployments }
+                        if decide == Decide::Checkpoints && self.spec.mode == Mode::Batch =>
+                    {
+                        let deployments = deployments.clone();
+                        self.phase = Phase::Settling { deployments, cause, deadline_ms };
+                        self.watch_settling();
+                    }
+                    _ => {
+                        self.tracer.emit(Event::CancelRequested { below_attempt: below });
+                        let then = Then::Fail { cause };
+                        self.phase = Phase::Canceling { below, deadline_ms, then, fenced: false };
+                    }
+                }
             }
         }
     }
@@ -483,7 +498,9 @@ impl Coordinator {
             Then::Settle { cause, ends, committed } => {
                 let complete = committed.is_some_and(|c| c.iter().zip(&ends).all(|(have, end)| have >= end));
                 if complete {
-                    let cause = format!("every record was committed before the failure ({cause})");
+                    let cause = format!(
+                        "every record was committed; the failed checkpoints did not fail the delivery ({cause})"
+                    );
                     self.set_status(JobStatus::Finished, &cause);
                     self.phase = Phase::Terminal { resends_left: TERMINAL_RESEND_TICKS };
                 } else {
@@ -505,8 +522,8 @@ impl Coordinator {
 enum Decide {
     /// The configured restart strategy.
     Strategy,
-    /// The configured restart strategy, after failed checkpoints: when it refuses, a batch job whose every record
-    /// was committed ends FINISHED (its end state follows its delivery, not its checkpoint coordinator).
+    /// The configured restart strategy, after failed checkpoints: when it refuses, a batch job settles (it ends
+    /// FINISHED if every record gets committed: its end state follows its delivery, not its checkpoint coordinator).
     Checkpoints,
     /// A restart asked through the API: always.
     Restart,
