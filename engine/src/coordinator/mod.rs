@@ -178,7 +178,7 @@ impl Coordinator {
             Ctrl::Heartbeat { worker, incarnation, executions } => self.on_heartbeat(worker, incarnation, executions),
             Ctrl::Fenced { attempt, next_offsets, latest } => match &mut self.phase {
                 Phase::Fencing if attempt == self.attempt => self.deploy(next_offsets, latest).await,
-                Phase::Canceling { below, fenced, then, .. } if attempt == self.attempt || attempt == *below => {
+                Phase::Canceling { below, fenced, then, .. } if attempt == *below => {
                     *fenced = true;
                     if let Then::Settle { committed, .. } = then {
                         *committed = Some(next_offsets);
