@@ -1,18 +1,34 @@
 //! `sluice`: the command line of the harness.
 //!
 //! - `sluice run SCENARIO [--seed N] [--canary NAME]... [--json] [--trace]`: one run, judged.
-//! - `sluice explore SCENARIO|DIR... [--seeds N] [--first-seed S] [--canary NAME]... [--threads T] [--json]`.
+//! - `sluice explore SCENARIO|DIR... [--seeds N] [--first-seed S] [--canary NAME]... [--threads T] [--json]
+//!   [--swarm] [--shard I/N] [--check-determinism P] [--failures DIR] [--corpus DIR] [--max-failure-files N]`:
+//!   a sweep; every failing run is written as a failure file the moment it is found.
+//! - `sluice replay FILE [--json] [--trace] [--bisect]`: reruns a failure file.
+//! - `sluice shrink FILE [--out FILE] [--max-runs N] [--json]`: minimizes a failure file.
+//! - `sluice merge REPORT.json... [--json]`: joins the JSON reports of the shards of one sweep.
 //! - `sluice canaries [--json]`: the canaries this engine carries.
 //!
-//! Exit codes: 0 every run passed, 1 an invariant was violated, 2 usage or scenario error.
+//! Exit codes: 0 every run passed, 1 an invariant was violated, 2 usage or scenario error; `shrink`: 0 it wrote a
+//! minimal failure, 1 the failure does not reproduce. `replay --bisect` maps its
+//! verdicts for `git bisect run`: 0 passes (good), 1 the same invariant fails (bad), 125 anything else (skip).
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use sluice_engine::Canary;
-use sluice_sim::{explore, replay_command, run, RunReport, Scenario, Sweep, Verdict};
+use sluice_sim::explore::missing_shards;
+use sluice_sim::failure;
+use sluice_sim::shrink::{shrink, ShrinkError, Size};
+use sluice_sim::swarm::SwarmMode;
+use sluice_sim::{
+    explore, merge, replay, replay_command, run, ExploreReport, Failure, Finding, ReplayOutcome, RunReport, Scenario,
+    Shard, Sweep, Verdict,
+};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 #[derive(Parser)]
 #[command(name = "sluice", version, about = "Deterministic simulation testing for a streaming/batch dataflow engine")]
@@ -59,6 +75,55 @@ enum Command {
         /// Print one JSON object instead of text; no progress bar.
         #[arg(long)]
         json: bool,
+        /// Draw the [swarm] knobs themselves from the seed (scenarios without [swarm] run as written).
+        #[arg(long)]
+        swarm: bool,
+        /// Run only shard I of N (0 <= I < N): the seeds whose index is I modulo N.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<String>,
+        /// Run this share of the seeds twice and compare their traces (0.1 or 10%).
+        #[arg(long, value_name = "P")]
+        check_determinism: Option<String>,
+        /// Where failure files are written.
+        #[arg(long, value_name = "DIR", default_value = "sluice-failures")]
+        failures: PathBuf,
+        /// Also add new failures to this regression corpus (one file per scenario, invariant and canaries).
+        #[arg(long, value_name = "DIR")]
+        corpus: Option<PathBuf>,
+        /// At most this many failure files per sweep (0: none); every failing seed is still listed.
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        max_failure_files: u64,
+    },
+    /// Rerun a failure file: does it still fail the same way, with the same trace_hash?
+    Replay {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+        /// Print the readable trace as well (text mode only).
+        #[arg(long)]
+        trace: bool,
+        /// Exit codes for `git bisect run`: 0 passes, 1 same invariant fails, 125 anything else (skip).
+        #[arg(long)]
+        bisect: bool,
+    },
+    /// Minimize a failure file while it keeps failing the same invariant.
+    Shrink {
+        file: PathBuf,
+        /// Where the minimal failure file goes; default: FILE with `.min.toml`.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Run budget.
+        #[arg(long, default_value_t = sluice_sim::shrink::DEFAULT_MAX_RUNS)]
+        max_runs: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Join the JSON reports (`explore --json`) of the shards of one sweep.
+    Merge {
+        #[arg(required = true, value_name = "REPORT.json")]
+        reports: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
     },
     /// List the canaries: deliberately reintroduced historical bugs.
     Canaries {
@@ -70,21 +135,41 @@ enum Command {
 /// A usage or scenario error: printed, exit code 2.
 struct UsageError(String);
 
+/// What a command ends with: an exit code of its own (0 pass, 1 a violation, 125 bisect skip).
+type Outcome = Result<u8, UsageError>;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { scenario, seed, canaries, json, trace } => cmd_run(&scenario, seed, &canaries, json, trace),
-        Command::Explore { paths, seeds, first_seed, canaries, threads, json } => {
-            cmd_explore(&paths, seeds, first_seed, &canaries, threads, json)
+        Command::Explore {
+            paths,
+            seeds,
+            first_seed,
+            canaries,
+            threads,
+            json,
+            swarm,
+            shard,
+            check_determinism,
+            failures,
+            corpus,
+            max_failure_files,
+        } => {
+            let files = FailureFiles { dir: failures, corpus, max: max_failure_files };
+            let extra = ExploreExtras { swarm, shard, check_determinism };
+            cmd_explore(&paths, seeds, first_seed, &canaries, threads, json, extra, files)
         }
+        Command::Replay { file, json, trace, bisect } => cmd_replay(&file, json, trace, bisect),
+        Command::Shrink { file, out, max_runs, json } => cmd_shrink(&file, out, max_runs, json),
+        Command::Merge { reports, json } => cmd_merge(&reports, json),
         Command::Canaries { json } => {
             cmd_canaries(json);
-            Ok(true)
+            Ok(0)
         }
     };
     match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
+        Ok(code) => ExitCode::from(code),
         Err(UsageError(message)) => {
             eprintln!("error: {message}");
             ExitCode::from(2)
@@ -121,7 +206,7 @@ fn print_failure_header(file: &str, report: &RunReport) {
     );
 }
 
-fn cmd_run(path: &Path, seed: u64, canary_names: &[String], json: bool, trace: bool) -> Result<bool, UsageError> {
+fn cmd_run(path: &Path, seed: u64, canary_names: &[String], json: bool, trace: bool) -> Outcome {
     let canaries = parse_canaries(canary_names)?;
     let scenario = load(path)?;
     let report = run(&scenario, seed, &canaries);
@@ -133,25 +218,9 @@ fn cmd_run(path: &Path, seed: u64, canary_names: &[String], json: bool, trace: b
     if json {
         println!("{}", serde_json::to_string(&report).expect("reports serialize"));
     } else {
-        if trace {
-            print!("{}", sluice_sim::trace::render(&report.trace));
-        }
-        let canaries = if report.canaries.is_empty() { "none".to_string() } else { report.canaries.join(", ") };
-        println!("scenario {}  seed {}  canaries: {canaries}", report.scenario, report.seed);
-        println!("verdict: {}", if failed { "FAIL" } else { "pass" });
-        for v in &report.violations {
-            println!("  {v}");
-        }
-        let mut status = report.status.map_or("unknown".to_string(), |s| s.to_string());
-        if report.drained_on_pause {
-            status.push_str(" (drained on pause)");
-        }
-        println!(
-            "status {status}  produced {}  delivered {}  sim {} ms  wall {} ms  trace_hash {}",
-            report.produced, report.delivered, report.sim_ms, report.wall_ms, report.trace_hash
-        );
+        print_report(&report, trace);
     }
-    Ok(!failed)
+    Ok(u8::from(failed))
 }
 
 /// Scenario files named by the arguments: files as given, directories' `*.toml` in name order.
@@ -177,6 +246,41 @@ fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, UsageError> {
     Ok(files)
 }
 
+/// The `explore` options beyond the contract's.
+struct ExploreExtras {
+    swarm: bool,
+    shard: Option<String>,
+    check_determinism: Option<String>,
+}
+
+/// Where failure files go.
+struct FailureFiles {
+    dir: PathBuf,
+    corpus: Option<PathBuf>,
+    max: u64,
+}
+
+/// Parses a share: `0.1` or `10%`, within [0, 1].
+fn parse_share(text: &str) -> Result<f64, UsageError> {
+    let bad = || UsageError(format!("--check-determinism {text:?}: expected a share such as 0.1 or 10%"));
+    let p = match text.strip_suffix('%') {
+        Some(percent) => percent.trim().parse::<f64>().map_err(|_| bad())? / 100.0,
+        None => text.trim().parse::<f64>().map_err(|_| bad())?,
+    };
+    if !(0.0..=1.0).contains(&p) {
+        return Err(bad());
+    }
+    Ok(p)
+}
+
+fn knobs_line(knobs: &std::collections::BTreeMap<String, f64>) -> String {
+    if knobs.is_empty() {
+        return "none on".into();
+    }
+    knobs.iter().map(|(k, p)| format!("{k} = {p}")).collect::<Vec<_>>().join(", ")
+}
+
+#[allow(clippy::too_many_arguments)]
 fn cmd_explore(
     paths: &[PathBuf],
     seeds: u64,
@@ -184,7 +288,9 @@ fn cmd_explore(
     canary_names: &[String],
     threads: Option<usize>,
     json: bool,
-) -> Result<bool, UsageError> {
+    extra: ExploreExtras,
+    files: FailureFiles,
+) -> Outcome {
     let canaries = parse_canaries(canary_names)?;
     if seeds == 0 {
         return Err(UsageError("--seeds must be positive".into()));
@@ -192,58 +298,287 @@ fn cmd_explore(
     if threads == Some(0) {
         return Err(UsageError("--threads must be positive".into()));
     }
+    let shard = match &extra.shard {
+        Some(text) => Shard::parse(text).map_err(|e| UsageError(format!("--shard: {e}")))?,
+        None => Shard { index: 0, count: 1 },
+    };
+    let share = extra.check_determinism.as_deref().map(parse_share).transpose()?.unwrap_or(0.0);
     // Every scenario is validated before anything runs.
     let scenarios = scenario_files(paths)?.iter().map(|f| load(f)).collect::<Result<Vec<_>, _>>()?;
+    let corpus_keys = match &files.corpus {
+        Some(dir) => failure::corpus_keys(dir).map_err(|e| UsageError(format!("{}: {e}", dir.display())))?,
+        None => Default::default(),
+    };
+    let corpus_keys = Mutex::new(corpus_keys);
     let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let sweep = Sweep { seeds, first_seed, canaries, threads };
+    let sweep = Sweep {
+        seeds,
+        first_seed,
+        canaries,
+        threads,
+        swarm: if extra.swarm { SwarmMode::DrawKnobs } else { SwarmMode::AsWritten },
+        shard,
+        check_determinism: share,
+    };
+    let runs = scenarios.len() as u64 * shard.seed_indexes(seeds).count() as u64;
     let bar = (!json && std::io::stderr().is_terminal()).then(|| {
-        let bar = ProgressBar::new(scenarios.len() as u64 * seeds);
+        let bar = ProgressBar::new(runs);
         bar.set_style(
             ProgressStyle::with_template("{bar:40} {pos}/{len} runs  {per_sec}  eta {eta}  {msg}")
                 .expect("progress template"),
         );
         bar
     });
-    let on_failure = |scenario: &Scenario, report: &RunReport| {
-        let line = format!(
-            "FAIL {} seed {}: {}\n  replay: {}",
-            report.scenario,
-            report.seed,
-            report.violations.first().map(|v| v.to_string()).unwrap_or_default(),
-            replay_command(&scenario.file, report.seed, &report.canaries)
-        );
-        match &bar {
-            Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+    let say = |text: String| match &bar {
+        Some(bar) => bar.println(text),
+        None => eprintln!("{text}"),
+    };
+    let written = AtomicU64::new(0);
+    let on_finding = |finding: Finding| match finding {
+        Finding::Failure { scenario, as_run, report } => {
+            let mut text = format!(
+                "FAIL {} seed {}: {}",
+                report.scenario,
+                report.seed,
+                report.violations.first().map(|v| v.to_string()).unwrap_or_default(),
+            );
+            if let Some(knobs) = &report.swarm {
+                text.push_str(&format!("\n  swarm knobs: {}", knobs_line(knobs)));
+            }
+            if report.swarm.is_none() || !extra.swarm {
+                text.push_str(&format!(
+                    "\n  replay: {}",
+                    replay_command(&scenario.file, report.seed, &report.canaries)
+                ));
+            }
+            let failure = Failure::of_run(as_run, &scenario.file, report);
+            if written.fetch_add(1, Ordering::SeqCst) < files.max {
+                match failure.write_into(&files.dir) {
+                    Ok(path) => text.push_str(&format!("\n  failure file: {0}  (sluice replay {0})", path.display())),
+                    Err(e) => text.push_str(&format!("\n  warning: cannot write the failure file: {e}")),
+                }
+            }
+            if let Some(dir) = &files.corpus {
+                let new = corpus_keys.lock().expect("corpus lock").insert(failure.corpus_key());
+                if new {
+                    match failure.write_into(dir) {
+                        Ok(path) => text.push_str(&format!("\n  added to the corpus: {}", path.display())),
+                        Err(e) => text.push_str(&format!("\n  warning: cannot add to the corpus: {e}")),
+                    }
+                }
+            }
+            say(text);
         }
+        Finding::Nondeterministic(m) => say(format!(
+            "NONDETERMINISTIC {} seed {}: the two runs differ first at trace entry {}\n  run 1: {}\n  run 2: {}",
+            m.scenario,
+            m.seed,
+            m.index,
+            m.first.as_deref().unwrap_or("(trace ended)"),
+            m.second.as_deref().unwrap_or("(trace ended)")
+        )),
     };
     let on_progress = |done: u64, _total: u64| {
         if let Some(bar) = &bar {
             bar.set_position(done);
         }
     };
-    let report = explore(&scenarios, &sweep, &on_failure, &on_progress);
+    let report = explore(&scenarios, &sweep, &on_finding, &on_progress);
     if let Some(bar) = &bar {
         bar.finish_and_clear();
+    }
+    let unwritten = written.load(Ordering::SeqCst).saturating_sub(files.max);
+    if unwritten > 0 {
+        eprintln!("{unwritten} more failing runs have no failure file (--max-failure-files {})", files.max);
     }
     if json {
         println!("{}", serde_json::to_string(&report).expect("reports serialize"));
     } else {
+        print_explore_summary(&report);
+    }
+    Ok(u8::from(report.failures > 0 || !report.determinism_mismatches.is_empty()))
+}
+
+fn print_explore_summary(report: &ExploreReport) {
+    let shard = match report.shards.as_slice() {
+        [s] if s.count > 1 => format!(" (shard {}/{})", s.index, s.count),
+        [] | [_] => String::new(),
+        many => format!(" ({} of {} shards)", many.len(), many[0].count),
+    };
+    println!(
+        "{} scenarios x {} seeds{shard} = {} runs: {} failed  ({:.0} runs/s, simulated/wall {:.0}x, {} ms)",
+        report.scenarios,
+        report.seeds,
+        report.runs,
+        report.failures,
+        report.seeds_per_sec,
+        report.sim_to_wall,
+        report.wall_ms
+    );
+    for f in &report.failing {
+        let knobs = f.swarm.as_ref().map(|k| format!("  [swarm: {}]", knobs_line(k))).unwrap_or_default();
+        println!("  {} seed {}: {}{knobs}", f.scenario, f.seed, f.invariant);
+    }
+    if report.determinism_checked > 0 {
         println!(
-            "{} scenarios x {} seeds = {} runs: {} failed  ({:.0} runs/s, simulated/wall {:.0}x, {} ms)",
-            report.scenarios,
-            report.seeds,
-            report.runs,
-            report.failures,
-            report.seeds_per_sec,
-            report.sim_to_wall,
-            report.wall_ms
+            "determinism: {} seeds run twice, {} differed",
+            report.determinism_checked,
+            report.determinism_mismatches.len()
         );
-        for f in &report.failing {
-            println!("  {} seed {}: {}", f.scenario, f.seed, f.invariant);
+        for m in &report.determinism_mismatches {
+            println!("  {} seed {}: first difference at trace entry {}", m.scenario, m.seed, m.index);
         }
     }
-    Ok(report.failures == 0)
+}
+
+fn load_failure(path: &Path) -> Result<Failure, UsageError> {
+    Failure::load(path).map_err(|e| UsageError(e.to_string()))
+}
+
+fn print_report(report: &RunReport, trace: bool) {
+    if trace {
+        print!("{}", sluice_sim::trace::render(&report.trace));
+    }
+    let canaries = if report.canaries.is_empty() { "none".to_string() } else { report.canaries.join(", ") };
+    println!("scenario {}  seed {}  canaries: {canaries}", report.scenario, report.seed);
+    println!("verdict: {}", if report.verdict == Verdict::Fail { "FAIL" } else { "pass" });
+    for v in &report.violations {
+        println!("  {v}");
+    }
+    let mut status = report.status.map_or("unknown".to_string(), |s| s.to_string());
+    if report.drained_on_pause {
+        status.push_str(" (drained on pause)");
+    }
+    println!(
+        "status {status}  produced {}  delivered {}  sim {} ms  wall {} ms  trace_hash {}",
+        report.produced, report.delivered, report.sim_ms, report.wall_ms, report.trace_hash
+    );
+}
+
+fn cmd_replay(path: &Path, json: bool, trace: bool, bisect: bool) -> Outcome {
+    // Under `git bisect run`, a revision that cannot read the file (an older schema, say) cannot be judged: skip it.
+    let replayed = match load_failure(path).and_then(|f| replay(&f).map_err(|e| UsageError(e.to_string()))) {
+        Ok(r) => r,
+        Err(UsageError(message)) if bisect => {
+            eprintln!("skip (exit 125): {message}");
+            return Ok(125);
+        }
+        Err(e) => return Err(e),
+    };
+    if json {
+        println!("{}", serde_json::to_string(&replayed).expect("replays serialize"));
+    } else {
+        print_report(&replayed.report, trace);
+        let hash = if replayed.same_trace_hash {
+            "same trace_hash".to_string()
+        } else {
+            format!(
+                "trace_hash differs (expected {}): the code or the scenario changed the run",
+                replayed.expected_trace_hash
+            )
+        };
+        let line = match replayed.outcome {
+            ReplayOutcome::Reproduced => format!("REPRODUCED: fails {} again; {hash}", replayed.expected_invariant),
+            ReplayOutcome::FailsDifferently => format!(
+                "FAILS DIFFERENTLY: {} first, expected {}; {hash}",
+                replayed.report.first_invariant().unwrap_or_default(),
+                replayed.expected_invariant
+            ),
+            ReplayOutcome::Passes => format!("PASSES: {} no longer fails; {hash}", replayed.expected_invariant),
+        };
+        println!("{line}");
+    }
+    Ok(match (replayed.outcome, bisect) {
+        (ReplayOutcome::Passes, _) => 0,
+        (ReplayOutcome::Reproduced, _) => 1,
+        (ReplayOutcome::FailsDifferently, false) => 1,
+        (ReplayOutcome::FailsDifferently, true) => 125,
+    })
+}
+
+fn cmd_shrink(path: &Path, out: Option<PathBuf>, max_runs: u64, json: bool) -> Outcome {
+    if max_runs == 0 {
+        return Err(UsageError("--max-runs must be positive".into()));
+    }
+    let failure = load_failure(path)?;
+    let out = out.unwrap_or_else(|| {
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "failure".into());
+        path.with_file_name(format!("{}.min.toml", stem.trim_end_matches(".min")))
+    });
+    let wall = std::time::Instant::now();
+    let on_progress = |runs: u64, accepted: u64, size: &Size| {
+        if !json {
+            eprintln!(
+                "  run {runs}: step {accepted} kept: {} faults, {} records, {} partitions, {} workers, {} replicas",
+                size.faults, size.records, size.partitions, size.workers, size.replicas
+            );
+        }
+    };
+    let shrunk = match shrink(&failure, max_runs, &on_progress) {
+        Ok(s) => s,
+        Err(e @ ShrinkError::DoesNotReproduce { .. }) => {
+            eprintln!("{}: {e}", path.display());
+            return Ok(1);
+        }
+        Err(e) => return Err(UsageError(e.to_string())),
+    };
+    let wall_ms = wall.elapsed().as_millis() as u64;
+    let text = shrunk.failure.to_toml();
+    std::fs::write(&out, text).map_err(|e| UsageError(format!("{}: cannot write: {e}", out.display())))?;
+    if json {
+        let v = serde_json::json!({
+            "file": out.display().to_string(),
+            "invariant": shrunk.failure.meta.invariant,
+            "seed": shrunk.failure.meta.seed,
+            "before": shrunk.before,
+            "after": shrunk.after,
+            "runs": shrunk.runs,
+            "accepted": shrunk.accepted,
+            "budget_spent": shrunk.budget_spent,
+            "trace_hash": shrunk.failure.meta.trace_hash,
+            "wall_ms": wall_ms,
+        });
+        println!("{v}");
+    } else {
+        println!(
+            "shrunk {} ({}, seed {}) in {} runs, {} ms{}:",
+            path.display(),
+            shrunk.failure.meta.invariant,
+            shrunk.failure.meta.seed,
+            shrunk.runs,
+            wall_ms,
+            if shrunk.budget_spent { " (run budget spent; rerun shrink on the result to go on)" } else { "" }
+        );
+        println!("  {:<12} {:>10} {:>10}", "", "before", "after");
+        for ((name, before), (_, after)) in shrunk.before.rows().iter().zip(shrunk.after.rows()) {
+            println!("  {name:<12} {before:>10} {after:>10}");
+        }
+        println!("wrote {0}  (sluice replay {0})", out.display());
+    }
+    Ok(0)
+}
+
+fn cmd_merge(paths: &[PathBuf], json: bool) -> Outcome {
+    let mut reports = Vec::new();
+    for p in paths {
+        let text = std::fs::read_to_string(p).map_err(|e| UsageError(format!("{}: cannot read: {e}", p.display())))?;
+        let r: ExploreReport = serde_json::from_str(&text).map_err(|e| {
+            UsageError(format!("{}:{}:{}: not an `explore --json` report: {e}", p.display(), e.line(), e.column()))
+        })?;
+        reports.push(r);
+    }
+    let merged = merge(&reports).map_err(|e| UsageError(e.to_string()))?;
+    let missing = missing_shards(&merged);
+    if !missing.is_empty() {
+        let list: Vec<String> = missing.iter().map(|s| format!("{}/{}", s.index, s.count)).collect();
+        eprintln!("warning: shards missing from this merge: {}", list.join(", "));
+    }
+    if json {
+        println!("{}", serde_json::to_string(&merged).expect("reports serialize"));
+    } else {
+        print_explore_summary(&merged);
+    }
+    Ok(u8::from(merged.failures > 0 || !merged.determinism_mismatches.is_empty()))
 }
 
 fn cmd_canaries(json: bool) {

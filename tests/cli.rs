@@ -105,6 +105,8 @@ fn explore_json_counts_failures_and_exit_codes_follow() {
         "3",
         "--canary",
         "sink-stops-at-first-eot",
+        "--max-failure-files",
+        "0",
         "--json",
     ]);
     assert_eq!(out.status.code(), Some(1));

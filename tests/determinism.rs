@@ -29,3 +29,34 @@ fn a_canary_run_replays_too_and_threads_do_not_matter() {
     assert_eq!(here.trace_hash, there.trace_hash);
     assert_eq!(here.violations, there.violations);
 }
+
+#[test]
+fn the_determinism_self_check_catches_a_run_that_is_not_and_names_the_first_difference() {
+    use sluice_sim::explore::{explore_with, Finding};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let s = crate::support::shipped_named("multi-partition-eot");
+    let mut sweep = sluice_sim::Sweep::new(4, 0, vec![], 1);
+    sweep.check_determinism = 1.0;
+    // An engine with hidden state that survives between runs: every other run of a seed sees another "seed".
+    let calls = AtomicU64::new(0);
+    let leaky = |s: &sluice_sim::Scenario, seed: u64, c: &[Canary]| {
+        let n = calls.fetch_add(1, Ordering::SeqCst);
+        sluice_sim::run_as_is(s, seed + (n % 2) * 1000, c)
+    };
+    let found = std::sync::Mutex::new(Vec::new());
+    let on_finding = |f: Finding| {
+        if let Finding::Nondeterministic(m) = f {
+            found.lock().unwrap().push(m.clone());
+        }
+    };
+    let report = explore_with(std::slice::from_ref(&s), &sweep, &leaky, &on_finding, &|_, _| {});
+    assert_eq!(report.determinism_checked, 4);
+    assert_eq!(report.determinism_mismatches.len(), 4, "{:?}", report.determinism_mismatches);
+    let m = &report.determinism_mismatches[0];
+    let (a, b) = (m.first.as_deref().unwrap(), m.second.as_deref().unwrap());
+    assert_ne!(a, b, "the first differing entries are shown: {m:?}");
+    assert_eq!(found.lock().unwrap().len(), 4, "reported as found");
+    // The honest runner passes the same check.
+    let honest = sluice_sim::explore(std::slice::from_ref(&s), &sweep, &|_| {}, &|_, _| {});
+    assert_eq!((honest.determinism_checked, honest.determinism_mismatches.len()), (4, 0));
+}

@@ -2,7 +2,10 @@
 
 mod canaries;
 mod cli;
+mod corpus;
 mod determinism;
 mod properties;
 mod scenarios;
+mod summaries;
 mod support;
+mod workflow;

@@ -2,20 +2,27 @@
 //! after failed checkpoints follows what was committed.
 
 use crate::support::shipped;
-use sluice_sim::{explore, Sweep};
+use sluice_sim::{explore, Finding, Sweep};
 
 #[test]
 fn every_shipped_scenario_passes_over_300_seeds() {
     let scenarios = shipped();
-    let sweep = Sweep { seeds: 300, first_seed: 0, canaries: vec![], threads: 2 };
-    let report = explore(
-        &scenarios,
-        &sweep,
-        &|_, r| eprintln!("FAIL {} seed {}: {:?}", r.scenario, r.seed, r.violations),
-        &|_, _| {},
-    );
+    let mut sweep = Sweep::new(300, 0, vec![], 2);
+    // Every tenth seed runs twice: the determinism self-check rides along.
+    sweep.check_determinism = 0.1;
+    let report = explore(&scenarios, &sweep, &print_finding, &|_, _| {});
     assert_eq!(report.runs, 300 * scenarios.len() as u64);
     assert_eq!(report.failures, 0, "failing runs: {:?}", report.failing);
+    assert!(report.determinism_checked > 0 && report.determinism_mismatches.is_empty());
+}
+
+pub fn print_finding(f: Finding) {
+    match f {
+        Finding::Failure { report, .. } => {
+            eprintln!("FAIL {} seed {}: {:?}", report.scenario, report.seed, report.violations)
+        }
+        Finding::Nondeterministic(m) => eprintln!("NONDETERMINISTIC {m:?}"),
+    }
 }
 
 /// A batch job (source → sink, 2 partitions, 300 records at `rate_per_sec` per partition, checkpoints every second,

@@ -80,7 +80,7 @@ impl CheckpointCoordinator {
         if self.pending.is_some() || self.final_completed.is_some() {
             return None;
         }
-        let is_final = self.batch && inputs_ended;
+        let is_final = inputs_ended;
         if !is_final && now_ms < self.last_trigger_ms + self.spec.interval_ms {
             return None;
         }

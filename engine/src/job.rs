@@ -178,9 +178,11 @@ impl JobSpec {
         self.delivery == Delivery::ExactlyOnce && self.checkpoint.is_some()
     }
 
-    /// Whether tasks of a batch job wait for the final checkpoint before they finish.
+    /// Whether tasks wait for the final checkpoint before they finish: whenever checkpoints are on, in both modes (a
+    /// streaming job whose partitions all ended finishes too, and its exactly-once sinks commit only on checkpoints;
+    /// Flink's FLIP-147).
     pub fn final_checkpoint(&self) -> bool {
-        self.mode == Mode::Batch && self.checkpoint.is_some()
+        self.checkpoint.is_some()
     }
 }
 

@@ -1,33 +1,92 @@
 //! Sweeps: many seeds of many scenarios, spread over OS threads (one runtime per run), failures reported the moment
 //! they are found.
+//!
+//! A sweep can be cut into shards (`--shard I/N`: the seeds whose index is I modulo N), so that disjoint shards run on
+//! CI matrix jobs or a cluster's batch jobs, and their reports are joined with [`merge`]. A share of the seeds can be
+//! run twice and their traces compared (`--check-determinism`): the first differing event is reported.
 
-use crate::runner::{run, RunReport, Verdict};
+use crate::runner::{run_as_is, RunReport, Verdict};
 use crate::scenario::Scenario;
-use serde::Serialize;
+use crate::swarm::{instantiate, SwarmMode};
+use crate::trace::{render, TraceEntry};
+use serde::{Deserialize, Serialize};
 use sluice_engine::Canary;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
 /// One failing run.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Debug, PartialEq, PartialOrd, Serialize, Deserialize)]
 pub struct Failing {
     pub scenario: String,
     pub seed: u64,
     pub invariant: String,
+    /// The knobs of a swarm run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swarm: Option<BTreeMap<String, f64>>,
+}
+
+/// A seed whose two runs differed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Mismatch {
+    pub scenario: String,
+    pub seed: u64,
+    /// Index of the first differing trace entry.
+    pub index: usize,
+    /// That entry in the first and in the second run, rendered (`null`: that trace had ended).
+    pub first: Option<String>,
+    pub second: Option<String>,
+}
+
+/// A shard of the seed space: the seeds whose index in the sweep is `index` modulo `count`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl Shard {
+    /// Parses `I/N` (0 <= I < N).
+    pub fn parse(text: &str) -> Result<Shard, String> {
+        let (i, n) = text.split_once('/').ok_or_else(|| format!("shard {text:?} is not I/N"))?;
+        let index: u64 = i.trim().parse().map_err(|_| format!("shard index {i:?} is not a number"))?;
+        let count: u64 = n.trim().parse().map_err(|_| format!("shard count {n:?} is not a number"))?;
+        if count == 0 || index >= count {
+            return Err(format!("shard {text:?}: need 0 <= I < N (shards are numbered from 0)"));
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// The seed indexes in 0..seeds that belong to this shard.
+    pub fn seed_indexes(&self, seeds: u64) -> impl Iterator<Item = u64> + '_ {
+        (self.index..seeds).step_by(self.count as usize)
+    }
 }
 
 /// What `sluice explore --json` prints.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ExploreReport {
     pub scenarios: usize,
+    /// Seeds per scenario (of the whole sweep, all shards together).
     pub seeds: u64,
+    pub first_seed: u64,
     pub runs: u64,
     pub failures: u64,
     pub failing: Vec<Failing>,
     pub seeds_per_sec: f64,
     pub sim_to_wall: f64,
     pub wall_ms: u64,
+    /// Names of the scenarios swept, in order.
+    pub scenario_names: Vec<String>,
+    pub canaries: Vec<String>,
+    /// Knobs drawn from the seed (`--swarm`).
+    pub swarm: bool,
+    /// The shards this report covers (one for a shard's own report, all of them after `merge`).
+    pub shards: Vec<Shard>,
+    /// Runs repeated to compare traces, and the seeds whose traces differed.
+    pub determinism_checked: u64,
+    pub determinism_mismatches: Vec<Mismatch>,
 }
 
 /// A sweep's parameters.
@@ -37,63 +96,272 @@ pub struct Sweep {
     pub first_seed: u64,
     pub canaries: Vec<Canary>,
     pub threads: usize,
+    pub swarm: SwarmMode,
+    pub shard: Shard,
+    /// Share of the seeds (0..=1) run twice to compare their traces.
+    pub check_determinism: f64,
 }
 
-/// Runs every scenario under every seed. `on_failure` is called (from a worker thread) for each failing run as soon
-/// as it is found; `on_progress` after every run with (done, total).
+impl Sweep {
+    /// A plain sweep: every seed, knobs as written, no determinism check.
+    pub fn new(seeds: u64, first_seed: u64, canaries: Vec<Canary>, threads: usize) -> Sweep {
+        Sweep {
+            seeds,
+            first_seed,
+            canaries,
+            threads,
+            swarm: SwarmMode::AsWritten,
+            shard: Shard { index: 0, count: 1 },
+            check_determinism: 0.0,
+        }
+    }
+}
+
+/// What a sweep reports as it goes.
+pub enum Finding<'a> {
+    /// A failing run: the scenario as written, as it ran (swarm faults materialized), and the report.
+    Failure { scenario: &'a Scenario, as_run: &'a Scenario, report: &'a RunReport },
+    /// A seed that ran differently twice.
+    Nondeterministic(&'a Mismatch),
+}
+
+/// Whether a seed is one of the share `p` whose determinism is checked (a function of the seed alone, so every shard
+/// and every rerun picks the same seeds).
+pub fn determinism_checked(seed: u64, p: f64) -> bool {
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64 <= p.min(1.0) && p > 0.0
+}
+
+/// The first entry where two traces differ, if they do.
+pub fn first_difference(a: &[TraceEntry], b: &[TraceEntry]) -> Option<(usize, Option<String>, Option<String>)> {
+    let line = |e: Option<&TraceEntry>| e.map(|e| render(std::slice::from_ref(e)).trim_end().to_string());
+    let index = (0..a.len().max(b.len())).find(|i| a.get(*i) != b.get(*i))?;
+    Some((index, line(a.get(index)), line(b.get(index))))
+}
+
+/// Runs every scenario under every seed of the shard. `on_finding` is called (from a worker thread) for each failing
+/// run and each nondeterministic seed as soon as it is found; `on_progress` after every run with (done, total).
 pub fn explore(
     scenarios: &[Scenario],
     sweep: &Sweep,
-    on_failure: &(dyn Fn(&Scenario, &RunReport) + Sync),
+    on_finding: &(dyn Fn(Finding) + Sync),
     on_progress: &(dyn Fn(u64, u64) + Sync),
 ) -> ExploreReport {
-    let total = scenarios.len() as u64 * sweep.seeds;
+    explore_with(scenarios, sweep, &run_as_is, on_finding, on_progress)
+}
+
+/// [`explore`] with the run function given: the determinism self-check is tested with a run that is not.
+pub fn explore_with(
+    scenarios: &[Scenario],
+    sweep: &Sweep,
+    run: &(dyn Fn(&Scenario, u64, &[Canary]) -> RunReport + Sync),
+    on_finding: &(dyn Fn(Finding) + Sync),
+    on_progress: &(dyn Fn(u64, u64) + Sync),
+) -> ExploreReport {
+    let seed_indexes: Vec<u64> = sweep.shard.seed_indexes(sweep.seeds).collect();
+    let total = scenarios.len() as u64 * seed_indexes.len() as u64;
     let next = AtomicU64::new(0);
     let done = AtomicU64::new(0);
     let sim_ms = AtomicU64::new(0);
+    let checked = AtomicU64::new(0);
     let failing = Mutex::new(Vec::new());
+    let mismatches = Mutex::new(Vec::new());
     let threads = sweep.threads.max(1).min(total.max(1) as usize);
-    let active = AtomicUsize::new(0);
     let wall = Instant::now();
     std::thread::scope(|s| {
         for _ in 0..threads {
-            s.spawn(|| {
-                active.fetch_add(1, Ordering::SeqCst);
-                loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    if i >= total {
-                        break;
-                    }
-                    // Seed-major order: the first seeds of every scenario come first.
-                    let scenario = &scenarios[(i % scenarios.len() as u64) as usize];
-                    let seed = sweep.first_seed.wrapping_add(i / scenarios.len() as u64);
-                    let report = run(scenario, seed, &sweep.canaries);
-                    sim_ms.fetch_add(report.sim_ms, Ordering::Relaxed);
-                    if report.verdict == Verdict::Fail {
-                        on_failure(scenario, &report);
-                        failing.lock().expect("failing lock").push(Failing {
-                            scenario: scenario.name.clone(),
-                            seed,
-                            invariant: report.first_invariant().unwrap_or_default().to_string(),
-                        });
-                    }
-                    let d = done.fetch_add(1, Ordering::SeqCst) + 1;
-                    on_progress(d, total);
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= total {
+                    break;
                 }
+                // Seed-major order: the first seeds of every scenario come first.
+                let scenario = &scenarios[(i % scenarios.len() as u64) as usize];
+                let index = seed_indexes[(i / scenarios.len() as u64) as usize];
+                let seed = sweep.first_seed.wrapping_add(index);
+                let (as_run, knobs) = instantiate(scenario, seed, sweep.swarm);
+                let mut report = run(&as_run, seed, &sweep.canaries);
+                report.swarm = knobs.clone();
+                sim_ms.fetch_add(report.sim_ms, Ordering::Relaxed);
+                if report.verdict == Verdict::Fail {
+                    on_finding(Finding::Failure { scenario, as_run: &as_run, report: &report });
+                    failing.lock().expect("failing lock").push(Failing {
+                        scenario: scenario.name.clone(),
+                        seed,
+                        invariant: report.first_invariant().unwrap_or_default().to_string(),
+                        swarm: knobs,
+                    });
+                }
+                if determinism_checked(seed, sweep.check_determinism) {
+                    let again = run(&as_run, seed, &sweep.canaries);
+                    sim_ms.fetch_add(again.sim_ms, Ordering::Relaxed);
+                    checked.fetch_add(1, Ordering::Relaxed);
+                    let differs = again.trace_hash != report.trace_hash || again.violations != report.violations;
+                    if differs {
+                        let (index, first, second) = first_difference(&report.trace, &again.trace).unwrap_or((
+                            report.trace.len(),
+                            Some("(same trace, other verdict)".into()),
+                            None,
+                        ));
+                        let m = Mismatch { scenario: scenario.name.clone(), seed, index, first, second };
+                        on_finding(Finding::Nondeterministic(&m));
+                        mismatches.lock().expect("mismatch lock").push(m);
+                    }
+                }
+                let d = done.fetch_add(1, Ordering::SeqCst) + 1;
+                on_progress(d, total);
             });
         }
     });
     let wall_s = wall.elapsed().as_secs_f64().max(1e-9);
     let mut failing = failing.into_inner().expect("failing lock");
-    failing.sort();
+    failing.sort_by(|a, b| (&a.scenario, a.seed).cmp(&(&b.scenario, b.seed)));
+    let mut determinism_mismatches = mismatches.into_inner().expect("mismatch lock");
+    determinism_mismatches.sort_by(|a, b| (&a.scenario, a.seed).cmp(&(&b.scenario, b.seed)));
     ExploreReport {
         scenarios: scenarios.len(),
         seeds: sweep.seeds,
+        first_seed: sweep.first_seed,
         runs: total,
         failures: failing.len() as u64,
         failing,
         seeds_per_sec: total as f64 / wall_s,
         sim_to_wall: sim_ms.load(Ordering::Relaxed) as f64 / 1000.0 / wall_s,
         wall_ms: (wall_s * 1000.0) as u64,
+        scenario_names: scenarios.iter().map(|s| s.name.clone()).collect(),
+        canaries: sweep.canaries.iter().map(|c| c.name().to_string()).collect(),
+        swarm: sweep.swarm == SwarmMode::DrawKnobs,
+        shards: vec![sweep.shard],
+        determinism_checked: checked.load(Ordering::Relaxed),
+        determinism_mismatches,
+    }
+}
+
+/// Why reports cannot be merged.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MergeError {
+    #[error("nothing to merge")]
+    Empty,
+    #[error("report {index} is another sweep: its {what} differs from the first report's")]
+    OtherSweep { index: usize, what: &'static str },
+    #[error("shard {}/{} appears twice", .0.index, .0.count)]
+    Overlap(Shard),
+    #[error("shards of different counts cannot be joined ({0} and {1})")]
+    Counts(u64, u64),
+}
+
+/// Joins the reports of disjoint shards of one sweep. The result says which shards it covers; a missing shard is
+/// not an error here (the caller reports it), an overlapping one is.
+pub fn merge(reports: &[ExploreReport]) -> Result<ExploreReport, MergeError> {
+    let first = reports.first().ok_or(MergeError::Empty)?;
+    let mut out = first.clone();
+    for (index, r) in reports.iter().enumerate().skip(1) {
+        let same: [(&'static str, bool); 5] = [
+            ("scenario list", r.scenario_names == first.scenario_names),
+            ("seed count", r.seeds == first.seeds),
+            ("first seed", r.first_seed == first.first_seed),
+            ("canary list", r.canaries == first.canaries),
+            ("swarm flag", r.swarm == first.swarm),
+        ];
+        if let Some((what, _)) = same.iter().find(|(_, same)| !same) {
+            return Err(MergeError::OtherSweep { index, what });
+        }
+        for shard in &r.shards {
+            if out.shards.contains(shard) {
+                return Err(MergeError::Overlap(*shard));
+            }
+            if let Some(other) = out.shards.iter().find(|s| s.count != shard.count) {
+                return Err(MergeError::Counts(other.count, shard.count));
+            }
+            out.shards.push(*shard);
+        }
+        out.runs += r.runs;
+        out.failures += r.failures;
+        out.failing.extend(r.failing.iter().cloned());
+        out.wall_ms += r.wall_ms;
+        out.determinism_checked += r.determinism_checked;
+        out.determinism_mismatches.extend(r.determinism_mismatches.iter().cloned());
+        // Rates of disjoint work: runs over the summed wall time of the shards (what one machine would achieve).
+        let (w0, w1) = (out.wall_ms.saturating_sub(r.wall_ms) as f64, r.wall_ms as f64);
+        out.sim_to_wall = (out.sim_to_wall * w0 + r.sim_to_wall * w1) / (w0 + w1).max(1e-9);
+    }
+    out.shards.sort();
+    out.failing.sort_by(|a, b| (&a.scenario, a.seed).cmp(&(&b.scenario, b.seed)));
+    out.determinism_mismatches.sort_by(|a, b| (&a.scenario, a.seed).cmp(&(&b.scenario, b.seed)));
+    out.seeds_per_sec = out.runs as f64 / (out.wall_ms as f64 / 1000.0).max(1e-9);
+    Ok(out)
+}
+
+/// The shards of `count` a merged report lacks.
+pub fn missing_shards(report: &ExploreReport) -> Vec<Shard> {
+    let Some(count) = report.shards.first().map(|s| s.count) else { return Vec::new() };
+    (0..count).map(|index| Shard { index, count }).filter(|s| !report.shards.contains(s)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_partition_the_seed_space() {
+        let mut all: Vec<u64> =
+            (0..4).flat_map(|i| Shard { index: i, count: 4 }.seed_indexes(10).collect::<Vec<_>>()).collect();
+        all.sort();
+        assert_eq!(all, (0..10).collect::<Vec<_>>());
+        assert_eq!(Shard::parse("1/3"), Ok(Shard { index: 1, count: 3 }));
+        for bad in ["3/3", "1", "a/2", "0/0", "-1/2"] {
+            assert!(Shard::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_determinism_share_is_about_p_and_a_function_of_the_seed() {
+        let n = (0..10_000).filter(|s| determinism_checked(*s, 0.1)).count();
+        assert!((800..1200).contains(&n), "{n}");
+        assert_eq!((0..100).filter(|s| determinism_checked(*s, 1.0)).count(), 100);
+        assert_eq!((0..100).filter(|s| determinism_checked(*s, 0.0)).count(), 0);
+    }
+
+    fn report(shard: u64, failing: &[u64]) -> ExploreReport {
+        ExploreReport {
+            scenarios: 1,
+            seeds: 10,
+            first_seed: 0,
+            runs: 5,
+            failures: failing.len() as u64,
+            failing: failing
+                .iter()
+                .map(|s| Failing { scenario: "x".into(), seed: *s, invariant: "exactly-once".into(), swarm: None })
+                .collect(),
+            seeds_per_sec: 5.0,
+            sim_to_wall: 100.0,
+            wall_ms: 1000,
+            scenario_names: vec!["x".into()],
+            canaries: vec![],
+            swarm: false,
+            shards: vec![Shard { index: shard, count: 2 }],
+            determinism_checked: 1,
+            determinism_mismatches: vec![],
+        }
+    }
+
+    #[test]
+    fn merge_joins_disjoint_shards_and_refuses_overlaps_and_other_sweeps() {
+        let m = merge(&[report(1, &[3]), report(0, &[2])]).unwrap();
+        assert_eq!((m.runs, m.failures, m.wall_ms, m.determinism_checked), (10, 2, 2000, 2));
+        assert_eq!(m.failing.iter().map(|f| f.seed).collect::<Vec<_>>(), vec![2, 3]);
+        assert!(missing_shards(&m).is_empty());
+        assert_eq!(missing_shards(&report(1, &[])), vec![Shard { index: 0, count: 2 }]);
+        assert_eq!(
+            merge(&[report(0, &[]), report(0, &[])]).unwrap_err(),
+            MergeError::Overlap(Shard { index: 0, count: 2 })
+        );
+        let mut other = report(1, &[]);
+        other.seeds = 11;
+        assert!(matches!(merge(&[report(0, &[]), other]), Err(MergeError::OtherSweep { what: "seed count", .. })));
+        assert_eq!(merge(&[]).unwrap_err(), MergeError::Empty);
     }
 }

@@ -8,18 +8,26 @@
 //! - [`trace`]: trace entries, the recorder, `trace_hash` (versioned canonical form), a readable rendering.
 //! - [`checker`]: one file per invariant, each with its own small model.
 //! - [`runner`]: one run → a [`RunReport`] (verdict, violations, counts, hash); engine panics become a verdict.
-//! - [`explore`]: sweeps of seeds × scenarios over threads, failures reported as found.
+//! - [`swarm`]: `[swarm]` knobs, faults drawn from the seed and materialized into the scenario as run.
+//! - [`failure`]: failure files (the scenario as run, seed, canaries, invariant, hash) and their replay.
+//! - [`shrink`]: minimizes a failure file while it keeps failing the same invariant.
+//! - [`explore`]: sweeps of seeds × scenarios over threads, failures reported as found; shards, merge, the
+//!   determinism self-check.
 
 pub mod checker;
 pub mod explore;
+pub mod failure;
 pub mod fault;
 pub mod locate;
 pub mod runner;
 pub mod scenario;
+pub mod shrink;
+pub mod swarm;
 pub mod trace;
 pub mod world;
 
 pub use checker::{FailureClass, Violation};
-pub use explore::{explore, ExploreReport, Failing, Sweep};
-pub use runner::{replay_command, run, RunReport, Verdict};
+pub use explore::{explore, merge, ExploreReport, Failing, Finding, Shard, Sweep};
+pub use failure::{replay, Failure, Replay, ReplayOutcome};
+pub use runner::{replay_command, run, run_as_is, RunReport, Verdict};
 pub use scenario::{Scenario, ScenarioError};

@@ -2,12 +2,13 @@
 
 use crate::checker::{self, End, FailureClass, Setup, Violation};
 use crate::scenario::Scenario;
+use crate::swarm::{instantiate, SwarmMode};
 use crate::trace::{trace_hash, TraceEntry, TraceEvent};
 use crate::world::simulate;
 use serde::Serialize;
 use sluice_engine::{Canaries, Canary, Event, JobStatus};
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 use std::time::Instant;
@@ -42,6 +43,9 @@ pub struct RunReport {
     pub trace_hash: String,
     pub sim_ms: u64,
     pub wall_ms: u64,
+    /// The `[swarm]` knobs that were on when the faults were drawn (absent without `[swarm]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub swarm: Option<BTreeMap<String, f64>>,
     #[serde(skip)]
     pub trace: Vec<TraceEntry>,
 }
@@ -80,8 +84,18 @@ fn install_panic_hook() {
     });
 }
 
-/// Runs one scenario under one seed with the given canaries, and judges it.
+/// Runs one scenario under one seed with the given canaries, and judges it. A `[swarm]` scenario runs with the faults
+/// its knobs draw from the seed.
 pub fn run(scenario: &Scenario, seed: u64, canaries: &[Canary]) -> RunReport {
+    let (as_run, knobs) = instantiate(scenario, seed, SwarmMode::AsWritten);
+    let mut report = run_as_is(&as_run, seed, canaries);
+    report.swarm = knobs;
+    report
+}
+
+/// Runs a scenario exactly as it is (a `[swarm]` table must have been instantiated before).
+pub fn run_as_is(scenario: &Scenario, seed: u64, canaries: &[Canary]) -> RunReport {
+    assert!(scenario.swarm.is_none(), "instantiate a [swarm] scenario before running it as is");
     install_panic_hook();
     let set: Canaries = canaries.iter().copied().collect();
     let wall = Instant::now();
@@ -107,6 +121,7 @@ pub fn run(scenario: &Scenario, seed: u64, canaries: &[Canary]) -> RunReport {
                 trace_hash: String::new(),
                 sim_ms: 0,
                 wall_ms,
+                swarm: None,
                 trace: Vec::new(),
             };
         }
@@ -137,6 +152,7 @@ pub fn run(scenario: &Scenario, seed: u64, canaries: &[Canary]) -> RunReport {
         trace_hash: trace_hash(&outcome.trace),
         sim_ms: outcome.sim_ms,
         wall_ms,
+        swarm: None,
         trace: outcome.trace,
     }
 }

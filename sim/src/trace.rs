@@ -96,6 +96,69 @@ pub fn render(entries: &[TraceEntry]) -> String {
     out
 }
 
+/// Whether an engine event belongs in a summary: control-plane decisions, not per-record or per-checkpoint traffic.
+fn summarized(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::StatusChanged { .. }
+            | Event::AttemptDeployed { .. }
+            | Event::FailureDetected { .. }
+            | Event::RestartScheduled { .. }
+            | Event::RestartRefused { .. }
+            | Event::SinkFinished { .. }
+            | Event::Fenced { .. }
+            | Event::TransactionsAborted { .. }
+            | Event::CheckpointFailed { .. }
+            | Event::Restored { .. }
+            | Event::CancelRequested { .. }
+            | Event::CancelUnconfirmed { .. }
+            | Event::RestartRequested { .. }
+            | Event::PauseRequested
+            | Event::ResumeRequested
+            | Event::ReplicasChanged { .. }
+            | Event::DrainChecked { .. }
+            | Event::DrainedFlag { .. }
+            | Event::PolicyFired { .. }
+    )
+}
+
+/// A readable summary of a run for review and snapshots: faults, what the client read, the engine's control-plane
+/// decisions (statuses, attempts, failures, restarts, fences, pauses, rescales, failed checkpoints), then counts of
+/// the data-plane events left out. A behaviour change shows up as a changed line, not as a changed hash.
+pub fn summary(entries: &[TraceEntry]) -> String {
+    let mut out = String::new();
+    let (mut emitted, mut committed, mut rejected, mut completed, mut triggered) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    for e in entries {
+        let what = match &e.event {
+            TraceEvent::Engine(ev) => {
+                match ev {
+                    Event::Emitted { .. } => emitted += 1,
+                    Event::Committed { .. } => committed += 1,
+                    Event::WriteRejected { .. } => rejected += 1,
+                    Event::CheckpointCompleted { .. } => completed += 1,
+                    Event::CheckpointTriggered { .. } => triggered += 1,
+                    _ => {}
+                }
+                if !summarized(ev) {
+                    continue;
+                }
+                serde_json::to_string(ev).expect("events serialize")
+            }
+            TraceEvent::Fault { action } => format!("FAULT {action}"),
+            TraceEvent::Observed { status, drained_on_pause: false } => format!("client reads {status}"),
+            TraceEvent::Observed { status, drained_on_pause: true } => {
+                format!("client reads {status} (drained on pause)")
+            }
+        };
+        out.push_str(&format!("{:>9} ms {:<12} {what}\n", e.at_ms(), e.node));
+    }
+    out.push_str(&format!(
+        "emitted {emitted}  committed {committed}  writes rejected {rejected}  checkpoints triggered {triggered}, \
+         completed {completed}\n"
+    ));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +172,6 @@ mod tests {
         assert_ne!(trace_hash(&a), trace_hash(&b));
         assert_eq!(trace_hash(&a).len(), 32);
         assert!(render(&a).contains("FAULT x"));
+        assert!(summary(&a).starts_with("        0 ms sim          FAULT x\n"), "{}", summary(&a));
     }
 }

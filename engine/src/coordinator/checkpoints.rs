@@ -16,10 +16,15 @@ impl Coordinator {
         let Some(mut cc) = self.checkpoints.take() else { return };
         let now = self.now_ms();
         let tasks: Vec<TaskId> = deployments.iter().map(|d| d.task).collect();
-        let sources_ended = deployments
+        let sources: Vec<&Arc<Deployment>> = deployments
             .iter()
             .filter(|d| self.spec.vertices[d.task.vertex as usize].kind == VertexKind::Source)
-            .all(|d| self.reported(d).is_some_and(|r| r.checkpoints.input_ended || r.state == ExecState::Finished));
+            .collect();
+        // A streaming job with no source replica has not ended: it has not started.
+        let sources_ended = !sources.is_empty()
+            && sources
+                .iter()
+                .all(|d| self.reported(d).is_some_and(|r| r.checkpoints.input_ended || r.state == ExecState::Finished));
         if let Some((epoch, is_final)) = cc.due(now, sources_ended) {
             self.tracer.emit(Event::CheckpointTriggered { attempt: self.attempt, epoch, is_final });
         }

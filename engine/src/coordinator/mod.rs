@@ -252,6 +252,10 @@ impl Coordinator {
             Phase::Paused => {
                 if !self.lifecycle.desired_paused {
                     self.resume();
+                } else {
+                    // Nothing runs while paused: an execution a lost worker kept (its cancel never arrived) is told
+                    // again once the worker is heard from.
+                    self.cancel_stale(self.next_attempt()).await;
                 }
             }
             Phase::Deployed { .. } => self.watch_attempt().await,
@@ -370,16 +374,7 @@ impl Coordinator {
                 None => self.ctrl.send(d.worker_of(d.task), Ctrl::Deploy(d.clone())).await,
             }
         }
-        // Workers still reporting running executions of older attempts are told to cancel them.
-        let stale: Vec<u16> = self
-            .workers
-            .iter()
-            .filter(|(_, w)| w.executions.iter().any(|e| e.attempt < self.attempt && e.state == ExecState::Running))
-            .map(|(n, _)| *n)
-            .collect();
-        for n in stale {
-            self.ctrl.send(NodeName::Worker(n), Ctrl::CancelBelow { below_attempt: self.attempt }).await;
-        }
+        self.cancel_stale(self.attempt).await;
         if finished == deployments.len() {
             self.set_status(JobStatus::Finished, "all tasks finished");
             self.phase = Phase::Terminal { resends_left: 0 };
@@ -507,6 +502,19 @@ impl Coordinator {
                     self.finish_failure(Then::Fail { cause }, note);
                 }
             }
+        }
+    }
+
+    /// Workers still reporting running executions of attempts below `below` are told to cancel them.
+    async fn cancel_stale(&self, below: u32) {
+        let stale: Vec<u16> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.executions.iter().any(|e| e.attempt < below && e.state == ExecState::Running))
+            .map(|(n, _)| *n)
+            .collect();
+        for n in stale {
+            self.ctrl.send(NodeName::Worker(n), Ctrl::CancelBelow { below_attempt: below }).await;
         }
     }
 

@@ -32,7 +32,7 @@ use sluice_engine::{CheckpointSpec, Delivery, JobStatus, Mode, PolicySpec, Resta
 use std::fmt;
 
 /// What kind of failure a violation is (TigerBeetle's split).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FailureClass {
     /// Something wrong happened.

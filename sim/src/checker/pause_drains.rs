@@ -5,12 +5,13 @@
 //!   acknowledged by the store; the flag is false whenever the job is RUNNING again (as the coordinator reports it and
 //!   as the API shows it);
 //! - D3: while a pause is desired, the source runs no replica (whatever `scale.min` says) once the pause had time to
-//!   reach it.
+//!   reach it: within a bound of the pause, or of the heal of the node that holds the replica if it was cut off (an
+//!   isolated worker's executions cannot be told to stop until it is reachable again).
 
 use super::{Checker, End, FailureClass, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::{Event, JobStatus, RecordId};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 const NAME: &str = "pause-drains";
 /// Time for a pause request to reach the coordinator through the client and for the sources to stop.
@@ -25,6 +26,8 @@ pub struct PauseDrains {
     emitted: BTreeSet<RecordId>,
     acked: BTreeSet<RecordId>,
     in_flight: u64,
+    /// The current attempt (the last deployed).
+    attempt: u32,
     /// Live source executions: (node, replica, attempt).
     sources: BTreeSet<(String, u16, u32)>,
     /// D1: (requested at, deadline) of a pause requested with nothing in flight.
@@ -32,6 +35,9 @@ pub struct PauseDrains {
     /// D3: when the coordinator took the pause request, until a resume.
     d3_since: Option<u64>,
     d3_flagged: bool,
+    /// Nodes cut off by isolations or clogged links (how many), and when each was last reachable again.
+    cut_off: BTreeMap<String, u32>,
+    reachable_since: BTreeMap<String, u64>,
     flag: bool,
     /// The job status as the coordinator reports it.
     status: JobStatus,
@@ -45,10 +51,13 @@ impl PauseDrains {
             emitted: BTreeSet::new(),
             acked: BTreeSet::new(),
             in_flight: 0,
+            attempt: 0,
             sources: BTreeSet::new(),
             d1: None,
             d3_since: None,
             d3_flagged: false,
+            cut_off: BTreeMap::new(),
+            reachable_since: BTreeMap::new(),
             flag: false,
             status: JobStatus::Created,
             violations: Vec::new(),
@@ -66,16 +75,51 @@ impl PauseDrains {
                 format!("pause requested at {t0} ms with nothing in flight, not PAUSED and drained by {deadline} ms");
             self.violation(deadline, FailureClass::Liveness, detail);
         }
-        if let Some(since) = self.d3_since.filter(|s| !self.d3_flagged && now_ms > s + STOP_BOUND_MS) {
-            if !self.sources.is_empty() {
-                self.d3_flagged = true;
-                let live: Vec<String> =
-                    self.sources.iter().map(|(n, r, a)| format!("replica {r} on {n} (attempt {a})")).collect();
-                let detail = format!(
-                    "pause desired since {since} ms, but {STOP_BOUND_MS} ms later the source still runs: {}",
-                    live.join(", ")
-                );
-                self.violation(since + STOP_BOUND_MS, FailureClass::Safety, detail);
+        let Some(since) = self.d3_since.filter(|_| !self.d3_flagged) else { return };
+        let late: Vec<(u64, String)> = self
+            .sources
+            .iter()
+            .filter(|(n, _, _)| self.cut_off.get(n).is_none_or(|c| *c == 0))
+            .map(|(n, r, a)| {
+                let from = since.max(self.reachable_since.get(n).copied().unwrap_or(0));
+                (from + STOP_BOUND_MS, format!("replica {r} on {n} (attempt {a})"))
+            })
+            .filter(|(deadline, _)| now_ms > *deadline)
+            .collect();
+        if let Some(first) = late.iter().map(|(d, _)| *d).min() {
+            self.d3_flagged = true;
+            let live: Vec<&str> = late.iter().map(|(_, s)| s.as_str()).collect();
+            let detail = format!(
+                "pause desired since {since} ms, but {STOP_BOUND_MS} ms later (counted from the heal of a node that \
+                 was cut off) the source still runs: {}",
+                live.join(", ")
+            );
+            self.violation(first, FailureClass::Safety, detail);
+        }
+    }
+
+    /// Follows isolations and clogged links: which nodes the coordinator cannot reach, and since when it can again.
+    fn on_network_fault(&mut self, action: &str, at_ms: u64) {
+        let (nodes, cut): (Vec<&str>, bool) = if let Some(n) = action.strip_prefix("isolate ") {
+            (vec![n], true)
+        } else if let Some(n) = action.strip_prefix("heal ") {
+            (vec![n], false)
+        } else if let Some(link) = action.strip_prefix("clog ") {
+            (link.split(" -> ").collect(), true)
+        } else if let Some(link) = action.strip_prefix("unclog ") {
+            (link.split(" -> ").collect(), false)
+        } else {
+            return;
+        };
+        for n in nodes {
+            let count = self.cut_off.entry(n.to_string()).or_default();
+            if cut {
+                *count += 1;
+            } else {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    self.reachable_since.insert(n.to_string(), at_ms);
+                }
             }
         }
     }
@@ -113,6 +157,7 @@ impl Checker for PauseDrains {
         }
         // A crash ends the executions of its node.
         if let TraceEvent::Fault { action } = &entry.event {
+            self.on_network_fault(action, at_ms);
             if let Some(node) = action.strip_prefix("crash ").or_else(|| action.strip_prefix("restart ")) {
                 self.sources.retain(|(n, _, _)| n != node);
             }
@@ -142,13 +187,19 @@ impl PauseDrains {
 
     fn on_engine_event(&mut self, event: &Event, node: &str, at_ms: u64) {
         match event {
-            Event::AttemptDeployed { .. } => {
+            Event::AttemptDeployed { attempt, .. } => {
+                self.attempt = *attempt;
                 self.emitted.clear();
                 self.acked.clear();
                 self.in_flight = 0;
             }
-            Event::Emitted { id, .. } => self.on_emitted(*id),
-            Event::SinkResponse { response: sluice_engine::StoreResponse::Ack(id), .. } => self.on_acked(*id),
+            // A zombie of an older attempt (cut off, not yet canceled) may still emit: its records are not in flight.
+            Event::Emitted { id, attempt } if *attempt == self.attempt => self.on_emitted(*id),
+            Event::SinkResponse { response: sluice_engine::StoreResponse::Ack(id), attempt, .. }
+                if *attempt == self.attempt =>
+            {
+                self.on_acked(*id)
+            }
             Event::ExecutionStarted { task, attempt } if task.vertex == 0 => {
                 self.sources.insert((node.to_string(), task.replica, *attempt));
             }
@@ -163,10 +214,12 @@ impl PauseDrains {
             Event::FailureDetected { .. } => self.d1 = None,
             Event::DrainedFlag { value } => {
                 self.flag = *value;
-                if *value && (!self.sources.is_empty() || self.in_flight > 0) {
+                // Sources of the current attempt: a zombie of a superseded attempt on a cut-off worker is fenced (it
+                // cannot deliver) and is D3's and single-live-execution's business.
+                let running = self.sources.iter().filter(|(_, _, a)| *a >= self.attempt).count();
+                if *value && (running > 0 || self.in_flight > 0) {
                     let detail = format!(
-                        "drained_on_pause set while {} source execution(s) run and {} record(s) are in flight",
-                        self.sources.len(),
+                        "drained_on_pause set while {running} source execution(s) run and {} record(s) are in flight",
                         self.in_flight
                     );
                     self.violation(at_ms, FailureClass::Safety, detail);
@@ -242,6 +295,44 @@ mod tests {
         let v = run(&mut PauseDrains::new(&setup(vec![1])), &trace, 40_000);
         assert!(v.iter().any(|v| v.detail.contains("still runs")), "D3: {v:?}");
         assert!(v.iter().any(|v| v.detail.contains("drained_on_pause = false")), "D1: {v:?}");
+    }
+
+    #[test]
+    fn d3_waits_for_an_isolated_node_to_heal_and_then_holds_it_to_the_bound() {
+        let running = status(300, JobStatus::Scheduled, JobStatus::Running);
+        let base =
+            vec![source(0, true), running, fault(900, "isolate worker-1"), fault(1_000, "pause"), requested(1_050)];
+        let cut_off_long = [base.clone(), vec![fault(9_000, "heal worker-1"), source(10_500, false)]].concat();
+        let v = run(&mut PauseDrains::new(&setup(vec![1])), &cut_off_long, 12_000);
+        assert!(v.iter().all(|v| !v.detail.contains("still runs")), "stopped 1.5 s after the heal: {v:?}");
+        let never_stops = [base, vec![fault(9_000, "heal worker-1")]].concat();
+        let v = run(&mut PauseDrains::new(&setup(vec![1])), &never_stops, 12_000);
+        let d3: Vec<_> = v.iter().filter(|v| v.detail.contains("still runs")).collect();
+        assert_eq!(d3.len(), 1, "{v:?}");
+        assert_eq!(d3[0].at_ms, 11_000, "the bound counts from the heal");
+    }
+
+    #[test]
+    fn d2_counts_records_of_the_current_attempt_only() {
+        let deployed = |ms, attempt| {
+            at(ms, "coordinator", Event::AttemptDeployed { attempt, start_offsets: vec![0], placement: vec![] })
+        };
+        let emitted =
+            |ms, attempt, offset| at(ms, "worker-1", Event::Emitted { attempt, id: RecordId { partition: 0, offset } });
+        let trace = |zombie: u32| {
+            vec![
+                deployed(0, 2),
+                status(300, JobStatus::Scheduled, JobStatus::Running),
+                emitted(400, zombie, 7),
+                fault(1_000, "pause"),
+                flag(1_200, true),
+                paused(1_200),
+            ]
+        };
+        let v = run(&mut PauseDrains::new(&setup(vec![1])), &trace(1), 40_000);
+        assert!(v.is_empty(), "a record of a superseded attempt is not in flight: {v:?}");
+        let v = run(&mut PauseDrains::new(&setup(vec![1])), &trace(2), 40_000);
+        assert!(v.iter().any(|v| v.detail.contains("1 record(s) are in flight")), "{v:?}");
     }
 
     #[test]

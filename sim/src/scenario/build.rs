@@ -3,7 +3,7 @@
 
 use super::*;
 
-pub(super) fn build(raw: RawScenario, ctx: &Ctx, default_name: &str) -> Result<Scenario, ScenarioError> {
+pub(super) fn build(raw: RawScenario, ctx: &Ctx, default_name: &str, text: &str) -> Result<Scenario, ScenarioError> {
     if raw.duration_ms == 0 {
         return Err(ctx.err("duration_ms", "must be positive"));
     }
@@ -69,10 +69,15 @@ pub(super) fn build(raw: RawScenario, ctx: &Ctx, default_name: &str) -> Result<S
         network,
         faults: Vec::new(),
         expect,
+        swarm: None,
+        text: text.to_string(),
     };
     for (i, f) in raw.faults.iter().enumerate() {
         let fault = crate::fault::validate(f, i, &scenario, ctx)?;
         scenario.faults.push(fault);
+    }
+    if let Some(swarm) = &raw.swarm {
+        scenario.swarm = Some(crate::swarm::validate(swarm, &scenario, ctx)?);
     }
     Ok(scenario)
 }

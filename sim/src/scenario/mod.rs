@@ -50,6 +50,7 @@ struct RawScenario {
     #[serde(default)]
     faults: Vec<RawFault>,
     expect: Option<RawExpect>,
+    swarm: Option<crate::swarm::RawSwarm>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -187,6 +188,10 @@ pub struct Scenario {
     pub network: Network,
     pub faults: Vec<Fault>,
     pub expect: Expect,
+    /// `[swarm]`: faults drawn from the seed on top of `faults` (see [`crate::swarm`]).
+    pub swarm: Option<crate::swarm::Swarm>,
+    /// The TOML text it was read from: what a failure file carries and what the shrinker edits.
+    pub text: String,
 }
 
 /// Validation context: turns a key path and a message into a located error.
@@ -233,7 +238,7 @@ impl Scenario {
                 message: e.message().trim().to_string(),
             }
         })?;
-        build::build(raw, &ctx, default_name)
+        build::build(raw, &ctx, default_name, text)
     }
 
     /// Index of the vertex named `name`.

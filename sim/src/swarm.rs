@@ -1,0 +1,451 @@
+//! Swarm testing: faults drawn from the seed.
+//!
+//! A `[swarm]` table sets knobs named `<subject>_<fault>_probability`: the chance, per step of `step_ms` and per
+//! subject (each worker, each partition, the store, the job...), that such a fault starts in that step. Bounds keep a
+//! run meaningful: faults start inside `window_ms`, last `fault_ms` (a crash restarts, an isolation or a clog heals,
+//! a pause is resumed, all before the run ends), at most `max_faults` are drawn, and one subject is never hit by two
+//! overlapping faults. `sluice explore --swarm` draws the knobs themselves from the seed as well (TigerBeetle's swarm
+//! testing): each knob is off half the time, else uniform up to its cap.
+//!
+//! Two separate ChaCha streams of the seed are used, one for the knobs and one for the faults; the simulation's own
+//! scheduling randomness is madsim's, from the same seed. Drawn faults are materialized: the run is the scenario with
+//! `[swarm]` replaced by the drawn `[[faults]]` (see [`instantiate`]), so a failure file holds the faults as run, and
+//! the shrinker can drop one without reshuffling the others.
+
+use crate::scenario::{Ctx, Scenario, ScenarioError};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Deserialize;
+use sluice_engine::Mode;
+use std::collections::BTreeMap;
+
+/// The knobs, in the order faults are drawn. Each is `<subject>_<fault>_probability`.
+pub const KNOBS: [&str; 11] = [
+    "worker_crash_probability",
+    "worker_isolate_probability",
+    "worker_slow_cancel_probability",
+    "store_crash_probability",
+    "store_isolate_probability",
+    "link_clog_probability",
+    "partition_end_probability",
+    "partition_duplicate_eot_probability",
+    "checkpoint_fail_probability",
+    "checkpoint_delay_ack_probability",
+    "job_pause_probability",
+];
+
+/// The cap of a knob that `--swarm` draws and the scenario does not list.
+pub const DEFAULT_KNOB_CAP: f64 = 0.25;
+/// Default bounds.
+pub const DEFAULT_STEP_MS: u64 = 1_000;
+pub const DEFAULT_MAX_FAULTS: u32 = 4;
+pub const DEFAULT_FAULT_MS: (u64, u64) = (200, 3_000);
+/// Hard limit on `max_faults`.
+pub const MAX_FAULTS_LIMIT: u32 = 64;
+
+const KNOB_STREAM: u64 = 1;
+const FAULT_STREAM: u64 = 2;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSwarm {
+    window_ms: Option<[u64; 2]>,
+    step_ms: Option<u64>,
+    max_faults: Option<u32>,
+    fault_ms: Option<[u64; 2]>,
+    worker_crash_probability: Option<f64>,
+    worker_isolate_probability: Option<f64>,
+    worker_slow_cancel_probability: Option<f64>,
+    store_crash_probability: Option<f64>,
+    store_isolate_probability: Option<f64>,
+    link_clog_probability: Option<f64>,
+    partition_end_probability: Option<f64>,
+    partition_duplicate_eot_probability: Option<f64>,
+    checkpoint_fail_probability: Option<f64>,
+    checkpoint_delay_ack_probability: Option<f64>,
+    job_pause_probability: Option<f64>,
+}
+
+impl RawSwarm {
+    fn knobs(&self) -> [Option<f64>; 11] {
+        [
+            self.worker_crash_probability,
+            self.worker_isolate_probability,
+            self.worker_slow_cancel_probability,
+            self.store_crash_probability,
+            self.store_isolate_probability,
+            self.link_clog_probability,
+            self.partition_end_probability,
+            self.partition_duplicate_eot_probability,
+            self.checkpoint_fail_probability,
+            self.checkpoint_delay_ack_probability,
+            self.job_pause_probability,
+        ]
+    }
+}
+
+/// A validated `[swarm]` table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Swarm {
+    /// The knobs the scenario lists (a knob not listed is 0, and capped at [`DEFAULT_KNOB_CAP`] under `--swarm`).
+    pub knobs: BTreeMap<String, f64>,
+    pub window_ms: (u64, u64),
+    pub step_ms: u64,
+    pub max_faults: u32,
+    pub fault_ms: (u64, u64),
+}
+
+/// Whether a knob can act on this scenario's job.
+fn applies(knob: &str, s: &Scenario) -> bool {
+    !knob.starts_with("checkpoint_") || s.job.checkpoint.is_some()
+}
+
+pub(crate) fn validate(raw: &RawSwarm, s: &Scenario, ctx: &Ctx) -> Result<Swarm, ScenarioError> {
+    let key = |k: &str| format!("swarm.{k}");
+    let mut knobs = BTreeMap::new();
+    for (name, value) in KNOBS.iter().zip(raw.knobs()) {
+        let Some(p) = value else { continue };
+        if !(0.0..=1.0).contains(&p) {
+            return Err(ctx.err(&key(name), format!("{p} is not a probability in [0, 1]")));
+        }
+        if p > 0.0 && !applies(name, s) {
+            return Err(ctx.err(&key(name), "a checkpoint fault needs [job.checkpoint]"));
+        }
+        knobs.insert(name.to_string(), p);
+    }
+    let window_ms = match raw.window_ms {
+        Some([from, to]) if from >= to => return Err(ctx.err(&key("window_ms"), "must be [from, to] with from < to")),
+        Some([_, to]) if to > s.duration_ms => {
+            return Err(ctx.err(&key("window_ms"), format!("ends after duration_ms {}", s.duration_ms)))
+        }
+        Some([from, to]) => (from, to),
+        None => (0, (s.duration_ms / 2).max(1)),
+    };
+    let step_ms = raw.step_ms.unwrap_or(DEFAULT_STEP_MS);
+    if step_ms == 0 {
+        return Err(ctx.err(&key("step_ms"), "must be positive"));
+    }
+    let max_faults = raw.max_faults.unwrap_or(DEFAULT_MAX_FAULTS);
+    if max_faults > MAX_FAULTS_LIMIT {
+        return Err(ctx.err(&key("max_faults"), format!("at most {MAX_FAULTS_LIMIT}")));
+    }
+    let fault_ms = match raw.fault_ms {
+        Some([lo, hi]) if lo == 0 || lo > hi => {
+            return Err(ctx.err(&key("fault_ms"), "must be [shortest, longest] with 0 < shortest <= longest"))
+        }
+        Some([lo, hi]) => (lo, hi),
+        None => DEFAULT_FAULT_MS,
+    };
+    Ok(Swarm { knobs, window_ms, step_ms, max_faults, fault_ms })
+}
+
+impl Swarm {
+    /// The knobs `--swarm` runs this seed with: each knob that applies is off half the time, else uniform in
+    /// (0, cap] (cap: the scenario's value, or [`DEFAULT_KNOB_CAP`] for a knob it does not list: swarm testing
+    /// explores what the author did not think of); a knob the scenario sets to 0 stays off. Rounded to 3 decimals, so
+    /// that the printed knobs are the knobs. A run with an unlisted knob on drops the scenario's `[expect] status`.
+    pub fn redraw(&self, s: &Scenario, seed: u64) -> Swarm {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(KNOB_STREAM);
+        let mut knobs = BTreeMap::new();
+        for name in KNOBS {
+            let cap = self.knobs.get(name).copied().unwrap_or(DEFAULT_KNOB_CAP);
+            // Draw for every knob, applicable or not, so one knob's draw does not depend on the others.
+            let on = rng.gen_bool(0.5);
+            let p = (rng.gen_range(0.0..1.0f64) * cap * 1000.0).ceil() / 1000.0;
+            knobs.insert(name.to_string(), if on && cap > 0.0 && applies(name, s) { p.min(cap) } else { 0.0 });
+        }
+        Swarm { knobs, ..self.clone() }
+    }
+
+    /// The knobs that are on, for reports.
+    pub fn active_knobs(&self) -> BTreeMap<String, f64> {
+        self.knobs.iter().filter(|(_, p)| **p > 0.0).map(|(k, p)| (k.clone(), *p)).collect()
+    }
+
+    /// The faults this seed draws, as `[[faults]]` TOML tables in time order.
+    pub fn draw(&self, s: &Scenario, seed: u64) -> Vec<(u64, String)> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(FAULT_STREAM);
+        let mut drawn: Vec<(u64, String)> = Vec::new();
+        let mut busy_until: BTreeMap<String, u64> = BTreeMap::new();
+        let workers = s.job.workers;
+        let source = &s.job.vertices[0].name;
+        let (from, to) = self.window_ms;
+        let mut step = from;
+        while step < to {
+            let step_end = (step + self.step_ms).min(to);
+            for name in KNOBS {
+                let p = self.knobs.get(name).copied().unwrap_or(0.0);
+                if p <= 0.0 {
+                    continue;
+                }
+                let subjects: Vec<String> = match name.split('_').next().expect("knob names have a subject") {
+                    "worker" => (1..=workers).map(|w| format!("worker-{w}")).collect(),
+                    "store" => vec!["store".into()],
+                    "partition" => (0..s.job.partitions).map(|p| p.to_string()).collect(),
+                    "link" => vec!["link".into()],
+                    "checkpoint" => vec!["checkpoint".into()],
+                    _ => vec!["job".into()],
+                };
+                for subject in subjects {
+                    if !rng.gen_bool(p) {
+                        continue;
+                    }
+                    let at = rng.gen_range(step..step_end);
+                    let lasting = rng.gen_range(self.fault_ms.0..=self.fault_ms.1);
+                    // Every fault heals before the run ends, so the liveness phase can begin.
+                    let lasting = lasting.min(s.duration_ms.saturating_sub(at + 1));
+                    // Crash and isolation of one node exclude each other; other faults only repeat themselves.
+                    let family = match name {
+                        "worker_crash_probability" | "worker_isolate_probability" => "down",
+                        "store_crash_probability" | "store_isolate_probability" => "down",
+                        other => other,
+                    };
+                    let busy_key = format!("{subject}/{family}");
+                    if lasting == 0 || busy_until.get(&busy_key).is_some_and(|u| *u > at) {
+                        continue;
+                    }
+                    busy_until.insert(busy_key, at + lasting);
+                    let body = match name {
+                        "worker_crash_probability" | "store_crash_probability" => {
+                            format!("kind = \"crash\"\nnode = \"{subject}\"\nrestart_after_ms = {lasting}")
+                        }
+                        "worker_isolate_probability" | "store_isolate_probability" => {
+                            format!("kind = \"isolate\"\nnodes = [\"{subject}\"]\nheal_after_ms = {lasting}")
+                        }
+                        "worker_slow_cancel_probability" => {
+                            format!("kind = \"slow-cancel\"\nnode = \"{subject}\"\nby_ms = {lasting}")
+                        }
+                        "link_clog_probability" => {
+                            let mut nodes = vec!["coordinator".to_string(), "store".to_string()];
+                            nodes.extend((1..=workers).map(|w| format!("worker-{w}")));
+                            nodes.shuffle(&mut rng);
+                            format!(
+                                "kind = \"clog\"\nfrom = \"{}\"\nto = \"{}\"\nheal_after_ms = {lasting}",
+                                nodes[0], nodes[1]
+                            )
+                        }
+                        "partition_end_probability" => {
+                            // A partition ends once.
+                            busy_until.insert(format!("{subject}/{name}"), u64::MAX);
+                            format!("kind = \"end-partition\"\nvertex = \"{source}\"\npartition = {subject}")
+                        }
+                        "partition_duplicate_eot_probability" => {
+                            format!("kind = \"duplicate-eot\"\nvertex = \"{source}\"\npartition = {subject}")
+                        }
+                        "checkpoint_fail_probability" => {
+                            let reason = ["expired", "declined", "io-error"][rng.gen_range(0..3)];
+                            let count = rng.gen_range(1..=3);
+                            format!("kind = \"fail-checkpoint\"\nreason = \"{reason}\"\ncount = {count}")
+                        }
+                        "checkpoint_delay_ack_probability" => {
+                            let interval = s.job.checkpoint.as_ref().map_or(1, |c| c.interval_ms.max(1));
+                            let target = if s.job.mode == Mode::Batch && rng.gen_bool(0.5) {
+                                "\"final\"".to_string()
+                            } else {
+                                (at / interval + 1).to_string()
+                            };
+                            format!("kind = \"delay-checkpoint-ack\"\ncheckpoint = {target}\nby_ms = {lasting}")
+                        }
+                        _ => {
+                            debug_assert_eq!(name, "job_pause_probability");
+                            drawn.push((at + lasting, "kind = \"resume\"".to_string()));
+                            "kind = \"pause\"".to_string()
+                        }
+                    };
+                    drawn.push((at, body));
+                }
+            }
+            step = step_end;
+        }
+        // A pause and its resume count as one fault: bound the pauses together.
+        let mut groups: Vec<Vec<(u64, String)>> = Vec::new();
+        for (at, body) in drawn {
+            if body == "kind = \"pause\"" {
+                let last = groups.pop().expect("a resume was pushed before its pause");
+                groups.push(vec![(at, body), last.into_iter().next().expect("one resume")]);
+            } else {
+                groups.push(vec![(at, body)]);
+            }
+        }
+        if groups.len() > self.max_faults as usize {
+            groups.shuffle(&mut rng);
+            groups.truncate(self.max_faults as usize);
+        }
+        let mut faults: Vec<(u64, String)> = groups.into_iter().flatten().collect();
+        faults.sort_by_key(|(at, _)| *at);
+        faults
+    }
+}
+
+/// How `explore` treats a scenario's `[swarm]` table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwarmMode {
+    /// Draw faults with the knobs as written.
+    AsWritten,
+    /// Draw the knobs from the seed too (`--swarm`).
+    DrawKnobs,
+}
+
+/// A scenario as it runs under one seed: the scenario itself when it has no `[swarm]`; else its text with `[swarm]`
+/// removed and the drawn faults appended as `[[faults]]`, re-validated, with the knobs it was drawn with.
+pub fn instantiate(s: &Scenario, seed: u64, mode: SwarmMode) -> (Scenario, Option<BTreeMap<String, f64>>) {
+    let Some(swarm) = &s.swarm else { return (s.clone(), None) };
+    let swarm = match mode {
+        SwarmMode::AsWritten => swarm.clone(),
+        SwarmMode::DrawKnobs => swarm.redraw(s, seed),
+    };
+    let mut doc: toml_edit::DocumentMut = s.text.parse().expect("a validated scenario is a TOML document");
+    doc.remove("swarm");
+    let knobs = swarm.active_knobs();
+    // The scenario's expected status was written for the faults it lists; with others drawn it no longer applies
+    // (the checkers still judge the run).
+    let unlisted: Vec<&String> =
+        knobs.keys().filter(|k| !s.swarm.as_ref().is_some_and(|w| w.knobs.contains_key(*k))).collect();
+    let mut dropped_expectation = false;
+    if let Some(expect) = doc.get_mut("expect").and_then(|e| e.as_table_like_mut()) {
+        if !unlisted.is_empty() {
+            dropped_expectation |= expect.remove("status").is_some();
+            dropped_expectation |= expect.remove("within_ms").is_some();
+        }
+    }
+    let mut text = doc.to_string();
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    let listed: Vec<String> = knobs.iter().map(|(k, p)| format!("{k} = {p}")).collect();
+    text.push_str(&format!("\n# [swarm] drew these faults from seed {seed}; knobs: {}\n", listed.join(", ")));
+    if dropped_expectation {
+        let names: Vec<&str> = unlisted.iter().map(|k| k.as_str()).collect();
+        text.push_str(&format!(
+            "# [expect] status dropped: knobs the scenario does not list are on ({})\n",
+            names.join(", ")
+        ));
+    }
+    for (at, body) in swarm.draw(s, seed) {
+        text.push_str(&format!("\n[[faults]]\nat_ms = {at}\n{body}\n"));
+    }
+    let file = format!("{} (swarm, seed {seed})", s.file);
+    let stem = s.name.clone();
+    let mut as_run = Scenario::parse(&text, &file, &stem)
+        .unwrap_or_else(|e| panic!("swarm drew a scenario that does not validate (a bug in swarm.rs): {e}\n{text}"));
+    as_run.name = s.name.clone();
+    (as_run, Some(knobs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"# Goal: g.  Method: m.
+duration_ms = 30_000
+[job]
+mode = "batch"
+partitions = 3
+[[job.vertices]]
+name = "in"
+kind = "source"
+records = 300
+[[job.vertices]]
+name = "out"
+kind = "sink"
+[job.checkpoint]
+interval_ms = 1_000
+timeout_ms = 500
+[job.restart]
+strategy = "fixed-delay"
+attempts = 50
+delay_ms = 100
+"#;
+
+    fn with_swarm(table: &str) -> Scenario {
+        Scenario::parse(&format!("{BASE}[swarm]\n{table}"), "t.toml", "t").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn every_knob_draws_valid_faults_that_heal_in_time() {
+        let all: String = KNOBS.iter().map(|k| format!("{k} = 0.5\n")).collect();
+        let s = with_swarm(&format!("{all}max_faults = 64\nwindow_ms = [0, 29_000]\nfault_ms = [100, 9_000]\n"));
+        let mut kinds = std::collections::BTreeSet::new();
+        for seed in 0..40 {
+            let (run, knobs) = instantiate(&s, seed, SwarmMode::AsWritten);
+            assert_eq!(knobs.map(|k| k.len()), Some(KNOBS.len()));
+            assert!(run.swarm.is_none() && !run.faults.is_empty());
+            assert!(run.faults.len() <= 64 * 2);
+            let actions = crate::fault::timeline(&run.faults);
+            assert!(actions.iter().all(|(t, _)| *t < s.duration_ms), "every heal happens inside the run");
+            assert!(crate::fault::liveness_start_ms(&actions, run.job.workers).is_some(), "seed {seed} never heals");
+            kinds.extend(run.faults.iter().map(|f| format!("{:?}", std::mem::discriminant(&f.kind))));
+        }
+        assert_eq!(kinds.len(), 10, "every kind is drawn (resume with pause)");
+    }
+
+    #[test]
+    fn draws_are_a_function_of_the_seed_and_respect_the_bounds() {
+        let s = with_swarm("worker_crash_probability = 0.03\npartition_end_probability = 0.03\nmax_faults = 2\n");
+        let a = instantiate(&s, 7, SwarmMode::AsWritten).0;
+        assert_eq!(a, instantiate(&s, 7, SwarmMode::AsWritten).0);
+        let counts: Vec<usize> =
+            (0..50).map(|seed| instantiate(&s, seed, SwarmMode::AsWritten).0.faults.len()).collect();
+        assert!(counts.iter().all(|n| *n <= 2), "{counts:?}");
+        assert!(counts.contains(&2) && counts.iter().any(|n| *n < 2), "{counts:?}");
+        let off = with_swarm("worker_crash_probability = 0.0\n");
+        assert!(instantiate(&off, 3, SwarmMode::AsWritten).0.faults.is_empty());
+    }
+
+    #[test]
+    fn redrawn_knobs_stay_within_caps_and_zero_stays_off() {
+        let s = with_swarm("worker_crash_probability = 0.0\nstore_crash_probability = 0.1\n");
+        let swarm = s.swarm.clone().unwrap();
+        let mut seen_on = 0;
+        for seed in 0..64 {
+            let k = swarm.redraw(&s, seed).knobs;
+            assert_eq!(k["worker_crash_probability"], 0.0);
+            assert!(k["store_crash_probability"] <= 0.1);
+            assert!(k.values().all(|p| (0.0..=DEFAULT_KNOB_CAP).contains(p)));
+            seen_on += usize::from(k["partition_end_probability"] > 0.0);
+        }
+        assert!((16..=48).contains(&seen_on), "a knob is on about half the time: {seen_on}/64");
+    }
+
+    #[test]
+    fn unlisted_knobs_drop_the_expected_status_and_listed_ones_keep_it() {
+        // Every knob listed (0 keeps it off) but store_crash_probability.
+        let table: String = KNOBS
+            .iter()
+            .filter(|k| **k != "store_crash_probability")
+            .map(|k| format!("{k} = {}\n", if *k == "worker_crash_probability" { 0.2 } else { 0.0 }))
+            .collect();
+        let s = Scenario::parse(&format!("{BASE}[expect]\nstatus = \"FINISHED\"\n[swarm]\n{table}"), "t", "t").unwrap();
+        assert_eq!(instantiate(&s, 1, SwarmMode::AsWritten).0.expect.status, Some(sluice_engine::JobStatus::Finished));
+        let mut kept = 0;
+        for seed in 0..32 {
+            let (run, knobs) = instantiate(&s, seed, SwarmMode::DrawKnobs);
+            let only_listed = knobs.unwrap().keys().all(|k| k == "worker_crash_probability");
+            assert_eq!(run.expect.status.is_some(), only_listed, "seed {seed}");
+            kept += usize::from(only_listed);
+        }
+        assert!(kept > 0 && kept < 32);
+    }
+
+    #[test]
+    fn bad_knobs_are_refused_with_their_key() {
+        for (table, key) in [
+            ("worker_crash_probability = 1.5\n", "swarm.worker_crash_probability"),
+            ("worker_meteor_probability = 0.1\n", "swarm.worker_meteor_probability"),
+            ("window_ms = [5_000, 1_000]\n", "swarm.window_ms"),
+            ("fault_ms = [0, 10]\n", "swarm.fault_ms"),
+            ("step_ms = 0\n", "swarm.step_ms"),
+        ] {
+            match Scenario::parse(&format!("{BASE}[swarm]\n{table}"), "t.toml", "t") {
+                Err(ScenarioError::Invalid { key: k, .. }) => assert_eq!(k, key, "{table}"),
+                other => panic!("{table}: expected an error, got {other:?}"),
+            }
+        }
+        let no_checkpoint = BASE.replace("[job.checkpoint]\ninterval_ms = 1_000\ntimeout_ms = 500\n", "");
+        let e = Scenario::parse(&format!("{no_checkpoint}[swarm]\ncheckpoint_fail_probability = 0.2\n"), "t", "t");
+        assert!(matches!(e, Err(ScenarioError::Invalid { key, .. }) if key == "swarm.checkpoint_fail_probability"));
+    }
+}
