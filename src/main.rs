@@ -345,12 +345,16 @@ fn cmd_explore(
             if let Some(knobs) = &report.swarm {
                 text.push_str(&format!("\n  swarm knobs: {}", knobs_line(knobs)));
             }
-            if report.swarm.is_none() || !extra.swarm {
-                text.push_str(&format!(
-                    "\n  replay: {}",
-                    replay_command(&scenario.file, report.seed, &report.canaries)
-                ));
+            let mut replay = replay_command(&scenario.file, report.seed, &report.canaries);
+            if report.swarm.is_some() && extra.swarm {
+                // The knobs were drawn from the seed: `run` uses the scenario's own; a one-seed sweep redraws them.
+                replay = replay.replacen("sluice run", "sluice explore", 1).replacen(
+                    &format!("--seed {}", report.seed),
+                    &format!("--swarm --first-seed {} --seeds 1", report.seed),
+                    1,
+                );
             }
+            text.push_str(&format!("\n  replay: {replay}"));
             let failure = Failure::of_run(as_run, &scenario.file, report);
             if written.fetch_add(1, Ordering::SeqCst) < files.max {
                 match failure.write_into(&files.dir) {
