@@ -40,7 +40,7 @@ pub struct CheckpointCoordinator {
     last_trigger_ms: u64,
     pub pending: Option<Pending>,
     consecutive_failures: u32,
-    /// The completed final checkpoint of a batch job.
+    /// The completed final checkpoint (taken once every source ended, in either mode).
     pub final_completed: Option<u64>,
     pub stats: CheckpointStats,
 }
