@@ -196,14 +196,14 @@ fn load(path: &Path) -> Result<Scenario, UsageError> {
     Scenario::load(path).map_err(|e| UsageError(e.to_string()))
 }
 
+/// The first line of a failure: scenario, seed, first violation.
+fn failure_line(report: &RunReport) -> String {
+    let first = report.violations.first().map(|v| v.to_string()).unwrap_or_default();
+    format!("FAIL {} seed {}: {first}", report.scenario, report.seed)
+}
+
 fn print_failure_header(file: &str, report: &RunReport) {
-    eprintln!(
-        "FAIL {} seed {}: {}\n  replay: {}",
-        report.scenario,
-        report.seed,
-        report.violations.first().map(|v| v.to_string()).unwrap_or_default(),
-        replay_command(file, report.seed, &report.canaries)
-    );
+    eprintln!("{}\n  replay: {}", failure_line(report), replay_command(file, report.seed, &report.canaries));
 }
 
 fn cmd_run(path: &Path, seed: u64, canary_names: &[String], json: bool, trace: bool) -> Outcome {
@@ -336,12 +336,7 @@ fn cmd_explore(
     let written = AtomicU64::new(0);
     let on_finding = |finding: Finding| match finding {
         Finding::Failure { scenario, as_run, report } => {
-            let mut text = format!(
-                "FAIL {} seed {}: {}",
-                report.scenario,
-                report.seed,
-                report.violations.first().map(|v| v.to_string()).unwrap_or_default(),
-            );
+            let mut text = failure_line(report);
             if let Some(knobs) = &report.swarm {
                 text.push_str(&format!("\n  swarm knobs: {}", knobs_line(knobs)));
             }

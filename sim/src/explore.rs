@@ -217,11 +217,9 @@ pub fn explore_with(
         }
     });
     let wall_s = wall.elapsed().as_secs_f64().max(1e-9);
-    let mut failing = failing.into_inner().expect("failing lock");
-    failing.sort_by(|a, b| (&a.scenario, a.seed).cmp(&(&b.scenario, b.seed)));
-    let mut determinism_mismatches = mismatches.into_inner().expect("mismatch lock");
-    determinism_mismatches.sort_by(|a, b| (&a.scenario, a.seed).cmp(&(&b.scenario, b.seed)));
-    ExploreReport {
+    let failing = failing.into_inner().expect("failing lock");
+    let determinism_mismatches = mismatches.into_inner().expect("mismatch lock");
+    let mut report = ExploreReport {
         scenarios: scenarios.len(),
         seeds: sweep.seeds,
         first_seed: sweep.first_seed,
@@ -237,6 +235,16 @@ pub fn explore_with(
         shards: vec![sweep.shard],
         determinism_checked: checked.load(Ordering::Relaxed),
         determinism_mismatches,
+    };
+    report.sort_findings();
+    report
+}
+
+impl ExploreReport {
+    /// Failing runs and mismatches in (scenario, seed) order, whichever thread or shard found them.
+    fn sort_findings(&mut self) {
+        self.failing.sort_by(|a, b| (&a.scenario, a.seed).cmp(&(&b.scenario, b.seed)));
+        self.determinism_mismatches.sort_by(|a, b| (&a.scenario, a.seed).cmp(&(&b.scenario, b.seed)));
     }
 }
 
@@ -289,8 +297,7 @@ pub fn merge(reports: &[ExploreReport]) -> Result<ExploreReport, MergeError> {
         out.sim_to_wall = (out.sim_to_wall * w0 + r.sim_to_wall * w1) / (w0 + w1).max(1e-9);
     }
     out.shards.sort();
-    out.failing.sort_by(|a, b| (&a.scenario, a.seed).cmp(&(&b.scenario, b.seed)));
-    out.determinism_mismatches.sort_by(|a, b| (&a.scenario, a.seed).cmp(&(&b.scenario, b.seed)));
+    out.sort_findings();
     out.seeds_per_sec = out.runs as f64 / (out.wall_ms as f64 / 1000.0).max(1e-9);
     Ok(out)
 }

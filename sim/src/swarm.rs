@@ -168,7 +168,8 @@ impl Swarm {
     pub fn draw(&self, s: &Scenario, seed: u64) -> Vec<(u64, String)> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(FAULT_STREAM);
-        let mut drawn: Vec<(u64, String)> = Vec::new();
+        // One group per fault: a pause and its resume are one fault, bounded together.
+        let mut drawn: Vec<Vec<(u64, String)>> = Vec::new();
         let mut busy_until: BTreeMap<String, u64> = BTreeMap::new();
         let workers = s.job.workers;
         let source = &s.job.vertices[0].name;
@@ -208,6 +209,7 @@ impl Swarm {
                         continue;
                     }
                     busy_until.insert(busy_key, at + lasting);
+                    let mut then = None;
                     let body = match name {
                         "worker_crash_probability" | "store_crash_probability" => {
                             format!("kind = \"crash\"\nnode = \"{subject}\"\nrestart_after_ms = {lasting}")
@@ -251,30 +253,20 @@ impl Swarm {
                         }
                         _ => {
                             debug_assert_eq!(name, "job_pause_probability");
-                            drawn.push((at + lasting, "kind = \"resume\"".to_string()));
+                            then = Some((at + lasting, "kind = \"resume\"".to_string()));
                             "kind = \"pause\"".to_string()
                         }
                     };
-                    drawn.push((at, body));
+                    drawn.push(std::iter::once((at, body)).chain(then).collect());
                 }
             }
             step = step_end;
         }
-        // A pause and its resume count as one fault: bound the pauses together.
-        let mut groups: Vec<Vec<(u64, String)>> = Vec::new();
-        for (at, body) in drawn {
-            if body == "kind = \"pause\"" {
-                let last = groups.pop().expect("a resume was pushed before its pause");
-                groups.push(vec![(at, body), last.into_iter().next().expect("one resume")]);
-            } else {
-                groups.push(vec![(at, body)]);
-            }
+        if drawn.len() > self.max_faults as usize {
+            drawn.shuffle(&mut rng);
+            drawn.truncate(self.max_faults as usize);
         }
-        if groups.len() > self.max_faults as usize {
-            groups.shuffle(&mut rng);
-            groups.truncate(self.max_faults as usize);
-        }
-        let mut faults: Vec<(u64, String)> = groups.into_iter().flatten().collect();
+        let mut faults: Vec<(u64, String)> = drawn.into_iter().flatten().collect();
         faults.sort_by_key(|(at, _)| *at);
         faults
     }

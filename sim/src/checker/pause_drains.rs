@@ -76,26 +76,22 @@ impl PauseDrains {
             self.violation(deadline, FailureClass::Liveness, detail);
         }
         let Some(since) = self.d3_since.filter(|_| !self.d3_flagged) else { return };
-        let late: Vec<(u64, String)> = self
-            .sources
-            .iter()
-            .filter(|(n, _, _)| self.cut_off.get(n).is_none_or(|c| *c == 0))
-            .map(|(n, r, a)| {
-                let from = since.max(self.reachable_since.get(n).copied().unwrap_or(0));
-                (from + STOP_BOUND_MS, format!("replica {r} on {n} (attempt {a})"))
-            })
-            .filter(|(deadline, _)| now_ms > *deadline)
-            .collect();
-        if let Some(first) = late.iter().map(|(d, _)| *d).min() {
-            self.d3_flagged = true;
-            let live: Vec<&str> = late.iter().map(|(_, s)| s.as_str()).collect();
-            let detail = format!(
-                "pause desired since {since} ms, but {STOP_BOUND_MS} ms later (counted from the heal of a node that \
-                 was cut off) the source still runs: {}",
-                live.join(", ")
-            );
-            self.violation(first, FailureClass::Safety, detail);
-        }
+        // This runs on every trace entry: find a late source without allocating; describe them only once one is.
+        let deadline = |n: &String| -> Option<u64> {
+            let reachable = self.cut_off.get(n).is_none_or(|c| *c == 0);
+            reachable.then(|| since.max(self.reachable_since.get(n).copied().unwrap_or(0)) + STOP_BOUND_MS)
+        };
+        let late = |(n, _, _): &&(String, u16, u32)| deadline(n).is_some_and(|d| now_ms > d);
+        let Some(first) = self.sources.iter().filter(late).filter_map(|(n, _, _)| deadline(n)).min() else { return };
+        let live: Vec<String> =
+            self.sources.iter().filter(late).map(|(n, r, a)| format!("replica {r} on {n} (attempt {a})")).collect();
+        self.d3_flagged = true;
+        let detail = format!(
+            "pause desired since {since} ms, but {STOP_BOUND_MS} ms later (counted from the heal of a node that was cut \
+             off) the source still runs: {}",
+            live.join(", ")
+        );
+        self.violation(first, FailureClass::Safety, detail);
     }
 
     /// Follows isolations and clogged links: which nodes the coordinator cannot reach, and since when it can again.
