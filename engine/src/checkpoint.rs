@@ -4,6 +4,7 @@
 //! A pure state machine: the job coordinator does the I/O (triggers, saves, notifications) and asks it what to do.
 
 use crate::canary::{Canaries, Canary};
+use crate::event::FailureCause;
 use crate::faults::FailReason;
 use crate::job::{CheckpointSpec, TaskId};
 use crate::net::{CheckpointStats, SavedCheckpoint};
@@ -26,10 +27,10 @@ pub enum FailureVerdict {
     /// Tolerated: go on (a failed final checkpoint is triggered again).
     Tolerated,
     /// More consecutive failures than tolerated: fail over (the restart strategy decides).
-    Failover(String),
+    Failover(FailureCause),
     /// Canary `batch-final-checkpoint-fails-job`: the checkpoint coordinator itself failed, and the job's end state
     /// follows it.
-    CoordinatorFailed(String),
+    CoordinatorFailed(FailureCause),
 }
 
 pub struct CheckpointCoordinator {
@@ -146,15 +147,12 @@ impl CheckpointCoordinator {
         }
         let n = self.consecutive_failures;
         let verdict = if self.batch && self.canaries.has(Canary::BatchFinalCheckpointFailsJob) {
-            FailureVerdict::CoordinatorFailed(format!(
-                "checkpoint coordinator failed: checkpoint {epoch} {}",
-                reason.name()
-            ))
+            FailureVerdict::CoordinatorFailed(FailureCause::CheckpointCoordinatorFailed { epoch })
         } else if n > self.spec.tolerable_failures {
-            FailureVerdict::Failover(format!(
-                "checkpoint tolerance exceeded: {n} consecutive failed checkpoints (tolerable {})",
-                self.spec.tolerable_failures
-            ))
+            // Flink's CheckpointFailureManager: over the tolerance, the count is cleared and the job fails over.
+            self.consecutive_failures = 0;
+            let tolerable = self.spec.tolerable_failures;
+            FailureVerdict::Failover(FailureCause::CheckpointTolerance { consecutive: n, tolerable })
         } else {
             FailureVerdict::Tolerated
         };

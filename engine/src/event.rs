@@ -2,6 +2,7 @@
 //!
 //! Events are facts, stated where they happen; checkers judge the engine from them and from the store's ledger.
 
+use crate::faults::FailReason;
 use crate::job::{RecordId, TaskId};
 use crate::status::JobStatus;
 use serde::{Deserialize, Serialize};
@@ -40,6 +41,45 @@ impl StoreResponse {
     }
 }
 
+/// Why the coordinator failed an attempt: typed, so that checkers match on it instead of parsing text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "cause")]
+pub enum FailureCause {
+    /// A worker that runs a task of the attempt sent no heartbeat within the worker timeout.
+    WorkerLost { worker: u16 },
+    /// A worker that ran a task of the attempt came back with a new incarnation (it lost its executions).
+    WorkerRestarted { worker: u16 },
+    /// An execution of the attempt reported that it failed.
+    TaskFailed { task: TaskId, why: String },
+    /// A worker refused to deploy a task of the attempt.
+    DeployRefused { task: TaskId, why: String },
+    /// More consecutive failed checkpoints than tolerated.
+    CheckpointTolerance { consecutive: u32, tolerable: u32 },
+    /// Canary `batch-final-checkpoint-fails-job`: one failed checkpoint failed the checkpoint coordinator.
+    CheckpointCoordinatorFailed { epoch: u64 },
+    /// A restart asked through the API (by the platform).
+    RestartRequested { why: String },
+}
+
+impl std::fmt::Display for FailureCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FailureCause::WorkerLost { worker } => write!(f, "worker-{worker} lost (no heartbeat)"),
+            FailureCause::WorkerRestarted { worker } => write!(f, "worker-{worker} restarted and lost its executions"),
+            FailureCause::TaskFailed { task, why } => write!(f, "{task} failed: {why}"),
+            FailureCause::DeployRefused { task, why } => write!(f, "deploy of {task} refused: {why}"),
+            FailureCause::CheckpointTolerance { consecutive, tolerable } => write!(
+                f,
+                "checkpoint tolerance exceeded: {consecutive} consecutive failed checkpoints (tolerable {tolerable})"
+            ),
+            FailureCause::CheckpointCoordinatorFailed { epoch } => {
+                write!(f, "checkpoint coordinator failed: checkpoint {epoch} failed")
+            }
+            FailureCause::RestartRequested { why } => write!(f, "restart requested: {why}"),
+        }
+    }
+}
+
 /// Everything the engine reports.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "event")]
@@ -57,10 +97,10 @@ pub enum Event {
         start_offsets: Vec<u64>,
         placement: Vec<(TaskId, u16)>,
     },
-    /// The coordinator decided that an execution or a worker failed.
+    /// The coordinator failed the attempt.
     FailureDetected {
         attempt: u32,
-        cause: String,
+        cause: FailureCause,
     },
     /// The restart strategy allowed a restart after `delay_ms`.
     RestartScheduled {
@@ -93,6 +133,7 @@ pub enum Event {
     /// The source sent the EOT of a partition; `end_offset` records precede it.
     SourceEot {
         attempt: u32,
+        task: TaskId,
         partition: u32,
         end_offset: u64,
     },
@@ -178,7 +219,8 @@ pub enum Event {
     CheckpointFailed {
         attempt: u32,
         epoch: u64,
-        reason: String,
+        reason: FailReason,
+        detail: String,
         consecutive: u32,
     },
     /// The coordinator restored an attempt from a checkpoint (0: none) and the source offsets it starts at.
@@ -227,6 +269,51 @@ pub enum Event {
         attempt: u32,
         task: TaskId,
         epoch: u64,
+    },
+
+    // ---- fault effects: emitted by the component where an injected fault takes effect ----
+    /// A worker or the store started: at boot, and after every restart (`incarnation` is drawn anew each time).
+    NodeStarted {
+        incarnation: u64,
+    },
+    /// A source sent a partition's EOT once more (an injected duplicate); `delivered` is false when its consumer had
+    /// already closed the stream after reading the first one.
+    EotDuplicated {
+        attempt: u32,
+        task: TaskId,
+        partition: u32,
+        end_offset: u64,
+        delivered: bool,
+    },
+    /// A source declined a checkpoint.
+    CheckpointDeclined {
+        attempt: u32,
+        task: TaskId,
+        epoch: u64,
+    },
+    /// A source withholds its acknowledgement of a checkpoint, so that the checkpoint expires.
+    CheckpointAckWithheld {
+        attempt: u32,
+        task: TaskId,
+        epoch: u64,
+    },
+    /// A task will acknowledge a checkpoint `by_ms` late.
+    CheckpointAckDelayed {
+        attempt: u32,
+        task: TaskId,
+        epoch: u64,
+        by_ms: u64,
+    },
+    /// Checkpoint storage refused to save a checkpoint (an I/O error).
+    CheckpointStorageFailed {
+        attempt: u32,
+        epoch: u64,
+    },
+    /// A worker carries out the cancellation of a live execution `by_ms` late.
+    CancelDelayed {
+        task: TaskId,
+        attempt: u32,
+        by_ms: u64,
     },
 
     // ---- platform ----

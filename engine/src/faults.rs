@@ -32,7 +32,8 @@ impl FailReason {
 }
 
 /// Which checkpoint's acknowledgements a delay applies to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum AckTarget {
     /// The first final checkpoint of a batch job.
     Final,

@@ -76,9 +76,13 @@ pub async fn run(
                     if p != partition {
                         return Err(StreamError::Protocol { partition, why: format!("EOT of partition {p}") });
                     }
-                    // The EOT goes downstream every time it comes: a duplicate is the consumer's to handle.
-                    outputs.get_mut(&partition).expect("an output per owned partition").send_eot().await?;
-                    ended.insert(partition);
+                    // The EOT goes downstream every time it comes: a duplicate is the consumer's to handle, and a
+                    // consumer that finished after the first one no longer reads (then the duplicate is dropped).
+                    let first = ended.insert(partition);
+                    let sent = outputs.get_mut(&partition).expect("an output per owned partition").send_eot().await;
+                    if first {
+                        sent?;
+                    }
                 }
                 InputEvent::Barrier { epoch } => {
                     outputs.get_mut(&partition).expect("an output per owned partition").send_barrier(epoch).await?;

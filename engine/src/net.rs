@@ -30,6 +30,13 @@ pub enum NodeName {
     Worker(u16),
 }
 
+/// A node serializes as its label (`worker-2`), as scenarios and traces name it.
+impl serde::Serialize for NodeName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.label())
+    }
+}
+
 impl NodeName {
     pub fn ip(self) -> IpAddr {
         match self {

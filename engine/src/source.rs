@@ -108,6 +108,9 @@ impl TaskIo {
     ) {
         let delay_ms = self.faults.ack_delay_ms(epoch, is_final);
         let (report, tracer, attempt, task) = (self.report.clone(), tracer.clone(), dep.attempt, dep.task);
+        if delay_ms > 0 {
+            tracer.emit(Event::CheckpointAckDelayed { attempt, task, epoch, by_ms: delay_ms });
+        }
         scope.spawn(async move {
             if delay_ms > 0 {
                 tokio::time::sleep(Duration::from_millis(delay_ms)).await;
@@ -192,7 +195,8 @@ pub async fn run(
         }
         let ack = tokio::select! {
             biased;
-            done = &mut emitters => {
+            // A replica that owns no partition has no emitter: it runs until a pause, or (batch) until it may finish.
+            done = &mut emitters, if !owned.is_empty() => {
                 done?;
                 return Ok(if control_rx.borrow().pause { TaskEnd::Paused } else { TaskEnd::Finished });
             }
@@ -203,6 +207,7 @@ pub async fn run(
                     let fate = io.faults.checkpoint_fate(epoch, triggered_ms);
                     if fate == Some(FailReason::Declined) {
                         io.report.lock().expect("report lock").decline(epoch, format!("source {} declined", dep.task));
+                        tracer.emit(Event::CheckpointDeclined { attempt: dep.attempt, task: dep.task, epoch });
                         None
                     } else {
                         expired.insert(epoch, fate == Some(FailReason::Expired));
@@ -224,7 +229,9 @@ pub async fn run(
         };
         // An expiring checkpoint is never acknowledged; the others are, as late as the fault plane says.
         if let Some((epoch, is_final, snapshot)) = ack {
-            if !expired.remove(&epoch).unwrap_or(false) {
+            if expired.remove(&epoch).unwrap_or(false) {
+                tracer.emit(Event::CheckpointAckWithheld { attempt: dep.attempt, task: dep.task, epoch });
+            } else {
                 let control = control_tx.clone();
                 io.ack_later(&mut scope, &tracer, &dep, epoch, is_final, snapshot, move || {
                     if is_final && early_finish {
@@ -258,6 +265,8 @@ async fn emit_partition(
     let mut injected = dep.restored_epoch;
     let mut eot_sent = false;
     let idle = Duration::from_millis(10).max(pace.unwrap_or_default());
+    // When the next record may go out (paced sources); a barrier or a pause does not wait for it.
+    let mut next_emit: Option<tokio::time::Instant> = None;
     loop {
         // A pending barrier goes out first; the offset it records is where a restore resumes.
         let now = *control.borrow_and_update();
@@ -288,6 +297,14 @@ async fn emit_partition(
             }
             return Ok(());
         }
+        if let Some(at) = next_emit.filter(|at| !eot_sent && *at > tokio::time::Instant::now()) {
+            tokio::select! {
+                biased;
+                changed = control.changed() => if changed.is_err() { return Ok(()); },
+                _ = tokio::time::sleep_until(at) => {}
+            }
+            continue;
+        }
         let quiet = streaming && rate == 0 && external.len(partition) > offset;
         match (!eot_sent && !quiet).then(|| external.read(partition, offset)).flatten() {
             Some(record) => {
@@ -295,14 +312,12 @@ async fn emit_partition(
                 out.send(record).await?;
                 tracer.emit(Event::Emitted { attempt, id: record.id });
                 offset += 1;
-                if let Some(pace) = pace {
-                    tokio::time::sleep(pace).await;
-                }
+                next_emit = pace.map(|pace| tokio::time::Instant::now() + pace);
                 continue;
             }
             None if !eot_sent && !quiet => {
                 out.send_eot().await?;
-                tracer.emit(Event::SourceEot { attempt, partition, end_offset: offset });
+                tracer.emit(Event::SourceEot { attempt, task: dep.task, partition, end_offset: offset });
                 eot_sent = true;
                 let mut report = shared.report.lock().expect("report lock");
                 report.ended_at.push((partition, offset));
@@ -315,8 +330,9 @@ async fn emit_partition(
         // Ended (or a streaming partition with no data): deliver extra EOTs while siblings run, follow barriers.
         if eot_sent {
             for _ in 0..external.take_extra_eots(partition) {
-                out.send_eot().await?;
-                tracer.emit(Event::SourceEot { attempt, partition, end_offset: offset });
+                // The consumer may be gone once it read the first EOT: a duplicate it can no longer read is no failure.
+                let delivered = out.send_eot().await.is_ok();
+                tracer.emit(Event::EotDuplicated { attempt, task: dep.task, partition, end_offset: offset, delivered });
             }
             if shared.running.load(Ordering::SeqCst) == 0 && !spec.final_checkpoint() {
                 return Ok(());

@@ -127,6 +127,7 @@ impl Ledger {
 
 /// Runs the store node: the control endpoint (fencing, checkpoint storage) and the sink streams.
 pub async fn run(ledger: Arc<Mutex<Ledger>>, tracer: Tracer, faults: Arc<FaultPlane>) {
+    tracer.emit(Event::NodeStarted { incarnation: madsim::rand::random() });
     let streams = {
         let (ledger, tracer) = (ledger.clone(), tracer.clone());
         tokio::spawn(async move { accept_streams(ledger, tracer).await })
@@ -151,6 +152,7 @@ pub async fn run(ledger: Arc<Mutex<Ledger>>, tracer: Tracer, faults: Arc<FaultPl
                     let io_error = faults.checkpoint_fate(epoch, u64::MAX) == Some(FailReason::IoError)
                         && l.latest.as_ref().is_none_or(|c| c.epoch < epoch);
                     let result = if io_error {
+                        tracer.emit(Event::CheckpointStorageFailed { attempt, epoch });
                         Err("checkpoint storage: I/O error".to_string())
                     } else {
                         l.save(attempt, checkpoint).map(|ids| {

@@ -36,6 +36,7 @@ struct Execution {
 pub async fn run(ctx: NodeContext, number: u16) {
     let tracer = ctx.tracer(&NodeName::Worker(number).label());
     let incarnation: u64 = madsim::rand::random();
+    tracer.emit(Event::NodeStarted { incarnation });
     let ctrl = CtrlEndpoint::bind().await.expect("worker control port is free");
     let registry: Registry = Arc::default();
     let timings = ctx.spec.timings;
@@ -121,6 +122,7 @@ fn stop(
         finish();
     } else {
         stopping.lock().expect("stopping lock").push((task, e.attempt, e.state.clone()));
+        tracer.emit(Event::CancelDelayed { task, attempt: e.attempt, by_ms: delay_ms });
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
             finish();

@@ -5,6 +5,7 @@
 //! source system.
 
 use crate::scenario::{kind_list, node_of, Ctx, RawFault, Scenario, ScenarioError};
+use serde::Serialize;
 use sluice_engine::faults::{AckTarget, FailReason};
 use sluice_engine::net::NodeName;
 use sluice_engine::VertexKind;
@@ -79,22 +80,43 @@ impl FaultKind {
                                      fail-checkpoint, delay-checkpoint-ack, slow-cancel, pause, resume";
 }
 
-/// One step of the timeline.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One step of the timeline: what the sim does at an instant. Recorded in the trace as a typed event, so checkers
+/// match on variants (never on text).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "action")]
 pub enum Action {
+    /// The external source ends this partition now.
     EndPartition {
         partition: u32,
     },
+    /// The external source delivers this partition's EOT once more.
     DuplicateEot {
         partition: u32,
     },
-    Kill(NodeName),
-    Restart(NodeName),
+    /// Kill the node: all its tasks and sockets.
+    Crash {
+        node: NodeName,
+    },
+    /// Start the node again with empty memory (a live node is killed first).
+    Restart {
+        node: NodeName,
+    },
     /// Clog every link of the node, both ways.
-    Isolate(NodeName),
-    Heal(NodeName),
-    ClogLink(NodeName, NodeName),
-    UnclogLink(NodeName, NodeName),
+    Isolate {
+        node: NodeName,
+    },
+    Heal {
+        node: NodeName,
+    },
+    /// Clog the one-way link.
+    Clog {
+        from: NodeName,
+        to: NodeName,
+    },
+    Unclog {
+        from: NodeName,
+        to: NodeName,
+    },
     FailCheckpoints {
         reason: FailReason,
         count: u32,
@@ -107,10 +129,10 @@ pub enum Action {
         worker: u16,
         by_ms: u64,
     },
-    /// Ask the coordinator, through the client, to pause (`true`) or resume.
-    SetPhase {
-        pause: bool,
-    },
+    /// Ask the coordinator, through the client, to pause.
+    Pause,
+    /// Ask the coordinator, through the client, to resume.
+    Resume,
 }
 
 impl Action {
@@ -118,21 +140,37 @@ impl Action {
         match self {
             Action::EndPartition { partition } => format!("end-partition {partition}"),
             Action::DuplicateEot { partition } => format!("duplicate-eot {partition}"),
-            Action::Kill(n) => format!("crash {}", n.label()),
-            Action::Restart(n) => format!("restart {}", n.label()),
-            Action::Isolate(n) => format!("isolate {}", n.label()),
-            Action::Heal(n) => format!("heal {}", n.label()),
-            Action::ClogLink(a, b) => format!("clog {} -> {}", a.label(), b.label()),
-            Action::UnclogLink(a, b) => format!("unclog {} -> {}", a.label(), b.label()),
+            Action::Crash { node } => format!("crash {}", node.label()),
+            Action::Restart { node } => format!("restart {}", node.label()),
+            Action::Isolate { node } => format!("isolate {}", node.label()),
+            Action::Heal { node } => format!("heal {}", node.label()),
+            Action::Clog { from, to } => format!("clog {} -> {}", from.label(), to.label()),
+            Action::Unclog { from, to } => format!("unclog {} -> {}", from.label(), to.label()),
             Action::FailCheckpoints { reason, count } => format!("fail-checkpoint {} x{count}", reason.name()),
             Action::DelayAcks { checkpoint, by_ms } => match checkpoint {
                 AckTarget::Final => format!("delay-checkpoint-ack final by {by_ms} ms"),
                 AckTarget::Epoch(n) => format!("delay-checkpoint-ack {n} by {by_ms} ms"),
             },
             Action::SlowCancel { worker, by_ms } => format!("slow-cancel worker-{worker} by {by_ms} ms"),
-            Action::SetPhase { pause: true } => "pause".into(),
-            Action::SetPhase { pause: false } => "resume".into(),
+            Action::Pause => "pause".into(),
+            Action::Resume => "resume".into(),
         }
+    }
+
+    /// The nodes this action crashes, restarts, cuts off or reconnects (none for the other faults).
+    pub fn nodes(&self) -> Vec<NodeName> {
+        match self {
+            Action::Crash { node } | Action::Restart { node } | Action::Isolate { node } | Action::Heal { node } => {
+                vec![*node]
+            }
+            Action::Clog { from, to } | Action::Unclog { from, to } => vec![*from, *to],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether the action disrupts nodes or links (a crash, restart, isolation, heal, clog or unclog).
+    pub fn is_disruptive(&self) -> bool {
+        !self.nodes().is_empty()
     }
 }
 
@@ -145,26 +183,26 @@ pub fn timeline(faults: &[Fault]) -> Vec<(u64, Action)> {
             FaultKind::EndPartition { partition, .. } => out.push((t, Action::EndPartition { partition: *partition })),
             FaultKind::DuplicateEot { partition, .. } => out.push((t, Action::DuplicateEot { partition: *partition })),
             FaultKind::Crash { node, restart_after_ms } => {
-                out.push((t, Action::Kill(*node)));
+                out.push((t, Action::Crash { node: *node }));
                 if let Some(after) = restart_after_ms {
-                    out.push((t + after, Action::Restart(*node)));
+                    out.push((t + after, Action::Restart { node: *node }));
                 }
             }
-            FaultKind::Restart { node } => out.push((t, Action::Restart(*node))),
+            FaultKind::Restart { node } => out.push((t, Action::Restart { node: *node })),
             FaultKind::Isolate { nodes, heal_after_ms } => {
-                out.extend(nodes.iter().map(|n| (t, Action::Isolate(*n))));
+                out.extend(nodes.iter().map(|n| (t, Action::Isolate { node: *n })));
                 if let Some(after) = heal_after_ms {
-                    out.extend(nodes.iter().map(|n| (t + after, Action::Heal(*n))));
+                    out.extend(nodes.iter().map(|n| (t + after, Action::Heal { node: *n })));
                 }
             }
-            FaultKind::Heal { nodes } => out.extend(nodes.iter().map(|n| (t, Action::Heal(*n)))),
+            FaultKind::Heal { nodes } => out.extend(nodes.iter().map(|n| (t, Action::Heal { node: *n }))),
             FaultKind::Clog { from, to, heal_after_ms } => {
-                out.push((t, Action::ClogLink(*from, *to)));
+                out.push((t, Action::Clog { from: *from, to: *to }));
                 if let Some(after) = heal_after_ms {
-                    out.push((t + after, Action::UnclogLink(*from, *to)));
+                    out.push((t + after, Action::Unclog { from: *from, to: *to }));
                 }
             }
-            FaultKind::Unclog { from, to } => out.push((t, Action::UnclogLink(*from, *to))),
+            FaultKind::Unclog { from, to } => out.push((t, Action::Unclog { from: *from, to: *to })),
             FaultKind::FailCheckpoint { reason, count } => {
                 out.push((t, Action::FailCheckpoints { reason: *reason, count: *count }))
             }
@@ -174,8 +212,8 @@ pub fn timeline(faults: &[Fault]) -> Vec<(u64, Action)> {
             FaultKind::SlowCancel { worker, by_ms } => {
                 out.push((t, Action::SlowCancel { worker: *worker, by_ms: *by_ms }))
             }
-            FaultKind::Pause => out.push((t, Action::SetPhase { pause: true })),
-            FaultKind::Resume => out.push((t, Action::SetPhase { pause: false })),
+            FaultKind::Pause => out.push((t, Action::Pause)),
+            FaultKind::Resume => out.push((t, Action::Resume)),
         }
     }
     out.sort_by_key(|(t, _)| *t);
@@ -199,37 +237,28 @@ pub fn liveness_start_ms(actions: &[(u64, Action)], workers: u16) -> Option<u64>
     let mut was_healthy = true;
     for (t, a) in actions {
         match a {
-            Action::Kill(n) => {
-                down.insert(*n);
+            Action::Crash { node } => {
+                down.insert(*node);
             }
-            Action::Restart(n) => {
-                down.remove(n);
+            Action::Restart { node } => {
+                down.remove(node);
             }
-            Action::Isolate(n) => {
-                isolated.insert(*n);
+            Action::Isolate { node } => {
+                isolated.insert(*node);
             }
-            Action::Heal(n) => {
-                isolated.remove(n);
+            Action::Heal { node } => {
+                isolated.remove(node);
             }
-            Action::ClogLink(a, b) => {
-                clogged.insert((*a, *b));
+            Action::Clog { from, to } => {
+                clogged.insert((*from, *to));
             }
-            Action::UnclogLink(a, b) => {
-                clogged.remove(&(*a, *b));
+            Action::Unclog { from, to } => {
+                clogged.remove(&(*from, *to));
             }
             _ => {}
         }
         let now_healthy = healthy(&down, &isolated, &clogged);
-        let disruptive = matches!(
-            a,
-            Action::Kill(_)
-                | Action::Restart(_)
-                | Action::Isolate(_)
-                | Action::Heal(_)
-                | Action::ClogLink(..)
-                | Action::UnclogLink(..)
-        );
-        if now_healthy && disruptive {
+        if now_healthy && a.is_disruptive() {
             // Any disruption (even one the cluster survives, like losing a worker) restarts the liveness clock.
             start = Some(*t);
         } else if !now_healthy {
@@ -424,12 +453,15 @@ mod tests {
     #[test]
     fn liveness_starts_after_the_last_heal() {
         let w1 = NodeName::Worker(1);
-        let acts =
-            vec![(100, Action::Kill(w1)), (500, Action::Restart(w1)), (700, Action::EndPartition { partition: 0 })];
+        let acts = vec![
+            (100, Action::Crash { node: w1 }),
+            (500, Action::Restart { node: w1 }),
+            (700, Action::EndPartition { partition: 0 }),
+        ];
         assert_eq!(liveness_start_ms(&acts, 2), Some(500));
         assert_eq!(liveness_start_ms(&acts[..1], 2), Some(100), "losing one of two workers is survivable");
         assert_eq!(liveness_start_ms(&acts[..1], 1), None, "losing the only worker is not");
-        let iso = vec![(10, Action::Isolate(NodeName::Store))];
+        let iso = vec![(10, Action::Isolate { node: NodeName::Store })];
         assert_eq!(liveness_start_ms(&iso, 2), None);
         assert_eq!(liveness_start_ms(&[], 1), Some(0));
     }

@@ -3,14 +3,14 @@
 use crate::checker::{self, End, FailureClass, Setup, Violation};
 use crate::scenario::Scenario;
 use crate::swarm::{instantiate, SwarmMode};
-use crate::trace::{trace_hash, TraceEntry, TraceEvent};
+use crate::trace::{trace_hash, TraceEntry, TraceEvent, TraceRecorder};
 use crate::world::simulate;
 use serde::Serialize;
 use sluice_engine::{Canaries, Canary, Event, JobStatus};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Once;
+use std::sync::{Arc, Once};
 use std::time::Instant;
 
 /// Invariant name of a run that ended in an engine panic (an `assert!` that only a bug can trip).
@@ -100,7 +100,8 @@ pub fn run_as_is(scenario: &Scenario, seed: u64, canaries: &[Canary]) -> RunRepo
     let set: Canaries = canaries.iter().copied().collect();
     let wall = Instant::now();
     IN_SIM.with(|f| *f.borrow_mut() = true);
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| simulate(scenario, seed, set)));
+    let recorder = Arc::new(TraceRecorder::default());
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| simulate(scenario, seed, set, recorder.clone())));
     IN_SIM.with(|f| *f.borrow_mut() = false);
     let wall_ms = wall.elapsed().as_millis() as u64;
     let canaries: Vec<String> = set.list().iter().map(|c| c.name().to_string()).collect();
@@ -108,25 +109,29 @@ pub fn run_as_is(scenario: &Scenario, seed: u64, canaries: &[Canary]) -> RunRepo
         Ok(o) => o,
         Err(_) => {
             let message = PANIC_MESSAGE.with(|m| m.borrow_mut().take()).unwrap_or_else(|| "panic".into());
+            // The trace up to the assertion is kept: it is what a person replaying the failure reads.
+            let trace = recorder.take();
+            let at_ms = trace.last().map_or(0, |e| e.at_ms());
             return RunReport {
                 scenario: scenario.name.clone(),
                 seed,
                 canaries,
                 verdict: Verdict::Fail,
-                violations: vec![Violation::new(ENGINE_PANIC, 0, FailureClass::Crash, message)],
+                violations: vec![Violation::new(ENGINE_PANIC, at_ms, FailureClass::Crash, message)],
                 status: None,
                 drained_on_pause: false,
                 produced: 0,
                 delivered: 0,
-                trace_hash: String::new(),
-                sim_ms: 0,
+                trace_hash: trace_hash(&trace),
+                sim_ms: at_ms,
                 wall_ms,
                 swarm: None,
-                trace: Vec::new(),
+                trace,
             };
         }
     };
-    let setup = Setup::of(scenario);
+    let mut setup = Setup::of(scenario);
+    setup.canaries = set.list();
     let end = End { end_ms: outcome.sim_ms, final_status: outcome.status, ledger: &outcome.ledger };
     let violations = checker::check(&setup, &outcome.trace, &end);
     let produced = outcome

@@ -5,12 +5,13 @@
 //! maps), each followed by `\n`; printed as 32 hex digits. A change to the format bumps the version, so hashes of
 //! different formats never compare equal.
 
+use crate::fault::Action;
 use serde::Serialize;
 use sluice_engine::{Event, JobStatus, Recorder};
 use std::sync::Mutex;
 
 /// Version of the canonical trace serialization.
-pub const TRACE_FORMAT_VERSION: u32 = 2;
+pub const TRACE_FORMAT_VERSION: u32 = 3;
 
 /// What a trace entry records.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -18,8 +19,8 @@ pub const TRACE_FORMAT_VERSION: u32 = 2;
 pub enum TraceEvent {
     /// Emitted by the engine.
     Engine(Event),
-    /// A fault action the sim applied.
-    Fault { action: String },
+    /// A fault action the sim applied (typed: `{"source":"fault","action":"crash","node":"worker-1"}`).
+    Fault(Action),
     /// The status the client read through the coordinator's API, with its `drained_on_pause`.
     Observed { status: JobStatus, drained_on_pause: bool },
 }
@@ -85,7 +86,7 @@ pub fn render(entries: &[TraceEntry]) -> String {
     for e in entries {
         let what = match &e.event {
             TraceEvent::Engine(ev) => serde_json::to_string(ev).expect("events serialize"),
-            TraceEvent::Fault { action } => format!("FAULT {action}"),
+            TraceEvent::Fault(action) => format!("FAULT {}", action.describe()),
             TraceEvent::Observed { status, drained_on_pause: false } => format!("client reads {status}"),
             TraceEvent::Observed { status, drained_on_pause: true } => {
                 format!("client reads {status} (drained on pause)")
@@ -144,7 +145,7 @@ pub fn summary(entries: &[TraceEntry]) -> String {
                 }
                 serde_json::to_string(ev).expect("events serialize")
             }
-            TraceEvent::Fault { action } => format!("FAULT {action}"),
+            TraceEvent::Fault(action) => format!("FAULT {}", action.describe()),
             TraceEvent::Observed { status, drained_on_pause: false } => format!("client reads {status}"),
             TraceEvent::Observed { status, drained_on_pause: true } => {
                 format!("client reads {status} (drained on pause)")
@@ -165,13 +166,15 @@ mod tests {
 
     #[test]
     fn hash_is_stable_and_sensitive() {
-        let a = vec![TraceEntry { at_us: 5, node: "sim".into(), event: TraceEvent::Fault { action: "x".into() } }];
+        let a = vec![TraceEntry { at_us: 5, node: "sim".into(), event: TraceEvent::Fault(Action::Pause) }];
         let mut b = a.clone();
         assert_eq!(trace_hash(&a), trace_hash(&b));
         b[0].at_us = 6;
         assert_ne!(trace_hash(&a), trace_hash(&b));
         assert_eq!(trace_hash(&a).len(), 32);
-        assert!(render(&a).contains("FAULT x"));
-        assert!(summary(&a).starts_with("        0 ms sim          FAULT x\n"), "{}", summary(&a));
+        assert!(render(&a).contains("FAULT pause"));
+        assert!(summary(&a).starts_with("        0 ms sim          FAULT pause\n"), "{}", summary(&a));
+        let line = serde_json::to_string(&a[0]).unwrap();
+        assert_eq!(line, r#"{"at_us":5,"node":"sim","event":{"source":"fault","action":"pause"}}"#);
     }
 }

@@ -48,9 +48,9 @@ fn net_config(s: &Scenario) -> madsim::Config {
     config
 }
 
-/// Runs `scenario` under `seed` with `canaries` switched on. Panics of the engine propagate to the caller.
-pub fn simulate(scenario: &Scenario, seed: u64, canaries: Canaries) -> Outcome {
-    let recorder = Arc::new(TraceRecorder::default());
+/// Runs `scenario` under `seed` with `canaries` switched on, recording into `recorder`. Panics of the engine propagate
+/// to the caller; what was recorded up to the panic stays in `recorder`.
+pub fn simulate(scenario: &Scenario, seed: u64, canaries: Canaries, recorder: Arc<TraceRecorder>) -> Outcome {
     let ctx = NodeContext::new(scenario.job.clone(), canaries, recorder.clone());
     let ledger = ctx.ledger.clone();
     let rt = Runtime::with_seed_and_config(seed, net_config(scenario));
@@ -124,7 +124,7 @@ async fn supervise(
         while next < actions.len() && actions[next].0 <= now {
             let action = &actions[next].1;
             apply(action, &handle, &nodes, &ctx, &client);
-            recorder.push("sim", TraceEvent::Fault { action: action.describe() });
+            recorder.push("sim", TraceEvent::Fault(action.clone()));
             next += 1;
         }
         let settle_ms = SETTLE_MS + scenario.expect.quiescent_within_ms;
@@ -155,27 +155,27 @@ fn apply(
     match action {
         Action::EndPartition { partition } => ctx.external.end_partition(*partition),
         Action::DuplicateEot { partition } => ctx.external.duplicate_eot(*partition),
-        Action::Kill(n) => handle.kill(id(n)),
-        Action::Restart(n) => {
+        Action::Crash { node } => handle.kill(id(node)),
+        Action::Restart { node } => {
             // madsim's restart keeps a live node's sockets bound; a kill first makes it a crash and a fresh start.
-            handle.kill(id(n));
-            handle.restart(id(n));
+            handle.kill(id(node));
+            handle.restart(id(node));
         }
-        Action::Isolate(n) => net.clog_node(id(n)),
-        Action::Heal(n) => net.unclog_node(id(n)),
-        Action::ClogLink(a, b) => net.clog_link(id(a), id(b)),
-        Action::UnclogLink(a, b) => net.unclog_link(id(a), id(b)),
+        Action::Isolate { node } => net.clog_node(id(node)),
+        Action::Heal { node } => net.unclog_node(id(node)),
+        Action::Clog { from, to } => net.clog_link(id(from), id(to)),
+        Action::Unclog { from, to } => net.unclog_link(id(from), id(to)),
         Action::FailCheckpoints { reason, count } => {
             let now_ms = madsim::time::TimeHandle::current().elapsed().as_millis() as u64;
             ctx.faults.fail_checkpoints(now_ms, *reason, *count)
         }
         Action::DelayAcks { checkpoint, by_ms } => ctx.faults.delay_acks(*checkpoint, *by_ms),
         Action::SlowCancel { worker, by_ms } => ctx.faults.slow_cancel(*worker, *by_ms),
-        Action::SetPhase { pause } => {
+        Action::Pause | Action::Resume => {
             let mut c = client.lock().expect("client lock");
             c.next_request += 1;
             let id = c.next_request;
-            c.requests.push((id, *pause));
+            c.requests.push((id, *action == Action::Pause));
         }
     }
 }

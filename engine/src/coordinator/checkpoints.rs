@@ -110,8 +110,7 @@ impl Coordinator {
         let attempt = self.attempt;
         let Some(cc) = self.checkpoints.as_mut() else { return };
         let Some((consecutive, verdict)) = cc.on_failed(epoch, reason, detail, now) else { return };
-        let reason_text = format!("{}: {detail}", reason.name());
-        self.tracer.emit(Event::CheckpointFailed { attempt, epoch, reason: reason_text, consecutive });
+        self.tracer.emit(Event::CheckpointFailed { attempt, epoch, reason, detail: detail.to_string(), consecutive });
         match verdict {
             FailureVerdict::Tolerated => {}
             FailureVerdict::Failover(cause) => self.fail_attempt(cause, Decide::Checkpoints),

@@ -18,7 +18,7 @@ mod pausing;
 
 use crate::canary::Canary;
 use crate::checkpoint::CheckpointCoordinator;
-use crate::event::{Event, Tracer};
+use crate::event::{Event, FailureCause, Tracer};
 use crate::job::{JobSpec, Mode, TaskId};
 use crate::lifecycle::Lifecycle;
 use crate::net::{Ctrl, CtrlEndpoint, Deployment, ExecReport, ExecState, NodeName, SavedCheckpoint};
@@ -209,7 +209,7 @@ impl Coordinator {
             {
                 self.tracer.emit(Event::RestartRequested { cause: cause.clone() });
                 if matches!(self.phase, Phase::Deployed { .. }) {
-                    self.fail_attempt(format!("restart requested: {cause}"), Decide::Restart);
+                    self.fail_attempt(FailureCause::RestartRequested { why: cause }, Decide::Restart);
                 }
             }
             _ => {}
@@ -223,7 +223,7 @@ impl Coordinator {
         if restarted {
             if let Phase::Deployed { deployments } = &self.phase {
                 if deployments.iter().any(|d| d.placement.get(&d.task) == Some(&worker)) {
-                    self.fail_attempt(format!("worker-{worker} restarted and lost its executions"), Decide::Strategy);
+                    self.fail_attempt(FailureCause::WorkerRestarted { worker }, Decide::Strategy);
                 }
             }
         }
@@ -231,6 +231,11 @@ impl Coordinator {
 
     async fn on_tick(&mut self) {
         let now = self.now_ms();
+        if let Some(below) = self.stale_below() {
+            // Whatever the phase, a worker that reports an execution of a stale attempt (it was cut off when the
+            // cancel went out, or its cancel was lost) is told again: fenced or not, a zombie must end.
+            self.cancel_stale(below).await;
+        }
         match &mut self.phase {
             Phase::Gathering => {
                 let seen = self.alive_workers().len();
@@ -252,10 +257,6 @@ impl Coordinator {
             Phase::Paused => {
                 if !self.lifecycle.desired_paused {
                     self.resume();
-                } else {
-                    // Nothing runs while paused: an execution a lost worker kept (its cancel never arrived) is told
-                    // again once the worker is heard from.
-                    self.cancel_stale(self.next_attempt()).await;
                 }
             }
             Phase::Deployed { .. } => self.watch_attempt().await,
@@ -356,14 +357,14 @@ impl Coordinator {
         for d in &deployments {
             let worker = *d.placement.get(&d.task).expect("placed");
             if !alive.contains(&worker) {
-                return self.fail_attempt(format!("worker-{worker} lost (no heartbeat)"), Decide::Strategy);
+                return self.fail_attempt(FailureCause::WorkerLost { worker }, Decide::Strategy);
             }
             match self.reported(d).map(|r| r.state.clone()) {
-                Some(ExecState::Failed(cause)) => {
-                    return self.fail_attempt(format!("{} failed: {cause}", d.task), Decide::Strategy);
+                Some(ExecState::Failed(why)) => {
+                    return self.fail_attempt(FailureCause::TaskFailed { task: d.task, why }, Decide::Strategy);
                 }
                 Some(ExecState::Refused(why)) => {
-                    return self.fail_attempt(format!("deploy of {} refused: {why}", d.task), Decide::Strategy);
+                    return self.fail_attempt(FailureCause::DeployRefused { task: d.task, why }, Decide::Strategy);
                 }
                 Some(ExecState::Finished) => {
                     finished += 1;
@@ -374,7 +375,6 @@ impl Coordinator {
                 None => self.ctrl.send(d.worker_of(d.task), Ctrl::Deploy(d.clone())).await,
             }
         }
-        self.cancel_stale(self.attempt).await;
         if finished == deployments.len() {
             self.set_status(JobStatus::Finished, "all tasks finished");
             self.phase = Phase::Terminal { resends_left: 0 };
@@ -403,9 +403,10 @@ impl Coordinator {
     }
 
     /// Fails the current attempt: the old executions are cancelled and awaited, then the job restarts or fails.
-    fn fail_attempt(&mut self, cause: String, decide: Decide) {
+    fn fail_attempt(&mut self, failure: FailureCause, decide: Decide) {
         let now = self.now_ms();
-        self.tracer.emit(Event::FailureDetected { attempt: self.attempt, cause: cause.clone() });
+        let cause = failure.to_string();
+        self.tracer.emit(Event::FailureDetected { attempt: self.attempt, cause: failure });
         let decision = match decide {
             Decide::Strategy | Decide::Checkpoints => self.restart.on_failure(now),
             Decide::Restart => Ok(0),
@@ -483,7 +484,15 @@ impl Coordinator {
     fn finish_failure(&mut self, then: Then, note: String) {
         let now = self.now_ms();
         match then {
-            Then::Pause { drained, cause } => self.enter_paused(drained, &cause),
+            Then::Pause { drained, cause } if self.lifecycle.desired_paused => self.enter_paused(drained, &cause),
+            Then::Pause { .. } => {
+                // Resumed while the pause's cancellations were being confirmed: the pause is given up, as a resume
+                // before PAUSED always is; the new attempt restores where the drained one stopped.
+                let changed = self.lifecycle.resumed();
+                self.emit_drained_flag(changed);
+                self.set_status(JobStatus::Restarting, "resumed before the pause completed");
+                self.begin_attempt();
+            }
             Then::Restart { delay_ms } => self.phase = Phase::Delaying { until_ms: now + delay_ms },
             Then::Fail { cause } => {
                 let cause = if note.is_empty() { cause } else { format!("{cause}; {note}") };
@@ -502,6 +511,16 @@ impl Coordinator {
                     self.finish_failure(Then::Fail { cause }, note);
                 }
             }
+        }
+    }
+
+    /// Executions of attempts below this are stale in the current phase: `None` while gathering (nothing ran yet) and
+    /// while cancelling (the phase itself re-sends its cancels).
+    fn stale_below(&self) -> Option<u32> {
+        match self.phase {
+            Phase::Gathering | Phase::Canceling { .. } => None,
+            Phase::Fencing | Phase::Deployed { .. } | Phase::Settling { .. } => Some(self.attempt),
+            Phase::Delaying { .. } | Phase::Paused | Phase::Terminal { .. } => Some(self.next_attempt()),
         }
     }
 

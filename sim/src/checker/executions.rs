@@ -3,6 +3,7 @@
 //! An execution is live from its `execution-started` until its `execution-ended`, a crash of its node, or the store
 //! fencing its attempt (a fenced execution can no longer change the ledger).
 
+use crate::fault::Action;
 use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::{Event, TaskId};
 use std::collections::BTreeMap;
@@ -36,12 +37,10 @@ impl Executions {
                 self.running.remove(&ExecutionKey { node: entry.node.clone(), task: *task, attempt: *attempt });
             }
             TraceEvent::Engine(Event::Fenced { attempt, .. }) => self.fenced_below = self.fenced_below.max(*attempt),
-            TraceEvent::Fault { action } => {
-                // A crash (or a restart, which crashes a live node first) ends everything on the node.
-                let node = action.strip_prefix("crash ").or_else(|| action.strip_prefix("restart "));
-                if let Some(node) = node {
-                    self.running.retain(|k, _| k.node != node);
-                }
+            // A crash (or a restart, which crashes a live node first) ends everything on the node.
+            TraceEvent::Fault(Action::Crash { node } | Action::Restart { node }) => {
+                let node = node.label();
+                self.running.retain(|k, _| k.node != node);
             }
             _ => {}
         }

@@ -3,25 +3,36 @@
 //! Checkers judge from the trace and the ledger, never from engine internals. Every checker has a test that shows it
 //! failing and one that shows it passing.
 
+pub mod config;
 mod eventually_terminal;
 mod exactly_once;
 mod executions;
 mod expected_status;
+mod failures_explained;
+mod faults_take_effect;
 mod partition_progress;
 mod pause_drains;
+mod production_matches_config;
 mod restart_policy_honored;
 mod single_live_execution;
 mod status_matches_ledger;
+mod status_transitions;
+mod superseded_executions_end;
 mod terminal_is_quiescent;
 
 pub use eventually_terminal::EventuallyTerminal;
 pub use exactly_once::ExactlyOnce;
 pub use expected_status::ExpectedStatus;
+pub use failures_explained::FailuresExplained;
+pub use faults_take_effect::FaultsTakeEffect;
 pub use partition_progress::PartitionProgress;
 pub use pause_drains::PauseDrains;
+pub use production_matches_config::ProductionMatchesConfig;
 pub use restart_policy_honored::RestartPolicyHonored;
 pub use single_live_execution::SingleLiveExecution;
 pub use status_matches_ledger::StatusMatchesLedger;
+pub use status_transitions::StatusTransitions;
+pub use superseded_executions_end::SupersededExecutionsEnd;
 pub use terminal_is_quiescent::TerminalIsQuiescent;
 
 use crate::scenario::Scenario;
@@ -70,8 +81,16 @@ pub struct Setup {
     pub mode: Mode,
     pub delivery: Delivery,
     pub partitions: u32,
-    /// Records each source partition holds at the start (an early end lowers it; the trace says so).
+    /// Records each source partition holds at the start (an early end lowers it; the trace says so); `u64::MAX` for
+    /// a streaming partition. Computed by [`config::shares`] from the scenario's `records` and `skew`.
     pub initial_records: Vec<u64>,
+    /// Records per second each source partition emits at most (0: unpaced in batch, no data in streaming).
+    pub rates_per_sec: Vec<u64>,
+    pub workers: u16,
+    /// The network's loss rate.
+    pub loss: f64,
+    /// Canaries switched on for the run (a failure a canary causes is explained by it).
+    pub canaries: Vec<sluice_engine::Canary>,
     pub duration_ms: u64,
     /// From when liveness is judged; `None`: never (a fault is never healed).
     pub liveness_start_ms: Option<u64>,
@@ -94,11 +113,20 @@ pub struct Setup {
 impl Setup {
     pub fn of(s: &Scenario) -> Setup {
         let actions = crate::fault::timeline(&s.faults);
+        let split = config::shares(s.source.records, &s.source.skew);
+        let (initial_records, rates_per_sec) = match (s.job.mode, s.source.rate_per_sec) {
+            (Mode::Batch, Some(rate)) => (split, vec![rate; s.job.partitions as usize]),
+            _ => (vec![u64::MAX; s.job.partitions as usize], split),
+        };
         Setup {
             mode: s.job.mode,
             delivery: s.job.delivery,
             partitions: s.job.partitions,
-            initial_records: s.partition_records().to_vec(),
+            initial_records,
+            rates_per_sec,
+            workers: s.job.workers,
+            loss: s.network.loss,
+            canaries: Vec::new(),
             duration_ms: s.duration_ms,
             liveness_start_ms: crate::fault::liveness_start_ms(&actions, s.job.workers),
             progress_within_ms: s.expect.progress_within_ms,
@@ -144,6 +172,11 @@ pub fn all(setup: &Setup) -> Vec<Box<dyn Checker>> {
         Box::new(SingleLiveExecution::new(setup)),
         Box::new(RestartPolicyHonored::new(setup)),
         Box::new(PauseDrains::new(setup)),
+        Box::new(ProductionMatchesConfig::new(setup)),
+        Box::new(FaultsTakeEffect::new(setup)),
+        Box::new(FailuresExplained::new(setup)),
+        Box::new(StatusTransitions::new(setup)),
+        Box::new(SupersededExecutionsEnd::new(setup)),
     ]
 }
 
@@ -172,7 +205,11 @@ pub(crate) mod tests_support {
             mode: Mode::Batch,
             delivery: Delivery::ExactlyOnce,
             partitions: records.len() as u32,
+            rates_per_sec: vec![0; records.len()],
             initial_records: records,
+            workers: 2,
+            loss: 0.0,
+            canaries: Vec::new(),
             duration_ms: 100_000,
             liveness_start_ms: Some(0),
             progress_within_ms: 1_000,
@@ -189,12 +226,12 @@ pub(crate) mod tests_support {
         }
     }
 
-    pub fn fault(ms: u64, action: &str) -> TraceEntry {
-        TraceEntry {
-            at_us: ms * 1000,
-            node: "sim".into(),
-            event: crate::trace::TraceEvent::Fault { action: action.into() },
-        }
+    pub fn fault(ms: u64, action: crate::fault::Action) -> TraceEntry {
+        TraceEntry { at_us: ms * 1000, node: "sim".into(), event: TraceEvent::Fault(action) }
+    }
+
+    pub fn worker(n: u16) -> sluice_engine::net::NodeName {
+        sluice_engine::net::NodeName::Worker(n)
     }
 
     pub fn at(ms: u64, node: &str, event: Event) -> TraceEntry {

@@ -1,6 +1,7 @@
 //! `pause-drains` (class D):
 //! - D1: a pause requested at t0 with nothing in flight ⇒ by t0 + grace, PAUSED with `drained_on_pause = true`
-//!   (unless a node fault or a failover intervenes, or a resume comes first);
+//!   (unless a crash, isolation or clog of the store, the coordinator or a worker that runs the current attempt, or a
+//!   failover, intervenes, or a resume comes first);
 //! - D2: `drained_on_pause = true` ⇒ at that instant no source execution runs and every record emitted was
 //!   acknowledged by the store; the flag is false whenever the job is RUNNING again (as the coordinator reports it and
 //!   as the API shows it);
@@ -9,6 +10,7 @@
 //!   isolated worker's executions cannot be told to stop until it is reachable again).
 
 use super::{Checker, End, FailureClass, Setup, Violation};
+use crate::fault::Action;
 use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::{Event, JobStatus, RecordId};
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,8 +28,9 @@ pub struct PauseDrains {
     emitted: BTreeSet<RecordId>,
     acked: BTreeSet<RecordId>,
     in_flight: u64,
-    /// The current attempt (the last deployed).
+    /// The current attempt (the last deployed), and the workers it was placed on.
     attempt: u32,
+    placed: BTreeSet<String>,
     /// Live source executions: (node, replica, attempt).
     sources: BTreeSet<(String, u16, u32)>,
     /// D1: (requested at, deadline) of a pause requested with nothing in flight.
@@ -52,6 +55,7 @@ impl PauseDrains {
             acked: BTreeSet::new(),
             in_flight: 0,
             attempt: 0,
+            placed: BTreeSet::new(),
             sources: BTreeSet::new(),
             d1: None,
             d3_since: None,
@@ -95,26 +99,20 @@ impl PauseDrains {
     }
 
     /// Follows isolations and clogged links: which nodes the coordinator cannot reach, and since when it can again.
-    fn on_network_fault(&mut self, action: &str, at_ms: u64) {
-        let (nodes, cut): (Vec<&str>, bool) = if let Some(n) = action.strip_prefix("isolate ") {
-            (vec![n], true)
-        } else if let Some(n) = action.strip_prefix("heal ") {
-            (vec![n], false)
-        } else if let Some(link) = action.strip_prefix("clog ") {
-            (link.split(" -> ").collect(), true)
-        } else if let Some(link) = action.strip_prefix("unclog ") {
-            (link.split(" -> ").collect(), false)
-        } else {
-            return;
+    fn on_network_fault(&mut self, action: &Action, at_ms: u64) {
+        let cut = match action {
+            Action::Isolate { .. } | Action::Clog { .. } => true,
+            Action::Heal { .. } | Action::Unclog { .. } => false,
+            _ => return,
         };
-        for n in nodes {
-            let count = self.cut_off.entry(n.to_string()).or_default();
+        for n in action.nodes() {
+            let count = self.cut_off.entry(n.label()).or_default();
             if cut {
                 *count += 1;
             } else {
                 *count = count.saturating_sub(1);
                 if *count == 0 {
-                    self.reachable_since.insert(n.to_string(), at_ms);
+                    self.reachable_since.insert(n.label(), at_ms);
                 }
             }
         }
@@ -126,14 +124,18 @@ impl Checker for PauseDrains {
         let at_ms = entry.at_ms();
         self.check_deadlines(at_ms);
         match &entry.event {
-            TraceEvent::Fault { action } => match action.as_str() {
+            TraceEvent::Fault(action) => match action {
                 // D1 is about a pause that starts from RUNNING; asking again while pausing or paused is a no-op.
-                "pause" if self.in_flight == 0 && self.status == JobStatus::Running => {
+                Action::Pause if self.in_flight == 0 && self.status == JobStatus::Running => {
                     self.d1 = Some((at_ms, at_ms + self.grace_ms + GRACE_SLACK_MS));
                 }
-                "resume" => self.d1 = None,
-                // A node fault while pausing may legitimately end the pause undrained.
-                a if ["crash", "restart", "isolate", "clog"].iter().any(|v| a.starts_with(v)) => self.d1 = None,
+                Action::Resume => self.d1 = None,
+                // A fault of a node the job runs on may legitimately end the pause undrained.
+                Action::Crash { .. } | Action::Restart { .. } | Action::Isolate { .. } | Action::Clog { .. }
+                    if action.nodes().iter().any(|n| self.runs_on(n)) =>
+                {
+                    self.d1 = None
+                }
                 _ => {}
             },
             TraceEvent::Observed { status: JobStatus::Running, drained_on_pause: true } => {
@@ -152,10 +154,11 @@ impl Checker for PauseDrains {
             }
         }
         // A crash ends the executions of its node.
-        if let TraceEvent::Fault { action } = &entry.event {
+        if let TraceEvent::Fault(action) = &entry.event {
             self.on_network_fault(action, at_ms);
-            if let Some(node) = action.strip_prefix("crash ").or_else(|| action.strip_prefix("restart ")) {
-                self.sources.retain(|(n, _, _)| n != node);
+            if let Action::Crash { node } | Action::Restart { node } = action {
+                let node = node.label();
+                self.sources.retain(|(n, _, _)| *n != node);
             }
         }
     }
@@ -167,6 +170,11 @@ impl Checker for PauseDrains {
 }
 
 impl PauseDrains {
+    /// Whether the job depends on `node` now: the store, the coordinator, or a worker of the current attempt.
+    fn runs_on(&self, node: &sluice_engine::net::NodeName) -> bool {
+        !matches!(node, sluice_engine::net::NodeName::Worker(_)) || self.placed.contains(&node.label())
+    }
+
     fn on_emitted(&mut self, id: RecordId) {
         let new = self.emitted.insert(id);
         if new && !self.acked.contains(&id) {
@@ -183,8 +191,9 @@ impl PauseDrains {
 
     fn on_engine_event(&mut self, event: &Event, node: &str, at_ms: u64) {
         match event {
-            Event::AttemptDeployed { attempt, .. } => {
+            Event::AttemptDeployed { attempt, placement, .. } => {
                 self.attempt = *attempt;
+                self.placed = placement.iter().map(|(_, w)| sluice_engine::net::NodeName::Worker(*w).label()).collect();
                 self.emitted.clear();
                 self.acked.clear();
                 self.in_flight = 0;
@@ -272,12 +281,12 @@ mod tests {
         let trace = vec![
             source(0, true),
             status(300, JobStatus::Scheduled, JobStatus::Running),
-            fault(1_000, "pause"),
+            fault(1_000, Action::Pause),
             requested(1_050),
             source(1_100, false),
             flag(1_200, true),
             paused(1_200),
-            fault(5_000, "resume"),
+            fault(5_000, Action::Resume),
             flag(5_050, false),
             status(5_300, JobStatus::Scheduled, JobStatus::Running),
         ];
@@ -287,7 +296,7 @@ mod tests {
     #[test]
     fn d1_and_d3_fail_when_the_source_keeps_running_and_the_grace_expires() {
         let running = status(300, JobStatus::Scheduled, JobStatus::Running);
-        let trace = vec![source(0, true), running, fault(1_000, "pause"), requested(1_050), paused(31_000)];
+        let trace = vec![source(0, true), running, fault(1_000, Action::Pause), requested(1_050), paused(31_000)];
         let v = run(&mut PauseDrains::new(&setup(vec![1])), &trace, 40_000);
         assert!(v.iter().any(|v| v.detail.contains("still runs")), "D3: {v:?}");
         assert!(v.iter().any(|v| v.detail.contains("drained_on_pause = false")), "D1: {v:?}");
@@ -296,12 +305,18 @@ mod tests {
     #[test]
     fn d3_waits_for_an_isolated_node_to_heal_and_then_holds_it_to_the_bound() {
         let running = status(300, JobStatus::Scheduled, JobStatus::Running);
-        let base =
-            vec![source(0, true), running, fault(900, "isolate worker-1"), fault(1_000, "pause"), requested(1_050)];
-        let cut_off_long = [base.clone(), vec![fault(9_000, "heal worker-1"), source(10_500, false)]].concat();
+        let base = vec![
+            source(0, true),
+            running,
+            fault(900, Action::Isolate { node: worker(1) }),
+            fault(1_000, Action::Pause),
+            requested(1_050),
+        ];
+        let cut_off_long =
+            [base.clone(), vec![fault(9_000, Action::Heal { node: worker(1) }), source(10_500, false)]].concat();
         let v = run(&mut PauseDrains::new(&setup(vec![1])), &cut_off_long, 12_000);
         assert!(v.iter().all(|v| !v.detail.contains("still runs")), "stopped 1.5 s after the heal: {v:?}");
-        let never_stops = [base, vec![fault(9_000, "heal worker-1")]].concat();
+        let never_stops = [base, vec![fault(9_000, Action::Heal { node: worker(1) })]].concat();
         let v = run(&mut PauseDrains::new(&setup(vec![1])), &never_stops, 12_000);
         let d3: Vec<_> = v.iter().filter(|v| v.detail.contains("still runs")).collect();
         assert_eq!(d3.len(), 1, "{v:?}");
@@ -320,7 +335,7 @@ mod tests {
                 deployed(0, 2),
                 status(300, JobStatus::Scheduled, JobStatus::Running),
                 emitted(400, zombie, 7),
-                fault(1_000, "pause"),
+                fault(1_000, Action::Pause),
                 flag(1_200, true),
                 paused(1_200),
             ]
@@ -332,12 +347,24 @@ mod tests {
     }
 
     #[test]
+    fn d1_is_excused_only_by_a_fault_of_a_node_the_job_runs_on() {
+        let placement = vec![(TaskId { vertex: 0, replica: 0 }, 1)];
+        let deployed = at(0, "coordinator", Event::AttemptDeployed { attempt: 1, start_offsets: vec![0], placement });
+        let base = vec![deployed, status(300, JobStatus::Scheduled, JobStatus::Running), fault(1_000, Action::Pause)];
+        let elsewhere = [base.clone(), vec![fault(1_100, Action::Crash { node: worker(2) }), paused(2_000)]].concat();
+        let v = run(&mut PauseDrains::new(&setup(vec![1])), &elsewhere, 40_000);
+        assert!(v.iter().any(|v| v.detail.contains("drained_on_pause = false")), "{v:?}");
+        let own = [base, vec![fault(1_100, Action::Crash { node: worker(1) }), paused(2_000)]].concat();
+        assert!(run(&mut PauseDrains::new(&setup(vec![1])), &own, 40_000).is_empty());
+    }
+
+    #[test]
     fn d2_fails_on_a_flag_kept_while_running() {
         let trace = vec![
-            fault(1_000, "pause"),
+            fault(1_000, Action::Pause),
             flag(1_200, true),
             paused(1_200),
-            fault(5_000, "resume"),
+            fault(5_000, Action::Resume),
             status(5_300, JobStatus::Scheduled, JobStatus::Running),
         ];
         let v = run(&mut PauseDrains::new(&setup(vec![1])), &trace, 40_000);

@@ -10,7 +10,7 @@
 
 use super::{Checker, End, FailureClass, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
-use sluice_engine::{Event, PolicySpec, RestartSpec};
+use sluice_engine::{Event, FailureCause, PolicySpec, RestartSpec};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 const NAME: &str = "restart-policy-honored";
@@ -119,7 +119,9 @@ impl RestartPolicyHonored {
         }
         self.consecutive += 1;
         if self.tolerable.is_some_and(|t| self.consecutive > t) {
+            // Flink's CheckpointFailureManager: over the tolerance, the count is cleared and the job fails over.
             self.failover_due = Some(at_ms);
+            self.consecutive = 0;
         }
         if let Some(p) = self.policy {
             self.window.insert(epoch, at_ms);
@@ -131,12 +133,18 @@ impl RestartPolicyHonored {
         }
     }
 
-    fn on_failure_detected(&mut self, cause: &str, at_ms: u64) {
-        if self.failover_due.take().is_none() && cause.starts_with("checkpoint tolerance exceeded") {
-            let detail = format!("failover at {at_ms} ms for checkpoint tolerance, but the model counts {} consecutive failures (tolerable {})", self.consecutive, self.tolerable.unwrap_or(0));
+    fn on_failure_detected(&mut self, cause: &FailureCause, at_ms: u64) {
+        let tolerance = matches!(cause, FailureCause::CheckpointTolerance { .. });
+        if self.failover_due.take().is_none() && tolerance {
+            let detail = format!(
+                "failover at {at_ms} ms for checkpoint tolerance, but the model counts {} consecutive failures \
+                 (tolerable {})",
+                self.consecutive,
+                self.tolerable.unwrap_or(0)
+            );
             self.violation(at_ms, FailureClass::Safety, detail);
         }
-        let allowed = cause.starts_with("restart requested") || self.strategy.allows(at_ms);
+        let allowed = matches!(cause, FailureCause::RestartRequested { .. }) || self.strategy.allows(at_ms);
         self.decision = Some((at_ms, cause.to_string(), allowed));
     }
 
@@ -201,7 +209,12 @@ mod tests {
     use sluice_engine::{CheckpointSpec, PolicyAction};
 
     fn failed(ms: u64, epoch: u64) -> TraceEntry {
-        at(ms, "coordinator", Event::CheckpointFailed { attempt: 1, epoch, reason: "io-error".into(), consecutive: 0 })
+        let reason = sluice_engine::faults::FailReason::IoError;
+        at(
+            ms,
+            "coordinator",
+            Event::CheckpointFailed { attempt: 1, epoch, reason, detail: String::new(), consecutive: 0 },
+        )
     }
 
     fn policy_setup() -> Setup {
@@ -244,21 +257,22 @@ mod tests {
         let mut s = setup(vec![1]);
         s.checkpoint = Some(CheckpointSpec { interval_ms: 1_000, timeout_ms: 500, tolerable_failures: 0 });
         s.restart = RestartSpec::FixedDelay { attempts: 1, delay_ms: 10 };
-        let detected =
-            |ms, cause: &str| at(ms, "coordinator", Event::FailureDetected { attempt: 1, cause: cause.into() });
+        let detected = |ms, cause: FailureCause| at(ms, "coordinator", Event::FailureDetected { attempt: 1, cause });
+        let tolerance = FailureCause::CheckpointTolerance { consecutive: 1, tolerable: 0 };
+        let crash = || FailureCause::WorkerLost { worker: 1 };
         let scheduled = |ms| at(ms, "coordinator", Event::RestartScheduled { attempt: 1, delay_ms: 10 });
         let refused = |ms| at(ms, "coordinator", Event::RestartRefused { attempt: 1, cause: "x".into() });
         let good = vec![
             failed(1_000, 1),
-            detected(1_000, "checkpoint tolerance exceeded"),
+            detected(1_000, tolerance),
             scheduled(1_000),
-            detected(5_000, "crash"),
+            detected(5_000, crash()),
             refused(5_000),
         ];
         assert!(run(&mut RestartPolicyHonored::new(&s), &good, 10_000).is_empty());
         let no_failover = vec![failed(1_000, 1), scheduled(2_000)];
         assert_eq!(run(&mut RestartPolicyHonored::new(&s), &no_failover, 10_000).len(), 1);
-        let refused_wrongly = vec![detected(500, "crash"), refused(500)];
+        let refused_wrongly = vec![detected(500, crash()), refused(500)];
         let v = run(&mut RestartPolicyHonored::new(&s), &refused_wrongly, 10_000);
         assert!(v[0].detail.contains("refused a restart the strategy allows"), "{v:?}");
     }

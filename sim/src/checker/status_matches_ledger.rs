@@ -3,13 +3,15 @@
 //! - FINISHED (job) at t ⇒ every partition's EOT was sent and read by the sink, and every record before it is in
 //!   the ledger at t.
 //! - A sink replica's SinkFinished at t ⇒ the same, for the partitions it owns, in its own attempt.
-//! - FAILED at t with every partition ended and complete in the ledger ⇒ a task genuinely failed (an execution
-//!   failed, or a node was crashed, isolated or clogged) before t. Otherwise the job reports FAILED over a complete
-//!   delivery (class A1).
+//! - FAILED at t with every partition ended and complete in the ledger ⇒ a task of the last attempt genuinely failed:
+//!   one of its executions failed, a node or link fault came while it was the current attempt, or it failed over for
+//!   a lost, restarted or refusing worker or a failed task (not for failed checkpoints, nor a restart asked through
+//!   the API). Otherwise the job reports FAILED over a complete delivery (class A1). A fault during an earlier attempt
+//!   does not excuse it: the attempt it hit was replaced.
 
 use super::{Checker, End, FailureClass, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
-use sluice_engine::{Event, ExecOutcome, JobStatus, RecordId, TaskId};
+use sluice_engine::{Event, ExecOutcome, FailureCause, JobStatus, RecordId, TaskId};
 use std::collections::BTreeSet;
 
 const NAME: &str = "status-matches-ledger";
@@ -24,8 +26,9 @@ pub struct StatusMatchesLedger {
     end_offset: Vec<Option<u64>>,
     /// (attempt, sink task, partition) whose EOT the sink read.
     sink_eots: BTreeSet<(u32, TaskId, u32)>,
-    /// Partitions whose EOT any sink read in the latest attempt.
+    /// The latest attempt deployed.
     latest_attempt: u32,
+    /// A task of the latest attempt genuinely failed (reset when an attempt is deployed).
     genuine_failure: bool,
     /// Records emitted and not (yet) seen committed; checked when the job says it drained on pause.
     uncommitted: BTreeSet<RecordId>,
@@ -115,14 +118,22 @@ impl Checker for StatusMatchesLedger {
         let at_ms = entry.at_ms();
         let event = match &entry.event {
             TraceEvent::Engine(e) => e,
-            TraceEvent::Fault { action } => {
-                let disruptive = ["crash", "isolate", "clog"].iter().any(|v| action.starts_with(v));
-                self.genuine_failure |= disruptive;
+            TraceEvent::Fault(action) => {
+                self.genuine_failure |= action.is_disruptive();
                 return;
             }
             TraceEvent::Observed { .. } => return,
         };
         match event {
+            Event::FailureDetected { cause, .. } => {
+                self.genuine_failure |= matches!(
+                    cause,
+                    FailureCause::WorkerLost { .. }
+                        | FailureCause::WorkerRestarted { .. }
+                        | FailureCause::TaskFailed { .. }
+                        | FailureCause::DeployRefused { .. }
+                );
+            }
             Event::Emitted { id, .. } => {
                 let committed = self.committed.get(id.partition as usize).and_then(|v| v.get(id.offset as usize));
                 if committed != Some(&true) {
@@ -162,6 +173,7 @@ impl Checker for StatusMatchesLedger {
             }
             Event::AttemptDeployed { attempt, .. } => {
                 self.latest_attempt = *attempt;
+                self.genuine_failure = false;
                 // An older attempt's undelivered records are not in flight any more: they are replayed.
                 self.uncommitted.clear();
             }
@@ -171,7 +183,11 @@ impl Checker for StatusMatchesLedger {
             Event::SinkFinished { attempt, task, partitions } => {
                 self.on_sink_finished(at_ms, *attempt, *task, partitions)
             }
-            Event::ExecutionEnded { outcome: ExecOutcome::Failed(_), .. } => self.genuine_failure = true,
+            Event::ExecutionEnded { attempt, outcome: ExecOutcome::Failed(_), .. }
+                if *attempt >= self.latest_attempt =>
+            {
+                self.genuine_failure = true
+            }
             Event::StatusChanged { to: JobStatus::Finished, .. } => self.on_finished(at_ms),
             Event::StatusChanged { to: JobStatus::Failed, .. } => self.on_failed(at_ms),
             _ => {}
@@ -198,7 +214,11 @@ mod tests {
     use super::*;
 
     fn eot(ms: u64, p: u32, end: u64) -> TraceEntry {
-        at(ms, "worker-1", Event::SourceEot { attempt: 1, partition: p, end_offset: end })
+        at(
+            ms,
+            "worker-1",
+            Event::SourceEot { attempt: 1, task: TaskId { vertex: 0, replica: 0 }, partition: p, end_offset: end },
+        )
     }
 
     fn sink_eot(ms: u64, p: u32) -> TraceEntry {
@@ -265,10 +285,22 @@ mod tests {
         let v = run(&mut StatusMatchesLedger::new(&setup), &base, 10);
         assert_eq!(v.len(), 1, "FAILED over a complete delivery");
         let mut with_crash = base.clone();
-        with_crash.insert(
-            1,
-            TraceEntry { at_us: 500, node: "sim".into(), event: TraceEvent::Fault { action: "crash worker-1".into() } },
-        );
+        with_crash.insert(1, fault(0, crate::fault::Action::Crash { node: worker(1) }));
         assert!(run(&mut StatusMatchesLedger::new(&setup), &with_crash, 10).is_empty());
+        // A crash that hit an earlier attempt does not excuse the last one's FAILED.
+        let mut earlier = with_crash.clone();
+        earlier.insert(
+            2,
+            at(0, "coordinator", Event::AttemptDeployed { attempt: 2, start_offsets: vec![0], placement: vec![] }),
+        );
+        assert_eq!(run(&mut StatusMatchesLedger::new(&setup), &earlier, 10).len(), 1);
+        let lost = FailureCause::WorkerLost { worker: 1 };
+        let mut detected = earlier.clone();
+        detected.insert(3, at(1, "coordinator", Event::FailureDetected { attempt: 2, cause: lost }));
+        assert!(run(&mut StatusMatchesLedger::new(&setup), &detected, 10).is_empty(), "the last attempt lost a worker");
+        let tolerance = FailureCause::CheckpointTolerance { consecutive: 1, tolerable: 0 };
+        let mut checkpoints = earlier.clone();
+        checkpoints.insert(3, at(1, "coordinator", Event::FailureDetected { attempt: 2, cause: tolerance }));
+        assert_eq!(run(&mut StatusMatchesLedger::new(&setup), &checkpoints, 10).len(), 1, "failed checkpoints are not");
     }
 }

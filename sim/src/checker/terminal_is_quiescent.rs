@@ -1,5 +1,6 @@
-//! `terminal-is-quiescent` (A2): once a terminal status is reported at t, by t + `quiescent_within_ms` no worker holds
-//! a live (unfenced) execution of the job, and the ledger no longer changes.
+//! `terminal-is-quiescent` (A2): once a terminal status is reported at t, from t + `quiescent_within_ms` on no worker
+//! holds a live (unfenced) execution of the job, and the ledger no longer changes: checked at that instant, and at
+//! every execution that starts (unfenced) or record that commits after it.
 
 use super::executions::Executions;
 use super::{Checker, End, FailureClass, Setup, Violation};
@@ -13,6 +14,7 @@ pub struct TerminalIsQuiescent {
     executions: Executions,
     terminal: Option<(u64, JobStatus)>,
     checked: bool,
+    late_start_reported: bool,
     late_commits: u64,
     first_late_ms: u64,
     violations: Vec<Violation>,
@@ -25,6 +27,7 @@ impl TerminalIsQuiescent {
             executions: Executions::default(),
             terminal: None,
             checked: false,
+            late_start_reported: false,
             late_commits: 0,
             first_late_ms: 0,
             violations: Vec::new(),
@@ -59,7 +62,17 @@ impl Checker for TerminalIsQuiescent {
                 self.check_live();
             }
         }
-        self.executions.apply(entry);
+        let started = self.executions.apply(entry);
+        if let (Some(key), Some((t, status)), true) = (started, self.terminal, self.checked) {
+            if self.executions.live().any(|(k, _)| *k == key) && !self.late_start_reported {
+                self.late_start_reported = true;
+                let detail = format!(
+                    "{status} at {t} ms, but {} started on {} (attempt {}) at {now} ms, live and unfenced",
+                    key.task, key.node, key.attempt
+                );
+                self.violations.push(Violation::new(NAME, now, FailureClass::Safety, detail));
+            }
+        }
         match &entry.event {
             TraceEvent::Engine(Event::StatusChanged { to, .. }) if to.is_terminal() && self.terminal.is_none() => {
                 self.terminal = Some((now, *to));
@@ -135,9 +148,12 @@ mod tests {
         assert!(v[1].detail.contains("committed more than"));
         let crashed = vec![
             started(0, "worker-1", 1),
-            fault(50, "crash worker-1"),
+            fault(50, crate::fault::Action::Crash { node: worker(1) }),
             status(100, JobStatus::Failing, JobStatus::Failed),
         ];
         assert!(run(&mut TerminalIsQuiescent::new(&setup(vec![1])), &crashed, 5_000).is_empty(), "a crash ends them");
+        let restarted = vec![status(100, JobStatus::Running, JobStatus::Finished), started(4_000, "worker-2", 1)];
+        let v = run(&mut TerminalIsQuiescent::new(&setup(vec![1])), &restarted, 5_000);
+        assert_eq!(v.len(), 1, "an execution started long after FINISHED: {v:?}");
     }
 }

@@ -40,6 +40,12 @@ pub(super) fn build(raw: RawScenario, ctx: &Ctx, default_name: &str, text: &str)
         return Err(ctx.err("cluster.workers", "must be between 1 and 1000"));
     }
     let vertices = build_vertices(job, mode, ctx)?;
+    let raw_source = &job.vertices[0];
+    let source = SourceConfig {
+        records: raw_source.records.unwrap_or(0),
+        skew: raw_source.skew.clone().unwrap_or_else(|| vec![1; job.partitions as usize]),
+        rate_per_sec: (mode == Mode::Batch).then(|| raw_source.rate_per_sec.unwrap_or(DEFAULT_RATE_PER_SEC)),
+    };
     let restart = build_restart(job.restart.as_ref(), ctx)?;
     let checkpoint = build_checkpoint(job.checkpoint.as_ref(), ctx)?;
     let policy = build_policy(job.checkpoint_failure_policy.as_ref(), checkpoint.is_some(), ctx)?;
@@ -66,6 +72,7 @@ pub(super) fn build(raw: RawScenario, ctx: &Ctx, default_name: &str, text: &str)
         file: ctx.file.to_string(),
         duration_ms: raw.duration_ms,
         job: spec,
+        source,
         network,
         faults: Vec::new(),
         expect,

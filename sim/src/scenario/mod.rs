@@ -177,6 +177,18 @@ pub struct Expect {
     pub quiescent_within_ms: u64,
 }
 
+/// The source vertex as the scenario writes it (before anything is split over partitions): what checkers derive the
+/// configured production from, with their own reading of the documented rules.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourceConfig {
+    /// Batch: records in all; streaming: records per second in all.
+    pub records: u64,
+    /// Relative share of each partition (all 1 when the scenario gives none).
+    pub skew: Vec<u64>,
+    /// Batch: records per second per partition (0: unpaced); streaming: `None` (the rate is `records`).
+    pub rate_per_sec: Option<u64>,
+}
+
 /// A validated scenario.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Scenario {
@@ -185,6 +197,8 @@ pub struct Scenario {
     pub file: String,
     pub duration_ms: u64,
     pub job: JobSpec,
+    /// The source as written.
+    pub source: SourceConfig,
     pub network: Network,
     pub faults: Vec<Fault>,
     pub expect: Expect,

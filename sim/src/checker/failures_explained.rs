@@ -1,0 +1,256 @@
+//! `failures-explained`: every failover, and every failed checkpoint, has a cause that the scenario put there: an
+//! injected fault, a platform restart, or a canary. A healthy cluster with nothing injected never fails over and
+//! never fails a checkpoint; when the engine does, something in it is broken however well it recovers.
+//!
+//! The model is the typed fault actions in the trace:
+//! - a worker lost (no heartbeat) ⇐ that worker or the coordinator was crashed, cut off or clogged within
+//!   [`LOST_WINDOW_MS`] (or still is), or the network loses enough datagrams (`loss` ≥ [`LOSSY`]) for ten heartbeats
+//!   in a row to go missing;
+//! - a worker restarted ⇐ a `restart` of it (each explains one);
+//! - a task failed ⇐ some node or link fault within [`TASK_WINDOW_MS`] (streams retry for seconds after a heal);
+//! - a deploy refused, or the checkpoint coordinator failed ⇐ a canary;
+//! - checkpoint tolerance exceeded ⇐ its last failed checkpoint was explained;
+//! - a restart through the API ⇐ a platform policy fired a restart (each explains one);
+//! - a checkpoint failed as declined, with an I/O error, or expired ⇐ an injected failure of that reason (each
+//!   explains one); an expiry also ⇐ delayed acknowledgements, or a node or link fault since shortly before its
+//!   trigger; an I/O error also ⇐ a fault of the store.
+
+use super::{Checker, End, FailureClass, Setup, Violation};
+use crate::fault::Action;
+use crate::trace::{TraceEntry, TraceEvent};
+use sluice_engine::faults::FailReason;
+use sluice_engine::net::NodeName;
+use sluice_engine::{Event, FailureCause};
+use std::collections::BTreeMap;
+
+const NAME: &str = "failures-explained";
+/// A worker is declared lost 1 s after its last heartbeat; a fault this recent (or still in force) explains it.
+pub const LOST_WINDOW_MS: u64 = 5_000;
+/// Streams retry through a clog and reconnect after a heal for up to 10 s; store responses wait 5 s.
+pub const TASK_WINDOW_MS: u64 = 30_000;
+/// A checkpoint in flight when a node or link fault came may expire for it.
+pub const CHECKPOINT_WINDOW_MS: u64 = 10_000;
+/// Datagram loss at which ten heartbeats in a row go missing often enough to count as an injected fault.
+pub const LOSSY: f64 = 0.1;
+
+pub struct FailuresExplained {
+    lossy: bool,
+    canary: bool,
+    /// Nodes cut off or down now (a count per node), and when a disruptive action last named each.
+    disrupted: BTreeMap<String, u32>,
+    touched_ms: BTreeMap<String, u64>,
+    last_disruption_ms: Option<u64>,
+    /// Restarts not yet used to explain a restarted worker, per node.
+    restarts: BTreeMap<String, u32>,
+    /// Injected checkpoint failures not yet used to explain one, per reason.
+    injected: BTreeMap<FailReason, u32>,
+    delayed_acks: bool,
+    policy_restarts: u32,
+    triggered_ms: BTreeMap<u64, u64>,
+    last_checkpoint_failure_explained: bool,
+    violations: Vec<Violation>,
+}
+
+impl FailuresExplained {
+    pub fn new(setup: &Setup) -> FailuresExplained {
+        FailuresExplained {
+            lossy: setup.loss >= LOSSY,
+            canary: !setup.canaries.is_empty(),
+            disrupted: BTreeMap::new(),
+            touched_ms: BTreeMap::new(),
+            last_disruption_ms: None,
+            restarts: BTreeMap::new(),
+            injected: BTreeMap::new(),
+            delayed_acks: false,
+            policy_restarts: 0,
+            triggered_ms: BTreeMap::new(),
+            last_checkpoint_failure_explained: false,
+            violations: Vec::new(),
+        }
+    }
+
+    /// Whether `node` is cut off or down now, or a disruptive action named it within `window_ms` before `now_ms`.
+    fn touched(&self, node: &str, now_ms: u64, window_ms: u64) -> bool {
+        self.disrupted.get(node).is_some_and(|n| *n > 0)
+            || self.touched_ms.get(node).is_some_and(|t| now_ms <= t + window_ms)
+    }
+
+    /// Whether any node or link is disrupted now, or was within `window_ms` before `now_ms`.
+    fn disturbed(&self, now_ms: u64, window_ms: u64) -> bool {
+        self.disrupted.values().any(|n| *n > 0) || self.last_disruption_ms.is_some_and(|t| now_ms <= t + window_ms)
+    }
+
+    fn on_fault(&mut self, action: &Action, at_ms: u64) {
+        for node in action.nodes() {
+            self.touched_ms.insert(node.label(), at_ms);
+            self.last_disruption_ms = Some(at_ms);
+        }
+        match action {
+            Action::Crash { node } | Action::Isolate { node } => *self.disrupted.entry(node.label()).or_default() += 1,
+            Action::Clog { from, to } => {
+                for n in [from, to] {
+                    *self.disrupted.entry(n.label()).or_default() += 1;
+                }
+            }
+            Action::Restart { node } | Action::Heal { node } => {
+                let count = self.disrupted.entry(node.label()).or_default();
+                *count = count.saturating_sub(1);
+                if matches!(action, Action::Restart { .. }) {
+                    *self.restarts.entry(node.label()).or_default() += 1;
+                }
+            }
+            Action::Unclog { from, to } => {
+                for n in [from, to] {
+                    let count = self.disrupted.entry(n.label()).or_default();
+                    *count = count.saturating_sub(1);
+                }
+            }
+            Action::FailCheckpoints { reason, count } => *self.injected.entry(*reason).or_default() += count,
+            Action::DelayAcks { .. } => self.delayed_acks = true,
+            _ => {}
+        }
+    }
+
+    fn failover_explained(&mut self, cause: &FailureCause, at_ms: u64) -> bool {
+        let coordinator = NodeName::Coordinator.label();
+        match cause {
+            FailureCause::WorkerLost { worker } => {
+                let w = NodeName::Worker(*worker).label();
+                self.lossy
+                    || self.touched(&w, at_ms, LOST_WINDOW_MS)
+                    || self.touched(&coordinator, at_ms, LOST_WINDOW_MS)
+            }
+            FailureCause::WorkerRestarted { worker } => {
+                let left = self.restarts.entry(NodeName::Worker(*worker).label()).or_default();
+                let explained = *left > 0;
+                *left = left.saturating_sub(1);
+                explained
+            }
+            FailureCause::TaskFailed { .. } => self.disturbed(at_ms, TASK_WINDOW_MS),
+            FailureCause::DeployRefused { .. } | FailureCause::CheckpointCoordinatorFailed { .. } => false,
+            FailureCause::CheckpointTolerance { .. } => self.last_checkpoint_failure_explained,
+            FailureCause::RestartRequested { .. } => {
+                let explained = self.policy_restarts > 0;
+                self.policy_restarts = self.policy_restarts.saturating_sub(1);
+                explained
+            }
+        }
+    }
+
+    fn checkpoint_failure_explained(&mut self, epoch: u64, reason: FailReason, at_ms: u64) -> bool {
+        let triggered = self.triggered_ms.get(&epoch).copied().unwrap_or(at_ms);
+        let since_trigger = at_ms - triggered.min(at_ms) + CHECKPOINT_WINDOW_MS;
+        let other = match reason {
+            FailReason::Expired => self.delayed_acks || self.disturbed(at_ms, since_trigger),
+            FailReason::IoError => self.touched(&NodeName::Store.label(), at_ms, since_trigger),
+            FailReason::Declined => false,
+        };
+        if other {
+            return true;
+        }
+        let left = self.injected.entry(reason).or_default();
+        let explained = *left > 0;
+        *left = left.saturating_sub(1);
+        explained
+    }
+}
+
+impl Checker for FailuresExplained {
+    fn on_entry(&mut self, entry: &TraceEntry) {
+        let at_ms = entry.at_ms();
+        let event = match &entry.event {
+            TraceEvent::Fault(action) => return self.on_fault(action, at_ms),
+            TraceEvent::Observed { .. } => return,
+            TraceEvent::Engine(event) => event,
+        };
+        match event {
+            Event::CheckpointTriggered { epoch, .. } => {
+                self.triggered_ms.insert(*epoch, at_ms);
+            }
+            Event::PolicyFired { action, .. } if action == "restart" => self.policy_restarts += 1,
+            Event::CheckpointFailed { epoch, reason, detail, .. } => {
+                let explained = self.checkpoint_failure_explained(*epoch, *reason, at_ms) || self.canary;
+                self.last_checkpoint_failure_explained = explained;
+                if !explained {
+                    let detail = format!(
+                        "checkpoint {epoch} failed ({}: {detail}) with no injected fault to explain it",
+                        reason.name()
+                    );
+                    self.violations.push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
+                }
+            }
+            Event::FailureDetected { attempt, cause } if !(self.failover_explained(cause, at_ms) || self.canary) => {
+                let detail = format!(
+                    "attempt {attempt} failed over ({cause}) with no injected fault, platform restart or canary to \
+                         explain it"
+                );
+                self.violations.push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self, _end: &End) -> Vec<Violation> {
+        std::mem::take(&mut self.violations)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests_support::*;
+    use super::*;
+
+    fn detected(ms: u64, cause: FailureCause) -> TraceEntry {
+        at(ms, "coordinator", Event::FailureDetected { attempt: 1, cause })
+    }
+
+    fn failed(ms: u64, epoch: u64, reason: FailReason) -> TraceEntry {
+        let detail = String::new();
+        at(ms, "coordinator", Event::CheckpointFailed { attempt: 1, epoch, reason, detail, consecutive: 1 })
+    }
+
+    fn check(trace: &[TraceEntry]) -> Vec<Violation> {
+        run(&mut FailuresExplained::new(&setup(vec![1])), trace, 100_000)
+    }
+
+    #[test]
+    fn failovers_need_a_cause() {
+        let lost = detected(2_000, FailureCause::WorkerLost { worker: 1 });
+        assert_eq!(check(std::slice::from_ref(&lost)).len(), 1, "a worker lost out of nothing");
+        assert!(check(&[fault(1_000, Action::Isolate { node: worker(1) }), lost.clone()]).is_empty());
+        assert_eq!(check(&[fault(1_000, Action::Isolate { node: worker(2) }), lost.clone()]).len(), 1, "not that one");
+        let mut lossy = setup(vec![1]);
+        lossy.loss = 0.2;
+        assert!(run(&mut FailuresExplained::new(&lossy), &[lost], 10_000).is_empty(), "heartbeats lost by the network");
+        let task = FailureCause::TaskFailed { task: sink(), why: "broke".into() };
+        assert_eq!(check(&[detected(5_000, task.clone())]).len(), 1);
+        assert!(check(&[fault(1_000, Action::Clog { from: worker(1), to: NodeName::Store }), detected(5_000, task)])
+            .is_empty());
+        let restarted = detected(3_000, FailureCause::WorkerRestarted { worker: 1 });
+        assert!(check(&[fault(2_000, Action::Restart { node: worker(1) }), restarted.clone()]).is_empty());
+        assert_eq!(check(&[fault(2_000, Action::Restart { node: worker(1) }), restarted.clone(), restarted]).len(), 1);
+        let mut canary = setup(vec![1]);
+        canary.canaries = vec![sluice_engine::Canary::RedeployWithoutFencing];
+        let refused = detected(1_000, FailureCause::DeployRefused { task: sink(), why: "exists".into() });
+        assert_eq!(check(std::slice::from_ref(&refused)).len(), 1);
+        assert!(run(&mut FailuresExplained::new(&canary), &[refused], 10_000).is_empty());
+    }
+
+    #[test]
+    fn failed_checkpoints_and_tolerance_need_a_cause() {
+        let tolerance = detected(1_100, FailureCause::CheckpointTolerance { consecutive: 1, tolerable: 0 });
+        let v = check(&[failed(1_000, 1, FailReason::Declined), tolerance.clone()]);
+        assert_eq!(v.len(), 2, "{v:?}");
+        let armed = fault(500, Action::FailCheckpoints { reason: FailReason::Declined, count: 1 });
+        assert!(check(&[armed.clone(), failed(1_000, 1, FailReason::Declined), tolerance]).is_empty());
+        let v = check(&[armed, failed(1_000, 1, FailReason::Declined), failed(2_000, 2, FailReason::Declined)]);
+        assert_eq!(v.len(), 1, "one injected failure explains one: {v:?}");
+        assert_eq!(check(&[failed(1_000, 1, FailReason::Expired)]).len(), 1);
+        let delayed = fault(0, Action::DelayAcks { checkpoint: sluice_engine::faults::AckTarget::Final, by_ms: 9 });
+        assert!(check(&[delayed, failed(1_000, 1, FailReason::Expired)]).is_empty());
+        let policy = at(10, "platform", Event::PolicyFired { action: "restart".into(), epochs: vec![] });
+        let requested = detected(20, FailureCause::RestartRequested { why: "policy".into() });
+        assert!(check(&[policy, requested.clone()]).is_empty());
+        assert_eq!(check(&[requested]).len(), 1);
+    }
+}

@@ -1,0 +1,470 @@
+//! `faults-take-effect`: a scheduled fault did what it says, where it must have. Faults enter the trace as typed
+//! actions; the component that experiences one emits a typed effect event. Each rule below is written from the
+//! fault's documented meaning (README, "Faults"), and requires an effect only where nothing else can excuse its
+//! absence:
+//! - `crash N`: N emits nothing until it is restarted; a `restart` of a worker or the store is followed by its
+//!   `node-started` within [`START_BOUND_MS`].
+//! - `duplicate-eot p`: once a source execution has sent p's EOT and runs on for [`DUPLICATE_BOUND_MS`] with no
+//!   network or node fault anywhere, an `eot-duplicated` of p has come.
+//! - `fail-checkpoint reason × count`: the next `count` checkpoints triggered at or after the fault never complete
+//!   (a model of the armed failures, in trigger order: a checkpoint given up before its fate was decided makes the
+//!   model fail a checkpoint early, never late); an injected decline is the failure's reason unless a node or network
+//!   fault came in between or the timeout is too short for a heartbeat to carry it.
+//! - `delay-checkpoint-ack target by_ms`: no task acknowledges that checkpoint (the first final one, or number n)
+//!   sooner than `by_ms` after it was triggered, if it was triggered after the fault.
+//! - `slow-cancel worker by_ms`: from then on, every cancellation of a live execution on that worker is announced
+//!   (`cancel-delayed`) and its execution ends `by_ms` later, not sooner.
+//! - `pause` / `resume`: the coordinator takes the request (`pause-requested` / `resume-requested`) within
+//!   [`PHASE_BOUND_MS`] of the fault or of the coordinator's heal, unless a newer request overtook it.
+
+use super::{Checker, End, FailureClass, Setup, Violation};
+use crate::fault::Action;
+use crate::trace::{TraceEntry, TraceEvent};
+use sluice_engine::faults::{AckTarget, FailReason};
+use sluice_engine::net::NodeName;
+use sluice_engine::{Event, ExecOutcome, TaskId};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+const NAME: &str = "faults-take-effect";
+/// A restarted node runs its start-up at once; this much is only slack.
+pub const START_BOUND_MS: u64 = 1_000;
+/// A source whose EOT is out looks for more end markers at least once per pace (at most 1 s) and per 10 ms.
+pub const DUPLICATE_BOUND_MS: u64 = 2_000;
+/// The client re-sends a request every 100 ms until the coordinator acknowledges it.
+pub const PHASE_BOUND_MS: u64 = 1_500;
+/// A decline reaches the coordinator with the next heartbeat (100 ms) and a tick: a shorter timeout may win the race.
+const DECLINE_RACE_MS: u64 = 1_000;
+
+/// Armed checkpoint failures: (armed at ms, reason, checkpoints left).
+type Armed = VecDeque<(u64, FailReason, u32)>;
+
+pub struct FaultsTakeEffect {
+    timeout_ms: u64,
+    /// Crashed nodes, since when, and whether their silence was already found broken.
+    down: BTreeMap<String, (u64, bool)>,
+    /// Restarted workers and store awaiting `node-started`: (node, since).
+    starting: Vec<(String, u64)>,
+    /// Nodes cut off or down now (a count per node), and the time of the last disruptive action.
+    disrupted: BTreeMap<String, u32>,
+    last_disruption_ms: Option<u64>,
+    /// Duplicates asked for and not yet seen, per partition: the times they were asked.
+    duplicates: BTreeMap<u32, VecDeque<u64>>,
+    /// Source executions whose EOT of a partition is out: (node, task, attempt, partition) → when.
+    eot_out: BTreeMap<(String, TaskId, u32, u32), u64>,
+    armed: Armed,
+    /// Each triggered checkpoint: (triggered at µs, the model's fate, outcome seen).
+    checkpoints: BTreeMap<u64, (u64, Option<FailReason>, bool)>,
+    /// A checkpoint was given up with no outcome: the reason rule no longer knows which fault hit which checkpoint.
+    ambiguous: bool,
+    /// Attempts that started a source execution (a checkpoint of an attempt without one is decided at storage).
+    sourced: BTreeSet<u32>,
+    delays: Vec<(u64, AckTarget, u64)>,
+    first_final: Option<u64>,
+    /// Slow cancellation in force per worker; announced delays per (node, task, attempt): (since µs, by_ms).
+    slow: BTreeMap<String, u64>,
+    delayed: BTreeMap<(String, TaskId, u32), (u64, u64)>,
+    /// The newest pause or resume not yet taken: (asked at ms, pause?).
+    phase_request: Option<(u64, bool)>,
+    coordinator_reachable_ms: u64,
+    violations: Vec<Violation>,
+}
+
+impl FaultsTakeEffect {
+    pub fn new(setup: &Setup) -> FaultsTakeEffect {
+        FaultsTakeEffect {
+            timeout_ms: setup.checkpoint.map_or(0, |c| c.timeout_ms),
+            down: BTreeMap::new(),
+            starting: Vec::new(),
+            disrupted: BTreeMap::new(),
+            last_disruption_ms: None,
+            duplicates: BTreeMap::new(),
+            eot_out: BTreeMap::new(),
+            armed: VecDeque::new(),
+            checkpoints: BTreeMap::new(),
+            ambiguous: false,
+            sourced: BTreeSet::new(),
+            delays: Vec::new(),
+            first_final: None,
+            slow: BTreeMap::new(),
+            delayed: BTreeMap::new(),
+            phase_request: None,
+            coordinator_reachable_ms: 0,
+            violations: Vec::new(),
+        }
+    }
+
+    fn violation(&mut self, at_ms: u64, class: FailureClass, detail: String) {
+        self.violations.push(Violation::new(NAME, at_ms, class, detail));
+    }
+
+    /// Whether some node or link fault is in force now or happened at or after `since_ms`.
+    fn disturbed_since(&self, since_ms: u64) -> bool {
+        self.disrupted.values().any(|n| *n > 0) || self.last_disruption_ms.is_some_and(|t| t >= since_ms)
+    }
+
+    fn check_deadlines(&mut self, now_ms: u64) {
+        if let Some(i) = self.starting.iter().position(|(_, t)| now_ms > t + START_BOUND_MS) {
+            let (node, t) = self.starting.remove(i);
+            self.violation(
+                t + START_BOUND_MS,
+                FailureClass::Liveness,
+                format!("{node} restarted at {t} ms never started"),
+            );
+        }
+        let mut missed = None;
+        for (p, asked) in &self.duplicates {
+            let Some(first) = asked.front() else { continue };
+            let overdue = self
+                .eot_out
+                .iter()
+                .filter(|k| k.0 .3 == *p)
+                .map(|(_, t)| (*t).max(*first))
+                .find(|start| now_ms > start + DUPLICATE_BOUND_MS && !self.disturbed_since(*start));
+            if let Some(start) = overdue {
+                missed = Some((*p, *first, start));
+                break;
+            }
+        }
+        if let Some((p, asked, start)) = missed {
+            self.duplicates.remove(&p);
+            let detail = format!(
+                "duplicate-eot of partition {p} at {asked} ms: a source ran with its EOT out from {start} ms for \
+                 {DUPLICATE_BOUND_MS} ms and never delivered it again"
+            );
+            self.violation(start + DUPLICATE_BOUND_MS, FailureClass::Liveness, detail);
+        }
+        if let Some((t, pause)) = self.phase_request {
+            let deadline = t.max(self.coordinator_reachable_ms) + PHASE_BOUND_MS;
+            if now_ms > deadline && self.disrupted.get("coordinator").is_none_or(|n| *n == 0) {
+                self.phase_request = None;
+                let what = if pause { "pause" } else { "resume" };
+                let detail = format!("{what} asked at {t} ms, the coordinator never took it (by {deadline} ms)");
+                self.violation(deadline, FailureClass::Liveness, detail);
+            }
+        }
+    }
+
+    fn on_fault(&mut self, action: &Action, at_ms: u64) {
+        if action.is_disruptive() {
+            self.last_disruption_ms = Some(at_ms);
+        }
+        if let Action::Crash { node } | Action::Restart { node } = action {
+            // A killed node's executions end without a word.
+            let label = node.label();
+            self.eot_out.retain(|(n, ..), _| *n != label);
+            self.delayed.retain(|(n, ..), _| *n != label);
+        }
+        match action {
+            Action::Crash { node } => {
+                self.down.insert(node.label(), (at_ms, false));
+                *self.disrupted.entry(node.label()).or_default() += 1;
+            }
+            Action::Restart { node } => {
+                if self.down.remove(&node.label()).is_some() {
+                    let count = self.disrupted.entry(node.label()).or_default();
+                    *count = count.saturating_sub(1);
+                }
+                if matches!(node, NodeName::Worker(_) | NodeName::Store) {
+                    self.starting.push((node.label(), at_ms));
+                }
+            }
+            Action::Isolate { .. } | Action::Clog { .. } => {
+                for n in action.nodes() {
+                    *self.disrupted.entry(n.label()).or_default() += 1;
+                }
+            }
+            Action::Heal { .. } | Action::Unclog { .. } => {
+                for n in action.nodes() {
+                    let count = self.disrupted.entry(n.label()).or_default();
+                    *count = count.saturating_sub(1);
+                    if n == NodeName::Coordinator && *count == 0 {
+                        self.coordinator_reachable_ms = at_ms;
+                    }
+                }
+            }
+            Action::DuplicateEot { partition } => self.duplicates.entry(*partition).or_default().push_back(at_ms),
+            Action::FailCheckpoints { reason, count } => self.armed.push_back((at_ms, *reason, *count)),
+            Action::DelayAcks { checkpoint, by_ms } => self.delays.push((at_ms * 1000, *checkpoint, *by_ms)),
+            Action::SlowCancel { worker, by_ms } => {
+                self.slow.insert(NodeName::Worker(*worker).label(), *by_ms);
+            }
+            Action::Pause => self.phase_request = Some((at_ms, true)),
+            Action::Resume => self.phase_request = Some((at_ms, false)),
+            Action::EndPartition { .. } => {}
+        }
+    }
+
+    fn on_triggered(&mut self, epoch: u64, attempt: u32, at_us: u64) {
+        let at_ms = at_us / 1000;
+        if self.checkpoints.values().any(|(_, _, outcome)| !outcome) {
+            self.ambiguous = true; // an earlier checkpoint was given up: its fate may or may not have been decided
+        }
+        for c in self.checkpoints.values_mut() {
+            c.2 = true;
+        }
+        if !self.sourced.contains(&attempt) {
+            // No source asked for this checkpoint's fate: storage decides it, whenever it is triggered.
+            self.ambiguous = true;
+            self.armed.clear();
+        }
+        let mut fate = None;
+        if let Some((since, reason, left)) = self.armed.front_mut() {
+            if at_ms >= *since {
+                fate = Some(*reason);
+                *left -= 1;
+                if *left == 0 {
+                    self.armed.pop_front();
+                }
+            }
+        }
+        self.checkpoints.insert(epoch, (at_us, fate, false));
+    }
+
+    fn on_checkpoint_outcome(&mut self, epoch: u64, failed: Option<FailReason>, at_ms: u64) {
+        let Some((triggered_us, fate, seen)) = self.checkpoints.get_mut(&epoch) else { return };
+        *seen = true;
+        let (triggered_ms, fate) = (*triggered_us / 1000, *fate);
+        match (fate, failed) {
+            (Some(reason), None) => {
+                let detail = format!(
+                    "checkpoint {epoch} completed, but a fail-checkpoint ({}) armed before its trigger should have \
+                     failed it",
+                    reason.name()
+                );
+                self.violation(at_ms, FailureClass::Safety, detail);
+            }
+            (Some(FailReason::Declined), Some(FailReason::Expired))
+                if !self.ambiguous && self.timeout_ms >= DECLINE_RACE_MS && !self.disturbed_since(triggered_ms) =>
+            {
+                let detail = format!(
+                    "checkpoint {epoch} was to be declined by its source, but it expired after {} ms: the decline \
+                     never reached the coordinator",
+                    self.timeout_ms
+                );
+                self.violation(at_ms, FailureClass::Safety, detail);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_acked(&mut self, epoch: u64, at_us: u64) {
+        let Some((triggered_us, _, _)) = self.checkpoints.get(&epoch).copied() else { return };
+        let applies = |(armed_us, target, _): &&(u64, AckTarget, u64)| {
+            triggered_us >= *armed_us
+                && match target {
+                    AckTarget::Final => self.first_final == Some(epoch),
+                    AckTarget::Epoch(n) => *n == epoch,
+                }
+        };
+        let by_ms = self.delays.iter().filter(applies).map(|(_, _, by)| *by).max();
+        if let Some(by_ms) = by_ms.filter(|by| at_us < triggered_us + by * 1000) {
+            let detail = format!(
+                "checkpoint {epoch} acknowledged {} ms after its trigger, but its acknowledgements were delayed by \
+                 {by_ms} ms",
+                (at_us - triggered_us) / 1000
+            );
+            self.violation(at_us / 1000, FailureClass::Safety, detail);
+        }
+    }
+
+    fn on_ended(&mut self, node: &str, task: TaskId, attempt: u32, outcome: &ExecOutcome, at_us: u64) {
+        self.eot_out.retain(|(n, t, a, _), _| !(n == node && *t == task && *a == attempt));
+        let announced = self.delayed.remove(&(node.to_string(), task, attempt));
+        if !matches!(outcome, ExecOutcome::Canceled(_)) || !self.slow.contains_key(node) {
+            return;
+        }
+        let detail = match announced {
+            None => format!("{task} (attempt {attempt}) on {node} was canceled at once despite a slow-cancel"),
+            Some((since_us, by_ms)) if at_us < since_us + by_ms * 1000 => format!(
+                "{task} (attempt {attempt}) on {node} was canceled {} ms after its cancel, not {by_ms} ms",
+                (at_us - since_us) / 1000
+            ),
+            Some(_) => return,
+        };
+        self.violation(at_us / 1000, FailureClass::Safety, detail);
+    }
+
+    fn on_engine(&mut self, entry: &TraceEntry, event: &Event) {
+        let (at_us, at_ms, node) = (entry.at_us, entry.at_ms(), entry.node.as_str());
+        match event {
+            Event::NodeStarted { .. } => self.starting.retain(|(n, _)| n != node),
+            Event::ExecutionStarted { task, attempt } if task.vertex == 0 => {
+                self.sourced.insert(*attempt);
+            }
+            Event::SourceEot { attempt, task, partition, .. } => {
+                self.eot_out.entry((node.to_string(), *task, *attempt, *partition)).or_insert(at_ms);
+            }
+            Event::EotDuplicated { partition, .. } => {
+                if let Some(asked) = self.duplicates.get_mut(partition) {
+                    asked.pop_front();
+                }
+            }
+            Event::ExecutionEnded { task, attempt, outcome } => self.on_ended(node, *task, *attempt, outcome, at_us),
+            Event::CheckpointTriggered { attempt, epoch, is_final } => {
+                if *is_final && self.first_final.is_none() {
+                    self.first_final = Some(*epoch);
+                }
+                self.on_triggered(*epoch, *attempt, at_us);
+            }
+            Event::CheckpointCompleted { epoch, .. } => self.on_checkpoint_outcome(*epoch, None, at_ms),
+            Event::CheckpointFailed { epoch, reason, .. } => self.on_checkpoint_outcome(*epoch, Some(*reason), at_ms),
+            Event::CheckpointAcked { epoch, .. } => self.on_acked(*epoch, at_us),
+            Event::CancelDelayed { task, attempt, by_ms } => {
+                let configured = self.slow.get(node).copied();
+                if configured != Some(*by_ms) {
+                    let detail = format!("{node} delays a cancel by {by_ms} ms, but its slow-cancel is {configured:?}");
+                    self.violation(at_ms, FailureClass::Safety, detail);
+                }
+                self.delayed.insert((node.to_string(), *task, *attempt), (at_us, *by_ms));
+            }
+            Event::PauseRequested if self.phase_request.is_some_and(|(_, pause)| pause) => self.phase_request = None,
+            Event::ResumeRequested if self.phase_request.is_some_and(|(_, pause)| !pause) => self.phase_request = None,
+            _ => {}
+        }
+    }
+}
+
+impl Checker for FaultsTakeEffect {
+    fn on_entry(&mut self, entry: &TraceEntry) {
+        let at_ms = entry.at_ms();
+        self.check_deadlines(at_ms);
+        match &entry.event {
+            TraceEvent::Fault(action) => self.on_fault(action, at_ms),
+            TraceEvent::Observed { .. } => {}
+            TraceEvent::Engine(event) => {
+                if let Some((since, reported)) = self.down.get_mut(&entry.node) {
+                    if !*reported {
+                        *reported = true;
+                        let detail = format!("{} crashed at {since} ms but still emits: {event:?}", entry.node);
+                        self.violation(at_ms, FailureClass::Safety, detail);
+                    }
+                }
+                self.on_engine(entry, event);
+            }
+        }
+    }
+
+    fn finish(&mut self, end: &End) -> Vec<Violation> {
+        self.check_deadlines(end.end_ms);
+        std::mem::take(&mut self.violations)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests_support::*;
+    use super::*;
+    use sluice_engine::CheckpointSpec;
+
+    fn checkpoints() -> Setup {
+        let mut s = setup(vec![10]);
+        s.checkpoint = Some(CheckpointSpec { interval_ms: 1_000, timeout_ms: 2_000, tolerable_failures: 9 });
+        s
+    }
+
+    fn source_started(ms: u64) -> TraceEntry {
+        at(ms, "worker-1", Event::ExecutionStarted { task: TaskId { vertex: 0, replica: 0 }, attempt: 1 })
+    }
+
+    fn triggered(ms: u64, epoch: u64) -> TraceEntry {
+        at(ms, "coordinator", Event::CheckpointTriggered { attempt: 1, epoch, is_final: false })
+    }
+
+    fn completed(ms: u64, epoch: u64) -> TraceEntry {
+        at(ms, "coordinator", Event::CheckpointCompleted { attempt: 1, epoch, is_final: false })
+    }
+
+    fn failed(ms: u64, epoch: u64, reason: FailReason) -> TraceEntry {
+        let detail = String::new();
+        at(ms, "coordinator", Event::CheckpointFailed { attempt: 1, epoch, reason, detail, consecutive: 1 })
+    }
+
+    fn check(setup: &Setup, trace: &[TraceEntry]) -> Vec<Violation> {
+        run(&mut FaultsTakeEffect::new(setup), trace, 60_000)
+    }
+
+    #[test]
+    fn an_armed_checkpoint_failure_must_fail_the_next_checkpoints() {
+        let arm = fault(500, Action::FailCheckpoints { reason: FailReason::IoError, count: 2 });
+        let good = vec![
+            source_started(0),
+            triggered(100, 1),
+            completed(200, 1),
+            arm.clone(),
+            triggered(1_100, 2),
+            failed(1_200, 2, FailReason::IoError),
+            triggered(2_100, 3),
+            failed(2_200, 3, FailReason::IoError),
+            triggered(3_100, 4),
+            completed(3_200, 4),
+        ];
+        assert!(check(&checkpoints(), &good).is_empty(), "{:?}", check(&checkpoints(), &good));
+        let skipped = vec![source_started(0), arm, triggered(1_100, 2), completed(1_200, 2)];
+        let v = check(&checkpoints(), &skipped);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].detail.contains("should have failed it"));
+    }
+
+    #[test]
+    fn a_decline_that_turns_into_an_expiry_is_flagged() {
+        let arm = fault(500, Action::FailCheckpoints { reason: FailReason::Declined, count: 1 });
+        let base = vec![source_started(0), arm, triggered(1_000, 1)];
+        let declined = [base.clone(), vec![failed(1_200, 1, FailReason::Declined)]].concat();
+        assert!(check(&checkpoints(), &declined).is_empty());
+        let expired = [base.clone(), vec![failed(3_001, 1, FailReason::Expired)]].concat();
+        assert_eq!(check(&checkpoints(), &expired).len(), 1);
+        let cut = fault(1_500, Action::Isolate { node: worker(1) });
+        let excused = [base, vec![cut, failed(3_001, 1, FailReason::Expired)]].concat();
+        assert!(check(&checkpoints(), &excused).is_empty(), "an isolation excuses the expiry");
+    }
+
+    #[test]
+    fn a_duplicate_eot_must_be_delivered_by_a_source_that_runs_on() {
+        let task = TaskId { vertex: 0, replica: 0 };
+        let eot = at(100, "worker-1", Event::SourceEot { attempt: 1, task, partition: 0, end_offset: 5 });
+        let dup = fault(200, Action::DuplicateEot { partition: 0 });
+        let again = at(
+            210,
+            "worker-1",
+            Event::EotDuplicated { attempt: 1, task, partition: 0, end_offset: 5, delivered: true },
+        );
+        let later = at(5_000, "coordinator", Event::PauseRequested);
+        assert!(check(&setup(vec![5]), &[eot.clone(), dup.clone(), again, later.clone()]).is_empty());
+        let v = check(&setup(vec![5]), &[eot.clone(), dup.clone(), later.clone()]);
+        assert_eq!(v.len(), 1, "{v:?}");
+        let ended = at(300, "worker-1", Event::ExecutionEnded { task, attempt: 1, outcome: ExecOutcome::Finished });
+        assert!(check(&setup(vec![5]), &[eot, dup, ended, later]).is_empty(), "a source that ended owes nothing");
+    }
+
+    #[test]
+    fn late_acks_slow_cancels_crashes_and_requests_are_held_to_their_fault() {
+        let task = TaskId { vertex: 1, replica: 0 };
+        let delay = fault(0, Action::DelayAcks { checkpoint: AckTarget::Epoch(1), by_ms: 3_000 });
+        let acked = |ms| at(ms, "worker-1", Event::CheckpointAcked { attempt: 1, task, epoch: 1 });
+        let trace = vec![source_started(0), delay, triggered(100, 1)];
+        assert!(check(&checkpoints(), &[trace.clone(), vec![acked(3_200)]].concat()).is_empty());
+        assert_eq!(check(&checkpoints(), &[trace, vec![acked(500)]].concat()).len(), 1);
+
+        let slow = fault(0, Action::SlowCancel { worker: 1, by_ms: 2_000 });
+        let canceled = |ms| {
+            at(ms, "worker-1", Event::ExecutionEnded { task, attempt: 1, outcome: ExecOutcome::Canceled("x".into()) })
+        };
+        let announced = at(100, "worker-1", Event::CancelDelayed { task, attempt: 1, by_ms: 2_000 });
+        assert!(check(&setup(vec![1]), &[slow.clone(), announced.clone(), canceled(2_100)]).is_empty());
+        assert_eq!(check(&setup(vec![1]), &[slow.clone(), announced, canceled(1_000)]).len(), 1);
+        assert_eq!(check(&setup(vec![1]), &[slow, canceled(100)]).len(), 1);
+
+        let crash = fault(100, Action::Crash { node: worker(1) });
+        let zombie = at(200, "worker-1", Event::NodeStarted { incarnation: 1 });
+        assert_eq!(check(&setup(vec![1]), &[crash.clone(), zombie]).len(), 1, "a crashed node is silent");
+        let restart = fault(300, Action::Restart { node: worker(1) });
+        let started = at(300, "worker-1", Event::NodeStarted { incarnation: 2 });
+        assert!(check(&setup(vec![1]), &[crash.clone(), restart.clone(), started]).is_empty());
+        assert_eq!(check(&setup(vec![1]), &[crash, restart]).len(), 1, "a restarted node starts");
+
+        let pause = fault(100, Action::Pause);
+        let taken = at(300, "coordinator", Event::PauseRequested);
+        assert!(check(&setup(vec![1]), &[pause.clone(), taken]).is_empty());
+        assert_eq!(check(&setup(vec![1]), &[pause]).len(), 1, "a pause nobody took");
+    }
+}

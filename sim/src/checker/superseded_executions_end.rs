@@ -1,0 +1,186 @@
+//! `superseded-executions-end`: every execution of an attempt that a newer attempt, a pause or a terminal status
+//! superseded ends within a bound, fenced or not. Fencing keeps a zombie from changing the ledger; it does not stop
+//! it from holding a worker's resources, reading the source, or writing to the store forever.
+//!
+//! The model: an attempt is superseded when a newer one is deployed, when cancellation below it is requested, or when
+//! the job becomes PAUSED or terminal. Each execution of it (from `execution-started` until `execution-ended` or a
+//! crash of its node) must end by `max(superseded, its node reachable again) + slow-cancel + `[`CANCEL_BOUND_MS`]; a
+//! node that is cut off now owes nothing yet.
+
+use super::{Checker, End, FailureClass, Setup, Violation};
+use crate::fault::Action;
+use crate::trace::{TraceEntry, TraceEvent};
+use sluice_engine::{Event, JobStatus, TaskId};
+use std::collections::BTreeMap;
+
+const NAME: &str = "superseded-executions-end";
+/// Heartbeat (100 ms), a coordinator tick (50 ms) and a re-sent cancel, with room for a lossy network.
+pub const CANCEL_BOUND_MS: u64 = 2_000;
+
+#[derive(Default)]
+pub struct SupersededExecutionsEnd {
+    /// (node, task, attempt) → started at.
+    running: BTreeMap<(String, TaskId, u32), u64>,
+    /// The newest attempt deployed, and when each attempt was superseded.
+    attempt: u32,
+    superseded_ms: BTreeMap<u32, u64>,
+    /// Nodes cut off now (a count) and when each was last reachable again; slow cancellation per node.
+    cut_off: BTreeMap<String, u32>,
+    reachable_ms: BTreeMap<String, u64>,
+    slow_ms: BTreeMap<String, u64>,
+    violations: Vec<Violation>,
+}
+
+impl SupersededExecutionsEnd {
+    pub fn new(_setup: &Setup) -> SupersededExecutionsEnd {
+        SupersededExecutionsEnd::default()
+    }
+
+    fn supersede_below(&mut self, below: u32, at_ms: u64) {
+        let attempts: Vec<u32> = self.running.keys().map(|(_, _, a)| *a).filter(|a| *a < below).collect();
+        for a in attempts {
+            self.superseded_ms.entry(a).or_insert(at_ms);
+        }
+    }
+
+    fn deadline(&self, node: &str, attempt: u32) -> Option<u64> {
+        let since = *self.superseded_ms.get(&attempt)?;
+        if self.cut_off.get(node).is_some_and(|n| *n > 0) {
+            return None;
+        }
+        let reachable = self.reachable_ms.get(node).copied().unwrap_or(0);
+        Some(since.max(reachable) + self.slow_ms.get(node).copied().unwrap_or(0) + CANCEL_BOUND_MS)
+    }
+
+    fn check(&mut self, now_ms: u64) {
+        let late: Vec<((String, TaskId, u32), u64)> = self
+            .running
+            .keys()
+            .filter_map(|k| self.deadline(&k.0, k.2).filter(|d| now_ms > *d).map(|d| (k.clone(), d)))
+            .collect();
+        for ((node, task, attempt), deadline) in late {
+            self.running.remove(&(node.clone(), task, attempt));
+            let since = self.superseded_ms[&attempt];
+            let detail = format!(
+                "{task} of attempt {attempt} still runs on {node} at {deadline} ms, although its attempt was \
+                 superseded at {since} ms"
+            );
+            self.violations.push(Violation::new(NAME, deadline, FailureClass::Liveness, detail));
+        }
+    }
+
+    fn on_fault(&mut self, action: &Action, at_ms: u64) {
+        let cut = match action {
+            Action::Crash { node } | Action::Restart { node } => {
+                let node = node.label();
+                self.running.retain(|(n, _, _), _| *n != node);
+                return;
+            }
+            Action::SlowCancel { worker, by_ms } => {
+                self.slow_ms.insert(sluice_engine::net::NodeName::Worker(*worker).label(), *by_ms);
+                return;
+            }
+            Action::Isolate { .. } | Action::Clog { .. } => true,
+            Action::Heal { .. } | Action::Unclog { .. } => false,
+            _ => return,
+        };
+        for n in action.nodes() {
+            let count = self.cut_off.entry(n.label()).or_default();
+            if cut {
+                *count += 1;
+            } else {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    self.reachable_ms.insert(n.label(), at_ms);
+                }
+            }
+        }
+    }
+}
+
+impl Checker for SupersededExecutionsEnd {
+    fn on_entry(&mut self, entry: &TraceEntry) {
+        let at_ms = entry.at_ms();
+        self.check(at_ms);
+        let event = match &entry.event {
+            TraceEvent::Fault(action) => return self.on_fault(action, at_ms),
+            TraceEvent::Observed { .. } => return,
+            TraceEvent::Engine(event) => event,
+        };
+        match event {
+            Event::ExecutionStarted { task, attempt } => {
+                self.running.insert((entry.node.clone(), *task, *attempt), at_ms);
+            }
+            Event::ExecutionEnded { task, attempt, .. } => {
+                self.running.remove(&(entry.node.clone(), *task, *attempt));
+            }
+            Event::AttemptDeployed { attempt, .. } => {
+                self.attempt = self.attempt.max(*attempt);
+                self.supersede_below(*attempt, at_ms);
+            }
+            Event::CancelRequested { below_attempt } => self.supersede_below(*below_attempt, at_ms),
+            Event::StatusChanged { to, .. } if to.is_terminal() || *to == JobStatus::Paused => {
+                self.supersede_below(u32::MAX, at_ms);
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self, end: &End) -> Vec<Violation> {
+        self.check(end.end_ms);
+        std::mem::take(&mut self.violations)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests_support::*;
+    use super::*;
+    use sluice_engine::ExecOutcome;
+
+    fn started(ms: u64, node: &str, attempt: u32) -> TraceEntry {
+        at(ms, node, Event::ExecutionStarted { task: sink(), attempt })
+    }
+
+    fn ended(ms: u64, node: &str, attempt: u32) -> TraceEntry {
+        at(ms, node, Event::ExecutionEnded { task: sink(), attempt, outcome: ExecOutcome::Canceled("x".into()) })
+    }
+
+    fn deployed(ms: u64, attempt: u32) -> TraceEntry {
+        at(ms, "coordinator", Event::AttemptDeployed { attempt, start_offsets: vec![], placement: vec![] })
+    }
+
+    fn check(trace: &[TraceEntry]) -> Vec<Violation> {
+        run(&mut SupersededExecutionsEnd::new(&setup(vec![1])), trace, 20_000)
+    }
+
+    #[test]
+    fn passes_when_the_old_execution_ends_in_time() {
+        let trace = vec![started(0, "worker-1", 1), deployed(1_000, 2), ended(1_500, "worker-1", 1)];
+        assert!(check(&trace).is_empty());
+    }
+
+    #[test]
+    fn fails_on_a_fenced_zombie_that_keeps_running() {
+        let trace = vec![
+            started(0, "worker-1", 1),
+            at(900, "store", Event::Fenced { attempt: 2, next_offsets: vec![] }),
+            deployed(1_000, 2),
+        ];
+        let v = check(&trace);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].at_ms, 1_000 + CANCEL_BOUND_MS);
+    }
+
+    #[test]
+    fn a_cut_off_node_owes_nothing_until_it_is_healed() {
+        let base = vec![started(0, "worker-1", 1), fault(500, Action::Isolate { node: worker(1) }), deployed(1_000, 2)];
+        assert!(check(&base).is_empty());
+        let healed = [base.clone(), vec![fault(8_000, Action::Heal { node: worker(1) })]].concat();
+        let v = check(&healed);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].at_ms, 8_000 + CANCEL_BOUND_MS);
+        let ends = [healed, vec![ended(9_000, "worker-1", 1)]].concat();
+        assert!(check(&ends).is_empty());
+    }
+}
