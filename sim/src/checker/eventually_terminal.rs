@@ -30,7 +30,7 @@ impl EventuallyTerminal {
 impl Checker for EventuallyTerminal {
     fn on_entry(&mut self, entry: &TraceEntry) {
         if let TraceEvent::Engine(Event::StatusChanged { to, .. }) = &entry.event {
-            if to.is_terminal() && self.terminal_at_ms.is_none() {
+            if super::terminal(*to) && self.terminal_at_ms.is_none() {
                 self.terminal_at_ms = Some(entry.at_ms());
             }
         }

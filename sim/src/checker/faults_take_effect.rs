@@ -63,8 +63,11 @@ pub struct FaultsTakeEffect {
     /// Slow cancellation in force per worker; announced delays per (node, task, attempt): (since µs, by_ms).
     slow: BTreeMap<String, u64>,
     delayed: BTreeMap<(String, TaskId, u32), (u64, u64)>,
-    /// The newest pause or resume not yet taken: (asked at ms, pause?).
+    /// The newest pause or resume not yet taken: (asked at ms, pause?); requests asked and taken, per kind
+    /// (index 0: resume, 1: pause): each is taken at most once.
     phase_request: Option<(u64, bool)>,
+    asked: [u32; 2],
+    taken: [u32; 2],
     coordinator_reachable_ms: u64,
     violations: Vec<Violation>,
 }
@@ -88,6 +91,8 @@ impl FaultsTakeEffect {
             slow: BTreeMap::new(),
             delayed: BTreeMap::new(),
             phase_request: None,
+            asked: [0; 2],
+            taken: [0; 2],
             coordinator_reachable_ms: 0,
             violations: Vec::new(),
         }
@@ -188,8 +193,11 @@ impl FaultsTakeEffect {
             Action::SlowCancel { worker, by_ms } => {
                 self.slow.insert(NodeName::Worker(*worker).label(), *by_ms);
             }
-            Action::Pause => self.phase_request = Some((at_ms, true)),
-            Action::Resume => self.phase_request = Some((at_ms, false)),
+            Action::Pause | Action::Resume => {
+                let pause = *action == Action::Pause;
+                self.phase_request = Some((at_ms, pause));
+                self.asked[pause as usize] += 1;
+            }
             Action::EndPartition { .. } => {}
         }
     }
@@ -317,8 +325,21 @@ impl FaultsTakeEffect {
                 }
                 self.delayed.insert((node.to_string(), *task, *attempt), (at_us, *by_ms));
             }
-            Event::PauseRequested if self.phase_request.is_some_and(|(_, pause)| pause) => self.phase_request = None,
-            Event::ResumeRequested if self.phase_request.is_some_and(|(_, pause)| !pause) => self.phase_request = None,
+            Event::PauseRequested | Event::ResumeRequested => {
+                let pause = matches!(event, Event::PauseRequested);
+                if self.phase_request.is_some_and(|(_, p)| p == pause) {
+                    self.phase_request = None;
+                }
+                self.taken[pause as usize] += 1;
+                if self.taken[pause as usize] > self.asked[pause as usize] {
+                    let what = if pause { "pause" } else { "resume" };
+                    let detail = format!(
+                        "the coordinator took a {what} request for the {}th time, but only {} were asked",
+                        self.taken[pause as usize], self.asked[pause as usize]
+                    );
+                    self.violation(at_ms, FailureClass::Safety, detail);
+                }
+            }
             _ => {}
         }
     }
@@ -428,7 +449,7 @@ mod tests {
             "worker-1",
             Event::EotDuplicated { attempt: 1, task, partition: 0, end_offset: 5, delivered: true },
         );
-        let later = at(5_000, "coordinator", Event::PauseRequested);
+        let later = commit(5_000, 0, 0);
         assert!(check(&setup(vec![5]), &[eot.clone(), dup.clone(), again, later.clone()]).is_empty());
         let v = check(&setup(vec![5]), &[eot.clone(), dup.clone(), later.clone()]);
         assert_eq!(v.len(), 1, "{v:?}");
@@ -464,7 +485,8 @@ mod tests {
 
         let pause = fault(100, Action::Pause);
         let taken = at(300, "coordinator", Event::PauseRequested);
-        assert!(check(&setup(vec![1]), &[pause.clone(), taken]).is_empty());
+        assert!(check(&setup(vec![1]), &[pause.clone(), taken.clone()]).is_empty());
+        assert_eq!(check(&setup(vec![1]), &[pause.clone(), taken.clone(), taken]).len(), 1, "a request taken twice");
         assert_eq!(check(&setup(vec![1]), &[pause]).len(), 1, "a pause nobody took");
     }
 }

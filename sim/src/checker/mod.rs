@@ -3,6 +3,7 @@
 //! Checkers judge from the trace and the ledger, never from engine internals. Every checker has a test that shows it
 //! failing and one that shows it passing.
 
+mod checkpoint_schedule;
 pub mod config;
 mod eventually_terminal;
 mod exactly_once;
@@ -20,6 +21,7 @@ mod status_transitions;
 mod superseded_executions_end;
 mod terminal_is_quiescent;
 
+pub use checkpoint_schedule::CheckpointSchedule;
 pub use eventually_terminal::EventuallyTerminal;
 pub use exactly_once::ExactlyOnce;
 pub use expected_status::ExpectedStatus;
@@ -41,6 +43,11 @@ use serde::Serialize;
 use sluice_engine::store::Commit;
 use sluice_engine::{CheckpointSpec, Delivery, JobStatus, Mode, PolicySpec, RestartSpec};
 use std::fmt;
+
+/// The statuses a job never leaves (README: FAILED, CANCELED, FINISHED): the checkers' own definition.
+pub fn terminal(status: JobStatus) -> bool {
+    matches!(status, JobStatus::Failed | JobStatus::Canceled | JobStatus::Finished)
+}
 
 /// What kind of failure a violation is (TigerBeetle's split).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
@@ -177,6 +184,7 @@ pub fn all(setup: &Setup) -> Vec<Box<dyn Checker>> {
         Box::new(FailuresExplained::new(setup)),
         Box::new(StatusTransitions::new(setup)),
         Box::new(SupersededExecutionsEnd::new(setup)),
+        Box::new(CheckpointSchedule::new(setup)),
     ]
 }
 

@@ -118,10 +118,14 @@ impl Checker for PartitionProgress {
                 self.batches.insert((*attempt, *task, *partition), Batch { count: *count, answered: 0 });
             }
             Event::SinkResponse { attempt, task, partition, stream, response } => {
-                if response.partition() != *partition {
+                // The partition a response is about, read off the response itself.
+                let about = match response {
+                    StoreResponse::Ack(id) | StoreResponse::Rejected(id) => id.partition,
+                    StoreResponse::EotAck { partition } => *partition,
+                };
+                if about != *partition {
                     let detail = format!(
-                        "C2: the forwarder of partition {partition} read a response meant for partition {} on stream {stream}",
-                        response.partition()
+                        "C2: the forwarder of partition {partition} read a response meant for partition {about} on stream {stream}"
                     );
                     self.safety(at_ms, detail);
                 } else if let (StoreResponse::Ack(_), Some(b)) =

@@ -3,8 +3,9 @@
 //!   (unless a crash, isolation or clog of the store, the coordinator or a worker that runs the current attempt, or a
 //!   failover, intervenes, or a resume comes first);
 //! - D2: `drained_on_pause = true` ⇒ at that instant no source execution runs and every record emitted was
-//!   acknowledged by the store; the flag is false whenever the job is RUNNING again (as the coordinator reports it and
-//!   as the API shows it);
+//!   acknowledged by the store, and a drain check since the pause request found no source running and nothing pending
+//!   or awaiting acknowledgement; the flag is false whenever the job is RUNNING again (as the coordinator reports it
+//!   and as the API shows it);
 //! - D3: while a pause is desired, the source runs no replica (whatever `scale.min` says) once the pause had time to
 //!   reach it: within a bound of the pause, or of the heal of the node that holds the replica if it was cut off (an
 //!   isolated worker's executions cannot be told to stop until it is reachable again).
@@ -42,6 +43,8 @@ pub struct PauseDrains {
     cut_off: BTreeMap<String, u32>,
     reachable_since: BTreeMap<String, u64>,
     flag: bool,
+    /// Since the last pause request: whether a drain check found the buffers drained.
+    drained_check: bool,
     /// The job status as the coordinator reports it.
     status: JobStatus,
     violations: Vec<Violation>,
@@ -63,6 +66,7 @@ impl PauseDrains {
             cut_off: BTreeMap::new(),
             reachable_since: BTreeMap::new(),
             flag: false,
+            drained_check: false,
             status: JobStatus::Created,
             violations: Vec::new(),
         }
@@ -212,11 +216,27 @@ impl PauseDrains {
                 self.sources.remove(&(node.to_string(), task.replica, *attempt));
             }
             Event::PauseRequested => {
+                self.drained_check = false;
                 self.d3_since = Some(at_ms);
                 self.d3_flagged = false;
             }
             Event::ResumeRequested => self.d3_since = None,
             Event::FailureDetected { .. } => self.d1 = None,
+            Event::DrainChecked { sources_running, pending, ack_pending, drained } => {
+                if *drained && (*sources_running, *pending, *ack_pending) != (0, 0, 0) {
+                    let detail = format!(
+                        "a drain check found {sources_running} source(s) running, {pending} pending and {ack_pending} \
+                         awaiting acknowledgement, and called it drained"
+                    );
+                    self.violation(at_ms, FailureClass::Safety, detail);
+                }
+                self.drained_check |= *drained;
+            }
+            Event::DrainedFlag { value: true } if !self.drained_check => {
+                self.flag = true;
+                let detail = "drained_on_pause set with no drain check that found the buffers drained".to_string();
+                self.violation(at_ms, FailureClass::Safety, detail);
+            }
             Event::DrainedFlag { value } => {
                 self.flag = *value;
                 // Sources of the current attempt: a zombie of a superseded attempt on a cut-off worker is fenced (it
@@ -272,6 +292,11 @@ mod tests {
         at(ms, "coordinator", Event::DrainedFlag { value })
     }
 
+    fn checked(ms: u64, drained: bool) -> TraceEntry {
+        let event = Event::DrainChecked { sources_running: 0, pending: 0, ack_pending: 0, drained };
+        at(ms, "coordinator", event)
+    }
+
     fn requested(ms: u64) -> TraceEntry {
         at(ms, "coordinator", Event::PauseRequested)
     }
@@ -284,6 +309,7 @@ mod tests {
             fault(1_000, Action::Pause),
             requested(1_050),
             source(1_100, false),
+            checked(1_200, true),
             flag(1_200, true),
             paused(1_200),
             fault(5_000, Action::Resume),
@@ -336,6 +362,7 @@ mod tests {
                 status(300, JobStatus::Scheduled, JobStatus::Running),
                 emitted(400, zombie, 7),
                 fault(1_000, Action::Pause),
+                checked(1_200, true),
                 flag(1_200, true),
                 paused(1_200),
             ]
@@ -359,9 +386,20 @@ mod tests {
     }
 
     #[test]
+    fn d2_fails_on_a_flag_set_without_a_drain_check() {
+        let trace = vec![fault(1_000, Action::Pause), requested(1_050), flag(1_200, true), paused(1_200)];
+        let v = run(&mut PauseDrains::new(&setup(vec![1])), &trace, 40_000);
+        assert!(v.iter().any(|v| v.detail.contains("no drain check")), "{v:?}");
+        let stale = vec![checked(500, true), requested(1_050), flag(1_200, true), paused(1_200)];
+        let v = run(&mut PauseDrains::new(&setup(vec![1])), &stale, 40_000);
+        assert!(v.iter().any(|v| v.detail.contains("no drain check")), "a check before the request: {v:?}");
+    }
+
+    #[test]
     fn d2_fails_on_a_flag_kept_while_running() {
         let trace = vec![
             fault(1_000, Action::Pause),
+            checked(1_200, true),
             flag(1_200, true),
             paused(1_200),
             fault(5_000, Action::Resume),

@@ -119,7 +119,7 @@ impl Checker for SupersededExecutionsEnd {
                 self.supersede_below(*attempt, at_ms);
             }
             Event::CancelRequested { below_attempt } => self.supersede_below(*below_attempt, at_ms),
-            Event::StatusChanged { to, .. } if to.is_terminal() || *to == JobStatus::Paused => {
+            Event::StatusChanged { to, .. } if super::terminal(*to) || *to == JobStatus::Paused => {
                 self.supersede_below(u32::MAX, at_ms);
             }
             _ => {}

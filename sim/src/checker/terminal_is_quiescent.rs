@@ -74,7 +74,7 @@ impl Checker for TerminalIsQuiescent {
             }
         }
         match &entry.event {
-            TraceEvent::Engine(Event::StatusChanged { to, .. }) if to.is_terminal() && self.terminal.is_none() => {
+            TraceEvent::Engine(Event::StatusChanged { to, .. }) if super::terminal(*to) && self.terminal.is_none() => {
                 self.terminal = Some((now, *to));
             }
             TraceEvent::Engine(Event::Committed { .. }) => {
