@@ -186,6 +186,8 @@ async fn run_client(recorder: Arc<TraceRecorder>, client: Arc<Mutex<Client>>) {
     let ctrl = CtrlEndpoint::bind().await.expect("client control port is free");
     let start = madsim::time::Instant::now();
     let mut request = 0u64;
+    // The newest read answered: replies overtaken on the network (an older read answered later) are dropped.
+    let mut answered = 0u64;
     loop {
         let pending = client.lock().expect("client lock").requests.clone();
         for (id, pause) in pending {
@@ -200,8 +202,10 @@ async fn run_client(recorder: Arc<TraceRecorder>, client: Arc<Mutex<Client>>) {
             let mut c = client.lock().expect("client lock");
             match msg {
                 Ctrl::PhaseAck { request: id } => c.requests.retain(|(r, _)| *r != id),
-                // A late answer to an older read is dropped.
-                Ctrl::Status { request: r, status, drained_on_pause } if r == request => {
+                // An answer older than one already read is dropped; a late answer to a recent read is taken (on a
+                // slow network every answer comes after the next read was sent).
+                Ctrl::Status { request: r, status, drained_on_pause } if r > answered => {
+                    answered = r;
                     if c.observed != Some((status, drained_on_pause)) {
                         recorder.push("client", TraceEvent::Observed { status, drained_on_pause });
                         c.observed = Some((status, drained_on_pause));
