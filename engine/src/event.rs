@@ -80,6 +80,18 @@ impl std::fmt::Display for FailureCause {
     }
 }
 
+/// Why a vertex's replicas changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "cause")]
+pub enum ReplicaCause {
+    /// A pause scales the source to its pause replicas.
+    Pause,
+    /// The pause completed: every vertex to 0.
+    Paused,
+    /// The autoscaler, from the vertex's backlog.
+    Autoscaler { backlog: u64 },
+}
+
 /// Everything the engine reports.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "event")]
@@ -249,7 +261,12 @@ pub enum Event {
         vertex: u16,
         from: u16,
         to: u16,
-        cause: String,
+        cause: ReplicaCause,
+    },
+    /// The autoscaler looked at the backlog (pending + awaiting acknowledgement, over the vertex's replicas) of every
+    /// vertex, in vertex order.
+    AutoscaleSampled {
+        backlogs: Vec<u64>,
     },
     /// The pause controller checked the buffers: `sources_running` replicas, records pending and ack-pending.
     DrainChecked {

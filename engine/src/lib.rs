@@ -40,7 +40,7 @@ pub mod stream;
 pub mod worker;
 
 pub use canary::{BugClass, Canaries, Canary};
-pub use event::{Event, ExecOutcome, FailureCause, Recorder, StoreResponse, Tracer};
+pub use event::{Event, ExecOutcome, FailureCause, Recorder, ReplicaCause, StoreResponse, Tracer};
 pub use job::{
     CheckpointSpec, Delivery, JobSpec, Mode, PolicyAction, PolicySpec, RecordId, RestartSpec, TaskId, Timings,
     VertexKind, VertexSpec,

@@ -42,8 +42,10 @@ pub async fn run(
     loop {
         // An input whose stream never opened is quiet too: a producer sends nothing before its stream is accepted.
         let quiet = owned.iter().all(|p| ended.contains(p) || paused.contains(p) || !inputs.opened(*p));
-        if io.report.lock().expect("report lock").inputs_quiet != quiet {
-            io.report.lock().expect("report lock").inputs_quiet = quiet;
+        {
+            // What the pause controller and the autoscaler read: quiet inputs, records read and not forwarded.
+            let mut report = io.report.lock().expect("report lock");
+            (report.inputs_quiet, report.pending) = (quiet, inputs.queued());
         }
         let committed = !spec.final_checkpoint() || final_complete || (final_acked && early_finish);
         if ended.len() == owned.len() && committed {
@@ -70,6 +72,7 @@ pub async fn run(
                 InputEvent::Data(record) => {
                     let out = outputs.get_mut(&partition).expect("an output per owned partition");
                     out.send(record).await?;
+                    inputs.done_with(1);
                     inputs.credit(partition, 1).await;
                 }
                 InputEvent::Eot { partition: p } => {

@@ -139,17 +139,20 @@ pub async fn run(
     let final_mode = spec.final_checkpoint();
     // Partitions whose producer paused: quiet, not ended, not failed.
     let mut paused: BTreeSet<u32> = BTreeSet::new();
-    let mut reported = (u64::MAX, u64::MAX, false, false);
+    let mut reported = (u64::MAX, u64::MAX, false, false, u64::MAX);
     loop {
-        // What the pause controller reads: records not yet written, records awaiting the store, quiet inputs.
+        // What the pause controller and the autoscaler read: records read and not yet handed on (queued, or held by
+        // an alignment), records not yet written, records awaiting the store, quiet inputs.
         let ack_pending = in_flight.load(Ordering::SeqCst);
+        let queued = inputs.queued();
         // An input whose stream never opened is quiet too: a producer sends nothing before its stream is accepted.
         let quiet = owned.iter().all(|p| input.ended.contains(p) || paused.contains(p) || !inputs.opened(*p));
         let input_done = input.done();
-        if reported != (pending, ack_pending, quiet, input_done) {
-            reported = (pending, ack_pending, quiet, input_done);
+        if reported != (pending, ack_pending, quiet, input_done, queued) {
+            reported = (pending, ack_pending, quiet, input_done, queued);
             let mut r = io.report.lock().expect("report lock");
-            (r.pending, r.ack_pending, r.inputs_quiet) = (pending.saturating_sub(ack_pending), ack_pending, quiet);
+            let not_written = pending.saturating_sub(ack_pending) + queued;
+            (r.pending, r.ack_pending, r.inputs_quiet) = (not_written, ack_pending, quiet);
             r.input_ended = input_done;
         }
         let stopped = canaries.has(Canary::SinkStopsAtFirstEot) && input.eots_read > 0;
@@ -226,6 +229,7 @@ pub async fn run(
                     return Err(StreamError::Protocol { partition, why: format!("unexpected record {:?}", record.id) });
                 }
                 pending += 1;
+                inputs.done_with(1);
                 let txn = transactional.then_some(align.last + 1);
                 forward(&forwarders, partition, ToForwarder::Record(record, txn)).await?;
             }

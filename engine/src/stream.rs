@@ -10,6 +10,7 @@ use crate::net::Deployment;
 use madsim::net::{Endpoint, Receiver, Sender};
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use thiserror::Error;
@@ -231,11 +232,13 @@ pub struct Inputs {
     into: mpsc::Sender<(u32, InputEvent)>,
     /// The upstream of each accepted partition, to return credits to.
     credit_to: BTreeMap<u32, Sender>,
+    /// Records the readers took off the network and the task has not finished with (its backlog).
+    queued: Arc<AtomicU64>,
 }
 
 impl Inputs {
     pub fn new(owned: &[u32], window: u32, into: mpsc::Sender<(u32, InputEvent)>) -> Inputs {
-        Inputs { owned: owned.to_vec(), window, into, credit_to: BTreeMap::new() }
+        Inputs { owned: owned.to_vec(), window, into, credit_to: BTreeMap::new(), queued: Arc::default() }
     }
 
     /// Accepts a stream handed over by the worker: grants the initial window and starts its reader in `scope`.
@@ -245,8 +248,19 @@ impl Inputs {
         }
         send_frame(&inb.tx, inb.partition, Frame::Credit(self.window)).await?;
         self.credit_to.insert(inb.partition, inb.tx);
-        scope.spawn(read_input(inb.rx, inb.partition, self.into.clone()));
+        scope.spawn(read_input(inb.rx, inb.partition, self.into.clone(), self.queued.clone()));
         Ok(())
+    }
+
+    /// The task is done with `count` records it read (forwarded them, or handed them on).
+    pub fn done_with(&self, count: u64) {
+        let before = self.queued.fetch_sub(count, Ordering::SeqCst);
+        assert!(before >= count, "done with {count} records, but only {before} were read");
+    }
+
+    /// Records read and not yet done with.
+    pub fn queued(&self) -> u64 {
+        self.queued.load(Ordering::SeqCst)
     }
 
     /// Returns `count` credits to the upstream of `partition`; the upstream may be gone after its EOT or pause, and
@@ -263,11 +277,20 @@ impl Inputs {
     }
 }
 
-/// Reads one inbound stream into the task's merged input, after granting the initial window.
-pub async fn read_input(mut rx: Receiver, partition: u32, into: mpsc::Sender<(u32, InputEvent)>) {
+/// Reads one inbound stream into the task's merged input, after granting the initial window; counts the records it
+/// reads into `queued`.
+pub async fn read_input(
+    mut rx: Receiver,
+    partition: u32,
+    into: mpsc::Sender<(u32, InputEvent)>,
+    queued: Arc<AtomicU64>,
+) {
     loop {
         let event = match recv_frame(&mut rx, partition).await {
-            Ok(Frame::Data(r)) => InputEvent::Data(r),
+            Ok(Frame::Data(r)) => {
+                queued.fetch_add(1, Ordering::SeqCst);
+                InputEvent::Data(r)
+            }
             Ok(Frame::Eot { partition: p }) => InputEvent::Eot { partition: p },
             Ok(Frame::Barrier { epoch }) => InputEvent::Barrier { epoch },
             Ok(Frame::Pause { partition: p }) => InputEvent::Pause { partition: p },

@@ -2,7 +2,7 @@
 //! autoscaler (the decisions are the lifecycle controller's, in `lifecycle.rs`).
 
 use super::{Coordinator, Phase, Then};
-use crate::event::Event;
+use crate::event::{Event, ReplicaCause};
 use crate::job::VertexKind;
 use crate::lifecycle::PauseStep;
 use crate::net::{Ctrl, Deployment, ExecState, TaskControl};
@@ -27,7 +27,8 @@ impl Coordinator {
                 let to =
                     self.lifecycle.replicas(0, vertex.scale_min, vertex.scale_max, vertex.kind == VertexKind::Source);
                 if vertex.kind == VertexKind::Source && to != from {
-                    self.tracer.emit(Event::ReplicasChanged { vertex: v as u16, from, to, cause: "pause".into() });
+                    let cause = ReplicaCause::Pause;
+                    self.tracer.emit(Event::ReplicasChanged { vertex: v as u16, from, to, cause });
                 }
             }
         }
@@ -70,7 +71,8 @@ impl Coordinator {
             for (v, from) in self.replicas.clone().into_iter().enumerate() {
                 let from = if v == 0 { running } else { from };
                 if from != 0 {
-                    self.tracer.emit(Event::ReplicasChanged { vertex: v as u16, from, to: 0, cause: "paused".into() });
+                    let cause = ReplicaCause::Paused;
+                    self.tracer.emit(Event::ReplicasChanged { vertex: v as u16, from, to: 0, cause });
                 }
             }
             let below = self.next_attempt();
@@ -118,6 +120,7 @@ impl Coordinator {
                 backlogs[d.task.vertex as usize] += r.checkpoints.pending + r.checkpoints.ack_pending;
             }
         }
+        self.tracer.emit(Event::AutoscaleSampled { backlogs: backlogs.clone() });
         for (v, vertex) in self.spec.vertices.iter().enumerate() {
             if vertex.kind == VertexKind::Source || vertex.scale_min == vertex.scale_max {
                 continue; // sources have no backlog signal here: they run their current replicas
@@ -135,7 +138,7 @@ impl Coordinator {
         }
         for (v, (from, to)) in self.replicas.iter().zip(&wish).enumerate() {
             if from != to {
-                let cause = format!("autoscaler: backlog {} records", backlogs[v]);
+                let cause = ReplicaCause::Autoscaler { backlog: backlogs[v] };
                 self.tracer.emit(Event::ReplicasChanged { vertex: v as u16, from: *from, to: *to, cause });
             }
         }

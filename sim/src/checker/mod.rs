@@ -3,6 +3,7 @@
 //! Checkers judge from the trace and the ledger, never from engine internals. Every checker has a test that shows it
 //! failing and one that shows it passing.
 
+mod autoscaler_follows_rule;
 mod checkpoint_schedule;
 pub mod config;
 mod eventually_terminal;
@@ -21,6 +22,7 @@ mod status_transitions;
 mod superseded_executions_end;
 mod terminal_is_quiescent;
 
+pub use autoscaler_follows_rule::{AutoscalerFollowsRule, Scale};
 pub use checkpoint_schedule::CheckpointSchedule;
 pub use eventually_terminal::EventuallyTerminal;
 pub use exactly_once::ExactlyOnce;
@@ -98,6 +100,8 @@ pub struct Setup {
     pub loss: f64,
     /// Canaries switched on for the run (a failure a canary causes is explained by it).
     pub canaries: Vec<sluice_engine::Canary>,
+    /// Each vertex's kind and scale bounds as the scenario sets them, with its replicas at the start.
+    pub scales: Vec<Scale>,
     pub duration_ms: u64,
     /// From when liveness is judged; `None`: never (a fault is never healed).
     pub liveness_start_ms: Option<u64>,
@@ -134,6 +138,12 @@ impl Setup {
             workers: s.job.workers,
             loss: s.network.loss,
             canaries: Vec::new(),
+            scales: s
+                .job
+                .vertices
+                .iter()
+                .map(|v| Scale { kind: v.kind, min: v.scale_min, max: v.scale_max, replicas: v.replicas })
+                .collect(),
             duration_ms: s.duration_ms,
             liveness_start_ms: crate::fault::liveness_start_ms(&actions, s.job.workers),
             progress_within_ms: s.expect.progress_within_ms,
@@ -185,6 +195,7 @@ pub fn all(setup: &Setup) -> Vec<Box<dyn Checker>> {
         Box::new(StatusTransitions::new(setup)),
         Box::new(SupersededExecutionsEnd::new(setup)),
         Box::new(CheckpointSchedule::new(setup)),
+        Box::new(AutoscalerFollowsRule::new(setup)),
     ]
 }
 
@@ -218,6 +229,7 @@ pub(crate) mod tests_support {
             workers: 2,
             loss: 0.0,
             canaries: Vec::new(),
+            scales: Vec::new(),
             duration_ms: 100_000,
             liveness_start_ms: Some(0),
             progress_within_ms: 1_000,
