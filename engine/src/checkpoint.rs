@@ -38,6 +38,8 @@ pub struct CheckpointCoordinator {
     batch: bool,
     canaries: Canaries,
     next_epoch: u64,
+    /// The latest checkpoint triggered: ids only grow.
+    last_epoch: u64,
     last_trigger_ms: u64,
     pub pending: Option<Pending>,
     consecutive_failures: u32,
@@ -53,6 +55,7 @@ impl CheckpointCoordinator {
             batch,
             canaries,
             next_epoch: 1,
+            last_epoch: 0,
             last_trigger_ms: 0,
             pending: None,
             consecutive_failures: 0,
@@ -67,6 +70,7 @@ impl CheckpointCoordinator {
         self.pending = None;
         self.final_completed = None;
         self.next_epoch = self.next_epoch.max(restored + 1);
+        assert!(self.next_epoch > restored, "checkpoint {} would not follow the restored {restored}", self.next_epoch);
         self.last_trigger_ms = now_ms;
     }
 
@@ -87,6 +91,9 @@ impl CheckpointCoordinator {
         }
         let epoch = self.next_epoch;
         self.next_epoch += 1;
+        assert!(self.next_epoch > epoch && epoch > self.last_epoch, "checkpoint {epoch} after {}", self.last_epoch);
+        self.last_epoch = epoch;
+        assert!(now_ms >= self.last_trigger_ms, "checkpoint {epoch} triggered before the previous one");
         self.last_trigger_ms = now_ms;
         self.pending = Some(Pending { epoch, is_final, triggered_ms: now_ms, acks: BTreeMap::new(), saving: None });
         Some((epoch, is_final))
@@ -145,6 +152,7 @@ impl CheckpointCoordinator {
         if self.stats.recent_failed.len() > CheckpointStats::KEEP {
             self.stats.recent_failed.remove(0);
         }
+        assert!(self.stats.recent_failed.len() <= CheckpointStats::KEEP, "checkpoint statistics grow without bound");
         let n = self.consecutive_failures;
         let verdict = if self.batch && self.canaries.has(Canary::BatchFinalCheckpointFailsJob) {
             FailureVerdict::CoordinatorFailed(FailureCause::CheckpointCoordinatorFailed { epoch })

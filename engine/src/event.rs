@@ -210,6 +210,16 @@ pub enum Event {
         below_attempt: u32,
         records: u64,
     },
+    /// The store answered a batch's EOT on one sink connection (`conn`, numbered by the store as it accepts them):
+    /// the batch held `records` writes, of these partitions (what the store saw on the wire, whatever the sink thinks).
+    StoreBatchServed {
+        attempt: u32,
+        conn: u64,
+        label: String,
+        partition: u32,
+        partitions: Vec<u32>,
+        records: u32,
+    },
     /// Checkpoint storage saved a checkpoint (and committed its transactions).
     CheckpointStored {
         attempt: u32,

@@ -136,6 +136,7 @@ impl CheckpointReport {
         if self.acked.len() > Self::KEEP {
             self.acked.remove(0);
         }
+        assert!(self.acked.len() <= Self::KEEP, "a task's acknowledgements grow without bound");
     }
 
     pub fn decline(&mut self, epoch: u64, why: String) {
@@ -145,6 +146,7 @@ impl CheckpointReport {
         if self.declined.len() > Self::KEEP {
             self.declined.remove(0);
         }
+        assert!(self.declined.len() <= Self::KEEP, "a task's declines grow without bound");
     }
 }
 

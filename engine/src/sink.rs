@@ -344,7 +344,8 @@ impl Forwarder {
             let count = batch.len() as u32;
             self.in_flight.fetch_add(count as u64, Ordering::SeqCst);
             let result = self.write_batch(std::mem::take(&mut batch)).await;
-            self.in_flight.fetch_sub(count as u64, Ordering::SeqCst);
+            let before = self.in_flight.fetch_sub(count as u64, Ordering::SeqCst);
+            assert!(before >= count as u64, "{count} records answered, but only {before} were in flight");
             let msg = match result {
                 Ok(()) => FromForwarder::Acked { partition: self.partition, count },
                 Err(e) => FromForwarder::Failed(e),

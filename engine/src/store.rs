@@ -100,6 +100,10 @@ impl Ledger {
         self.fenced_below = attempt;
         let aborted: Vec<(u32, u64)> = self.staged.range(..(attempt, 0)).map(|(k, _)| *k).collect();
         let records = aborted.iter().map(|k| self.staged.remove(k).map_or(0, |v| v.len() as u64)).sum();
+        assert!(
+            self.staged.range(..(attempt, 0)).next().is_none(),
+            "a fenced attempt's transaction survived the fence"
+        );
         Some(records)
     }
 
@@ -176,22 +180,29 @@ async fn accept_streams(ledger: Arc<Mutex<Ledger>>, tracer: Tracer) {
     let ep = Endpoint::bind(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), crate::net::DATA_PORT))
         .await
         .expect("store data port is free");
+    let mut conn = 0u64;
     while let Ok((tx, rx, _from)) = ep.accept1().await {
-        tokio::spawn(serve_stream(ledger.clone(), tracer.clone(), tx, rx));
+        conn += 1;
+        tokio::spawn(serve_stream(ledger.clone(), tracer.clone(), conn, tx, rx));
     }
 }
 
 /// Serves one sink stream in order: a response for every write, then one for the batch's EOT.
-async fn serve_stream(ledger: Arc<Mutex<Ledger>>, tracer: Tracer, tx: Sender, mut rx: Receiver) {
-    let mut attempt = None;
+async fn serve_stream(ledger: Arc<Mutex<Ledger>>, tracer: Tracer, conn: u64, tx: Sender, mut rx: Receiver) {
+    let mut opened: Option<(u32, String)> = None;
+    // The batch being read: the partitions its writes belong to, and how many.
+    let (mut partitions, mut records) = (BTreeSet::new(), 0u32);
     while let Ok(payload) = rx.recv().await {
         let Ok(frame) = payload.downcast::<StoreFrame>() else { return };
+        let attempt = opened.as_ref().map(|(a, _)| *a);
         let response = match (*frame, attempt) {
-            (StoreFrame::Open { attempt: a, .. }, None) => {
-                attempt = Some(a);
+            (StoreFrame::Open { attempt: a, label }, None) => {
+                opened = Some((a, label));
                 continue;
             }
             (StoreFrame::Write { record, txn }, Some(a)) => {
+                partitions.insert(record.id.partition);
+                records += 1;
                 let mut l = ledger.lock().expect("ledger lock");
                 let accepted = match txn {
                     None => l.commit(record.id, a),
@@ -207,7 +218,13 @@ async fn serve_stream(ledger: Arc<Mutex<Ledger>>, tracer: Tracer, tx: Sender, mu
                     StoreResponse::Ack(record.id)
                 }
             }
-            (StoreFrame::Eot { partition }, Some(_)) => StoreResponse::EotAck { partition },
+            (StoreFrame::Eot { partition }, Some(attempt)) => {
+                let label = opened.as_ref().map(|(_, l)| l.clone()).unwrap_or_default();
+                let partitions = std::mem::take(&mut partitions).into_iter().collect();
+                let records = std::mem::take(&mut records);
+                tracer.emit(Event::StoreBatchServed { attempt, conn, label, partition, partitions, records });
+                StoreResponse::EotAck { partition }
+            }
             // A stream that does not open first is not a sink of ours.
             _ => return,
         };

@@ -113,6 +113,8 @@ pub struct Output {
     tx: Sender,
     rx: Receiver,
     credits: u32,
+    /// The consumer never grants more than its window: records in flight on the stream stay within it.
+    window: u32,
 }
 
 impl Output {
@@ -126,7 +128,11 @@ impl Output {
             .await
             .map_err(|_| StreamError::Connect { to: addr, why: "no answer to hello".into() })??;
         match first {
-            Frame::Credit(n) => Ok(Output { partition, tx, rx, credits: n }),
+            Frame::Credit(n) => {
+                let window = dep.spec.timings.stream_window;
+                assert!(n <= window, "partition {partition}: initial credit {n} above the window {window}");
+                Ok(Output { partition, tx, rx, credits: n, window })
+            }
             Frame::Refused(why) => Err(StreamError::Connect { to: addr, why }),
             other => Err(StreamError::Protocol { partition, why: format!("expected credit, got {other:?}") }),
         }
@@ -136,7 +142,16 @@ impl Output {
     pub async fn send(&mut self, record: Record) -> Result<(), StreamError> {
         while self.credits == 0 {
             match recv_frame(&mut self.rx, self.partition).await? {
-                Frame::Credit(n) => self.credits += n,
+                Frame::Credit(n) => {
+                    self.credits += n;
+                    assert!(
+                        self.credits <= self.window,
+                        "partition {}: {} credits, above the window {}",
+                        self.partition,
+                        self.credits,
+                        self.window
+                    );
+                }
                 other => {
                     return Err(StreamError::Protocol {
                         partition: self.partition,

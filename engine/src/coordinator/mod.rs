@@ -176,6 +176,10 @@ impl Coordinator {
     async fn on_message(&mut self, msg: Ctrl, from: SocketAddr) {
         match msg {
             Ctrl::Heartbeat { worker, incarnation, executions } => self.on_heartbeat(worker, incarnation, executions),
+            // The coordinator never asks to fence beyond the attempt after its current one.
+            Ctrl::Fenced { attempt, .. } if attempt > self.next_attempt().max(self.attempt) => {
+                panic!("the store fenced attempt {attempt}, beyond anything asked (attempt {})", self.attempt)
+            }
             Ctrl::Fenced { attempt, next_offsets, latest } => match &mut self.phase {
                 Phase::Fencing if attempt == self.attempt => self.deploy(next_offsets, latest).await,
                 Phase::Canceling { below, fenced, then, .. } if attempt == *below => {
@@ -186,6 +190,9 @@ impl Coordinator {
                 }
                 _ => {}
             },
+            Ctrl::CheckpointSaved { attempt, .. } if attempt > self.attempt => {
+                panic!("checkpoint storage answered attempt {attempt}, beyond the current {}", self.attempt)
+            }
             Ctrl::CheckpointSaved { attempt, epoch, result } if attempt == self.attempt => {
                 self.on_checkpoint_saved(epoch, result).await;
             }
@@ -276,7 +283,14 @@ impl Coordinator {
     }
 
     fn begin_attempt(&mut self) {
-        self.attempt = self.next_attempt();
+        let next = self.next_attempt();
+        // Attempts only move forward; only the canary that takes the attempt number away redeploys under the same one.
+        assert!(
+            next > self.attempt || self.ctx.canaries.has(Canary::RedeployWithoutFencing),
+            "attempt {next} after {}",
+            self.attempt
+        );
+        self.attempt = next;
         self.phase = Phase::Fencing;
     }
 

@@ -3,7 +3,10 @@
 //!   acknowledged advances its acknowledged offset within `progress_within_ms`.
 //! - C2: a response reaches the forwarder of its own partition, and a batch is acknowledged only after exactly its
 //!   records were answered.
-//! - C3: at most one batch in flight per store stream.
+//! - C3: at most one batch in flight per store stream: as the sink labels its streams, and as the store reads them
+//!   (the writes the store reads on one connection before a batch's EOT all belong to that EOT's partition).
+//! - C4 (liveness): while a streaming job is RUNNING in the liveness phase, every partition configured with data
+//!   (and not ended) emits within `progress_within_ms`.
 
 use super::{Checker, End, FailureClass, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
@@ -21,6 +24,10 @@ struct Lane {
     /// When the stall clock last restarted (progress, a new attempt, the job becoming RUNNING).
     since_ms: u64,
     flagged: bool,
+    /// C4: when the partition last emitted (or the clock restarted), whether it ended, whether it was flagged.
+    emit_since_ms: u64,
+    ended: bool,
+    idle_flagged: bool,
 }
 
 /// One forwarder's batch in flight.
@@ -33,6 +40,10 @@ struct Batch {
 pub struct PartitionProgress {
     liveness_start_ms: Option<u64>,
     bound_ms: u64,
+    /// C4: streaming partitions configured with data.
+    with_data: Vec<bool>,
+    /// C3 as the store reads it: connections already flagged.
+    flagged_connections: BTreeSet<(u64, String)>,
     running: bool,
     lanes: Vec<Lane>,
     /// (attempt, task, stream) → partition whose batch is in flight on it.
@@ -48,6 +59,12 @@ impl PartitionProgress {
         PartitionProgress {
             liveness_start_ms: setup.liveness_start_ms,
             bound_ms: setup.progress_within_ms,
+            with_data: setup
+                .rates_per_sec
+                .iter()
+                .map(|r| setup.mode == sluice_engine::Mode::Streaming && *r > 0)
+                .collect(),
+            flagged_connections: BTreeSet::new(),
             running: false,
             lanes: vec![Lane::default(); setup.partitions as usize],
             in_flight: BTreeMap::new(),
@@ -70,6 +87,17 @@ impl PartitionProgress {
             return;
         }
         for (p, lane) in self.lanes.iter_mut().enumerate() {
+            let idle_since = lane.emit_since_ms.max(start);
+            let data = self.with_data.get(p).copied().unwrap_or(false);
+            if data && !lane.ended && !lane.idle_flagged && now_ms > idle_since + self.bound_ms {
+                lane.idle_flagged = true;
+                let detail = format!(
+                    "C4: streaming partition {p} is configured with data but emitted nothing from {idle_since} ms for \
+                     {} ms while the job ran",
+                    self.bound_ms
+                );
+                self.violations.push(Violation::new(NAME, idle_since + self.bound_ms, FailureClass::Liveness, detail));
+            }
             let since = lane.since_ms.max(start);
             if lane.emitted_upto > lane.acked_upto && !lane.flagged && now_ms > since + self.bound_ms {
                 lane.flagged = true;
@@ -93,18 +121,37 @@ impl Checker for PartitionProgress {
         match event {
             Event::AttemptDeployed { start_offsets, .. } => {
                 for (lane, start) in self.lanes.iter_mut().zip(start_offsets) {
-                    *lane = Lane { emitted_upto: *start, acked_upto: *start, since_ms: at_ms, flagged: false };
+                    *lane = Lane {
+                        emitted_upto: *start,
+                        acked_upto: *start,
+                        since_ms: at_ms,
+                        flagged: false,
+                        emit_since_ms: at_ms,
+                        ..*lane
+                    };
                 }
             }
             Event::StatusChanged { to, .. } => {
                 self.running = *to == JobStatus::Running;
                 for lane in self.lanes.iter_mut() {
-                    lane.since_ms = at_ms;
+                    (lane.since_ms, lane.emit_since_ms) = (at_ms, at_ms);
                 }
             }
             Event::Emitted { id, .. } => {
                 let lane = &mut self.lanes[id.partition as usize];
                 lane.emitted_upto = lane.emitted_upto.max(id.offset + 1);
+                lane.emit_since_ms = at_ms;
+            }
+            Event::SourceEot { partition, .. } => self.lanes[*partition as usize].ended = true,
+            Event::StoreBatchServed { conn, label, partition, partitions, .. }
+                if partitions.iter().any(|p| p != partition)
+                    && self.flagged_connections.insert((*conn, label.clone())) =>
+            {
+                let detail = format!(
+                    "C3: the store read writes of partitions {partitions:?} in one batch on connection {conn} ({label}), \
+                     ended by partition {partition}'s EOT"
+                );
+                self.safety(at_ms, detail);
             }
             Event::SinkBatchSent { attempt, task, partition, stream, count, .. } => {
                 let key = (*attempt, *task, stream.clone());
@@ -232,6 +279,32 @@ mod tests {
         let trace = vec![running(0), sent(2, 0, "s"), response(3, 0, 1, "s")];
         let v = run(&mut PartitionProgress::new(&setup(vec![1, 1])), &trace, 100);
         assert!(v.iter().any(|v| v.detail.starts_with("C2")), "{v:?}");
+    }
+
+    #[test]
+    fn c3_fails_when_the_store_reads_two_partitions_in_one_batch() {
+        let served = |partitions: Vec<u32>| {
+            let label = "v1#0/p0".to_string();
+            let event = Event::StoreBatchServed { attempt: 1, conn: 3, label, partition: 0, partitions, records: 2 };
+            at(5, "store", event)
+        };
+        assert!(run(&mut PartitionProgress::new(&setup(vec![1, 1])), &[served(vec![0])], 100).is_empty());
+        let v = run(&mut PartitionProgress::new(&setup(vec![1, 1])), &[served(vec![0, 1]), served(vec![0, 1])], 100);
+        assert_eq!(v.len(), 1, "flagged once per connection: {v:?}");
+        assert!(v[0].detail.contains("store read writes of partitions [0, 1]"), "{}", v[0].detail);
+    }
+
+    #[test]
+    fn c4_fails_on_a_streaming_partition_with_data_that_never_emits() {
+        let mut s = setup(vec![u64::MAX, u64::MAX]);
+        s.mode = sluice_engine::Mode::Streaming;
+        s.rates_per_sec = vec![10, 0];
+        s.progress_within_ms = 10_000;
+        let trace = vec![running(0)];
+        assert!(run(&mut PartitionProgress::new(&s), &trace, 5_000).is_empty(), "within the bound");
+        let v = run(&mut PartitionProgress::new(&s), &trace, 15_000);
+        assert_eq!(v.len(), 1, "partition 1 has no data and owes nothing: {v:?}");
+        assert!(v[0].detail.starts_with("C4: streaming partition 0"), "{}", v[0].detail);
     }
 
     #[test]
