@@ -15,6 +15,7 @@
 //!   explains one); an expiry also ⇐ delayed acknowledgements, or a node or link fault since shortly before its
 //!   trigger; an I/O error also ⇐ a fault of the store.
 
+use super::reachability::Reachability;
 use super::{Checker, End, FailureClass, Setup, Violation};
 use crate::fault::Action;
 use crate::trace::{TraceEntry, TraceEvent};
@@ -36,10 +37,8 @@ pub const LOSSY: f64 = 0.1;
 pub struct FailuresExplained {
     lossy: bool,
     canary: bool,
-    /// Nodes cut off or down now (a count per node), and when a disruptive action last named each.
-    disrupted: BTreeMap<String, u32>,
-    touched_ms: BTreeMap<String, u64>,
-    last_disruption_ms: Option<u64>,
+    /// Which nodes are down or cut off, and when faults named them.
+    net: Reachability,
     /// Restarts not yet used to explain a restarted worker, per node.
     restarts: BTreeMap<String, u32>,
     /// Injected checkpoint failures not yet used to explain one, per reason.
@@ -56,9 +55,7 @@ impl FailuresExplained {
         FailuresExplained {
             lossy: setup.loss >= LOSSY,
             canary: !setup.canaries.is_empty(),
-            disrupted: BTreeMap::new(),
-            touched_ms: BTreeMap::new(),
-            last_disruption_ms: None,
+            net: Reachability::default(),
             restarts: BTreeMap::new(),
             injected: BTreeMap::new(),
             delayed_acks: false,
@@ -69,46 +66,24 @@ impl FailuresExplained {
         }
     }
 
-    /// Whether `node` is cut off or down now, or a disruptive action named it within `window_ms` before `now_ms`.
-    fn touched(&self, node: &str, now_ms: u64, window_ms: u64) -> bool {
-        self.disrupted.get(node).is_some_and(|n| *n > 0)
-            || self.touched_ms.get(node).is_some_and(|t| now_ms <= t + window_ms)
-    }
-
-    /// Whether any node or link is disrupted now, or was within `window_ms` before `now_ms`.
-    fn disturbed(&self, now_ms: u64, window_ms: u64) -> bool {
-        self.disrupted.values().any(|n| *n > 0) || self.last_disruption_ms.is_some_and(|t| now_ms <= t + window_ms)
-    }
-
     fn on_fault(&mut self, action: &Action, at_ms: u64) {
-        for node in action.nodes() {
-            self.touched_ms.insert(node.label(), at_ms);
-            self.last_disruption_ms = Some(at_ms);
-        }
+        self.net.apply(action, at_ms);
         match action {
-            Action::Crash { node } | Action::Isolate { node } => *self.disrupted.entry(node.label()).or_default() += 1,
-            Action::Clog { from, to } => {
-                for n in [from, to] {
-                    *self.disrupted.entry(n.label()).or_default() += 1;
-                }
-            }
-            Action::Restart { node } | Action::Heal { node } => {
-                let count = self.disrupted.entry(node.label()).or_default();
-                *count = count.saturating_sub(1);
-                if matches!(action, Action::Restart { .. }) {
-                    *self.restarts.entry(node.label()).or_default() += 1;
-                }
-            }
-            Action::Unclog { from, to } => {
-                for n in [from, to] {
-                    let count = self.disrupted.entry(n.label()).or_default();
-                    *count = count.saturating_sub(1);
-                }
-            }
+            Action::Restart { node } => *self.restarts.entry(node.label()).or_default() += 1,
             Action::FailCheckpoints { reason, count } => *self.injected.entry(*reason).or_default() += count,
             Action::DelayAcks { .. } => self.delayed_acks = true,
             _ => {}
         }
+    }
+
+    /// Whether `node` is down or cut off now, or a fault named it within `window_ms` before `now_ms`.
+    fn touched(&self, node: &str, now_ms: u64, window_ms: u64) -> bool {
+        self.net.touched_within(node, now_ms, window_ms)
+    }
+
+    /// Whether any node is down or cut off now, or a fault disrupted one within `window_ms` before `now_ms`.
+    fn disturbed(&self, now_ms: u64, window_ms: u64) -> bool {
+        self.net.disturbed_since(now_ms.saturating_sub(window_ms))
     }
 
     fn failover_explained(&mut self, cause: &FailureCause, at_ms: u64) -> bool {

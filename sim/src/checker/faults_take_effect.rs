@@ -17,6 +17,7 @@
 //! - `pause` / `resume`: the coordinator takes the request (`pause-requested` / `resume-requested`) within
 //!   [`PHASE_BOUND_MS`] of the fault or of the coordinator's heal, unless a newer request overtook it.
 
+use super::reachability::Reachability;
 use super::{Checker, End, FailureClass, Setup, Violation};
 use crate::fault::Action;
 use crate::trace::{TraceEntry, TraceEvent};
@@ -44,9 +45,8 @@ pub struct FaultsTakeEffect {
     down: BTreeMap<String, (u64, bool)>,
     /// Restarted workers and store awaiting `node-started`: (node, since).
     starting: Vec<(String, u64)>,
-    /// Nodes cut off or down now (a count per node), and the time of the last disruptive action.
-    disrupted: BTreeMap<String, u32>,
-    last_disruption_ms: Option<u64>,
+    /// Which nodes are down or cut off, and when.
+    net: Reachability,
     /// Duplicates asked for and not yet seen, per partition: the times they were asked.
     duplicates: BTreeMap<u32, VecDeque<u64>>,
     /// Source executions whose EOT of a partition is out: (node, task, attempt, partition) → when.
@@ -68,7 +68,6 @@ pub struct FaultsTakeEffect {
     phase_request: Option<(u64, bool)>,
     asked: [u32; 2],
     taken: [u32; 2],
-    coordinator_reachable_ms: u64,
     violations: Vec<Violation>,
 }
 
@@ -78,8 +77,7 @@ impl FaultsTakeEffect {
             timeout_ms: setup.checkpoint.map_or(0, |c| c.timeout_ms),
             down: BTreeMap::new(),
             starting: Vec::new(),
-            disrupted: BTreeMap::new(),
-            last_disruption_ms: None,
+            net: Reachability::default(),
             duplicates: BTreeMap::new(),
             eot_out: BTreeMap::new(),
             armed: VecDeque::new(),
@@ -93,18 +91,12 @@ impl FaultsTakeEffect {
             phase_request: None,
             asked: [0; 2],
             taken: [0; 2],
-            coordinator_reachable_ms: 0,
             violations: Vec::new(),
         }
     }
 
     fn violation(&mut self, at_ms: u64, class: FailureClass, detail: String) {
         self.violations.push(Violation::new(NAME, at_ms, class, detail));
-    }
-
-    /// Whether some node or link fault is in force now or happened at or after `since_ms`.
-    fn disturbed_since(&self, since_ms: u64) -> bool {
-        self.disrupted.values().any(|n| *n > 0) || self.last_disruption_ms.is_some_and(|t| t >= since_ms)
     }
 
     fn check_deadlines(&mut self, now_ms: u64) {
@@ -124,7 +116,7 @@ impl FaultsTakeEffect {
                 .iter()
                 .filter(|k| k.0 .3 == *p)
                 .map(|(_, t)| (*t).max(*first))
-                .find(|start| now_ms > start + DUPLICATE_BOUND_MS && !self.disturbed_since(*start));
+                .find(|start| now_ms > start + DUPLICATE_BOUND_MS && !self.net.disturbed_since(*start));
             if let Some(start) = overdue {
                 missed = Some((*p, *first, start));
                 break;
@@ -139,8 +131,9 @@ impl FaultsTakeEffect {
             self.violation(start + DUPLICATE_BOUND_MS, FailureClass::Liveness, detail);
         }
         if let Some((t, pause)) = self.phase_request {
-            let deadline = t.max(self.coordinator_reachable_ms) + PHASE_BOUND_MS;
-            if now_ms > deadline && self.disrupted.get("coordinator").is_none_or(|n| *n == 0) {
+            let coordinator = NodeName::Coordinator.label();
+            let deadline = t.max(self.net.reachable_since_ms(&coordinator)) + PHASE_BOUND_MS;
+            if now_ms > deadline && !self.net.disrupted(&coordinator) {
                 self.phase_request = None;
                 let what = if pause { "pause" } else { "resume" };
                 let detail = format!("{what} asked at {t} ms, the coordinator never took it (by {deadline} ms)");
@@ -150,9 +143,7 @@ impl FaultsTakeEffect {
     }
 
     fn on_fault(&mut self, action: &Action, at_ms: u64) {
-        if action.is_disruptive() {
-            self.last_disruption_ms = Some(at_ms);
-        }
+        self.net.apply(action, at_ms);
         if let Action::Crash { node } | Action::Restart { node } = action {
             // A killed node's executions end without a word.
             let label = node.label();
@@ -162,29 +153,11 @@ impl FaultsTakeEffect {
         match action {
             Action::Crash { node } => {
                 self.down.insert(node.label(), (at_ms, false));
-                *self.disrupted.entry(node.label()).or_default() += 1;
             }
             Action::Restart { node } => {
-                if self.down.remove(&node.label()).is_some() {
-                    let count = self.disrupted.entry(node.label()).or_default();
-                    *count = count.saturating_sub(1);
-                }
+                self.down.remove(&node.label());
                 if matches!(node, NodeName::Worker(_) | NodeName::Store) {
                     self.starting.push((node.label(), at_ms));
-                }
-            }
-            Action::Isolate { .. } | Action::Clog { .. } => {
-                for n in action.nodes() {
-                    *self.disrupted.entry(n.label()).or_default() += 1;
-                }
-            }
-            Action::Heal { .. } | Action::Unclog { .. } => {
-                for n in action.nodes() {
-                    let count = self.disrupted.entry(n.label()).or_default();
-                    *count = count.saturating_sub(1);
-                    if n == NodeName::Coordinator && *count == 0 {
-                        self.coordinator_reachable_ms = at_ms;
-                    }
                 }
             }
             Action::DuplicateEot { partition } => self.duplicates.entry(*partition).or_default().push_back(at_ms),
@@ -198,7 +171,11 @@ impl FaultsTakeEffect {
                 self.phase_request = Some((at_ms, pause));
                 self.asked[pause as usize] += 1;
             }
-            Action::EndPartition { .. } => {}
+            Action::EndPartition { .. }
+            | Action::Isolate { .. }
+            | Action::Heal { .. }
+            | Action::Clog { .. }
+            | Action::Unclog { .. } => {}
         }
     }
 
@@ -242,7 +219,7 @@ impl FaultsTakeEffect {
                 self.violation(at_ms, FailureClass::Safety, detail);
             }
             (Some(FailReason::Declined), Some(FailReason::Expired))
-                if !self.ambiguous && self.timeout_ms >= DECLINE_RACE_MS && !self.disturbed_since(triggered_ms) =>
+                if !self.ambiguous && self.timeout_ms >= DECLINE_RACE_MS && !self.net.disturbed_since(triggered_ms) =>
             {
                 let detail = format!(
                     "checkpoint {epoch} was to be declined by its source, but it expired after {} ms: the decline \

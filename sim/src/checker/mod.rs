@@ -15,6 +15,7 @@ mod faults_take_effect;
 mod partition_progress;
 mod pause_drains;
 mod production_matches_config;
+mod reachability;
 mod restart_policy_honored;
 mod single_live_execution;
 mod status_matches_ledger;

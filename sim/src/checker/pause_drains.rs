@@ -10,11 +10,12 @@
 //!   reach it: within a bound of the pause, or of the heal of the node that holds the replica if it was cut off (an
 //!   isolated worker's executions cannot be told to stop until it is reachable again).
 
+use super::reachability::Reachability;
 use super::{Checker, End, FailureClass, Setup, Violation};
 use crate::fault::Action;
 use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::{Event, JobStatus, RecordId};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 const NAME: &str = "pause-drains";
 /// Time for a pause request to reach the coordinator through the client and for the sources to stop.
@@ -39,9 +40,8 @@ pub struct PauseDrains {
     /// D3: when the coordinator took the pause request, until a resume.
     d3_since: Option<u64>,
     d3_flagged: bool,
-    /// Nodes cut off by isolations or clogged links (how many), and when each was last reachable again.
-    cut_off: BTreeMap<String, u32>,
-    reachable_since: BTreeMap<String, u64>,
+    /// Which nodes are cut off, and since when each is reachable again.
+    net: Reachability,
     flag: bool,
     /// Since the last pause request: whether a drain check found the buffers drained.
     drained_check: bool,
@@ -63,8 +63,7 @@ impl PauseDrains {
             d1: None,
             d3_since: None,
             d3_flagged: false,
-            cut_off: BTreeMap::new(),
-            reachable_since: BTreeMap::new(),
+            net: Reachability::default(),
             flag: false,
             drained_check: false,
             status: JobStatus::Created,
@@ -86,8 +85,7 @@ impl PauseDrains {
         let Some(since) = self.d3_since.filter(|_| !self.d3_flagged) else { return };
         // This runs on every trace entry: find a late source without allocating; describe them only once one is.
         let deadline = |n: &String| -> Option<u64> {
-            let reachable = self.cut_off.get(n).is_none_or(|c| *c == 0);
-            reachable.then(|| since.max(self.reachable_since.get(n).copied().unwrap_or(0)) + STOP_BOUND_MS)
+            (!self.net.cut_off(n)).then(|| since.max(self.net.reachable_since_ms(n)) + STOP_BOUND_MS)
         };
         let late = |(n, _, _): &&(String, u16, u32)| deadline(n).is_some_and(|d| now_ms > d);
         let Some(first) = self.sources.iter().filter(late).filter_map(|(n, _, _)| deadline(n)).min() else { return };
@@ -100,26 +98,6 @@ impl PauseDrains {
             live.join(", ")
         );
         self.violation(first, FailureClass::Safety, detail);
-    }
-
-    /// Follows isolations and clogged links: which nodes the coordinator cannot reach, and since when it can again.
-    fn on_network_fault(&mut self, action: &Action, at_ms: u64) {
-        let cut = match action {
-            Action::Isolate { .. } | Action::Clog { .. } => true,
-            Action::Heal { .. } | Action::Unclog { .. } => false,
-            _ => return,
-        };
-        for n in action.nodes() {
-            let count = self.cut_off.entry(n.label()).or_default();
-            if cut {
-                *count += 1;
-            } else {
-                *count = count.saturating_sub(1);
-                if *count == 0 {
-                    self.reachable_since.insert(n.label(), at_ms);
-                }
-            }
-        }
     }
 }
 
@@ -159,7 +137,7 @@ impl Checker for PauseDrains {
         }
         // A crash ends the executions of its node.
         if let TraceEvent::Fault(action) = &entry.event {
-            self.on_network_fault(action, at_ms);
+            self.net.apply(action, at_ms);
             if let Action::Crash { node } | Action::Restart { node } = action {
                 let node = node.label();
                 self.sources.retain(|(n, _, _)| *n != node);

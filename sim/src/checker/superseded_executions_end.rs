@@ -7,6 +7,7 @@
 //! crash of its node) must end by `max(superseded, its node reachable again) + slow-cancel + `[`CANCEL_BOUND_MS`]; a
 //! node that is cut off now owes nothing yet.
 
+use super::reachability::Reachability;
 use super::{Checker, End, FailureClass, Setup, Violation};
 use crate::fault::Action;
 use crate::trace::{TraceEntry, TraceEvent};
@@ -24,9 +25,8 @@ pub struct SupersededExecutionsEnd {
     /// The newest attempt deployed, and when each attempt was superseded.
     attempt: u32,
     superseded_ms: BTreeMap<u32, u64>,
-    /// Nodes cut off now (a count) and when each was last reachable again; slow cancellation per node.
-    cut_off: BTreeMap<String, u32>,
-    reachable_ms: BTreeMap<String, u64>,
+    /// Which nodes are cut off, and since when each is reachable again; slow cancellation per node.
+    net: Reachability,
     slow_ms: BTreeMap<String, u64>,
     violations: Vec<Violation>,
 }
@@ -45,10 +45,10 @@ impl SupersededExecutionsEnd {
 
     fn deadline(&self, node: &str, attempt: u32) -> Option<u64> {
         let since = *self.superseded_ms.get(&attempt)?;
-        if self.cut_off.get(node).is_some_and(|n| *n > 0) {
+        if self.net.cut_off(node) {
             return None;
         }
-        let reachable = self.reachable_ms.get(node).copied().unwrap_or(0);
+        let reachable = self.net.reachable_since_ms(node);
         Some(since.max(reachable) + self.slow_ms.get(node).copied().unwrap_or(0) + CANCEL_BOUND_MS)
     }
 
@@ -70,30 +70,17 @@ impl SupersededExecutionsEnd {
     }
 
     fn on_fault(&mut self, action: &Action, at_ms: u64) {
-        let cut = match action {
+        self.net.apply(action, at_ms);
+        match action {
+            // A killed node's executions are gone.
             Action::Crash { node } | Action::Restart { node } => {
                 let node = node.label();
                 self.running.retain(|(n, _, _), _| *n != node);
-                return;
             }
             Action::SlowCancel { worker, by_ms } => {
                 self.slow_ms.insert(sluice_engine::net::NodeName::Worker(*worker).label(), *by_ms);
-                return;
             }
-            Action::Isolate { .. } | Action::Clog { .. } => true,
-            Action::Heal { .. } | Action::Unclog { .. } => false,
-            _ => return,
-        };
-        for n in action.nodes() {
-            let count = self.cut_off.entry(n.label()).or_default();
-            if cut {
-                *count += 1;
-            } else {
-                *count = count.saturating_sub(1);
-                if *count == 0 {
-                    self.reachable_ms.insert(n.label(), at_ms);
-                }
-            }
+            _ => {}
         }
     }
 }
