@@ -383,8 +383,4 @@ impl Tracer {
     pub fn emit(&self, event: Event) {
         self.recorder.record(&self.node, event);
     }
-
-    pub fn node(&self) -> &str {
-        &self.node
-    }
 }

@@ -4,8 +4,8 @@
 //! [`AUTOSCALE_PERIOD_MS`], never while a pause is desired; for each map or sink whose `scale.min < scale.max` it
 //! wishes `ceil(backlog / `[`RECORDS_PER_REPLICA`]`)` replicas (at least one) clamped into `[min, max]`, every other
 //! vertex keeps its replicas; a wish that differs from the replicas and is the same in two samples in a row rescales
-//! exactly the vertices it changes, at once, and the count starts over. No other rescale happens, and replicas stay
-//! within their bounds. The backlog is the engine's sample (what it saw); the decision is judged here.
+//! exactly the vertices it changes, at once, and the count starts over. No other rescale happens, replicas stay
+//! within their bounds, and a job whose vertices all have `min = max` is never sampled. The backlog is the engine's sample (what it saw); the decision is judged here.
 
 use super::{Checker, End, FailureClass, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
@@ -76,6 +76,9 @@ impl AutoscalerFollowsRule {
     }
 
     fn on_sample(&mut self, backlogs: &[u64], at_ms: u64) {
+        if self.scales.iter().all(|s| s.min >= s.max) {
+            self.violation(at_ms, "the autoscaler sampled a job whose replicas are all fixed (min = max)".into());
+        }
         if self.pause_desired {
             self.violation(at_ms, "the autoscaler sampled while a pause is desired".into());
         }
@@ -196,5 +199,9 @@ mod tests {
         assert!(check(&rushed).iter().any(|v| v.detail.contains("period")));
         let paused = vec![at(1_000, "coordinator", Event::PauseRequested), sample(2_000, 0)];
         assert!(check(&paused).iter().any(|v| v.detail.contains("pause")));
+        let mut fixed = scaled();
+        fixed.scales[1].max = 1;
+        let v = run(&mut AutoscalerFollowsRule::new(&fixed), &[sample(2_000, 0)], 10_000);
+        assert!(v.iter().any(|v| v.detail.contains("all fixed")), "{v:?}");
     }
 }

@@ -14,6 +14,8 @@
 //!   sooner than `by_ms` after it was triggered, if it was triggered after the fault.
 //! - `slow-cancel worker by_ms`: from then on, every cancellation of a live execution on that worker is announced
 //!   (`cancel-delayed`) and its execution ends `by_ms` later, not sooner.
+//! - `end-partition p`: unless p's EOT was already sent, a source sends it within [`END_BOUND_MS`] of running with no
+//!   node or link fault (the source reads at most one record past the cut);
 //! - `pause` / `resume`: the coordinator takes the request (`pause-requested` / `resume-requested`) within
 //!   [`PHASE_BOUND_MS`] of the fault or of the coordinator's heal, unless a newer request overtook it.
 
@@ -23,7 +25,7 @@ use crate::fault::Action;
 use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::faults::{AckTarget, FailReason};
 use sluice_engine::net::NodeName;
-use sluice_engine::{Event, ExecOutcome, TaskId};
+use sluice_engine::{Event, ExecOutcome, JobStatus, TaskId};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 const NAME: &str = "faults-take-effect";
@@ -31,6 +33,8 @@ const NAME: &str = "faults-take-effect";
 pub const START_BOUND_MS: u64 = 1_000;
 /// A source whose EOT is out looks for more end markers at least once per pace (at most 1 s) and per 10 ms.
 pub const DUPLICATE_BOUND_MS: u64 = 2_000;
+/// A source reads at most one record past an `end-partition` cut, at its pace (at most 1 s), then sends the EOT.
+pub const END_BOUND_MS: u64 = 2_000;
 /// The client re-sends a request every 100 ms until the coordinator acknowledges it.
 pub const PHASE_BOUND_MS: u64 = 1_500;
 /// A decline reaches the coordinator with the next heartbeat (100 ms) and a tick: a shorter timeout may win the race.
@@ -68,6 +72,11 @@ pub struct FaultsTakeEffect {
     phase_request: Option<(u64, bool)>,
     asked: [u32; 2],
     taken: [u32; 2],
+    /// `end-partition` faults whose EOT has not come yet: (partition, asked at); partitions whose EOT was ever sent;
+    /// since when the job runs.
+    ends: Vec<(u32, u64)>,
+    eot_sent: BTreeSet<u32>,
+    running_since_ms: Option<u64>,
     violations: Vec<Violation>,
 }
 
@@ -91,6 +100,9 @@ impl FaultsTakeEffect {
             phase_request: None,
             asked: [0; 2],
             taken: [0; 2],
+            ends: Vec::new(),
+            eot_sent: BTreeSet::new(),
+            running_since_ms: None,
             violations: Vec::new(),
         }
     }
@@ -100,6 +112,19 @@ impl FaultsTakeEffect {
     }
 
     fn check_deadlines(&mut self, now_ms: u64) {
+        if let Some(running) = self.running_since_ms {
+            let overdue = self.ends.iter().position(|(_, asked)| {
+                let start = running.max(*asked);
+                now_ms > start + END_BOUND_MS && !self.net.disturbed_since(start)
+            });
+            if let Some(i) = overdue {
+                let (p, asked) = self.ends.remove(i);
+                let detail = format!(
+                    "end-partition {p} at {asked} ms: the job ran on without a fault, and partition {p} sent no EOT"
+                );
+                self.violation(now_ms, FailureClass::Liveness, detail);
+            }
+        }
         if let Some(i) = self.starting.iter().position(|(_, t)| now_ms > t + START_BOUND_MS) {
             let (node, t) = self.starting.remove(i);
             self.violation(
@@ -171,11 +196,12 @@ impl FaultsTakeEffect {
                 self.phase_request = Some((at_ms, pause));
                 self.asked[pause as usize] += 1;
             }
-            Action::EndPartition { .. }
-            | Action::Isolate { .. }
-            | Action::Heal { .. }
-            | Action::Clog { .. }
-            | Action::Unclog { .. } => {}
+            Action::EndPartition { partition } => {
+                if !self.eot_sent.contains(partition) {
+                    self.ends.push((*partition, at_ms));
+                }
+            }
+            Action::Isolate { .. } | Action::Heal { .. } | Action::Clog { .. } | Action::Unclog { .. } => {}
         }
     }
 
@@ -276,7 +302,12 @@ impl FaultsTakeEffect {
             Event::ExecutionStarted { task, attempt } if task.vertex == 0 => {
                 self.sourced.insert(*attempt);
             }
+            Event::StatusChanged { to, .. } => {
+                self.running_since_ms = (*to == JobStatus::Running).then_some(at_ms);
+            }
             Event::SourceEot { attempt, task, partition, .. } => {
+                self.eot_sent.insert(*partition);
+                self.ends.retain(|(p, _)| p != partition);
                 self.eot_out.entry((node.to_string(), *task, *attempt, *partition)).or_insert(at_ms);
             }
             Event::EotDuplicated { partition, .. } => {
@@ -459,6 +490,13 @@ mod tests {
         let started = at(300, "worker-1", Event::NodeStarted { incarnation: 2 });
         assert!(check(&setup(vec![1]), &[crash.clone(), restart.clone(), started]).is_empty());
         assert_eq!(check(&setup(vec![1]), &[crash, restart]).len(), 1, "a restarted node starts");
+
+        let running = status(0, JobStatus::Scheduled, JobStatus::Running);
+        let end = fault(100, Action::EndPartition { partition: 0 });
+        let task = TaskId { vertex: 0, replica: 0 };
+        let eot = at(150, "worker-1", Event::SourceEot { attempt: 1, task, partition: 0, end_offset: 0 });
+        assert!(check(&setup(vec![1]), &[running.clone(), end.clone(), eot]).is_empty());
+        assert_eq!(check(&setup(vec![1]), &[running, end]).len(), 1, "an end-partition with no EOT");
 
         let pause = fault(100, Action::Pause);
         let taken = at(300, "coordinator", Event::PauseRequested);

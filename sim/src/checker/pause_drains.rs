@@ -1,7 +1,9 @@
 //! `pause-drains` (class D):
 //! - D1: a pause requested at t0 with nothing in flight ⇒ by t0 + grace, PAUSED with `drained_on_pause = true`
 //!   (unless a crash, isolation or clog of the store, the coordinator or a worker that runs the current attempt, or a
-//!   failover, intervenes, or a resume comes first);
+//!   failover, intervenes, or a resume comes first); and, with data or without, once a pause in progress has no
+//!   source execution of the current attempt running and every record it emitted acknowledged by the store, a drain
+//!   check finds it drained within [`DRAIN_CHECK_BOUND_MS`] (under the same excuses);
 //! - D2: `drained_on_pause = true` ⇒ at that instant no source execution runs and every record emitted was
 //!   acknowledged by the store, and a drain check since the pause request found no source running and nothing pending
 //!   or awaiting acknowledgement; the flag is false whenever the job is RUNNING again (as the coordinator reports it
@@ -22,6 +24,8 @@ const NAME: &str = "pause-drains";
 const STOP_BOUND_MS: u64 = 2_000;
 /// Slack on the grace period: the client's poll, the controller's tick, the cancellation's confirmation.
 const GRACE_SLACK_MS: u64 = 1_000;
+/// Tasks report what they hold with every heartbeat (100 ms); the controller checks every tick (50 ms).
+pub const DRAIN_CHECK_BOUND_MS: u64 = 1_500;
 
 pub struct PauseDrains {
     grace_ms: u64,
@@ -37,6 +41,10 @@ pub struct PauseDrains {
     sources: BTreeSet<(String, u16, u32)>,
     /// D1: (requested at, deadline) of a pause requested with nothing in flight.
     d1: Option<(u64, u64)>,
+    /// D1, once drained: since when the pause in progress has had nothing in flight and no source running; whether a
+    /// fault of a node the job runs on excuses it until the next pause.
+    drained_since: Option<u64>,
+    drain_excused: bool,
     /// D3: when the coordinator took the pause request, until a resume.
     d3_since: Option<u64>,
     d3_flagged: bool,
@@ -61,6 +69,8 @@ impl PauseDrains {
             placed: BTreeSet::new(),
             sources: BTreeSet::new(),
             d1: None,
+            drained_since: None,
+            drain_excused: false,
             d3_since: None,
             d3_flagged: false,
             net: Reachability::default(),
@@ -76,6 +86,15 @@ impl PauseDrains {
     }
 
     fn check_deadlines(&mut self, now_ms: u64) {
+        if let Some(t) = self.drained_since.filter(|t| now_ms > t + DRAIN_CHECK_BOUND_MS) {
+            self.drained_since = None;
+            self.drain_excused = true; // once per pause
+            let detail = format!(
+                "pausing with no source running and nothing in flight since {t} ms, but no drain check found it drained \
+                 within {DRAIN_CHECK_BOUND_MS} ms"
+            );
+            self.violation(t + DRAIN_CHECK_BOUND_MS, FailureClass::Liveness, detail);
+        }
         if let Some((t0, deadline)) = self.d1.filter(|(_, d)| now_ms > *d) {
             self.d1 = None;
             let detail =
@@ -116,7 +135,8 @@ impl Checker for PauseDrains {
                 Action::Crash { .. } | Action::Restart { .. } | Action::Isolate { .. } | Action::Clog { .. }
                     if action.nodes().iter().any(|n| self.runs_on(n)) =>
                 {
-                    self.d1 = None
+                    self.d1 = None;
+                    self.drain_excused = true;
                 }
                 _ => {}
             },
@@ -135,6 +155,7 @@ impl Checker for PauseDrains {
                 self.on_engine_event(event, &entry.node, at_ms);
             }
         }
+        self.track_drained(at_ms);
         // A crash ends the executions of its node.
         if let TraceEvent::Fault(action) = &entry.event {
             self.net.apply(action, at_ms);
@@ -152,6 +173,17 @@ impl Checker for PauseDrains {
 }
 
 impl PauseDrains {
+    /// D1 once drained: starts the clock when a pause in progress has no source running and nothing in flight.
+    fn track_drained(&mut self, at_ms: u64) {
+        let current_sources = self.sources.iter().any(|(_, _, a)| *a >= self.attempt);
+        let drained = self.status == JobStatus::Pausing && !current_sources && self.in_flight == 0;
+        if !drained || self.drain_excused || self.drained_check {
+            self.drained_since = None;
+        } else if self.drained_since.is_none() {
+            self.drained_since = Some(at_ms);
+        }
+    }
+
     /// Whether the job depends on `node` now: the store, the coordinator, or a worker of the current attempt.
     fn runs_on(&self, node: &sluice_engine::net::NodeName) -> bool {
         !matches!(node, sluice_engine::net::NodeName::Worker(_)) || self.placed.contains(&node.label())
@@ -195,11 +227,15 @@ impl PauseDrains {
             }
             Event::PauseRequested => {
                 self.drained_check = false;
+                self.drain_excused = false;
                 self.d3_since = Some(at_ms);
                 self.d3_flagged = false;
             }
             Event::ResumeRequested => self.d3_since = None,
-            Event::FailureDetected { .. } => self.d1 = None,
+            Event::FailureDetected { .. } => {
+                self.d1 = None;
+                self.drain_excused = true;
+            }
             Event::DrainChecked { sources_running, pending, ack_pending, drained } => {
                 if *drained && (*sources_running, *pending, *ack_pending) != (0, 0, 0) {
                     let detail = format!(
@@ -209,6 +245,9 @@ impl PauseDrains {
                     self.violation(at_ms, FailureClass::Safety, detail);
                 }
                 self.drained_check |= *drained;
+                if *drained {
+                    self.drained_since = None;
+                }
             }
             Event::DrainedFlag { value: true } if !self.drained_check => {
                 self.flag = true;
@@ -361,6 +400,17 @@ mod tests {
         assert!(v.iter().any(|v| v.detail.contains("drained_on_pause = false")), "{v:?}");
         let own = [base, vec![fault(1_100, Action::Crash { node: worker(1) }), paused(2_000)]].concat();
         assert!(run(&mut PauseDrains::new(&setup(vec![1])), &own, 40_000).is_empty());
+    }
+
+    #[test]
+    fn d1_a_pause_that_drained_with_data_must_be_found_drained() {
+        let pausing = status(1_100, JobStatus::Running, JobStatus::Pausing);
+        let base = vec![source(0, true), requested(1_050), pausing, source(1_200, false)];
+        let v = run(&mut PauseDrains::new(&setup(vec![1])), &base, 5_000);
+        assert!(v.iter().any(|v| v.detail.contains("no drain check found it drained")), "{v:?}");
+        let found = [base.clone(), vec![checked(1_400, true)]].concat();
+        let v = run(&mut PauseDrains::new(&setup(vec![1])), &found, 5_000);
+        assert!(v.iter().all(|v| !v.detail.contains("no drain check")), "{v:?}");
     }
 
     #[test]

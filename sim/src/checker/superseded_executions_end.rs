@@ -6,6 +6,10 @@
 //! the job becomes PAUSED or terminal. Each execution of it (from `execution-started` until `execution-ended` or a
 //! crash of its node) must end by `max(superseded, its node reachable again) + slow-cancel + `[`CANCEL_BOUND_MS`]; a
 //! node that is cut off now owes nothing yet.
+//!
+//! And the coordinator's `cancel-unconfirmed` (it gave up waiting for some workers) names only workers that still
+//! ran an execution of an attempt below the one it cancels for, at most [`REPORT_STALE_MS`] before (its view is a
+//! heartbeat old), and names at least one.
 
 use super::reachability::Reachability;
 use super::{Checker, End, FailureClass, Setup, Violation};
@@ -17,11 +21,14 @@ use std::collections::BTreeMap;
 const NAME: &str = "superseded-executions-end";
 /// Heartbeat (100 ms), a coordinator tick (50 ms) and a re-sent cancel, with room for a lossy network.
 pub const CANCEL_BOUND_MS: u64 = 2_000;
+/// How old the coordinator's view of a worker's executions may be (its last heartbeat, and its travel).
+pub const REPORT_STALE_MS: u64 = 1_000;
 
 #[derive(Default)]
 pub struct SupersededExecutionsEnd {
-    /// (node, task, attempt) → started at.
+    /// (node, task, attempt) → started at; and when executions that are gone ended.
     running: BTreeMap<(String, TaskId, u32), u64>,
+    ended_ms: BTreeMap<(String, TaskId, u32), u64>,
     /// The newest attempt deployed, and when each attempt was superseded.
     attempt: u32,
     superseded_ms: BTreeMap<u32, u64>,
@@ -69,13 +76,38 @@ impl SupersededExecutionsEnd {
         }
     }
 
+    /// The coordinator says these workers did not confirm the cancellation below `below`.
+    fn on_unconfirmed(&mut self, below: u32, workers: &[u16], at_ms: u64) {
+        if workers.is_empty() {
+            let detail = format!("cancel-unconfirmed below attempt {below} names no worker");
+            self.violations.push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
+        }
+        for w in workers {
+            let node = sluice_engine::net::NodeName::Worker(*w).label();
+            let ran = |(n, _, a): &(String, TaskId, u32)| *n == node && *a < below;
+            let holds = self.running.keys().any(ran)
+                || self.ended_ms.iter().any(|(k, t)| ran(k) && at_ms <= t + REPORT_STALE_MS);
+            if !holds {
+                let detail = format!(
+                    "cancel-unconfirmed below attempt {below} names {node}, which ran nothing below it in the last \
+                     {REPORT_STALE_MS} ms"
+                );
+                self.violations.push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
+            }
+        }
+    }
+
     fn on_fault(&mut self, action: &Action, at_ms: u64) {
         self.net.apply(action, at_ms);
         match action {
             // A killed node's executions are gone.
             Action::Crash { node } | Action::Restart { node } => {
                 let node = node.label();
-                self.running.retain(|(n, _, _), _| *n != node);
+                let gone: Vec<_> = self.running.keys().filter(|(n, _, _)| *n == node).cloned().collect();
+                for key in gone {
+                    self.running.remove(&key);
+                    self.ended_ms.insert(key, at_ms);
+                }
             }
             Action::SlowCancel { worker, by_ms } => {
                 self.slow_ms.insert(sluice_engine::net::NodeName::Worker(*worker).label(), *by_ms);
@@ -99,8 +131,11 @@ impl Checker for SupersededExecutionsEnd {
                 self.running.insert((entry.node.clone(), *task, *attempt), at_ms);
             }
             Event::ExecutionEnded { task, attempt, .. } => {
-                self.running.remove(&(entry.node.clone(), *task, *attempt));
+                let key = (entry.node.clone(), *task, *attempt);
+                self.running.remove(&key);
+                self.ended_ms.insert(key, at_ms);
             }
+            Event::CancelUnconfirmed { below_attempt, workers } => self.on_unconfirmed(*below_attempt, workers, at_ms),
             Event::AttemptDeployed { attempt, .. } => {
                 self.attempt = self.attempt.max(*attempt);
                 self.supersede_below(*attempt, at_ms);
@@ -157,6 +192,20 @@ mod tests {
         let v = check(&trace);
         assert_eq!(v.len(), 1, "{v:?}");
         assert_eq!(v[0].at_ms, 1_000 + CANCEL_BOUND_MS);
+    }
+
+    #[test]
+    fn cancel_unconfirmed_names_only_workers_that_held_something() {
+        let unconfirmed =
+            |ms, workers: Vec<u16>| at(ms, "coordinator", Event::CancelUnconfirmed { below_attempt: 2, workers });
+        let base = vec![started(0, "worker-1", 1), deployed(100, 2)];
+        assert!(check(&[base.clone(), vec![unconfirmed(500, vec![1])]].concat())
+            .iter()
+            .all(|v| !v.detail.contains("names")));
+        let v = check(&[base.clone(), vec![unconfirmed(500, vec![2])]].concat());
+        assert!(v.iter().any(|v| v.detail.contains("names worker-2")), "{v:?}");
+        let v = check(&[base, vec![unconfirmed(500, vec![])]].concat());
+        assert!(v.iter().any(|v| v.detail.contains("names no worker")), "{v:?}");
     }
 
     #[test]
