@@ -78,11 +78,6 @@ impl ExternalSource {
     pub fn len(&self, partition: u32) -> u64 {
         self.with(|s| s.lens[partition as usize])
     }
-
-    /// Number of partitions.
-    pub fn partitions(&self) -> u32 {
-        self.with(|s| s.lens.len() as u32)
-    }
 }
 
 /// What a task needs besides its deployment: the checkpoint control channel, its report, the fault plane.
