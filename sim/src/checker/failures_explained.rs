@@ -12,8 +12,10 @@
 //! - checkpoint tolerance exceeded ⇐ its last failed checkpoint was explained;
 //! - a restart through the API ⇐ a platform policy fired a restart (each explains one);
 //! - a checkpoint failed as declined, with an I/O error, or expired ⇐ an injected failure of that reason (each
-//!   explains one); an expiry also ⇐ delayed acknowledgements, or a node or link fault since shortly before its
-//!   trigger; an I/O error also ⇐ a fault of the store.
+//!   explains one); an expiry also ⇐ delayed acknowledgements, a node or link fault in force, or one on the data path
+//!   (workers and store: streams retry for up to 10 s after a heal) within [`CHECKPOINT_WINDOW_MS`] of the
+//!   checkpoint's life, or one on the control path only (the coordinator's datagrams are re-sent every tick) within
+//!   [`CONTROL_WINDOW_MS`]; an I/O error also ⇐ a fault of the store.
 
 use super::reachability::Reachability;
 use super::{Checker, End, FailureClass, Setup, Violation};
@@ -29,8 +31,10 @@ const NAME: &str = "failures-explained";
 pub const LOST_WINDOW_MS: u64 = 5_000;
 /// Streams retry through a clog and reconnect after a heal for up to 10 s; store responses wait 5 s.
 pub const TASK_WINDOW_MS: u64 = 30_000;
-/// A checkpoint in flight when a node or link fault came may expire for it.
+/// A checkpoint in flight when a fault on the data path came may expire for it (streams back off up to 10 s).
 pub const CHECKPOINT_WINDOW_MS: u64 = 10_000;
+/// A fault that touched only the control path (a link of the coordinator or the platform) costs a few ticks.
+pub const CONTROL_WINDOW_MS: u64 = 1_000;
 /// Datagram loss at which ten heartbeats in a row go missing often enough to count as an injected fault.
 pub const LOSSY: f64 = 0.1;
 
@@ -43,6 +47,9 @@ pub struct FailuresExplained {
     restarts: BTreeMap<String, u32>,
     /// Injected checkpoint failures not yet used to explain one, per reason.
     injected: BTreeMap<FailReason, u32>,
+    /// The last node or link fault on the data path (a worker or the store crashed, restarted, cut off, or a link
+    /// between two of them clogged or unclogged).
+    last_data_fault_ms: Option<u64>,
     delayed_acks: bool,
     policy_restarts: u32,
     triggered_ms: BTreeMap<u64, u64>,
@@ -58,6 +65,7 @@ impl FailuresExplained {
             net: Reachability::default(),
             restarts: BTreeMap::new(),
             injected: BTreeMap::new(),
+            last_data_fault_ms: None,
             delayed_acks: false,
             policy_restarts: 0,
             triggered_ms: BTreeMap::new(),
@@ -68,6 +76,14 @@ impl FailuresExplained {
 
     fn on_fault(&mut self, action: &Action, at_ms: u64) {
         self.net.apply(action, at_ms);
+        let data = |n: &NodeName| matches!(n, NodeName::Worker(_) | NodeName::Store);
+        let on_data_path = match action {
+            Action::Clog { from, to } | Action::Unclog { from, to } => data(from) && data(to),
+            _ => action.nodes().iter().any(data),
+        };
+        if on_data_path {
+            self.last_data_fault_ms = Some(at_ms);
+        }
         match action {
             Action::Restart { node } => *self.restarts.entry(node.label()).or_default() += 1,
             Action::FailCheckpoints { reason, count } => *self.injected.entry(*reason).or_default() += count,
@@ -115,8 +131,10 @@ impl FailuresExplained {
     fn checkpoint_failure_explained(&mut self, epoch: u64, reason: FailReason, at_ms: u64) -> bool {
         let triggered = self.triggered_ms.get(&epoch).copied().unwrap_or(at_ms);
         let since_trigger = at_ms - triggered.min(at_ms) + CHECKPOINT_WINDOW_MS;
+        let age = at_ms - triggered.min(at_ms);
+        let data_fault = self.last_data_fault_ms.is_some_and(|t| at_ms <= t + age + CHECKPOINT_WINDOW_MS);
         let other = match reason {
-            FailReason::Expired => self.delayed_acks || self.disturbed(at_ms, since_trigger),
+            FailReason::Expired => self.delayed_acks || data_fault || self.disturbed(at_ms, age + CONTROL_WINDOW_MS),
             FailReason::IoError => self.touched(&NodeName::Store.label(), at_ms, since_trigger),
             FailReason::Declined => false,
         };
@@ -221,6 +239,16 @@ mod tests {
         let v = check(&[armed, failed(1_000, 1, FailReason::Declined), failed(2_000, 2, FailReason::Declined)]);
         assert_eq!(v.len(), 1, "one injected failure explains one: {v:?}");
         assert_eq!(check(&[failed(1_000, 1, FailReason::Expired)]).len(), 1);
+        let control = Action::Clog { from: NodeName::Coordinator, to: worker(2) };
+        let unclog = Action::Unclog { from: NodeName::Coordinator, to: worker(2) };
+        let trigger =
+            |ms, epoch| at(ms, "coordinator", Event::CheckpointTriggered { attempt: 1, epoch, is_final: false });
+        let control_only = [fault(1_000, control), fault(2_000, unclog)];
+        let late = [control_only.to_vec(), vec![trigger(4_000, 1), failed(4_500, 1, FailReason::Expired)]].concat();
+        assert_eq!(check(&late).len(), 1, "2.5 s after a control-path heal an expiry needs another cause");
+        let data = [fault(1_000, Action::Isolate { node: worker(2) }), fault(2_000, Action::Heal { node: worker(2) })];
+        let late = [data.to_vec(), vec![trigger(4_000, 1), failed(4_500, 1, FailReason::Expired)]].concat();
+        assert!(check(&late).is_empty(), "streams of a healed worker retry for seconds");
         let delayed = fault(0, Action::DelayAcks { checkpoint: sluice_engine::faults::AckTarget::Final, by_ms: 9 });
         assert!(check(&[delayed, failed(1_000, 1, FailReason::Expired)]).is_empty());
         let policy = at(10, "platform", Event::PolicyFired { action: "restart".into(), epochs: vec![] });

@@ -14,8 +14,9 @@
 //!   sooner than `by_ms` after it was triggered, if it was triggered after the fault.
 //! - `slow-cancel worker by_ms`: from then on, every cancellation of a live execution on that worker is announced
 //!   (`cancel-delayed`) and its execution ends `by_ms` later, not sooner.
-//! - `end-partition p`: unless p's EOT was already sent, a source sends it within [`END_BOUND_MS`] of running with no
-//!   node or link fault (the source reads at most one record past the cut);
+//! - `end-partition p`: unless p's EOT was already sent, a source sends it within [`END_BOUND_MS`] of its last record
+//!   of p (an attempt restored from a checkpoint replays up to the cut first) while the job runs with no node or link
+//!   fault;
 //! - `pause` / `resume`: the coordinator takes the request (`pause-requested` / `resume-requested`) within
 //!   [`PHASE_BOUND_MS`] of the fault or of the coordinator's heal, unless a newer request overtook it.
 
@@ -76,6 +77,7 @@ pub struct FaultsTakeEffect {
     /// since when the job runs.
     ends: Vec<(u32, u64)>,
     eot_sent: BTreeSet<u32>,
+    last_emit_ms: BTreeMap<u32, u64>,
     running_since_ms: Option<u64>,
     violations: Vec<Violation>,
 }
@@ -102,6 +104,7 @@ impl FaultsTakeEffect {
             taken: [0; 2],
             ends: Vec::new(),
             eot_sent: BTreeSet::new(),
+            last_emit_ms: BTreeMap::new(),
             running_since_ms: None,
             violations: Vec::new(),
         }
@@ -113,8 +116,8 @@ impl FaultsTakeEffect {
 
     fn check_deadlines(&mut self, now_ms: u64) {
         if let Some(running) = self.running_since_ms {
-            let overdue = self.ends.iter().position(|(_, asked)| {
-                let start = running.max(*asked);
+            let overdue = self.ends.iter().position(|(p, asked)| {
+                let start = running.max(*asked).max(self.last_emit_ms.get(p).copied().unwrap_or(0));
                 now_ms > start + END_BOUND_MS && !self.net.disturbed_since(start)
             });
             if let Some(i) = overdue {
@@ -304,6 +307,9 @@ impl FaultsTakeEffect {
             }
             Event::StatusChanged { to, .. } => {
                 self.running_since_ms = (*to == JobStatus::Running).then_some(at_ms);
+            }
+            Event::Emitted { id, .. } => {
+                self.last_emit_ms.insert(id.partition, at_ms);
             }
             Event::SourceEot { attempt, task, partition, .. } => {
                 self.eot_sent.insert(*partition);
