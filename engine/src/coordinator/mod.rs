@@ -177,7 +177,7 @@ impl Coordinator {
         match msg {
             Ctrl::Heartbeat { worker, incarnation, executions } => self.on_heartbeat(worker, incarnation, executions),
             // The coordinator never asks to fence beyond the attempt after its current one.
-            Ctrl::Fenced { attempt, .. } if attempt > self.next_attempt().max(self.attempt) => {
+            Ctrl::Fenced { attempt, .. } if attempt > self.next_attempt() => {
                 panic!("the store fenced attempt {attempt}, beyond anything asked (attempt {})", self.attempt)
             }
             Ctrl::Fenced { attempt, next_offsets, latest } => match &mut self.phase {

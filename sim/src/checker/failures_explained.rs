@@ -130,12 +130,11 @@ impl FailuresExplained {
 
     fn checkpoint_failure_explained(&mut self, epoch: u64, reason: FailReason, at_ms: u64) -> bool {
         let triggered = self.triggered_ms.get(&epoch).copied().unwrap_or(at_ms);
-        let since_trigger = at_ms - triggered.min(at_ms) + CHECKPOINT_WINDOW_MS;
         let age = at_ms - triggered.min(at_ms);
         let data_fault = self.last_data_fault_ms.is_some_and(|t| at_ms <= t + age + CHECKPOINT_WINDOW_MS);
         let other = match reason {
             FailReason::Expired => self.delayed_acks || data_fault || self.disturbed(at_ms, age + CONTROL_WINDOW_MS),
-            FailReason::IoError => self.touched(&NodeName::Store.label(), at_ms, since_trigger),
+            FailReason::IoError => self.touched(&NodeName::Store.label(), at_ms, age + CHECKPOINT_WINDOW_MS),
             FailReason::Declined => false,
         };
         if other {

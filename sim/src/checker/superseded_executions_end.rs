@@ -29,8 +29,7 @@ pub struct SupersededExecutionsEnd {
     /// (node, task, attempt) → started at; and when executions that are gone ended.
     running: BTreeMap<(String, TaskId, u32), u64>,
     ended_ms: BTreeMap<(String, TaskId, u32), u64>,
-    /// The newest attempt deployed, and when each attempt was superseded.
-    attempt: u32,
+    /// When each attempt was superseded.
     superseded_ms: BTreeMap<u32, u64>,
     /// Which nodes are cut off, and since when each is reachable again; slow cancellation per node.
     net: Reachability,
@@ -136,10 +135,7 @@ impl Checker for SupersededExecutionsEnd {
                 self.ended_ms.insert(key, at_ms);
             }
             Event::CancelUnconfirmed { below_attempt, workers } => self.on_unconfirmed(*below_attempt, workers, at_ms),
-            Event::AttemptDeployed { attempt, .. } => {
-                self.attempt = self.attempt.max(*attempt);
-                self.supersede_below(*attempt, at_ms);
-            }
+            Event::AttemptDeployed { attempt, .. } => self.supersede_below(*attempt, at_ms),
             Event::CancelRequested { below_attempt } => self.supersede_below(*below_attempt, at_ms),
             Event::StatusChanged { to, .. } if super::terminal(*to) || *to == JobStatus::Paused => {
                 self.supersede_below(u32::MAX, at_ms);
