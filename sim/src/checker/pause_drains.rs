@@ -226,8 +226,11 @@ impl PauseDrains {
                 self.sources.remove(&(node.to_string(), task.replica, *attempt));
             }
             Event::PauseRequested => {
-                self.drained_check = false;
-                self.drain_excused = false;
+                // Asking again while pausing or paused changes nothing: the pause in progress keeps its drain check.
+                if !matches!(self.status, JobStatus::Pausing | JobStatus::Paused) {
+                    self.drained_check = false;
+                    self.drain_excused = false;
+                }
                 self.d3_since = Some(at_ms);
                 self.d3_flagged = false;
             }
@@ -421,6 +424,15 @@ mod tests {
         let stale = vec![checked(500, true), requested(1_050), flag(1_200, true), paused(1_200)];
         let v = run(&mut PauseDrains::new(&setup(vec![1])), &stale, 40_000);
         assert!(v.iter().any(|v| v.detail.contains("no drain check")), "a check before the request: {v:?}");
+    }
+
+    #[test]
+    fn d2_a_second_pause_while_pausing_keeps_the_drain_check() {
+        let pausing = status(1_100, JobStatus::Running, JobStatus::Pausing);
+        let trace =
+            vec![requested(1_050), pausing, checked(1_200, true), requested(1_250), flag(1_300, true), paused(1_300)];
+        let v = run(&mut PauseDrains::new(&setup(vec![1])), &trace, 5_000);
+        assert!(v.iter().all(|v| !v.detail.contains("no drain check")), "{v:?}");
     }
 
     #[test]
