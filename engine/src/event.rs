@@ -220,10 +220,12 @@ pub enum Event {
         partitions: Vec<u32>,
         records: u32,
     },
-    /// Checkpoint storage saved a checkpoint (and committed its transactions).
+    /// Checkpoint storage saved a checkpoint (and committed its transactions, each a `committed` just before): the
+    /// source's next offset of every partition at the checkpoint's barrier.
     CheckpointStored {
         attempt: u32,
         epoch: u64,
+        offsets: Vec<u64>,
     },
 
     // ---- checkpoints (coordinator) ----

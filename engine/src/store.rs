@@ -159,11 +159,12 @@ pub async fn run(ledger: Arc<Mutex<Ledger>>, tracer: Tracer, faults: Arc<FaultPl
                         tracer.emit(Event::CheckpointStorageFailed { attempt, epoch });
                         Err("checkpoint storage: I/O error".to_string())
                     } else {
+                        let offsets = checkpoint.offsets.clone();
                         l.save(attempt, checkpoint).map(|ids| {
                             for id in ids {
                                 tracer.emit(Event::Committed { attempt, id });
                             }
-                            tracer.emit(Event::CheckpointStored { attempt, epoch });
+                            tracer.emit(Event::CheckpointStored { attempt, epoch, offsets });
                         })
                     };
                     Ctrl::CheckpointSaved { attempt, epoch, result }

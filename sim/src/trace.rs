@@ -11,7 +11,7 @@ use sluice_engine::{Event, JobStatus, Recorder};
 use std::sync::Mutex;
 
 /// Version of the canonical trace serialization.
-pub const TRACE_FORMAT_VERSION: u32 = 3;
+pub const TRACE_FORMAT_VERSION: u32 = 4;
 
 /// What a trace entry records.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -478,15 +478,17 @@ impl Coordinator {
         if !fenced {
             self.ctrl.send(NodeName::Store, Ctrl::Fence { attempt: below, partitions: self.spec.partitions }).await;
         }
-        let timed_out = now >= deadline_ms;
-        if !(holding.is_empty() || timed_out) || !fenced {
-            if timed_out && !fenced && now >= deadline_ms + self.spec.timings.cancel_timeout_ms {
+        if !fenced {
+            if now >= deadline_ms + self.spec.timings.cancel_timeout_ms {
                 // The store cannot be reached to fence: the job fails all the same, and says so.
                 self.finish_failure(
                     then,
                     format!("store not fenced within {} ms", 2 * self.spec.timings.cancel_timeout_ms),
                 );
             }
+            return;
+        }
+        if !holding.is_empty() && now < deadline_ms {
             return;
         }
         if !holding.is_empty() {

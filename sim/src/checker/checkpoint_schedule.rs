@@ -229,7 +229,7 @@ mod tests {
     }
 
     fn stored(ms: u64, epoch: u64) -> TraceEntry {
-        at(ms, "store", Event::CheckpointStored { attempt: 1, epoch })
+        at(ms, "store", Event::CheckpointStored { attempt: 1, epoch, offsets: vec![0] })
     }
 
     fn completed(ms: u64, epoch: u64) -> TraceEntry {

@@ -11,7 +11,8 @@
 //!   model fail a checkpoint early, never late); an injected decline is the failure's reason unless a node or network
 //!   fault came in between or the timeout is too short for a heartbeat to carry it.
 //! - `delay-checkpoint-ack target by_ms`: no task acknowledges that checkpoint (the first final one, or number n)
-//!   sooner than `by_ms` after it was triggered, if it was triggered after the fault.
+//!   sooner than `by_ms` after it was triggered, if it was triggered after the fault; and a `checkpoint-ack-delayed`
+//!   names a checkpoint some such fault targets (number n, or a final checkpoint) and one of their `by_ms`.
 //! - `slow-cancel worker by_ms`: from then on, every cancellation of a live execution on that worker is announced
 //!   (`cancel-delayed`) and its execution ends `by_ms` later, not sooner.
 //! - `end-partition p`: unless p's EOT was already sent, a source sends it within [`END_BOUND_MS`] of its last record
@@ -65,6 +66,8 @@ pub struct FaultsTakeEffect {
     sourced: BTreeSet<u32>,
     delays: Vec<(u64, AckTarget, u64)>,
     first_final: Option<u64>,
+    /// Every checkpoint triggered as a final one.
+    finals: BTreeSet<u64>,
     /// Slow cancellation in force per worker; announced delays per (node, task, attempt): (since µs, by_ms).
     slow: BTreeMap<String, u64>,
     delayed: BTreeMap<(String, TaskId, u32), (u64, u64)>,
@@ -97,6 +100,7 @@ impl FaultsTakeEffect {
             sourced: BTreeSet::new(),
             delays: Vec::new(),
             first_final: None,
+            finals: BTreeSet::new(),
             slow: BTreeMap::new(),
             delayed: BTreeMap::new(),
             phase_request: None,
@@ -281,6 +285,22 @@ impl FaultsTakeEffect {
         }
     }
 
+    /// A delay is only ever taken for a checkpoint some `delay-checkpoint-ack` targets, by that fault's amount (the
+    /// arming time is not judged here: a task may see a trigger after a fault armed later).
+    fn on_ack_delayed(&mut self, epoch: u64, by_ms: u64, at_ms: u64) {
+        let targets = |target: &AckTarget| match target {
+            AckTarget::Final => self.finals.contains(&epoch),
+            AckTarget::Epoch(n) => *n == epoch,
+        };
+        if !self.delays.iter().any(|(_, target, by)| targets(target) && *by == by_ms) {
+            let detail = format!(
+                "checkpoint {epoch}'s acknowledgement was delayed by {by_ms} ms, but no delay-checkpoint-ack targets it \
+                 by that much"
+            );
+            self.violation(at_ms, FailureClass::Safety, detail);
+        }
+    }
+
     fn on_ended(&mut self, node: &str, task: TaskId, attempt: u32, outcome: &ExecOutcome, at_us: u64) {
         self.eot_out.retain(|(n, t, a, _), _| !(n == node && *t == task && *a == attempt));
         let announced = self.delayed.remove(&(node.to_string(), task, attempt));
@@ -326,11 +346,15 @@ impl FaultsTakeEffect {
                 if *is_final && self.first_final.is_none() {
                     self.first_final = Some(*epoch);
                 }
+                if *is_final {
+                    self.finals.insert(*epoch);
+                }
                 self.on_triggered(*epoch, *attempt, at_us);
             }
             Event::CheckpointCompleted { epoch, .. } => self.on_checkpoint_outcome(*epoch, None, at_ms),
             Event::CheckpointFailed { epoch, reason, .. } => self.on_checkpoint_outcome(*epoch, Some(*reason), at_ms),
             Event::CheckpointAcked { epoch, .. } => self.on_acked(*epoch, at_us),
+            Event::CheckpointAckDelayed { epoch, by_ms, .. } => self.on_ack_delayed(*epoch, *by_ms, at_ms),
             Event::CancelDelayed { task, attempt, by_ms } => {
                 let configured = self.slow.get(node).copied();
                 if configured != Some(*by_ms) {
@@ -478,7 +502,13 @@ mod tests {
         let acked = |ms| at(ms, "worker-1", Event::CheckpointAcked { attempt: 1, task, epoch: 1 });
         let trace = vec![source_started(0), delay, triggered(100, 1)];
         assert!(check(&checkpoints(), &[trace.clone(), vec![acked(3_200)]].concat()).is_empty());
-        assert_eq!(check(&checkpoints(), &[trace, vec![acked(500)]].concat()).len(), 1);
+        assert_eq!(check(&checkpoints(), &[trace.clone(), vec![acked(500)]].concat()).len(), 1);
+        let delayed =
+            |epoch| at(110, "worker-1", Event::CheckpointAckDelayed { attempt: 1, task, epoch, by_ms: 3_000 });
+        assert!(check(&checkpoints(), &[trace.clone(), vec![delayed(1)]].concat()).is_empty());
+        let v = check(&checkpoints(), &[trace, vec![triggered(4_000, 2), delayed(2)]].concat());
+        assert_eq!(v.len(), 1, "a delay no fault targets: {v:?}");
+        assert!(v[0].detail.contains("no delay-checkpoint-ack targets it"));
 
         let slow = fault(0, Action::SlowCancel { worker: 1, by_ms: 2_000 });
         let canceled = |ms| {

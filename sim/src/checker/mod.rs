@@ -5,6 +5,7 @@
 
 mod autoscaler_follows_rule;
 mod checkpoint_schedule;
+mod commits_match_checkpoint;
 pub mod config;
 mod eventually_terminal;
 mod exactly_once;
@@ -25,6 +26,7 @@ mod terminal_is_quiescent;
 
 pub use autoscaler_follows_rule::{AutoscalerFollowsRule, Scale};
 pub use checkpoint_schedule::CheckpointSchedule;
+pub use commits_match_checkpoint::CommitsMatchCheckpoint;
 pub use eventually_terminal::EventuallyTerminal;
 pub use exactly_once::ExactlyOnce;
 pub use expected_status::ExpectedStatus;
@@ -183,6 +185,7 @@ pub fn all(setup: &Setup) -> Vec<Box<dyn Checker>> {
     vec![
         Box::new(StatusMatchesLedger::new(setup)),
         Box::new(ExactlyOnce::new(setup)),
+        Box::new(CommitsMatchCheckpoint::new(setup)),
         Box::new(PartitionProgress::new(setup)),
         Box::new(EventuallyTerminal::new(setup)),
         Box::new(ExpectedStatus::new(setup)),
