@@ -6,17 +6,21 @@
 //!   a sweep; every failing run is written as a failure file the moment it is found.
 //! - `sluice replay FILE [--json] [--trace] [--bisect]`: reruns a failure file.
 //! - `sluice shrink FILE [--out FILE] [--max-runs N] [--json]`: minimizes a failure file.
-//! - `sluice merge REPORT.json... [--json]`: joins the JSON reports of the shards of one sweep.
+//! - `sluice merge REPORT.json... [--json] [--partial]`: joins the JSON reports of the shards of one sweep (all of
+//!   them unless `--partial`).
 //! - `sluice canaries [--json]`: the canaries this engine carries.
 //!
 //! Exit codes: 0 every run passed, 1 an invariant was violated, 2 usage or scenario error; `shrink`: 0 it wrote a
 //! minimal failure, 1 the failure does not reproduce. `replay --bisect` maps its
 //! verdicts for `git bisect run`: 0 passes (good), 1 the same invariant fails (bad), 125 anything else (skip).
 
+#[macro_use]
+mod output;
+
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use sluice_engine::Canary;
-use sluice_sim::explore::missing_shards;
+use sluice_sim::explore::{missing_shards, MAX_SEEDS};
 use sluice_sim::failure;
 use sluice_sim::shrink::{shrink, ShrinkError, Size};
 use sluice_sim::swarm::SwarmMode;
@@ -124,6 +128,9 @@ enum Command {
         reports: Vec<PathBuf>,
         #[arg(long)]
         json: bool,
+        /// Join the shards given although some of the sweep's shards are missing (otherwise exit 2).
+        #[arg(long)]
+        partial: bool,
     },
     /// List the canaries: deliberately reintroduced historical bugs.
     Canaries {
@@ -162,7 +169,7 @@ fn main() -> ExitCode {
         }
         Command::Replay { file, json, trace, bisect } => cmd_replay(&file, json, trace, bisect),
         Command::Shrink { file, out, max_runs, json } => cmd_shrink(&file, out, max_runs, json),
-        Command::Merge { reports, json } => cmd_merge(&reports, json),
+        Command::Merge { reports, json, partial } => cmd_merge(&reports, json, partial),
         Command::Canaries { json } => {
             cmd_canaries(json);
             Ok(0)
@@ -171,7 +178,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(UsageError(message)) => {
-            eprintln!("error: {message}");
+            errln!("error: {message}");
             ExitCode::from(2)
         }
     }
@@ -203,7 +210,7 @@ fn failure_line(report: &RunReport) -> String {
 }
 
 fn print_failure_header(file: &str, report: &RunReport) {
-    eprintln!("{}\n  replay: {}", failure_line(report), replay_command(file, report.seed, &report.canaries));
+    errln!("{}\n  replay: {}", failure_line(report), replay_command(file, report.seed, &report.canaries));
 }
 
 fn cmd_run(path: &Path, seed: u64, canary_names: &[String], json: bool, trace: bool) -> Outcome {
@@ -216,7 +223,7 @@ fn cmd_run(path: &Path, seed: u64, canary_names: &[String], json: bool, trace: b
         print_failure_header(&scenario.file, &report);
     }
     if json {
-        println!("{}", serde_json::to_string(&report).expect("reports serialize"));
+        outln!("{}", serde_json::to_string(&report).expect("reports serialize"));
     } else {
         print_report(&report, trace);
     }
@@ -243,6 +250,9 @@ fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, UsageError> {
             files.push(p.clone());
         }
     }
+    // The same file named twice (as a file and through its directory, or by two spellings) runs once.
+    let mut seen = std::collections::BTreeSet::new();
+    files.retain(|f| seen.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
     Ok(files)
 }
 
@@ -292,8 +302,8 @@ fn cmd_explore(
     files: FailureFiles,
 ) -> Outcome {
     let canaries = parse_canaries(canary_names)?;
-    if seeds == 0 {
-        return Err(UsageError("--seeds must be positive".into()));
+    if seeds == 0 || seeds > MAX_SEEDS {
+        return Err(UsageError(format!("--seeds {seeds}: must be in 1..={MAX_SEEDS}")));
     }
     if threads == Some(0) {
         return Err(UsageError("--threads must be positive".into()));
@@ -320,7 +330,7 @@ fn cmd_explore(
         shard,
         check_determinism: share,
     };
-    let runs = scenarios.len() as u64 * shard.seed_indexes(seeds).count() as u64;
+    let runs = scenarios.len() as u64 * shard.seed_count(seeds);
     let bar = (!json && std::io::stderr().is_terminal()).then(|| {
         let bar = ProgressBar::new(runs);
         bar.set_style(
@@ -331,7 +341,7 @@ fn cmd_explore(
     });
     let say = |text: String| match &bar {
         Some(bar) => bar.println(text),
-        None => eprintln!("{text}"),
+        None => errln!("{text}"),
     };
     let written = AtomicU64::new(0);
     let on_finding = |finding: Finding| match finding {
@@ -388,10 +398,10 @@ fn cmd_explore(
     }
     let unwritten = written.load(Ordering::SeqCst).saturating_sub(files.max);
     if unwritten > 0 {
-        eprintln!("{unwritten} more failing runs have no failure file (--max-failure-files {})", files.max);
+        errln!("{unwritten} more failing runs have no failure file (--max-failure-files {})", files.max);
     }
     if json {
-        println!("{}", serde_json::to_string(&report).expect("reports serialize"));
+        outln!("{}", serde_json::to_string(&report).expect("reports serialize"));
     } else {
         print_explore_summary(&report);
     }
@@ -404,7 +414,7 @@ fn print_explore_summary(report: &ExploreReport) {
         [] | [_] => String::new(),
         many => format!(" ({} of {} shards)", many.len(), many[0].count),
     };
-    println!(
+    outln!(
         "{} scenarios x {} seeds{shard} = {} runs: {} failed  ({:.0} runs/s, simulated/wall {:.0}x, {} ms)",
         report.scenarios,
         report.seeds,
@@ -416,16 +426,16 @@ fn print_explore_summary(report: &ExploreReport) {
     );
     for f in &report.failing {
         let knobs = f.swarm.as_ref().map(|k| format!("  [swarm: {}]", knobs_line(k))).unwrap_or_default();
-        println!("  {} seed {}: {}{knobs}", f.scenario, f.seed, f.invariant);
+        outln!("  {} seed {}: {}{knobs}", f.scenario, f.seed, f.invariant);
     }
     if report.determinism_checked > 0 {
-        println!(
+        outln!(
             "determinism: {} seeds run twice, {} differed",
             report.determinism_checked,
             report.determinism_mismatches.len()
         );
         for m in &report.determinism_mismatches {
-            println!("  {} seed {}: first difference at trace entry {}", m.scenario, m.seed, m.index);
+            outln!("  {} seed {}: first difference at trace entry {}", m.scenario, m.seed, m.index);
         }
     }
 }
@@ -436,21 +446,25 @@ fn load_failure(path: &Path) -> Result<Failure, UsageError> {
 
 fn print_report(report: &RunReport, trace: bool) {
     if trace {
-        print!("{}", sluice_sim::trace::render(&report.trace));
+        out!("{}", sluice_sim::trace::render(&report.trace));
     }
     let canaries = if report.canaries.is_empty() { "none".to_string() } else { report.canaries.join(", ") };
-    println!("scenario {}  seed {}  canaries: {canaries}", report.scenario, report.seed);
-    println!("verdict: {}", if report.verdict == Verdict::Fail { "FAIL" } else { "pass" });
+    outln!("scenario {}  seed {}  canaries: {canaries}", report.scenario, report.seed);
+    outln!("verdict: {}", if report.verdict == Verdict::Fail { "FAIL" } else { "pass" });
     for v in &report.violations {
-        println!("  {v}");
+        outln!("  {v}");
     }
     let mut status = report.status.map_or("unknown".to_string(), |s| s.to_string());
     if report.drained_on_pause {
         status.push_str(" (drained on pause)");
     }
-    println!(
+    outln!(
         "status {status}  produced {}  delivered {}  sim {} ms  wall {} ms  trace_hash {}",
-        report.produced, report.delivered, report.sim_ms, report.wall_ms, report.trace_hash
+        report.produced,
+        report.delivered,
+        report.sim_ms,
+        report.wall_ms,
+        report.trace_hash
     );
 }
 
@@ -459,13 +473,13 @@ fn cmd_replay(path: &Path, json: bool, trace: bool, bisect: bool) -> Outcome {
     let replayed = match load_failure(path).and_then(|f| replay(&f).map_err(|e| UsageError(e.to_string()))) {
         Ok(r) => r,
         Err(UsageError(message)) if bisect => {
-            eprintln!("skip (exit 125): {message}");
+            errln!("skip (exit 125): {message}");
             return Ok(125);
         }
         Err(e) => return Err(e),
     };
     if json {
-        println!("{}", serde_json::to_string(&replayed).expect("replays serialize"));
+        outln!("{}", serde_json::to_string(&replayed).expect("replays serialize"));
     } else {
         print_report(&replayed.report, trace);
         let hash = if replayed.same_trace_hash {
@@ -485,7 +499,7 @@ fn cmd_replay(path: &Path, json: bool, trace: bool, bisect: bool) -> Outcome {
             ),
             ReplayOutcome::Passes => format!("PASSES: {} no longer fails; {hash}", replayed.expected_invariant),
         };
-        println!("{line}");
+        outln!("{line}");
     }
     Ok(match (replayed.outcome, bisect) {
         (ReplayOutcome::Passes, _) => 0,
@@ -504,19 +518,24 @@ fn cmd_shrink(path: &Path, out: Option<PathBuf>, max_runs: u64, json: bool) -> O
         let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "failure".into());
         path.with_file_name(format!("{}.min.toml", stem.trim_end_matches(".min")))
     });
+    check_shrink_output(path, &out)?;
     let wall = std::time::Instant::now();
     let on_progress = |runs: u64, accepted: u64, size: &Size| {
         if !json {
-            eprintln!(
+            errln!(
                 "  run {runs}: step {accepted} kept: {} faults, {} records, {} partitions, {} workers, {} replicas",
-                size.faults, size.records, size.partitions, size.workers, size.replicas
+                size.faults,
+                size.records,
+                size.partitions,
+                size.workers,
+                size.replicas
             );
         }
     };
     let shrunk = match shrink(&failure, max_runs, &on_progress) {
         Ok(s) => s,
         Err(e @ ShrinkError::DoesNotReproduce { .. }) => {
-            eprintln!("{}: {e}", path.display());
+            errln!("{}: {e}", path.display());
             return Ok(1);
         }
         Err(e) => return Err(UsageError(e.to_string())),
@@ -537,9 +556,9 @@ fn cmd_shrink(path: &Path, out: Option<PathBuf>, max_runs: u64, json: bool) -> O
             "trace_hash": shrunk.failure.meta.trace_hash,
             "wall_ms": wall_ms,
         });
-        println!("{v}");
+        outln!("{v}");
     } else {
-        println!(
+        outln!(
             "shrunk {} ({}, seed {}) in {} runs, {} ms{}:",
             path.display(),
             shrunk.failure.meta.invariant,
@@ -548,16 +567,38 @@ fn cmd_shrink(path: &Path, out: Option<PathBuf>, max_runs: u64, json: bool) -> O
             wall_ms,
             if shrunk.budget_spent { " (run budget spent; rerun shrink on the result to go on)" } else { "" }
         );
-        println!("  {:<12} {:>10} {:>10}", "", "before", "after");
+        outln!("  {:<12} {:>10} {:>10}", "", "before", "after");
         for ((name, before), (_, after)) in shrunk.before.rows().iter().zip(shrunk.after.rows()) {
-            println!("  {name:<12} {before:>10} {after:>10}");
+            outln!("  {name:<12} {before:>10} {after:>10}");
         }
-        println!("wrote {0}  (sluice replay {0})", out.display());
+        outln!("wrote {0}  (sluice replay {0})", out.display());
     }
     Ok(0)
 }
 
-fn cmd_merge(paths: &[PathBuf], json: bool) -> Outcome {
+/// Before any run: the minimal failure must not overwrite its input, and its directory must exist.
+fn check_shrink_output(input: &Path, out: &Path) -> Result<(), UsageError> {
+    let same = match (std::fs::canonicalize(input), std::fs::canonicalize(out)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => input == out,
+    };
+    if same {
+        return Err(UsageError(format!(
+            "--out {}: that is the failure being shrunk; name another file",
+            out.display()
+        )));
+    }
+    let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(UsageError(format!("--out {}: directory {} does not exist", out.display(), dir.display())));
+    }
+    if out.is_dir() {
+        return Err(UsageError(format!("--out {}: is a directory; name a file", out.display())));
+    }
+    Ok(())
+}
+
+fn cmd_merge(paths: &[PathBuf], json: bool, partial: bool) -> Outcome {
     let mut reports = Vec::new();
     for p in paths {
         let text = std::fs::read_to_string(p).map_err(|e| UsageError(format!("{}: cannot read: {e}", p.display())))?;
@@ -569,11 +610,21 @@ fn cmd_merge(paths: &[PathBuf], json: bool) -> Outcome {
     let merged = merge(&reports).map_err(|e| UsageError(e.to_string()))?;
     let missing = missing_shards(&merged);
     if !missing.is_empty() {
-        let list: Vec<String> = missing.iter().map(|s| format!("{}/{}", s.index, s.count)).collect();
-        eprintln!("warning: shards missing from this merge: {}", list.join(", "));
+        const LISTED: usize = 20;
+        let mut list: Vec<String> = missing.iter().take(LISTED).map(|s| format!("{}/{}", s.index, s.count)).collect();
+        if missing.len() > LISTED {
+            list.push(format!("and {} more", missing.len() - LISTED));
+        }
+        let list = list.join(", ");
+        if !partial {
+            return Err(UsageError(format!(
+                "shards missing from this merge: {list} (pass --partial to join the shards given anyway)"
+            )));
+        }
+        errln!("warning: shards missing from this merge: {list}");
     }
     if json {
-        println!("{}", serde_json::to_string(&merged).expect("reports serialize"));
+        outln!("{}", serde_json::to_string(&merged).expect("reports serialize"));
     } else {
         print_explore_summary(&merged);
     }
@@ -586,10 +637,10 @@ fn cmd_canaries(json: bool) {
             .iter()
             .map(|c| serde_json::json!({"name": c.name(), "class": format!("{:?}", c.class()), "description": c.description()}))
             .collect();
-        println!("{}", serde_json::Value::Array(list));
+        outln!("{}", serde_json::Value::Array(list));
     } else {
         for c in Canary::ALL {
-            println!("{:<28} class {:?}  {}", c.name(), c.class(), c.description());
+            outln!("{:<28} class {:?}  {}", c.name(), c.class(), c.description());
         }
     }
 }

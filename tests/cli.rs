@@ -129,3 +129,40 @@ fn canaries_lists_every_canary() {
     assert_eq!(names, expected);
     assert!(names.contains(&"eot-counted-not-tracked") && names.contains(&"policy-window-never-resets"));
 }
+
+#[test]
+fn a_reader_that_closes_the_pipe_ends_the_command_quietly() {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["run", &eot(), "--trace"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the sluice binary runs");
+    drop(child.stdout.take()); // as `| head -0` would: nobody reads the trace
+    let out = child.wait_with_output().expect("sluice ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "the verdict's exit code, not a panic: {stderr}");
+}
+
+#[test]
+fn seeds_and_shards_beyond_their_limits_are_refused_at_once_and_a_file_named_twice_runs_once() {
+    for args in [
+        vec!["explore", "--seeds", "18446744073709551615"],
+        vec!["explore", "--seeds", "1000000000001"],
+        vec!["explore", "--shard", "0/1000000000000"],
+    ] {
+        let mut args = args.clone();
+        let path = eot();
+        args.insert(1, &path);
+        let out = sluice(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let dir = scenarios_dir().display().to_string();
+    let out = sluice(&["explore", &dir, &eot(), "--seeds", "1", "--json"]);
+    let v = json(&out);
+    assert_eq!(v["runs"], v["scenarios"], "the EOT scenario, named twice, ran once: {v}");
+    let names = v["scenario_names"].as_array().unwrap();
+    assert_eq!(names.iter().filter(|n| *n == "multi-partition-eot").count(), 1);
+}

@@ -124,6 +124,15 @@ fn shrink_writes_a_smaller_failure_that_still_fails_the_same_way() {
     let text = sluice(&["shrink", path(&file), "--out", path(&dir.join("again.toml"))]);
     let table = String::from_utf8_lossy(&text.stdout);
     assert!(table.contains("before") && table.contains("after") && table.contains("faults"), "{table}");
+    // The output is checked before any run: never the input itself, never into a missing directory.
+    let before = std::fs::read_to_string(&file).unwrap();
+    let out = sluice(&["shrink", path(&file), "--out", path(&file)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("that is the failure being shrunk"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), before, "the input is untouched");
+    let out = sluice(&["shrink", path(&file), "--out", "/nonexistent-sluice-dir/x.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("does not exist") && !stderr(&out).contains("run 1"), "{}", stderr(&out));
     // A failure that no longer reproduces cannot be shrunk: exit 1, said so.
     let gone = dir.join("gone.toml");
     std::fs::write(&gone, std::fs::read_to_string(&file).unwrap().replace("\"eot-counted-not-tracked\"", "")).unwrap();
@@ -208,9 +217,13 @@ fn shards_merged_equal_the_whole_sweep() {
     assert_eq!(merged["runs"], whole["runs"]);
     assert_eq!(merged["failures"], whole["failures"]);
     assert_eq!(merged["failing"], whole["failing"]);
-    // A missing shard is reported; an overlap and a report of another sweep are refused.
+    // A missing shard is refused unless --partial (then a warning); an overlap and another sweep are refused.
     let out = sluice(&["merge", path(&files[0]), path(&files[1])]);
+    assert_eq!(out.status.code(), Some(2), "a merge with a shard missing does not pass");
     assert!(stderr(&out).contains("shards missing from this merge: 2/3"), "{}", stderr(&out));
+    let out = sluice(&["merge", "--partial", path(&files[0]), path(&files[1])]);
+    assert_eq!(out.status.code(), Some(expected_code));
+    assert!(stderr(&out).contains("warning: shards missing from this merge: 2/3"), "{}", stderr(&out));
     assert_eq!(sluice(&["merge", path(&files[0]), path(&files[0])]).status.code(), Some(2));
     let not_json = dir.join("x.json");
     std::fs::write(&not_json, "{").unwrap();

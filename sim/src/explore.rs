@@ -46,8 +46,13 @@ pub struct Shard {
     pub count: u64,
 }
 
+/// At most this many seeds per scenario in one sweep: run indexes (scenarios × seeds) stay far from `u64::MAX`.
+pub const MAX_SEEDS: u64 = 1_000_000_000_000;
+/// At most this many shards of one sweep: `merge` can list the missing ones.
+pub const MAX_SHARDS: u64 = 1_000_000;
+
 impl Shard {
-    /// Parses `I/N` (0 <= I < N).
+    /// Parses `I/N` (0 <= I < N <= [`MAX_SHARDS`]).
     pub fn parse(text: &str) -> Result<Shard, String> {
         let (i, n) = text.split_once('/').ok_or_else(|| format!("shard {text:?} is not I/N"))?;
         let index: u64 = i.trim().parse().map_err(|_| format!("shard index {i:?} is not a number"))?;
@@ -55,12 +60,30 @@ impl Shard {
         if count == 0 || index >= count {
             return Err(format!("shard {text:?}: need 0 <= I < N (shards are numbered from 0)"));
         }
+        if count > MAX_SHARDS {
+            return Err(format!("shard {text:?}: at most {MAX_SHARDS} shards"));
+        }
         Ok(Shard { index, count })
     }
 
-    /// The seed indexes in 0..seeds that belong to this shard.
+    /// How many seed indexes in 0..seeds belong to this shard.
+    pub fn seed_count(&self, seeds: u64) -> u64 {
+        assert!(self.index < self.count, "shard {}/{} out of range", self.index, self.count);
+        if self.index >= seeds {
+            0
+        } else {
+            (seeds - self.index - 1) / self.count + 1
+        }
+    }
+
+    /// The shard's `n`-th seed index (n < [`Shard::seed_count`]), computed, never listed.
+    pub fn seed_index(&self, n: u64) -> u64 {
+        self.index + n * self.count
+    }
+
+    /// The seed indexes in 0..seeds that belong to this shard, lazily.
     pub fn seed_indexes(&self, seeds: u64) -> impl Iterator<Item = u64> + '_ {
-        (self.index..seeds).step_by(self.count as usize)
+        (0..self.seed_count(seeds)).map(|n| self.seed_index(n))
     }
 }
 
@@ -161,8 +184,8 @@ pub fn explore_with(
     on_finding: &(dyn Fn(Finding) + Sync),
     on_progress: &(dyn Fn(u64, u64) + Sync),
 ) -> ExploreReport {
-    let seed_indexes: Vec<u64> = sweep.shard.seed_indexes(sweep.seeds).collect();
-    let total = scenarios.len() as u64 * seed_indexes.len() as u64;
+    assert!(sweep.seeds <= MAX_SEEDS, "the CLI refuses more than {MAX_SEEDS} seeds");
+    let total = scenarios.len() as u64 * sweep.shard.seed_count(sweep.seeds);
     let next = AtomicU64::new(0);
     let done = AtomicU64::new(0);
     let sim_ms = AtomicU64::new(0);
@@ -180,7 +203,7 @@ pub fn explore_with(
                 }
                 // Seed-major order: the first seeds of every scenario come first.
                 let scenario = &scenarios[(i % scenarios.len() as u64) as usize];
-                let index = seed_indexes[(i / scenarios.len() as u64) as usize];
+                let index = sweep.shard.seed_index(i / scenarios.len() as u64);
                 let seed = sweep.first_seed.wrapping_add(index);
                 let (as_run, knobs) = instantiate(scenario, seed, sweep.swarm);
                 let mut report = run(&as_run, seed, &sweep.canaries);
@@ -259,12 +282,19 @@ pub enum MergeError {
     Overlap(Shard),
     #[error("shards of different counts cannot be joined ({0} and {1})")]
     Counts(u64, u64),
+    #[error("report {index} names shard {}/{}, not a shard of at most {MAX_SHARDS}", .shard.index, .shard.count)]
+    BadShard { index: usize, shard: Shard },
 }
 
 /// Joins the reports of disjoint shards of one sweep. The result says which shards it covers; a missing shard is
 /// not an error here (the caller reports it), an overlapping one is.
 pub fn merge(reports: &[ExploreReport]) -> Result<ExploreReport, MergeError> {
     let first = reports.first().ok_or(MergeError::Empty)?;
+    for (index, r) in reports.iter().enumerate() {
+        if let Some(shard) = r.shards.iter().find(|s| s.count == 0 || s.count > MAX_SHARDS || s.index >= s.count) {
+            return Err(MergeError::BadShard { index, shard: *shard });
+        }
+    }
     let mut out = first.clone();
     for (index, r) in reports.iter().enumerate().skip(1) {
         let same: [(&'static str, bool); 5] = [
@@ -302,10 +332,12 @@ pub fn merge(reports: &[ExploreReport]) -> Result<ExploreReport, MergeError> {
     Ok(out)
 }
 
-/// The shards of `count` a merged report lacks.
+/// The shards of `count` a merged report lacks (its shards are valid: [`merge`] checked them).
 pub fn missing_shards(report: &ExploreReport) -> Vec<Shard> {
     let Some(count) = report.shards.first().map(|s| s.count) else { return Vec::new() };
-    (0..count).map(|index| Shard { index, count }).filter(|s| !report.shards.contains(s)).collect()
+    assert!(count <= MAX_SHARDS, "merge refuses shard counts above {MAX_SHARDS}");
+    let present: std::collections::BTreeSet<u64> = report.shards.iter().map(|s| s.index).collect();
+    (0..count).filter(|index| !present.contains(index)).map(|index| Shard { index, count }).collect()
 }
 
 #[cfg(test)]
@@ -319,9 +351,14 @@ mod tests {
         all.sort();
         assert_eq!(all, (0..10).collect::<Vec<_>>());
         assert_eq!(Shard::parse("1/3"), Ok(Shard { index: 1, count: 3 }));
-        for bad in ["3/3", "1", "a/2", "0/0", "-1/2"] {
+        for bad in ["3/3", "1", "a/2", "0/0", "-1/2", "0/1000001", "0/18446744073709551615"] {
             assert!(Shard::parse(bad).is_err(), "{bad}");
         }
+        let far = Shard { index: 7, count: MAX_SHARDS };
+        assert_eq!(far.seed_count(MAX_SEEDS), MAX_SEEDS / MAX_SHARDS, "counted, never listed");
+        assert_eq!(far.seed_index(far.seed_count(MAX_SEEDS) - 1), MAX_SEEDS - MAX_SHARDS + 7);
+        assert_eq!(Shard { index: 3, count: 4 }.seed_count(3), 0);
+        assert_eq!(Shard { index: 0, count: 1 }.seed_count(5), 5);
     }
 
     #[test]
@@ -370,5 +407,8 @@ mod tests {
         other.seeds = 11;
         assert!(matches!(merge(&[report(0, &[]), other]), Err(MergeError::OtherSweep { what: "seed count", .. })));
         assert_eq!(merge(&[]).unwrap_err(), MergeError::Empty);
+        let mut huge = report(0, &[]);
+        huge.shards = vec![Shard { index: 0, count: 1_000_000_000_000 }];
+        assert!(matches!(merge(&[huge]), Err(MergeError::BadShard { index: 0, .. })));
     }
 }

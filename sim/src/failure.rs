@@ -160,6 +160,14 @@ impl Failure {
                 None,
             ));
         }
+        if !crate::checker::INVARIANTS.contains(&raw.failure.invariant.as_str()) {
+            let message = format!(
+                "unknown invariant {:?}; known invariants: {}",
+                raw.failure.invariant,
+                crate::checker::INVARIANTS.join(", ")
+            );
+            return Err(located("failure.invariant", message, None));
+        }
         for (i, name) in raw.failure.canaries.iter().enumerate() {
             if Canary::from_name(name).is_none() {
                 return Err(located(&format!("failure.canaries[{i}]"), format!("unknown canary {name:?}"), None));
@@ -333,6 +341,7 @@ mod tests {
             ("format = 1", "format = 9", "failure.format"),
             ("seed = 1", "seed = \"one\"", "failure.seed"),
             ("canaries = []", "canaries = [\"meteor\"]", "failure.canaries[0]"),
+            ("invariant = \"exactly-once\"", "invariant = \"meteor\"", "failure.invariant"),
         ] {
             assert!(good.contains(from), "{from}");
             match Failure::parse(&good.replacen(from, to, 1), "f.toml") {

@@ -12,7 +12,7 @@ use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::{Event, ReplicaCause, VertexKind};
 use std::collections::BTreeMap;
 
-const NAME: &str = "autoscaler-follows-rule";
+pub(crate) const NAME: &str = "autoscaler-follows-rule";
 /// README: the autoscaler looks at the backlog every 2 s.
 pub const AUTOSCALE_PERIOD_MS: u64 = 2_000;
 /// README: replicas = backlog / 16 records.

@@ -15,7 +15,7 @@ use sluice_engine::faults::FailReason;
 use sluice_engine::{CheckpointSpec, Event, JobStatus, TaskId};
 use std::collections::BTreeSet;
 
-const NAME: &str = "checkpoint-schedule";
+pub(crate) const NAME: &str = "checkpoint-schedule";
 /// The coordinator looks at its checkpoint every tick (50 ms) and hears of acknowledgements with heartbeats.
 pub const OUTCOME_SLACK_MS: u64 = 500;
 

@@ -17,7 +17,7 @@ use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::{Event, RecordId};
 use std::collections::BTreeSet;
 
-const NAME: &str = "commits-match-checkpoint";
+pub(crate) const NAME: &str = "commits-match-checkpoint";
 /// Violations reported per run at most; the rest are counted.
 const REPORT_AT_MOST: usize = 5;
 

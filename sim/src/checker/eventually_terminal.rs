@@ -5,7 +5,7 @@ use super::{Checker, End, FailureClass, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::{Event, Mode};
 
-const NAME: &str = "eventually-terminal";
+pub(crate) const NAME: &str = "eventually-terminal";
 
 pub struct EventuallyTerminal {
     batch: bool,

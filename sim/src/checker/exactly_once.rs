@@ -6,7 +6,7 @@ use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::{Delivery, Event, RecordId};
 use std::collections::BTreeMap;
 
-const NAME: &str = "exactly-once";
+pub(crate) const NAME: &str = "exactly-once";
 /// Violations reported per run at most; the rest are counted.
 const REPORT_AT_MOST: usize = 5;
 

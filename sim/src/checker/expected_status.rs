@@ -5,7 +5,7 @@ use super::{Checker, End, FailureClass, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::{Event, JobStatus};
 
-const NAME: &str = "expected-status";
+pub(crate) const NAME: &str = "expected-status";
 
 pub struct ExpectedStatus {
     expect: Option<JobStatus>,

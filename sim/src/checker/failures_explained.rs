@@ -26,7 +26,7 @@ use sluice_engine::net::NodeName;
 use sluice_engine::{Event, FailureCause};
 use std::collections::BTreeMap;
 
-const NAME: &str = "failures-explained";
+pub(crate) const NAME: &str = "failures-explained";
 /// A worker is declared lost 1 s after its last heartbeat; a fault this recent (or still in force) explains it.
 pub const LOST_WINDOW_MS: u64 = 5_000;
 /// Streams retry through a clog and reconnect after a heal for up to 10 s; store responses wait 5 s.

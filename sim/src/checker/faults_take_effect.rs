@@ -30,7 +30,7 @@ use sluice_engine::net::NodeName;
 use sluice_engine::{Event, ExecOutcome, JobStatus, TaskId};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-const NAME: &str = "faults-take-effect";
+pub(crate) const NAME: &str = "faults-take-effect";
 /// A restarted node runs its start-up at once; this much is only slack.
 pub const START_BOUND_MS: u64 = 1_000;
 /// A source whose EOT is out looks for more end markers at least once per pace (at most 1 s) and per 10 ms.

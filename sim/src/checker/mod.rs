@@ -42,6 +42,29 @@ pub use status_transitions::StatusTransitions;
 pub use superseded_executions_end::SupersededExecutionsEnd;
 pub use terminal_is_quiescent::TerminalIsQuiescent;
 
+/// Every invariant a run can violate: the checkers' names, and `engine-assertion` (an engine panic). A failure file
+/// naming another is refused.
+pub const INVARIANTS: [&str; 18] = [
+    status_matches_ledger::NAME,
+    exactly_once::NAME,
+    commits_match_checkpoint::NAME,
+    partition_progress::NAME,
+    eventually_terminal::NAME,
+    expected_status::NAME,
+    terminal_is_quiescent::NAME,
+    single_live_execution::NAME,
+    restart_policy_honored::NAME,
+    pause_drains::NAME,
+    production_matches_config::NAME,
+    faults_take_effect::NAME,
+    failures_explained::NAME,
+    status_transitions::NAME,
+    superseded_executions_end::NAME,
+    checkpoint_schedule::NAME,
+    autoscaler_follows_rule::NAME,
+    crate::runner::ENGINE_PANIC,
+];
+
 use crate::scenario::Scenario;
 use crate::trace::TraceEntry;
 use serde::Serialize;
@@ -279,5 +302,18 @@ pub(crate) mod tests_support {
             c.on_entry(e);
         }
         c.finish(&End { end_ms, final_status: None, ledger: &[] })
+    }
+}
+
+#[cfg(test)]
+mod invariant_names {
+    use super::*;
+
+    #[test]
+    fn every_checker_and_the_engine_panic_have_one_distinct_name() {
+        let checkers = all(&tests_support::setup(vec![1])).len();
+        assert_eq!(INVARIANTS.len(), checkers + 1, "a checker without its name in INVARIANTS");
+        let distinct: std::collections::BTreeSet<&str> = INVARIANTS.iter().copied().collect();
+        assert_eq!(distinct.len(), INVARIANTS.len());
     }
 }

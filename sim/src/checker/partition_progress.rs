@@ -13,7 +13,7 @@ use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::{Event, JobStatus, StoreResponse, TaskId};
 use std::collections::{BTreeMap, BTreeSet};
 
-const NAME: &str = "partition-progress";
+pub(crate) const NAME: &str = "partition-progress";
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Lane {

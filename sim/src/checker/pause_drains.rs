@@ -19,7 +19,7 @@ use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::{Event, JobStatus, RecordId};
 use std::collections::BTreeSet;
 
-const NAME: &str = "pause-drains";
+pub(crate) const NAME: &str = "pause-drains";
 /// Time for a pause request to reach the coordinator through the client and for the sources to stop.
 const STOP_BOUND_MS: u64 = 2_000;
 /// Slack on the grace period: the client's poll, the controller's tick, the cancellation's confirmation.

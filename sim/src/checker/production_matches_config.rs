@@ -19,7 +19,7 @@ use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::{Event, Mode, RecordId, TaskId};
 use std::collections::BTreeMap;
 
-const NAME: &str = "production-matches-config";
+pub(crate) const NAME: &str = "production-matches-config";
 /// Records an emitter may be ahead of its configured rate (the first record goes out at once).
 const RATE_BURST: u64 = 2;
 /// Violations reported per run at most (the first says what went wrong; the rest repeat it).

@@ -13,7 +13,7 @@ use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::{Event, FailureCause, PolicySpec, RestartSpec};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-const NAME: &str = "restart-policy-honored";
+pub(crate) const NAME: &str = "restart-policy-honored";
 /// The engine fails over in the same step that fails the checkpoint; this is only rounding.
 const FAILOVER_SLACK_MS: u64 = 5;
 

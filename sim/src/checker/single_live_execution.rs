@@ -5,7 +5,7 @@ use super::executions::Executions;
 use super::{Checker, End, FailureClass, Setup, Violation};
 use crate::trace::TraceEntry;
 
-const NAME: &str = "single-live-execution";
+pub(crate) const NAME: &str = "single-live-execution";
 
 #[derive(Default)]
 pub struct SingleLiveExecution {

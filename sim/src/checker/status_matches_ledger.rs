@@ -14,7 +14,7 @@ use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::{Event, ExecOutcome, FailureCause, JobStatus, RecordId, TaskId};
 use std::collections::BTreeSet;
 
-const NAME: &str = "status-matches-ledger";
+pub(crate) const NAME: &str = "status-matches-ledger";
 
 pub struct StatusMatchesLedger {
     /// Committed offsets per partition (grown as commits come: a streaming partition has no known size).

@@ -15,7 +15,7 @@ use super::{Checker, End, FailureClass, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::{Event, JobStatus};
 
-const NAME: &str = "status-transitions";
+pub(crate) const NAME: &str = "status-transitions";
 
 /// Whether the lifecycle allows `from` → `to`.
 fn legal(from: JobStatus, to: JobStatus) -> bool {

@@ -18,7 +18,7 @@ use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::{Event, JobStatus, TaskId};
 use std::collections::BTreeMap;
 
-const NAME: &str = "superseded-executions-end";
+pub(crate) const NAME: &str = "superseded-executions-end";
 /// Heartbeat (100 ms), a coordinator tick (50 ms) and a re-sent cancel, with room for a lossy network.
 pub const CANCEL_BOUND_MS: u64 = 2_000;
 /// How old the coordinator's view of a worker's executions may be (its last heartbeat, and its travel).

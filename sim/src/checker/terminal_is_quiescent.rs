@@ -7,7 +7,7 @@ use super::{Checker, End, FailureClass, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::{Event, JobStatus};
 
-const NAME: &str = "terminal-is-quiescent";
+pub(crate) const NAME: &str = "terminal-is-quiescent";
 
 pub struct TerminalIsQuiescent {
     bound_ms: u64,
