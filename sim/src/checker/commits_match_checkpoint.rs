@@ -69,10 +69,10 @@ impl CommitsMatchCheckpoint {
     }
 
     fn on_stored(&mut self, epoch: u64, offsets: &[u64], at_ms: u64) {
-        if offsets.len() != self.committed.len() {
-            let detail = format!("checkpoint {epoch} stored {} source offsets for {} partitions", offsets.len(), {
-                self.committed.len()
-            });
+        let partitions = self.committed.len();
+        if offsets.len() != partitions {
+            let detail =
+                format!("checkpoint {epoch} stored {} source offsets for {partitions} partitions", offsets.len());
             self.report(at_ms, detail);
             return;
         }
