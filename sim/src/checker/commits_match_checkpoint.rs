@@ -12,14 +12,12 @@
 //!
 //! Judged from the trace alone; the ledger at the end agrees with the `committed` events (`exactly-once` asserts it).
 
-use super::{Checker, End, FailureClass, Setup, Violation};
+use super::{Capped, Checker, End, FailureClass, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::{Event, RecordId};
 use std::collections::BTreeSet;
 
 pub(crate) const NAME: &str = "commits-match-checkpoint";
-/// Violations reported per run at most; the rest are counted.
-const REPORT_AT_MOST: usize = 5;
 
 /// The committed offsets of one partition: every offset below `prefix`, and those in `above`.
 #[derive(Default)]
@@ -45,8 +43,7 @@ pub struct CommitsMatchCheckpoint {
     committed: Vec<Committed>,
     /// Records committed on the store since its last `checkpoint-stored`.
     since_stored: Vec<RecordId>,
-    violations: Vec<Violation>,
-    suppressed: usize,
+    violations: Capped,
 }
 
 impl CommitsMatchCheckpoint {
@@ -55,17 +52,12 @@ impl CommitsMatchCheckpoint {
             armed: setup.two_phase,
             committed: (0..setup.partitions).map(|_| Committed::default()).collect(),
             since_stored: Vec::new(),
-            violations: Vec::new(),
-            suppressed: 0,
+            violations: Capped::new(NAME),
         }
     }
 
     fn report(&mut self, at_ms: u64, detail: String) {
-        if self.violations.len() < REPORT_AT_MOST {
-            self.violations.push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
-        } else {
-            self.suppressed += 1;
-        }
+        self.violations.report(at_ms, FailureClass::Safety, detail);
     }
 
     fn on_stored(&mut self, epoch: u64, offsets: &[u64], at_ms: u64) {
@@ -119,13 +111,8 @@ impl Checker for CommitsMatchCheckpoint {
         }
     }
 
-    fn finish(&mut self, end: &End) -> Vec<Violation> {
-        if self.suppressed > 0 {
-            let at_ms = self.violations.last().map_or(end.end_ms, |v| v.at_ms);
-            let detail = format!("and {} more {NAME} violations", self.suppressed);
-            self.violations.push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
-        }
-        std::mem::take(&mut self.violations)
+    fn finish(&mut self, _end: &End) -> Vec<Violation> {
+        self.violations.finish()
     }
 }
 

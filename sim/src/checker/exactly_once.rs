@@ -1,14 +1,12 @@
 //! `exactly-once`: every record in the ledger was produced by the source, and with exactly-once delivery none is
 //! committed twice (at-least-once may duplicate, never invent).
 
-use super::{Checker, End, FailureClass, Setup, Violation};
+use super::{Capped, Checker, End, FailureClass, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::{Delivery, Event, RecordId};
 use std::collections::BTreeMap;
 
 pub(crate) const NAME: &str = "exactly-once";
-/// Violations reported per run at most; the rest are counted.
-const REPORT_AT_MOST: usize = 5;
 
 pub struct ExactlyOnce {
     delivery: Delivery,
@@ -16,8 +14,7 @@ pub struct ExactlyOnce {
     /// Attempts that committed each record.
     commits: BTreeMap<RecordId, Vec<u32>>,
     traced_commits: usize,
-    violations: Vec<Violation>,
-    suppressed: usize,
+    violations: Capped,
 }
 
 impl ExactlyOnce {
@@ -27,17 +24,12 @@ impl ExactlyOnce {
             initial_records: setup.initial_records.clone(),
             commits: BTreeMap::new(),
             traced_commits: 0,
-            violations: Vec::new(),
-            suppressed: 0,
+            violations: Capped::new(NAME),
         }
     }
 
     fn report(&mut self, at_ms: u64, detail: String) {
-        if self.violations.len() < REPORT_AT_MOST {
-            self.violations.push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
-        } else {
-            self.suppressed += 1;
-        }
+        self.violations.report(at_ms, FailureClass::Safety, detail);
     }
 }
 
@@ -70,12 +62,7 @@ impl Checker for ExactlyOnce {
         if !end.ledger.is_empty() {
             assert_eq!(end.ledger.len(), self.traced_commits, "trace and ledger disagree on the number of commits");
         }
-        if self.suppressed > 0 {
-            let at_ms = self.violations.last().map_or(end.end_ms, |v| v.at_ms);
-            let detail = format!("and {} more exactly-once violations", self.suppressed);
-            self.violations.push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
-        }
-        std::mem::take(&mut self.violations)
+        self.violations.finish()
     }
 }
 

@@ -104,6 +104,42 @@ impl Violation {
     }
 }
 
+/// The violations of one invariant, capped: the first [`Capped::AT_MOST`] are kept, the rest counted and summed up
+/// in one last violation, so a run that breaks an invariant on every record stays readable and bounded.
+pub(crate) struct Capped {
+    invariant: &'static str,
+    kept: Vec<Violation>,
+    suppressed: usize,
+}
+
+impl Capped {
+    pub const AT_MOST: usize = 5;
+
+    pub fn new(invariant: &'static str) -> Capped {
+        Capped { invariant, kept: Vec::new(), suppressed: 0 }
+    }
+
+    pub fn report(&mut self, at_ms: u64, class: FailureClass, detail: String) {
+        if self.kept.len() < Self::AT_MOST {
+            self.kept.push(Violation::new(self.invariant, at_ms, class, detail));
+        } else {
+            self.suppressed += 1;
+        }
+    }
+
+    /// The kept violations, and one more that counts the rest.
+    pub fn finish(&mut self) -> Vec<Violation> {
+        if self.suppressed > 0 {
+            let last = self.kept.last().expect("a suppressed violation follows kept ones");
+            let (at_ms, class) = (last.at_ms, last.class);
+            let detail = format!("and {} more {} violations", self.suppressed, self.invariant);
+            self.kept.push(Violation::new(self.invariant, at_ms, class, detail));
+            self.suppressed = 0;
+        }
+        std::mem::take(&mut self.kept)
+    }
+}
+
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({:?}) at {} ms: {}", self.invariant, self.class, self.at_ms, self.detail)
@@ -315,5 +351,17 @@ mod invariant_names {
         assert_eq!(INVARIANTS.len(), checkers + 1, "a checker without its name in INVARIANTS");
         let distinct: std::collections::BTreeSet<&str> = INVARIANTS.iter().copied().collect();
         assert_eq!(distinct.len(), INVARIANTS.len());
+    }
+
+    #[test]
+    fn capped_keeps_the_first_violations_and_counts_the_rest() {
+        let mut capped = Capped::new("exactly-once");
+        for ms in 0..7 {
+            capped.report(ms, FailureClass::Safety, format!("v{ms}"));
+        }
+        let v = capped.finish();
+        assert_eq!(v.len(), Capped::AT_MOST + 1);
+        assert_eq!((v[5].at_ms, v[5].detail.as_str()), (4, "and 2 more exactly-once violations"));
+        assert!(Capped::new("x").finish().is_empty());
     }
 }
