@@ -4,6 +4,7 @@
 
 use crate::faults::FailReason;
 use crate::job::{RecordId, TaskId};
+use crate::net::NodeName;
 use crate::status::JobStatus;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -337,6 +338,12 @@ pub enum Event {
     CheckpointStorageFailed {
         attempt: u32,
         epoch: u64,
+    },
+    /// A control datagram to `to` leaves `by_ms` late: the first on a link since it was slowed (the emitting node is
+    /// the link's other end).
+    ControlDelayed {
+        to: NodeName,
+        by_ms: u64,
     },
     /// A worker carries out the cancellation of a live execution `by_ms` late.
     CancelDelayed {

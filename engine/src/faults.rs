@@ -2,12 +2,19 @@
 //!
 //! The sim arms faults here at their scenario time; the engine asks at the exact spot a real fault would come from:
 //! a source task decides whether it declines or never acknowledges a checkpoint, the store's checkpoint storage
-//! whether a write fails, a task how late its acknowledgement is, a worker how slowly it cancels. Nothing else in
-//! the engine knows that faults exist.
+//! whether a write fails, a task how late its acknowledgement is, a worker how slowly it cancels, a node's control
+//! endpoint how late a datagram leaves on a slowed link. Nothing else in the engine knows that faults exist.
 
+use crate::net::NodeName;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
+
+/// The clock faults are armed on: simulated ms since the run started (the same for every node; a node's own
+/// `Instant`s start when the node does).
+pub fn fault_clock_ms() -> u64 {
+    madsim::time::TimeHandle::current().elapsed().as_millis() as u64
+}
 
 /// Why a checkpoint fails (Flink's reasons).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -49,6 +56,22 @@ struct State {
     ack_delays: Vec<(AckTarget, u64)>,
     first_final: Option<u64>,
     cancel_delay_ms: BTreeMap<u16, u64>,
+    /// Slowed one-way links: the extra delay of each control datagram, and whether its effect was reported yet.
+    link_delays: BTreeMap<(NodeName, NodeName), LinkDelay>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct LinkDelay {
+    by_ms: u64,
+    reported: bool,
+}
+
+/// How late a control datagram leaves on a slowed link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slowed {
+    pub by_ms: u64,
+    /// The first datagram delayed since the link was slowed (its effect is reported once).
+    pub first: bool,
 }
 
 /// Shared by every node of a run; outlives node crashes.
@@ -77,6 +100,31 @@ impl FaultPlane {
         self.with(|s| {
             s.cancel_delay_ms.insert(worker, by_ms);
         });
+    }
+
+    /// Control datagrams on the one-way link `from → to` leave `by_ms` late from now on (until `unslow_link`).
+    pub fn slow_link(&self, from: NodeName, to: NodeName, by_ms: u64) {
+        assert!(by_ms > 0, "a slow link delays by a positive amount");
+        self.with(|s| {
+            s.link_delays.insert((from, to), LinkDelay { by_ms, reported: false });
+        });
+    }
+
+    /// The link `from → to` is back to its normal latency.
+    pub fn unslow_link(&self, from: NodeName, to: NodeName) {
+        self.with(|s| {
+            s.link_delays.remove(&(from, to));
+        });
+    }
+
+    /// How late a control datagram on `from → to` leaves now, if the link is slowed.
+    pub fn link_delay(&self, from: NodeName, to: NodeName) -> Option<Slowed> {
+        self.with(|s| {
+            let d = s.link_delays.get_mut(&(from, to))?;
+            let first = !d.reported;
+            d.reported = true;
+            Some(Slowed { by_ms: d.by_ms, first })
+        })
     }
 
     /// The fate of checkpoint `epoch`, triggered at `triggered_ms`: decided once, the same for every asker.
@@ -148,5 +196,20 @@ mod tests {
         assert_eq!(f.ack_delay_ms(4, true), 5_000);
         assert_eq!(f.ack_delay_ms(4, true), 5_000);
         assert_eq!(f.ack_delay_ms(5, true), 0);
+    }
+
+    #[test]
+    fn a_slowed_link_delays_one_direction_until_unslowed_and_reports_once_per_slowing() {
+        let (a, b) = (NodeName::Store, NodeName::Coordinator);
+        let f = FaultPlane::default();
+        assert_eq!(f.link_delay(a, b), None);
+        f.slow_link(a, b, 700);
+        assert_eq!(f.link_delay(a, b), Some(Slowed { by_ms: 700, first: true }));
+        assert_eq!(f.link_delay(a, b), Some(Slowed { by_ms: 700, first: false }));
+        assert_eq!(f.link_delay(b, a), None, "one-way");
+        f.unslow_link(a, b);
+        assert_eq!(f.link_delay(a, b), None);
+        f.slow_link(a, b, 50);
+        assert_eq!(f.link_delay(a, b), Some(Slowed { by_ms: 50, first: true }), "a new slowing reports anew");
     }
 }

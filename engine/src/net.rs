@@ -3,6 +3,8 @@
 //! Control messages are idempotent intents and reports that are re-sent on every tick, so a lost or late datagram
 //! costs time, never correctness. Data moves on ordered streams (see `stream.rs`).
 
+use crate::event::{Event, Tracer};
+use crate::faults::FaultPlane;
 use crate::job::{JobSpec, TaskId};
 use crate::status::JobStatus;
 use madsim::net::Endpoint;
@@ -34,6 +36,13 @@ pub enum NodeName {
 impl serde::Serialize for NodeName {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.label())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for NodeName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let label = String::deserialize(d)?;
+        NodeName::parse(&label).ok_or_else(|| serde::de::Error::custom(format!("no node named {label:?}")))
     }
 }
 
@@ -154,6 +163,7 @@ impl CheckpointReport {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TaskControl {
     /// Take checkpoint `epoch` (sources inject its barrier).
+    /// `triggered_ms` is on the fault plane's clock ([`crate::faults::fault_clock_ms`]).
     Trigger { epoch: u64, is_final: bool, triggered_ms: u64 },
     /// Checkpoint `epoch` completed (its transactions are committed).
     Complete { epoch: u64, is_final: bool },
@@ -242,20 +252,36 @@ pub enum Ctrl {
 
 /// A node's control endpoint.
 pub struct CtrlEndpoint {
-    ep: Endpoint,
+    ep: Arc<Endpoint>,
+    me: NodeName,
+    faults: Arc<FaultPlane>,
+    tracer: Tracer,
 }
 
 impl CtrlEndpoint {
-    /// Binds the control port of the current node.
-    pub async fn bind() -> io::Result<CtrlEndpoint> {
+    /// Binds the control port of the current node, `me`.
+    pub async fn bind(me: NodeName, faults: Arc<FaultPlane>, tracer: Tracer) -> io::Result<CtrlEndpoint> {
         let ep = Endpoint::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), CTRL_PORT)).await?;
-        Ok(CtrlEndpoint { ep })
+        Ok(CtrlEndpoint { ep: Arc::new(ep), me, faults, tracer })
     }
 
-    /// Sends a datagram. Loss is not an error: every control message is re-sent until it has effect.
+    /// Sends a datagram. Loss is not an error: every control message is re-sent until it has effect. On a slowed
+    /// link (an injected fault) the datagram leaves late, from a task of this node: the caller goes on at once, and
+    /// later datagrams may overtake it, as on a real network.
     pub async fn send(&self, to: NodeName, msg: Ctrl) {
-        // A send only fails when this node's network is gone, which the caller learns on its next receive.
-        let _ = self.ep.send_to_raw(to.ctrl(), CTRL_TAG, Box::new(msg)).await;
+        let Some(slowed) = self.faults.link_delay(self.me, to) else {
+            // A send only fails when this node's network is gone, which the caller learns on its next receive.
+            let _ = self.ep.send_to_raw(to.ctrl(), CTRL_TAG, Box::new(msg)).await;
+            return;
+        };
+        if slowed.first {
+            self.tracer.emit(Event::ControlDelayed { to, by_ms: slowed.by_ms });
+        }
+        let ep = self.ep.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(slowed.by_ms)).await;
+            let _ = ep.send_to_raw(to.ctrl(), CTRL_TAG, Box::new(msg)).await;
+        });
     }
 
     /// Receives the next datagram and the address it came from.

@@ -89,7 +89,9 @@ impl Policy {
 pub async fn run(ctx: NodeContext) {
     let Some(spec) = ctx.spec.policy else { return };
     let tracer: Tracer = ctx.tracer("platform");
-    let ctrl = CtrlEndpoint::bind().await.expect("platform control port is free");
+    let ctrl = CtrlEndpoint::bind(NodeName::Platform, ctx.faults.clone(), tracer.clone())
+        .await
+        .expect("platform control port is free");
     let mut policy = Policy::new(spec, ctx.canaries);
     let mut request = 0u64;
     let mut restart: Option<(u64, String, u32)> = None;

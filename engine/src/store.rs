@@ -136,7 +136,8 @@ pub async fn run(ledger: Arc<Mutex<Ledger>>, tracer: Tracer, faults: Arc<FaultPl
         let (ledger, tracer) = (ledger.clone(), tracer.clone());
         tokio::spawn(async move { accept_streams(ledger, tracer).await })
     };
-    let ctrl = CtrlEndpoint::bind().await.expect("store control port is free");
+    let ctrl =
+        CtrlEndpoint::bind(NodeName::Store, faults.clone(), tracer.clone()).await.expect("store control port is free");
     while let Ok((msg, _from)) = ctrl.recv().await {
         let reply = {
             let mut l = ledger.lock().expect("ledger lock");

@@ -37,19 +37,26 @@ pub async fn run(ctx: NodeContext, number: u16) {
     let tracer = ctx.tracer(&NodeName::Worker(number).label());
     let incarnation: u64 = madsim::rand::random();
     tracer.emit(Event::NodeStarted { incarnation });
-    let ctrl = CtrlEndpoint::bind().await.expect("worker control port is free");
+    let ctrl = CtrlEndpoint::bind(NodeName::Worker(number), ctx.faults.clone(), tracer.clone())
+        .await
+        .expect("worker control port is free");
     let registry: Registry = Arc::default();
     let timings = ctx.spec.timings;
     let acceptor = tokio::spawn(accept_loop(registry.clone(), timings.connect_wait_ms));
     let mut executions: BTreeMap<TaskId, Execution> = BTreeMap::new();
     let stopping: Stopping = Arc::default();
     let mut heartbeat = tokio::time::interval(Duration::from_millis(timings.heartbeat_ms));
+    // The newest "cancel below" heard in this incarnation: attempts below it are never started here.
+    let mut canceled_below = 0u32;
     loop {
         tokio::select! {
             biased;
             msg = ctrl.recv() => match msg {
+                // A deploy of an attempt this worker was already told is superseded arrived late: not started.
+                Ok((Ctrl::Deploy(dep), _)) if dep.attempt < canceled_below => {}
                 Ok((Ctrl::Deploy(dep), _)) => deploy(&ctx, &tracer, &registry, &mut executions, &stopping, number, dep),
                 Ok((Ctrl::CancelBelow { below_attempt }, _)) => {
+                    canceled_below = canceled_below.max(below_attempt);
                     let stale: Vec<TaskId> =
                         executions.iter().filter(|(_, e)| e.attempt < below_attempt).map(|(t, _)| *t).collect();
                     for task in stale {

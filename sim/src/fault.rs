@@ -1,7 +1,7 @@
 //! Faults: what a scenario injects, validated, and unrolled into a timeline of actions.
 //!
-//! Fault verbs come in pairs: `crash`/`restart`, `isolate`/`heal`, `clog`/`unclog`. A `restart_after_ms` or
-//! `heal_after_ms` on the first verb schedules the second. `end-partition` and `duplicate-eot` act on the external
+//! Fault verbs come in pairs: `crash`/`restart`, `isolate`/`heal`, `clog`/`unclog`, `slow`/`unslow`. A
+//! `restart_after_ms` or `heal_after_ms` on the first verb schedules the second. `end-partition` and `duplicate-eot` act on the external
 //! source system.
 
 use crate::scenario::{kind_list, node_of, Ctx, RawFault, Scenario, ScenarioError};
@@ -10,6 +10,9 @@ use sluice_engine::faults::{AckTarget, FailReason};
 use sluice_engine::net::NodeName;
 use sluice_engine::VertexKind;
 use std::collections::BTreeSet;
+
+/// The longest a slowed link delays a datagram (the network's own latency is bounded the same way).
+pub const MAX_SLOW_MS: u64 = 60_000;
 
 /// A validated fault.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,6 +57,17 @@ pub enum FaultKind {
         from: NodeName,
         to: NodeName,
     },
+    /// Control datagrams on the one-way link leave `by_ms` late.
+    Slow {
+        from: NodeName,
+        to: NodeName,
+        by_ms: u64,
+        heal_after_ms: Option<u64>,
+    },
+    Unslow {
+        from: NodeName,
+        to: NodeName,
+    },
     /// The next `count` checkpoints triggered at or after the fault fail with `reason`.
     FailCheckpoint {
         reason: FailReason,
@@ -77,7 +91,7 @@ pub enum FaultKind {
 
 impl FaultKind {
     pub const NAMES: &'static str = "end-partition, duplicate-eot, crash, restart, isolate, heal, clog, unclog, \
-                                     fail-checkpoint, delay-checkpoint-ack, slow-cancel, pause, resume";
+                                     slow, unslow, fail-checkpoint, delay-checkpoint-ack, slow-cancel, pause, resume";
 }
 
 /// One step of the timeline: what the sim does at an instant. Recorded in the trace as a typed event, so checkers
@@ -117,6 +131,16 @@ pub enum Action {
         from: NodeName,
         to: NodeName,
     },
+    /// Control datagrams on the one-way link leave `by_ms` late.
+    Slow {
+        from: NodeName,
+        to: NodeName,
+        by_ms: u64,
+    },
+    Unslow {
+        from: NodeName,
+        to: NodeName,
+    },
     FailCheckpoints {
         reason: FailReason,
         count: u32,
@@ -146,6 +170,8 @@ impl Action {
             Action::Heal { node } => format!("heal {}", node.label()),
             Action::Clog { from, to } => format!("clog {} -> {}", from.label(), to.label()),
             Action::Unclog { from, to } => format!("unclog {} -> {}", from.label(), to.label()),
+            Action::Slow { from, to, by_ms } => format!("slow {} -> {} by {by_ms} ms", from.label(), to.label()),
+            Action::Unslow { from, to } => format!("unslow {} -> {}", from.label(), to.label()),
             Action::FailCheckpoints { reason, count } => format!("fail-checkpoint {} x{count}", reason.name()),
             Action::DelayAcks { checkpoint, by_ms } => match checkpoint {
                 AckTarget::Final => format!("delay-checkpoint-ack final by {by_ms} ms"),
@@ -157,18 +183,21 @@ impl Action {
         }
     }
 
-    /// The nodes this action crashes, restarts, cuts off or reconnects (none for the other faults).
+    /// The nodes this action crashes, restarts, cuts off, slows or reconnects (none for the other faults).
     pub fn nodes(&self) -> Vec<NodeName> {
         match self {
             Action::Crash { node } | Action::Restart { node } | Action::Isolate { node } | Action::Heal { node } => {
                 vec![*node]
             }
-            Action::Clog { from, to } | Action::Unclog { from, to } => vec![*from, *to],
+            Action::Clog { from, to }
+            | Action::Unclog { from, to }
+            | Action::Slow { from, to, .. }
+            | Action::Unslow { from, to } => vec![*from, *to],
             _ => Vec::new(),
         }
     }
 
-    /// Whether the action disrupts nodes or links (a crash, restart, isolation, heal, clog or unclog).
+    /// Whether the action disrupts nodes or links (a crash, restart, isolation, heal, clog, unclog, slow or unslow).
     pub fn is_disruptive(&self) -> bool {
         !self.nodes().is_empty()
     }
@@ -203,6 +232,13 @@ pub fn timeline(faults: &[Fault]) -> Vec<(u64, Action)> {
                 }
             }
             FaultKind::Unclog { from, to } => out.push((t, Action::Unclog { from: *from, to: *to })),
+            FaultKind::Slow { from, to, by_ms, heal_after_ms } => {
+                out.push((t, Action::Slow { from: *from, to: *to, by_ms: *by_ms }));
+                if let Some(after) = heal_after_ms {
+                    out.push((t + after, Action::Unslow { from: *from, to: *to }));
+                }
+            }
+            FaultKind::Unslow { from, to } => out.push((t, Action::Unslow { from: *from, to: *to })),
             FaultKind::FailCheckpoint { reason, count } => {
                 out.push((t, Action::FailCheckpoints { reason: *reason, count: *count }))
             }
@@ -221,11 +257,12 @@ pub fn timeline(faults: &[Fault]) -> Vec<(u64, Action)> {
 }
 
 /// When the liveness phase starts: the time from which the cluster stays able to make progress (coordinator and
-/// store up and reachable, no clogged link, at least one worker up and reachable). `None`: it never is.
+/// store up and reachable, no clogged or slowed link, at least one worker up and reachable). `None`: it never is.
 pub fn liveness_start_ms(actions: &[(u64, Action)], workers: u16) -> Option<u64> {
     let mut down: BTreeSet<NodeName> = BTreeSet::new();
     let mut isolated: BTreeSet<NodeName> = BTreeSet::new();
     let mut clogged: BTreeSet<(NodeName, NodeName)> = BTreeSet::new();
+    let mut slowed_by_ms: std::collections::BTreeMap<(NodeName, NodeName), u64> = Default::default();
     let healthy = |down: &BTreeSet<NodeName>, isolated: &BTreeSet<NodeName>, clogged: &BTreeSet<_>| {
         let ok = |n: &NodeName| !down.contains(n) && !isolated.contains(n);
         ok(&NodeName::Coordinator)
@@ -252,15 +289,24 @@ pub fn liveness_start_ms(actions: &[(u64, Action)], workers: u16) -> Option<u64>
             Action::Clog { from, to } => {
                 clogged.insert((*from, *to));
             }
-            Action::Unclog { from, to } => {
+            Action::Slow { from, to, by_ms } => {
+                clogged.insert((*from, *to));
+                slowed_by_ms.insert((*from, *to), *by_ms);
+            }
+            Action::Unclog { from, to } | Action::Unslow { from, to } => {
                 clogged.remove(&(*from, *to));
             }
             _ => {}
         }
+        // What a slowed link delayed arrives up to its delay after the unslow: the disruption lasts until then.
+        let settled_ms = match a {
+            Action::Unslow { from, to } => t + slowed_by_ms.remove(&(*from, *to)).unwrap_or(0),
+            _ => *t,
+        };
         let now_healthy = healthy(&down, &isolated, &clogged);
         if now_healthy && a.is_disruptive() {
             // Any disruption (even one the cluster survives, like losing a worker) restarts the liveness clock.
-            start = Some(*t);
+            start = Some(start.map_or(settled_ms, |s| s.max(settled_ms)));
         } else if !now_healthy {
             start = None;
         }
@@ -283,6 +329,8 @@ pub(crate) fn validate(f: &RawFault, i: usize, s: &Scenario, ctx: &Ctx) -> Resul
         "heal" => &["nodes"],
         "clog" => &["from", "to", "heal_after_ms"],
         "unclog" => &["from", "to"],
+        "slow" => &["from", "to", "by_ms", "heal_after_ms"],
+        "unslow" => &["from", "to"],
         "fail-checkpoint" => &["reason", "count"],
         "delay-checkpoint-ack" => &["checkpoint", "by_ms"],
         "slow-cancel" => &["node", "by_ms"],
@@ -393,6 +441,22 @@ pub(crate) fn validate(f: &RawFault, i: usize, s: &Scenario, ctx: &Ctx) -> Resul
                 FaultKind::Unclog { from, to }
             }
         }
+        "slow" | "unslow" => {
+            let (from, to) = (node("from", f.from.as_ref())?, node("to", f.to.as_ref())?);
+            if from == to {
+                return Err(ctx.err(&key("to"), "a link joins two different nodes"));
+            }
+            if f.kind == "unslow" {
+                FaultKind::Unslow { from, to }
+            } else {
+                let by_ms = positive("by_ms", f.by_ms)?
+                    .ok_or_else(|| ctx.err(&key("by_ms"), "a \"slow\" fault needs `by_ms`"))?;
+                if by_ms > MAX_SLOW_MS {
+                    return Err(ctx.err(&key("by_ms"), format!("{by_ms} is above {MAX_SLOW_MS} (one minute)")));
+                }
+                FaultKind::Slow { from, to, by_ms, heal_after_ms: positive("heal_after_ms", f.heal_after_ms)? }
+            }
+        }
         "fail-checkpoint" | "delay-checkpoint-ack" if s.job.checkpoint.is_none() => {
             return Err(ctx.err(&key("kind"), format!("a {:?} fault needs [job.checkpoint]", f.kind)));
         }
@@ -464,5 +528,14 @@ mod tests {
         let iso = vec![(10, Action::Isolate { node: NodeName::Store })];
         assert_eq!(liveness_start_ms(&iso, 2), None);
         assert_eq!(liveness_start_ms(&[], 1), Some(0));
+        let (c, st) = (NodeName::Coordinator, NodeName::Store);
+        let slow = vec![
+            (100, Action::Slow { from: st, to: c, by_ms: 900 }),
+            (200, Action::Unslow { from: st, to: c }),
+            (300, Action::Crash { node: w1 }),
+        ];
+        assert_eq!(liveness_start_ms(&slow[..1], 2), None, "a slowed link in force");
+        assert_eq!(liveness_start_ms(&slow[..2], 2), Some(1_100), "what it delayed arrives by then");
+        assert_eq!(liveness_start_ms(&slow, 2), Some(1_100), "a later disruption does not move it back");
     }
 }

@@ -21,7 +21,7 @@ use sluice_engine::Mode;
 use std::collections::BTreeMap;
 
 /// The knobs, in the order faults are drawn. Each is `<subject>_<fault>_probability`.
-pub const KNOBS: [&str; 11] = [
+pub const KNOBS: [&str; 12] = [
     "worker_crash_probability",
     "worker_isolate_probability",
     "worker_slow_cancel_probability",
@@ -33,6 +33,7 @@ pub const KNOBS: [&str; 11] = [
     "checkpoint_fail_probability",
     "checkpoint_delay_ack_probability",
     "job_pause_probability",
+    "link_slow_probability",
 ];
 
 /// The cap of a knob that `--swarm` draws and the scenario does not list.
@@ -41,6 +42,8 @@ pub const DEFAULT_KNOB_CAP: f64 = 0.25;
 pub const DEFAULT_STEP_MS: u64 = 1_000;
 pub const DEFAULT_MAX_FAULTS: u32 = 4;
 pub const DEFAULT_FAULT_MS: (u64, u64) = (200, 3_000);
+/// How much a drawn `slow` delays a link's datagrams: [least, most].
+pub const SLOW_BY_MS: (u64, u64) = (50, 1_500);
 /// Hard limit on `max_faults`.
 pub const MAX_FAULTS_LIMIT: u32 = 64;
 
@@ -65,10 +68,11 @@ pub(crate) struct RawSwarm {
     checkpoint_fail_probability: Option<f64>,
     checkpoint_delay_ack_probability: Option<f64>,
     job_pause_probability: Option<f64>,
+    link_slow_probability: Option<f64>,
 }
 
 impl RawSwarm {
-    fn knobs(&self) -> [Option<f64>; 11] {
+    fn knobs(&self) -> [Option<f64>; 12] {
         [
             self.worker_crash_probability,
             self.worker_isolate_probability,
@@ -81,6 +85,7 @@ impl RawSwarm {
             self.checkpoint_fail_probability,
             self.checkpoint_delay_ack_probability,
             self.job_pause_probability,
+            self.link_slow_probability,
         ]
     }
 }
@@ -220,14 +225,20 @@ impl Swarm {
                         "worker_slow_cancel_probability" => {
                             format!("kind = \"slow-cancel\"\nnode = \"{subject}\"\nby_ms = {lasting}")
                         }
-                        "link_clog_probability" => {
+                        "link_clog_probability" | "link_slow_probability" => {
                             let mut nodes = vec!["coordinator".to_string(), "store".to_string()];
                             nodes.extend((1..=workers).map(|w| format!("worker-{w}")));
                             nodes.shuffle(&mut rng);
-                            format!(
-                                "kind = \"clog\"\nfrom = \"{}\"\nto = \"{}\"\nheal_after_ms = {lasting}",
-                                nodes[0], nodes[1]
-                            )
+                            let (from, to) = (&nodes[0], &nodes[1]);
+                            if name == "link_clog_probability" {
+                                format!("kind = \"clog\"\nfrom = \"{from}\"\nto = \"{to}\"\nheal_after_ms = {lasting}")
+                            } else {
+                                let by_ms = rng.gen_range(SLOW_BY_MS.0..=SLOW_BY_MS.1);
+                                format!(
+                                    "kind = \"slow\"\nfrom = \"{from}\"\nto = \"{to}\"\nby_ms = {by_ms}\n\
+                                     heal_after_ms = {lasting}"
+                                )
+                            }
                         }
                         "partition_end_probability" => {
                             // A partition ends once.
@@ -371,7 +382,7 @@ delay_ms = 100
             assert!(crate::fault::liveness_start_ms(&actions, run.job.workers).is_some(), "seed {seed} never heals");
             kinds.extend(run.faults.iter().map(|f| format!("{:?}", std::mem::discriminant(&f.kind))));
         }
-        assert_eq!(kinds.len(), 10, "every kind is drawn (resume with pause)");
+        assert_eq!(kinds.len(), 11, "every kind is drawn (resume with pause)");
     }
 
     #[test]

@@ -108,9 +108,9 @@ async fn supervise(
         nodes.insert(NodeName::Platform, node(&handle, NodeName::Platform, move || Box::pin(platform::run(c.clone()))));
     }
     {
-        let (recorder, client) = (recorder.clone(), client.clone());
+        let (recorder, client, c) = (recorder.clone(), client.clone(), ctx.clone());
         // A node exits when its init task ends: the client's init is its loop.
-        let init = move || Box::pin(run_client(recorder.clone(), client.clone())) as _;
+        let init = move || Box::pin(run_client(recorder.clone(), client.clone(), c.clone())) as _;
         nodes.insert(NodeName::Client, node(&handle, NodeName::Client, init));
     }
 
@@ -166,11 +166,12 @@ fn apply(
         Action::Clog { from, to } => net.clog_link(id(from), id(to)),
         Action::Unclog { from, to } => net.unclog_link(id(from), id(to)),
         Action::FailCheckpoints { reason, count } => {
-            let now_ms = madsim::time::TimeHandle::current().elapsed().as_millis() as u64;
-            ctx.faults.fail_checkpoints(now_ms, *reason, *count)
+            ctx.faults.fail_checkpoints(sluice_engine::faults::fault_clock_ms(), *reason, *count)
         }
         Action::DelayAcks { checkpoint, by_ms } => ctx.faults.delay_acks(*checkpoint, *by_ms),
         Action::SlowCancel { worker, by_ms } => ctx.faults.slow_cancel(*worker, *by_ms),
+        Action::Slow { from, to, by_ms } => ctx.faults.slow_link(*from, *to, *by_ms),
+        Action::Unslow { from, to } => ctx.faults.unslow_link(*from, *to),
         Action::Pause | Action::Resume => {
             let mut c = client.lock().expect("client lock");
             c.next_request += 1;
@@ -182,8 +183,10 @@ fn apply(
 
 /// The client: reads the status through the coordinator's API, as a user would, and carries the operator's pause
 /// and resume requests (re-sent until the coordinator acknowledges them).
-async fn run_client(recorder: Arc<TraceRecorder>, client: Arc<Mutex<Client>>) {
-    let ctrl = CtrlEndpoint::bind().await.expect("client control port is free");
+async fn run_client(recorder: Arc<TraceRecorder>, client: Arc<Mutex<Client>>, ctx: NodeContext) {
+    let ctrl = CtrlEndpoint::bind(NodeName::Client, ctx.faults.clone(), ctx.tracer("client"))
+        .await
+        .expect("client control port is free");
     let start = madsim::time::Instant::now();
     let mut request = 0u64;
     // The newest read answered: replies overtaken on the network (an older read answered later) are dropped.

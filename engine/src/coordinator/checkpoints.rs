@@ -26,6 +26,7 @@ impl Coordinator {
                 .iter()
                 .all(|d| self.reported(d).is_some_and(|r| r.checkpoints.input_ended || r.state == ExecState::Finished));
         if let Some((epoch, is_final)) = cc.due(now, sources_ended) {
+            self.trigger_fault_clock_ms = crate::faults::fault_clock_ms();
             self.tracer.emit(Event::CheckpointTriggered { attempt: self.attempt, epoch, is_final });
         }
         let mut outcome = None;
@@ -53,7 +54,9 @@ impl Coordinator {
                     }
                 }
             }
-            let trigger = TaskControl::Trigger { epoch: p.epoch, is_final: p.is_final, triggered_ms: p.triggered_ms };
+            // Its trigger time on the clock injected faults are armed on (the run's), not on this node's.
+            let triggered_ms = self.trigger_fault_clock_ms;
+            let trigger = TaskControl::Trigger { epoch: p.epoch, is_final: p.is_final, triggered_ms };
             for w in unacked_workers {
                 self.ctrl.send(NodeName::Worker(w), Ctrl::ToTasks { attempt: self.attempt, control: trigger }).await;
             }

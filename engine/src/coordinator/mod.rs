@@ -104,11 +104,15 @@ struct Coordinator {
     /// The autoscaler's last wish and how many periods in a row it held: (replicas, periods).
     autoscale_wish: Option<(Vec<u16>, u32)>,
     next_autoscale_ms: u64,
+    /// When the pending checkpoint was triggered, on the fault plane's clock.
+    trigger_fault_clock_ms: u64,
 }
 
 /// Runs the coordinator node.
 pub async fn run(ctx: NodeContext) {
-    let ctrl = CtrlEndpoint::bind().await.expect("coordinator control port is free");
+    let ctrl = CtrlEndpoint::bind(NodeName::Coordinator, ctx.faults.clone(), ctx.tracer("coordinator"))
+        .await
+        .expect("coordinator control port is free");
     let spec = ctx.spec.clone();
     let batch = spec.mode == Mode::Batch;
     let (ctx_canaries, grace_ms) = (ctx.canaries, spec.pause_grace_period_ms);
@@ -131,6 +135,7 @@ pub async fn run(ctx: NodeContext) {
         replicas: initial_replicas,
         autoscale_wish: None,
         next_autoscale_ms: 0,
+        trigger_fault_clock_ms: 0,
     };
     let mut tick = tokio::time::interval(Duration::from_millis(c.spec.timings.tick_ms));
     loop {

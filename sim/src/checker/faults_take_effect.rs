@@ -15,6 +15,9 @@
 //!   names a checkpoint some such fault targets (number n, or a final checkpoint) and one of their `by_ms`.
 //! - `slow-cancel worker by_ms`: from then on, every cancellation of a live execution on that worker is announced
 //!   (`cancel-delayed`) and its execution ends `by_ms` later, not sooner.
+//! - `slow from to by_ms`: a `control-delayed` from a node to another names a link slowed now, by that amount; a
+//!   node that sends on its own every 100 ms (a worker's heartbeat, the client's status read, both to the
+//!   coordinator) shows the delay within [`SLOW_BOUND_MS`] of the fault or of its restart, while it is up.
 //! - `end-partition p`: unless p's EOT was already sent, a source sends it within [`END_BOUND_MS`] of its last record
 //!   of p (an attempt restored from a checkpoint replays up to the cut first) while the job runs with no node or link
 //!   fault;
@@ -39,6 +42,8 @@ pub const DUPLICATE_BOUND_MS: u64 = 2_000;
 pub const END_BOUND_MS: u64 = 2_000;
 /// The client re-sends a request every 100 ms until the coordinator acknowledges it.
 pub const PHASE_BOUND_MS: u64 = 1_500;
+/// Workers heartbeat and the client reads the status every 100 ms; this much is slack.
+pub const SLOW_BOUND_MS: u64 = 1_000;
 /// A decline reaches the coordinator with the next heartbeat (100 ms) and a tick: a shorter timeout may win the race.
 const DECLINE_RACE_MS: u64 = 1_000;
 
@@ -82,6 +87,9 @@ pub struct FaultsTakeEffect {
     eot_sent: BTreeSet<u32>,
     last_emit_ms: BTreeMap<u32, u64>,
     running_since_ms: Option<u64>,
+    /// Slowed links in force, (from, to) → by_ms; those whose sender must show the delay: (from, to) → since.
+    slowed: BTreeMap<(String, String), u64>,
+    slow_due: BTreeMap<(String, String), u64>,
     violations: Vec<Violation>,
 }
 
@@ -110,6 +118,8 @@ impl FaultsTakeEffect {
             eot_sent: BTreeSet::new(),
             last_emit_ms: BTreeMap::new(),
             running_since_ms: None,
+            slowed: BTreeMap::new(),
+            slow_due: BTreeMap::new(),
             violations: Vec::new(),
         }
     }
@@ -174,7 +184,65 @@ impl FaultsTakeEffect {
         }
     }
 
+    /// A periodic sender on a slowed link must have shown the delay by now, unless it is down.
+    fn check_slow_deadlines(&mut self, now_ms: u64) {
+        let overdue = self
+            .slow_due
+            .iter()
+            .find(|((from, _), since)| now_ms > *since + SLOW_BOUND_MS && !self.down.contains_key(from))
+            .map(|(k, since)| (k.clone(), *since));
+        if let Some(((from, to), since)) = overdue {
+            self.slow_due.remove(&(from.clone(), to.clone()));
+            let detail = format!(
+                "{from} -> {to} slowed since {since} ms, but {from} sent no delayed datagram within {SLOW_BOUND_MS} ms"
+            );
+            self.violation(since + SLOW_BOUND_MS, FailureClass::Safety, detail);
+        }
+    }
+
+    fn on_slow(&mut self, action: &Action, at_ms: u64) {
+        match action {
+            Action::Slow { from, to, by_ms } => {
+                let link = (from.label(), to.label());
+                let periodic = matches!(from, NodeName::Worker(_) | NodeName::Client) && *to == NodeName::Coordinator;
+                if periodic {
+                    self.slow_due.insert(link.clone(), at_ms);
+                }
+                self.slowed.insert(link, *by_ms);
+            }
+            Action::Unslow { from, to } => {
+                let link = (from.label(), to.label());
+                self.slowed.remove(&link);
+                self.slow_due.remove(&link);
+            }
+            Action::Restart { node } => {
+                // A restarted sender starts afresh (its first heartbeat follows its start-up).
+                for ((from, _), since) in self.slow_due.iter_mut() {
+                    if *from == node.label() {
+                        *since = at_ms + START_BOUND_MS;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_control_delayed(&mut self, node: &str, to: NodeName, by_ms: u64, at_ms: u64) {
+        let link = (node.to_string(), to.label());
+        self.slow_due.remove(&link);
+        let slowed = self.slowed.get(&link).copied();
+        if slowed != Some(by_ms) {
+            let detail = format!(
+                "{node} delayed a datagram to {} by {by_ms} ms, but the link's slow is {}",
+                link.1,
+                slowed.map_or("not in force".to_string(), |s| format!("{s} ms"))
+            );
+            self.violation(at_ms, FailureClass::Safety, detail);
+        }
+    }
+
     fn on_fault(&mut self, action: &Action, at_ms: u64) {
+        self.on_slow(action, at_ms);
         self.net.apply(action, at_ms);
         if let Action::Crash { node } | Action::Restart { node } = action {
             // A killed node's executions end without a word.
@@ -208,7 +276,12 @@ impl FaultsTakeEffect {
                     self.ends.push((*partition, at_ms));
                 }
             }
-            Action::Isolate { .. } | Action::Heal { .. } | Action::Clog { .. } | Action::Unclog { .. } => {}
+            Action::Isolate { .. }
+            | Action::Heal { .. }
+            | Action::Clog { .. }
+            | Action::Unclog { .. }
+            | Action::Slow { .. }
+            | Action::Unslow { .. } => {}
         }
     }
 
@@ -363,6 +436,7 @@ impl FaultsTakeEffect {
                 }
                 self.delayed.insert((node.to_string(), *task, *attempt), (at_us, *by_ms));
             }
+            Event::ControlDelayed { to, by_ms } => self.on_control_delayed(node, *to, *by_ms, at_ms),
             Event::PauseRequested | Event::ResumeRequested => {
                 let pause = matches!(event, Event::PauseRequested);
                 if self.phase_request.is_some_and(|(_, p)| p == pause) {
@@ -387,6 +461,7 @@ impl Checker for FaultsTakeEffect {
     fn on_entry(&mut self, entry: &TraceEntry) {
         let at_ms = entry.at_ms();
         self.check_deadlines(at_ms);
+        self.check_slow_deadlines(at_ms);
         match &entry.event {
             TraceEvent::Fault(action) => self.on_fault(action, at_ms),
             TraceEvent::Observed { .. } => {}
@@ -405,6 +480,7 @@ impl Checker for FaultsTakeEffect {
 
     fn finish(&mut self, end: &End) -> Vec<Violation> {
         self.check_deadlines(end.end_ms);
+        self.check_slow_deadlines(end.end_ms);
         std::mem::take(&mut self.violations)
     }
 }
@@ -539,5 +615,33 @@ mod tests {
         assert!(check(&setup(vec![1]), &[pause.clone(), taken.clone()]).is_empty());
         assert_eq!(check(&setup(vec![1]), &[pause.clone(), taken.clone(), taken]).len(), 1, "a request taken twice");
         assert_eq!(check(&setup(vec![1]), &[pause]).len(), 1, "a pause nobody took");
+    }
+
+    #[test]
+    fn a_slowed_link_is_held_to_its_delay_and_a_delay_to_its_slow() {
+        let (w1, coordinator, store) = (worker(1), NodeName::Coordinator, NodeName::Store);
+        let slow = fault(100, Action::Slow { from: w1, to: coordinator, by_ms: 700 });
+        let unslow = fault(5_000, Action::Unslow { from: w1, to: coordinator });
+        let delayed = |ms, by_ms| at(ms, "worker-1", Event::ControlDelayed { to: coordinator, by_ms });
+        let s = setup(vec![1]);
+        assert!(check(&s, &[slow.clone(), delayed(150, 700), unslow.clone()]).is_empty());
+        let v = check(&s, &[slow.clone(), delayed(150, 300)]);
+        assert_eq!(v.len(), 1, "another amount than the slow's: {v:?}");
+        assert!(v[0].detail.contains("the link's slow is 700 ms"));
+        let v = check(&s, &[slow.clone(), delayed(150, 700), unslow.clone(), delayed(5_100, 700)]);
+        assert_eq!(v.len(), 1, "a delay after the unslow: {v:?}");
+        let v = check(&s, &[delayed(150, 700)]);
+        assert_eq!(v.len(), 1, "a delay with no slow: {v:?}");
+        assert!(v[0].detail.contains("not in force"));
+        // A heartbeat goes out every 100 ms: a slowed worker -> coordinator link shows its delay within the bound.
+        let v = check(&s, &[slow.clone(), unslow.clone()]);
+        assert_eq!(v.len(), 1, "a slow that delayed nothing: {v:?}");
+        assert!(v[0].detail.contains("sent no delayed datagram"));
+        assert!(check(&s, &[slow.clone(), fault(500, Action::Unslow { from: w1, to: coordinator })]).is_empty());
+        let crash = fault(200, Action::Crash { node: w1 });
+        assert!(check(&s, &[slow.clone(), crash, unslow.clone()]).is_empty(), "a crashed sender owes nothing");
+        // The store answers only when asked: its slowed link owes nothing on its own.
+        let quiet = fault(100, Action::Slow { from: store, to: coordinator, by_ms: 700 });
+        assert!(check(&s, &[quiet]).is_empty());
     }
 }

@@ -127,12 +127,18 @@ impl Checker for PauseDrains {
         match &entry.event {
             TraceEvent::Fault(action) => match action {
                 // D1 is about a pause that starts from RUNNING; asking again while pausing or paused is a no-op.
-                Action::Pause if self.in_flight == 0 && self.status == JobStatus::Running => {
+                // A job node cut off or slowed, or delayed datagrams still arriving, excuse D1 as a fault during
+                // the pause would.
+                Action::Pause if self.in_flight == 0 && self.status == JobStatus::Running && !self.unsettled(at_ms) => {
                     self.d1 = Some((at_ms, at_ms + self.grace_ms + GRACE_SLACK_MS));
                 }
                 Action::Resume => self.d1 = None,
                 // A fault of a node the job runs on may legitimately end the pause undrained.
-                Action::Crash { .. } | Action::Restart { .. } | Action::Isolate { .. } | Action::Clog { .. }
+                Action::Crash { .. }
+                | Action::Restart { .. }
+                | Action::Isolate { .. }
+                | Action::Clog { .. }
+                | Action::Slow { .. }
                     if action.nodes().iter().any(|n| self.runs_on(n)) =>
                 {
                     self.d1 = None;
@@ -177,11 +183,19 @@ impl PauseDrains {
     fn track_drained(&mut self, at_ms: u64) {
         let current_sources = self.sources.iter().any(|(_, _, a)| *a >= self.attempt);
         let drained = self.status == JobStatus::Pausing && !current_sources && self.in_flight == 0;
-        if !drained || self.drain_excused || self.drained_check {
+        if !drained || self.drain_excused || self.drained_check || self.unsettled(at_ms) {
             self.drained_since = None;
         } else if self.drained_since.is_none() {
             self.drained_since = Some(at_ms);
         }
+    }
+
+    /// Whether a node the job runs on is cut off (or an end of a slowed link) now, or what a slowed link delayed
+    /// may still be arriving: the drain clock waits for it.
+    fn unsettled(&self, at_ms: u64) -> bool {
+        let mut nodes = vec!["coordinator".to_string(), "store".to_string()];
+        nodes.extend(self.placed.iter().cloned());
+        nodes.iter().any(|n| self.net.cut_off(n) || self.net.reachable_since_ms(n) > at_ms)
     }
 
     /// Whether the job depends on `node` now: the store, the coordinator, or a worker of the current attempt.

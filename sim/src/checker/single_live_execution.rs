@@ -22,6 +22,9 @@ impl SingleLiveExecution {
 impl Checker for SingleLiveExecution {
     fn on_entry(&mut self, entry: &TraceEntry) {
         let Some(started) = self.executions.apply(entry) else { return };
+        if !self.executions.live().any(|(k, _)| *k == started) {
+            return; // it started fenced: it counts for nothing (a late deploy of a superseded attempt)
+        }
         let others: Vec<String> = self
             .executions
             .live()
@@ -61,6 +64,16 @@ mod tests {
             started(0, "worker-1", 1),
             at(10, "store", Event::Fenced { attempt: 2, next_offsets: vec![] }),
             started(20, "worker-2", 2),
+        ];
+        assert!(run(&mut SingleLiveExecution::new(&setup(vec![1])), &trace, 100).is_empty());
+    }
+
+    #[test]
+    fn passes_when_a_fenced_attempt_starts_late_beside_the_live_one() {
+        let trace = vec![
+            at(10, "store", Event::Fenced { attempt: 3, next_offsets: vec![] }),
+            started(20, "worker-1", 3),
+            started(30, "worker-2", 2),
         ];
         assert!(run(&mut SingleLiveExecution::new(&setup(vec![1])), &trace, 100).is_empty());
     }

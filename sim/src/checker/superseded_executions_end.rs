@@ -4,8 +4,8 @@
 //!
 //! The model: an attempt is superseded when a newer one is deployed, when cancellation below it is requested, or when
 //! the job becomes PAUSED or terminal. Each execution of it (from `execution-started` until `execution-ended` or a
-//! crash of its node) must end by `max(superseded, its node reachable again) + slow-cancel + `[`CANCEL_BOUND_MS`]; a
-//! node that is cut off now owes nothing yet.
+//! crash of its node) must end by `max(superseded, its node reachable again) + its largest slow-cancel +
+//! `[`CANCEL_BOUND_MS`]; a node that is cut off now owes nothing yet.
 //!
 //! And the coordinator's `cancel-unconfirmed` (it gave up waiting for some workers) names only workers that still
 //! ran an execution of an attempt below the one it cancels for, at most [`REPORT_STALE_MS`] before (its view is a
@@ -31,7 +31,7 @@ pub struct SupersededExecutionsEnd {
     ended_ms: BTreeMap<(String, TaskId, u32), u64>,
     /// When each attempt was superseded.
     superseded_ms: BTreeMap<u32, u64>,
-    /// Which nodes are cut off, and since when each is reachable again; slow cancellation per node.
+    /// Which nodes are cut off, and since when each is reachable again; the largest slow cancellation per node.
     net: Reachability,
     slow_ms: BTreeMap<String, u64>,
     violations: Vec<Violation>,
@@ -109,7 +109,9 @@ impl SupersededExecutionsEnd {
                 }
             }
             Action::SlowCancel { worker, by_ms } => {
-                self.slow_ms.insert(sluice_engine::net::NodeName::Worker(*worker).label(), *by_ms);
+                // A cancellation already under way keeps the delay it began with: bound by the largest one yet.
+                let slow = self.slow_ms.entry(sluice_engine::net::NodeName::Worker(*worker).label()).or_default();
+                *slow = (*slow).max(*by_ms);
             }
             _ => {}
         }

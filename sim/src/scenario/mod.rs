@@ -373,6 +373,35 @@ partition = 1
     }
 
     #[test]
+    fn a_slow_link_is_validated_like_a_clog_and_bounded() {
+        let slow = |body: &str| {
+            GOOD.replace(
+                "kind = \"end-partition\"\nvertex = \"in\"\npartition = 1",
+                &format!("kind = \"slow\"\n{body}"),
+            )
+        };
+        let good = Scenario::parse(&slow("from = \"store\"\nto = \"coordinator\"\nby_ms = 700"), "t.toml", "t");
+        assert!(good.is_ok(), "{good:?}");
+        let cases = [
+            ("from = \"store\"\nto = \"coordinator\"", "faults[0].by_ms", "needs `by_ms`"),
+            ("from = \"store\"\nto = \"coordinator\"\nby_ms = 60_001", "faults[0].by_ms", "above 60000"),
+            ("from = \"store\"\nto = \"coordinator\"\nby_ms = 0", "faults[0].by_ms", "must be positive"),
+            ("from = \"store\"\nto = \"store\"\nby_ms = 5", "faults[0].to", "two different nodes"),
+            ("from = \"worker-7\"\nto = \"store\"\nby_ms = 5", "faults[0].from", "worker-7"),
+        ];
+        for (body, key, says) in cases {
+            let (_, _, k, message) = error(&slow(body));
+            assert_eq!(k, key, "{body}: {message}");
+            assert!(message.contains(says), "{body}: {message}");
+        }
+        let unslow = GOOD.replace(
+            "kind = \"end-partition\"\nvertex = \"in\"\npartition = 1",
+            "kind = \"unslow\"\nfrom = \"store\"\nto = \"coordinator\"\nby_ms = 5",
+        );
+        assert_eq!(error(&unslow).2, "faults[0].by_ms", "an unslow takes no amount");
+    }
+
+    #[test]
     fn syntax_errors_are_located_too() {
         let (line, _, _, message) = error("duration_ms = \n[job");
         assert_eq!(line, 1, "{message}");
