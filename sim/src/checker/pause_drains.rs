@@ -193,9 +193,11 @@ impl PauseDrains {
     /// Whether a node the job runs on is cut off (or an end of a slowed link) now, or what a slowed link delayed
     /// may still be arriving: the drain clock waits for it.
     fn unsettled(&self, at_ms: u64) -> bool {
-        let mut nodes = vec!["coordinator".to_string(), "store".to_string()];
-        nodes.extend(self.placed.iter().cloned());
-        nodes.iter().any(|n| self.net.cut_off(n) || self.net.reachable_since_ms(n) > at_ms)
+        // Runs on every trace entry while a pause is drained: no allocation.
+        ["coordinator", "store"]
+            .into_iter()
+            .chain(self.placed.iter().map(String::as_str))
+            .any(|n| self.net.cut_off(n) || self.net.reachable_since_ms(n) > at_ms)
     }
 
     /// Whether the job depends on `node` now: the store, the coordinator, or a worker of the current attempt.
