@@ -639,7 +639,7 @@ fn cmd_canaries(json: bool) {
             .collect();
         outln!("{}", serde_json::Value::Array(list));
     } else {
-        for c in Canary::ALL {
+        for &c in Canary::ALL {
             outln!("{:<28} class {:?}  {}", c.name(), c.class(), c.description());
         }
     }

@@ -16,7 +16,7 @@ fn catching_invariant(c: Canary) -> &'static str {
 
 /// The EOT canaries (class C).
 fn eot_canaries() -> impl Iterator<Item = Canary> {
-    Canary::ALL.into_iter().filter(|c| c.class() == BugClass::C)
+    Canary::ALL.iter().copied().filter(|c| c.class() == BugClass::C)
 }
 
 fn assert_caught(scenario: &Scenario, canary: Canary) {
@@ -111,7 +111,7 @@ fn every_checkpoint_canary_is_caught_on_its_scenario() {
         assert_caught_by(&shipped_named(scenario), *canary, invariants);
     }
     let covered: Vec<Canary> = CHECKPOINT_CANARIES.iter().map(|(c, _, _)| *c).collect();
-    for c in Canary::ALL.into_iter().filter(|c| c.class() != BugClass::C) {
+    for c in Canary::ALL.iter().copied().filter(|c| c.class() != BugClass::C) {
         assert!(covered.contains(&c), "{c} has no scenario that catches it");
     }
 }

@@ -35,7 +35,7 @@ fn every_corpus_failure_fails_with_its_canary_and_passes_without() {
             fixed.report.violations
         );
     }
-    for c in Canary::ALL {
+    for &c in Canary::ALL {
         assert!(covered.contains(&c), "no corpus failure for canary {c}");
     }
 }

@@ -4,7 +4,6 @@
 //! is never a separate code path that fakes a symptom: the harness has to find the consequences on its own.
 
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// The bug classes of `docs/bug-classes.md`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -21,9 +20,26 @@ pub enum BugClass {
     Generic,
 }
 
-/// A deliberately reintroduced historical bug. Off by default; switched on per run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// A deliberately reintroduced historical bug. Off by default; switched on per run. Its kebab-case name (command
+/// line, JSON) comes from `Display` / `FromStr` / `IntoStaticStr`.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Canary {
     /// The sink's input loop leaves at the first EOT it reads, as if that partition's end were the end of input.
     SinkStopsAtFirstEot,
@@ -52,38 +68,12 @@ pub enum Canary {
 }
 
 impl Canary {
-    /// Every canary, in a stable order.
-    pub const ALL: [Canary; 12] = [
-        Canary::SinkStopsAtFirstEot,
-        Canary::SharedPartitionStream,
-        Canary::EotCountedNotTracked,
-        Canary::BatchFinalCheckpointFailsJob,
-        Canary::RedeployWithoutFencing,
-        Canary::PolicyIgnoresFailedCheckpoints,
-        Canary::PolicyCountsPollsNotCheckpoints,
-        Canary::PolicyWindowNeverResets,
-        Canary::FinishedBeforeFinalCommit,
-        Canary::CommitBeforeCheckpointComplete,
-        Canary::PauseClampedToScaleMin,
-        Canary::DrainedFlagKeptOnResume,
-    ];
+    /// Every canary, in a stable order (declaration order).
+    pub const ALL: &'static [Canary] = <Canary as strum::VariantArray>::VARIANTS;
 
     /// The kebab-case name used on the command line and in JSON.
     pub fn name(self) -> &'static str {
-        match self {
-            Canary::SinkStopsAtFirstEot => "sink-stops-at-first-eot",
-            Canary::SharedPartitionStream => "shared-partition-stream",
-            Canary::EotCountedNotTracked => "eot-counted-not-tracked",
-            Canary::BatchFinalCheckpointFailsJob => "batch-final-checkpoint-fails-job",
-            Canary::RedeployWithoutFencing => "redeploy-without-fencing",
-            Canary::PolicyIgnoresFailedCheckpoints => "policy-ignores-failed-checkpoints",
-            Canary::PolicyCountsPollsNotCheckpoints => "policy-counts-polls-not-checkpoints",
-            Canary::PolicyWindowNeverResets => "policy-window-never-resets",
-            Canary::FinishedBeforeFinalCommit => "finished-before-final-commit",
-            Canary::CommitBeforeCheckpointComplete => "commit-before-checkpoint-complete",
-            Canary::PauseClampedToScaleMin => "pause-clamped-to-scale-min",
-            Canary::DrainedFlagKeptOnResume => "drained-flag-kept-on-resume",
-        }
+        self.into()
     }
 
     /// One line on what the canary reintroduces.
@@ -141,13 +131,7 @@ impl Canary {
 
     /// Looks a canary up by its kebab-case name.
     pub fn from_name(name: &str) -> Option<Canary> {
-        Canary::ALL.into_iter().find(|c| c.name() == name)
-    }
-}
-
-impl fmt::Display for Canary {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        name.parse().ok()
     }
 }
 
@@ -176,7 +160,7 @@ impl Canaries {
 
     /// The canaries switched on, in `Canary::ALL` order.
     pub fn list(self) -> Vec<Canary> {
-        Canary::ALL.into_iter().filter(|c| self.has(*c)).collect()
+        Canary::ALL.iter().copied().filter(|c| self.has(*c)).collect()
     }
 }
 
@@ -192,11 +176,11 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_are_unique() {
-        for c in Canary::ALL {
+        for &c in Canary::ALL {
             assert_eq!(Canary::from_name(c.name()), Some(c));
             assert!(!c.description().is_empty());
         }
-        let set: Canaries = Canary::ALL.into_iter().collect();
+        let set: Canaries = Canary::ALL.iter().copied().collect();
         assert_eq!(set.list(), Canary::ALL.to_vec());
         assert!(!Canaries::NONE.has(Canary::SinkStopsAtFirstEot));
         assert_eq!(Canary::from_name("no-such-canary"), None);

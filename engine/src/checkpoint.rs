@@ -148,7 +148,7 @@ impl CheckpointCoordinator {
     ) -> Option<(u32, FailureVerdict)> {
         self.pending.take_if(|p| p.epoch == epoch)?;
         self.consecutive_failures += 1;
-        self.stats.recent_failed.push((epoch, now_ms, format!("{}: {detail}", reason.name())));
+        self.stats.recent_failed.push((epoch, now_ms, format!("{reason}: {detail}")));
         if self.stats.recent_failed.len() > CheckpointStats::KEEP {
             self.stats.recent_failed.remove(0);
         }

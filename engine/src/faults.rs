@@ -16,9 +16,10 @@ pub fn fault_clock_ms() -> u64 {
     madsim::time::TimeHandle::current().elapsed().as_millis() as u64
 }
 
-/// Why a checkpoint fails (Flink's reasons).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// Why a checkpoint fails (Flink's reasons). Its kebab-case name comes from `Display`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, strum::Display)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum FailReason {
     /// Not every acknowledgement arrived within the timeout.
     Expired,
@@ -26,16 +27,6 @@ pub enum FailReason {
     Declined,
     /// Checkpoint storage failed to write it.
     IoError,
-}
-
-impl FailReason {
-    pub fn name(self) -> &'static str {
-        match self {
-            FailReason::Expired => "expired",
-            FailReason::Declined => "declined",
-            FailReason::IoError => "io-error",
-        }
-    }
 }
 
 /// Which checkpoint's acknowledgements a delay applies to.

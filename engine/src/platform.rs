@@ -101,6 +101,7 @@ pub async fn run(ctx: NodeContext) {
         if let Some((id, cause, left)) = restart.as_mut() {
             ctrl.send(NodeName::Coordinator, Ctrl::RestartJob { request: *id, cause: cause.clone() }).await;
             *left -= 1;
+            assert!(*left < RESTART_SENDS, "a restart request is sent at most {RESTART_SENDS} times");
             if *left == 0 {
                 restart = None;
             }
@@ -128,7 +129,9 @@ pub async fn run(ctx: NodeContext) {
             };
             tracer.emit(Event::PolicyFired { action: action.into(), epochs: f.epochs.clone() });
             if f.action == PolicyAction::Restart {
+                let previous = request;
                 request += 1;
+                assert!(request > previous, "restart request ids move forward");
                 let cause = format!("checkpoint-failure policy: checkpoints {:?} failed", f.epochs);
                 ctrl.send(NodeName::Coordinator, Ctrl::RestartJob { request, cause: cause.clone() }).await;
                 restart = Some((request, cause, RESTART_SENDS));

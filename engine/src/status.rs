@@ -1,11 +1,28 @@
 //! The job status state machine, as a user reads it through the coordinator's API.
 
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// A job's reported status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// Its upper-case name (scenarios, JSON, text) comes from `Display` / `FromStr` / `IntoStaticStr`; `VARIANTS` lists
+/// every status in declaration order.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum JobStatus {
     Created,
     Scheduled,
@@ -24,49 +41,6 @@ impl JobStatus {
     /// Terminal statuses are never left.
     pub fn is_terminal(self) -> bool {
         matches!(self, JobStatus::Failed | JobStatus::Canceled | JobStatus::Finished)
-    }
-
-    /// The upper-case name used in scenarios and JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            JobStatus::Created => "CREATED",
-            JobStatus::Scheduled => "SCHEDULED",
-            JobStatus::Running => "RUNNING",
-            JobStatus::Restarting => "RESTARTING",
-            JobStatus::Failing => "FAILING",
-            JobStatus::Failed => "FAILED",
-            JobStatus::Canceling => "CANCELING",
-            JobStatus::Canceled => "CANCELED",
-            JobStatus::Finished => "FINISHED",
-            JobStatus::Pausing => "PAUSING",
-            JobStatus::Paused => "PAUSED",
-        }
-    }
-
-    /// Every status, in declaration order.
-    pub const ALL: [JobStatus; 11] = [
-        JobStatus::Created,
-        JobStatus::Scheduled,
-        JobStatus::Running,
-        JobStatus::Restarting,
-        JobStatus::Failing,
-        JobStatus::Failed,
-        JobStatus::Canceling,
-        JobStatus::Canceled,
-        JobStatus::Finished,
-        JobStatus::Pausing,
-        JobStatus::Paused,
-    ];
-
-    /// Looks a status up by its upper-case name.
-    pub fn from_name(name: &str) -> Option<JobStatus> {
-        JobStatus::ALL.into_iter().find(|s| s.name() == name)
-    }
-}
-
-impl fmt::Display for JobStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
     }
 }
 
@@ -129,9 +103,10 @@ mod tests {
         assert!(m.transition(JobStatus::Finished, 3, "done").is_some());
         assert_eq!(m.history().len(), 2);
         assert_eq!(m.current(), JobStatus::Finished);
-        for s in JobStatus::ALL {
-            assert_eq!(JobStatus::from_name(s.name()), Some(s));
+        for s in <JobStatus as strum::VariantArray>::VARIANTS {
+            assert_eq!(s.to_string().parse::<JobStatus>(), Ok(*s));
         }
+        assert_eq!(JobStatus::Running.to_string(), "RUNNING");
     }
 
     #[test]

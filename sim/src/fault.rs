@@ -172,7 +172,7 @@ impl Action {
             Action::Unclog { from, to } => format!("unclog {} -> {}", from.label(), to.label()),
             Action::Slow { from, to, by_ms } => format!("slow {} -> {} by {by_ms} ms", from.label(), to.label()),
             Action::Unslow { from, to } => format!("unslow {} -> {}", from.label(), to.label()),
-            Action::FailCheckpoints { reason, count } => format!("fail-checkpoint {} x{count}", reason.name()),
+            Action::FailCheckpoints { reason, count } => format!("fail-checkpoint {reason} x{count}"),
             Action::DelayAcks { checkpoint, by_ms } => match checkpoint {
                 AckTarget::Final => format!("delay-checkpoint-ack final by {by_ms} ms"),
                 AckTarget::Epoch(n) => format!("delay-checkpoint-ack {n} by {by_ms} ms"),

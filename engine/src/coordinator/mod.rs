@@ -39,6 +39,13 @@ struct WorkerView {
     executions: Vec<ExecReport>,
 }
 
+impl WorkerView {
+    /// Whether the worker's last report shows a running execution of an attempt below `below` (one to cancel).
+    fn runs_below(&self, below: u32) -> bool {
+        self.executions.iter().any(|e| e.attempt < below && e.state == ExecState::Running)
+    }
+}
+
 /// What comes after the old executions are cancelled.
 #[derive(Clone, Debug)]
 enum Then {
@@ -469,14 +476,8 @@ impl Coordinator {
         let (below, deadline_ms, then, fenced) = (*below, *deadline_ms, then.clone(), *fenced);
         let now = self.now_ms();
         let alive = self.alive_workers();
-        let holding: Vec<u16> = self
-            .workers
-            .iter()
-            .filter(|(n, w)| {
-                alive.contains(n) && w.executions.iter().any(|e| e.attempt < below && e.state == ExecState::Running)
-            })
-            .map(|(n, _)| *n)
-            .collect();
+        let holding: Vec<u16> =
+            self.workers.iter().filter(|(n, w)| alive.contains(n) && w.runs_below(below)).map(|(n, _)| *n).collect();
         for n in &holding {
             self.ctrl.send(NodeName::Worker(*n), Ctrl::CancelBelow { below_attempt: below }).await;
         }
@@ -547,12 +548,7 @@ impl Coordinator {
 
     /// Workers still reporting running executions of attempts below `below` are told to cancel them.
     async fn cancel_stale(&self, below: u32) {
-        let stale: Vec<u16> = self
-            .workers
-            .iter()
-            .filter(|(_, w)| w.executions.iter().any(|e| e.attempt < below && e.state == ExecState::Running))
-            .map(|(n, _)| *n)
-            .collect();
+        let stale: Vec<u16> = self.workers.iter().filter(|(_, w)| w.runs_below(below)).map(|(n, _)| *n).collect();
         for n in stale {
             self.ctrl.send(NodeName::Worker(n), Ctrl::CancelBelow { below_attempt: below }).await;
         }

@@ -5,11 +5,16 @@
 //! wishes `ceil(backlog / `[`RECORDS_PER_REPLICA`]`)` replicas (at least one) clamped into `[min, max]`, every other
 //! vertex keeps its replicas; a wish that differs from the replicas and is the same in two samples in a row rescales
 //! exactly the vertices it changes, at once, and the count starts over. No other rescale happens, replicas stay
-//! within their bounds, and a job whose vertices all have `min = max` is never sampled. The backlog is the engine's sample (what it saw); the decision is judged here.
+//! within their bounds, and a job whose vertices all have `min = max` is never sampled. The backlog is the engine's
+//! sample (what it saw); the decision is judged here.
+//!
+//! And the autoscaler must act: a job with some `scale.min < scale.max` that the coordinator reports RUNNING, with no
+//! pause desired, is sampled at the latest [`SAMPLE_SLACK_MS`] after the later of entering RUNNING, the resume, and the
+//! last sample plus the period.
 
 use super::{Checker, End, FailureClass, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
-use sluice_engine::{Event, ReplicaCause, VertexKind};
+use sluice_engine::{Event, JobStatus, ReplicaCause, VertexKind};
 use std::collections::BTreeMap;
 
 pub(crate) const NAME: &str = "autoscaler-follows-rule";
@@ -17,6 +22,8 @@ pub(crate) const NAME: &str = "autoscaler-follows-rule";
 pub const AUTOSCALE_PERIOD_MS: u64 = 2_000;
 /// README: replicas = backlog / 16 records.
 pub const RECORDS_PER_REPLICA: u64 = 16;
+/// The coordinator's tick (50 ms) and a report round trip, with room: how late a due sample may come.
+pub const SAMPLE_SLACK_MS: u64 = 1_000;
 
 /// A vertex as the scenario scales it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +40,11 @@ pub struct AutoscalerFollowsRule {
     replicas: Vec<u16>,
     pause_desired: bool,
     last_sample_ms: Option<u64>,
+    /// Since when the coordinator reports RUNNING (`None`: another status), and the last resume request.
+    running_since_ms: Option<u64>,
+    resumed_ms: u64,
+    /// A missed sample is reported once per RUNNING stretch.
+    missed_flagged: bool,
     /// The last wish and how many samples in a row it held.
     wish: Option<(Vec<u16>, u32)>,
     /// A rescale due at this instant: (when, the replicas it sets); the changes seen so far, per vertex.
@@ -48,6 +60,9 @@ impl AutoscalerFollowsRule {
             replicas: setup.scales.iter().map(|s| s.replicas).collect(),
             pause_desired: false,
             last_sample_ms: None,
+            running_since_ms: None,
+            resumed_ms: 0,
+            missed_flagged: false,
             wish: None,
             due: None,
             seen: BTreeMap::new(),
@@ -57,6 +72,28 @@ impl AutoscalerFollowsRule {
 
     fn violation(&mut self, at_ms: u64, detail: String) {
         self.violations.push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
+    }
+
+    /// By when the next sample is due, if one is: the job is RUNNING, no pause is desired, and something may scale.
+    fn sample_due_ms(&self) -> Option<u64> {
+        let since = self.running_since_ms?;
+        if self.pause_desired || self.scales.iter().all(|s| s.min >= s.max) {
+            return None;
+        }
+        let after_last = self.last_sample_ms.map_or(0, |t| t + AUTOSCALE_PERIOD_MS);
+        Some(since.max(self.resumed_ms).max(after_last) + SAMPLE_SLACK_MS)
+    }
+
+    /// A sample that was due and did not come (once per RUNNING stretch).
+    fn check_missed(&mut self, now_ms: u64) {
+        let Some(due) = self.sample_due_ms().filter(|due| now_ms > *due && !self.missed_flagged) else { return };
+        self.missed_flagged = true;
+        let last = self.last_sample_ms.map_or("never".to_string(), |t| format!("last at {t} ms"));
+        let detail = format!(
+            "the job is RUNNING and some vertex may scale, but the autoscaler did not sample by {due} ms ({last}, \
+             period {AUTOSCALE_PERIOD_MS} ms)"
+        );
+        self.violation(due, detail);
     }
 
     /// Once time moved past a due rescale: every change it called for must have been made.
@@ -138,10 +175,18 @@ impl Checker for AutoscalerFollowsRule {
     fn on_entry(&mut self, entry: &TraceEntry) {
         let at_ms = entry.at_ms();
         self.settle_due(at_ms);
+        self.check_missed(at_ms);
         let TraceEvent::Engine(event) = &entry.event else { return };
         match event {
             Event::PauseRequested => self.pause_desired = true,
-            Event::ResumeRequested => self.pause_desired = false,
+            Event::ResumeRequested => (self.pause_desired, self.resumed_ms) = (false, at_ms),
+            Event::StatusChanged { to, .. } if entry.node == "coordinator" => {
+                let running = *to == JobStatus::Running;
+                if running != self.running_since_ms.is_some() {
+                    self.running_since_ms = running.then_some(at_ms);
+                    self.missed_flagged = false;
+                }
+            }
             Event::AutoscaleSampled { backlogs } => self.on_sample(backlogs, at_ms),
             Event::ReplicasChanged { vertex, from, to, cause: ReplicaCause::Autoscaler { .. } } => {
                 self.on_rescale(*vertex, *from, *to, at_ms)
@@ -151,6 +196,7 @@ impl Checker for AutoscalerFollowsRule {
     }
 
     fn finish(&mut self, end: &End) -> Vec<Violation> {
+        self.check_missed(end.end_ms);
         self.settle_due(end.end_ms.max(self.due.as_ref().map_or(0, |(t, _)| t + 1)));
         std::mem::take(&mut self.violations)
     }
@@ -203,5 +249,23 @@ mod tests {
         fixed.scales[1].max = 1;
         let v = run(&mut AutoscalerFollowsRule::new(&fixed), &[sample(2_000, 0)], 10_000);
         assert!(v.iter().any(|v| v.detail.contains("all fixed")), "{v:?}");
+    }
+
+    #[test]
+    fn fails_when_a_running_job_is_not_sampled_and_passes_when_it_is() {
+        let running = status(1_000, JobStatus::Created, JobStatus::Running);
+        let never = vec![running.clone()];
+        let v = check(&never);
+        assert!(v.iter().any(|v| v.detail.contains("did not sample by 2000 ms")), "{v:?}");
+        let stopped = vec![running.clone(), sample(1_000, 0), sample(3_000, 0)];
+        let v = run(&mut AutoscalerFollowsRule::new(&scaled()), &stopped, 7_000);
+        assert!(v.iter().any(|v| v.detail.contains("by 6000 ms")), "{v:?}");
+        let sampled = vec![running.clone(), sample(1_000, 0), sample(3_000, 0), sample(5_050, 0), sample(7_050, 0)];
+        let v = run(&mut AutoscalerFollowsRule::new(&scaled()), &sampled, 9_000);
+        assert!(v.is_empty(), "{v:?}");
+        let paused = vec![running.clone(), sample(1_000, 0), at(1_500, "client", Event::PauseRequested)];
+        assert!(check(&paused).is_empty(), "no sample is due while a pause is desired");
+        let failed = vec![running, sample(1_000, 0), status(2_000, JobStatus::Running, JobStatus::Restarting)];
+        assert!(check(&failed).is_empty(), "no sample is due outside RUNNING");
     }
 }

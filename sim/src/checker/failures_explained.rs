@@ -166,7 +166,7 @@ impl Checker for FailuresExplained {
                 if !explained {
                     let detail = format!(
                         "checkpoint {epoch} failed ({}: {detail}) with no injected fault to explain it",
-                        reason.name()
+                        reason
                     );
                     self.violations.push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
                 }

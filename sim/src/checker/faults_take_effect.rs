@@ -320,7 +320,7 @@ impl FaultsTakeEffect {
                 let detail = format!(
                     "checkpoint {epoch} completed, but a fail-checkpoint ({}) armed before its trigger should have \
                      failed it",
-                    reason.name()
+                    reason
                 );
                 self.violation(at_ms, FailureClass::Safety, detail);
             }

@@ -311,8 +311,8 @@ fn build_network(raw: Option<&RawNetwork>, ctx: &Ctx) -> Result<Network, Scenari
 fn build_expect(raw: Option<&RawExpect>, duration_ms: u64, ctx: &Ctx) -> Result<Expect, ScenarioError> {
     let status = match raw.and_then(|e| e.status.as_deref()) {
         None => None,
-        Some(s) => Some(JobStatus::from_name(s).ok_or_else(|| {
-            let names: Vec<&str> = JobStatus::ALL.iter().map(|s| s.name()).collect();
+        Some(s) => Some(s.parse::<JobStatus>().ok().ok_or_else(|| {
+            let names: Vec<&str> = <JobStatus as strum::VariantArray>::VARIANTS.iter().map(|s| s.into()).collect();
             ctx.err("expect.status", format!("unknown status {s:?}; expected one of {}", names.join(", ")))
         })?),
     };
