@@ -72,6 +72,29 @@ fn bad_input_exits_2_with_file_line_and_key() {
     assert!(stderr.contains("bad.toml:4:") && stderr.contains("`job.partitions`"), "{stderr}");
     assert!(out.stdout.is_empty(), "no partial run on bad input");
 
+    let skewed = dir.join("skewed.toml");
+    let source = "[[job.vertices]]\nname = \"in\"\nkind = \"source\"\nrecords = 10000000\nskew = [2000000000000, 1]\n";
+    let sink = "[[job.vertices]]\nname = \"out\"\nkind = \"sink\"\n";
+    let text = format!("name = \"s\"\nduration_ms = 1000\n[job]\nmode = \"batch\"\npartitions = 2\n{source}{sink}");
+    std::fs::write(&skewed, text).unwrap();
+    let out = sluice(&["run", skewed.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "a huge skew weight is refused, not an overflow: {stderr}");
+    assert!(stderr.contains("skewed.toml:") && stderr.contains("skew") && stderr.contains("at most"), "{stderr}");
+
+    let long = dir.join("long.toml");
+    let text = std::fs::read_to_string(eot()).unwrap();
+    let text =
+        text.lines().map(|l| if l.starts_with("duration_ms") { "duration_ms = 1_000_000_000_000_000" } else { l });
+    std::fs::write(&long, text.collect::<Vec<_>>().join("\n")).unwrap();
+    let out = sluice(&["run", long.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "an endless run is refused: {stderr}");
+    assert!(
+        stderr.contains("long.toml:") && stderr.contains("`duration_ms`") && stderr.contains("at most"),
+        "{stderr}"
+    );
+
     let out = sluice(&["explore", bad.to_str().unwrap(), &eot(), "--seeds", "5"]);
     assert_eq!(out.status.code(), Some(2), "explore validates everything before it runs anything");
     assert!(out.stdout.is_empty());

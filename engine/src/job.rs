@@ -226,21 +226,25 @@ impl Record {
 }
 
 /// Splits `total` records over partitions by relative `weights` (largest remainder, ties to the lower partition).
+/// Computed in `u128`: any `u64` total and weights split without overflow.
 pub fn split_records(total: u64, weights: &[u64]) -> Vec<u64> {
-    let sum: u64 = weights.iter().sum();
+    let sum: u128 = weights.iter().map(|w| u128::from(*w)).sum();
     assert!(sum > 0, "weights must not all be zero");
-    let mut shares: Vec<u64> = weights.iter().map(|w| total * w / sum).collect();
-    let mut left = total - shares.iter().sum::<u64>();
+    let scaled = |w: u64| u128::from(total) * u128::from(w);
+    // Each share is at most `total` (w / sum ≤ 1), so it fits in a u64.
+    let mut shares: Vec<u64> = weights.iter().map(|w| (scaled(*w) / sum) as u64).collect();
+    let mut left = u128::from(total) - shares.iter().map(|s| u128::from(*s)).sum::<u128>();
     let mut order: Vec<usize> = (0..weights.len()).filter(|i| weights[*i] > 0).collect();
-    order.sort_by_key(|i| (std::cmp::Reverse((total * weights[*i]) % sum), *i));
-    for i in order.iter().cycle() {
+    assert!(left <= order.len() as u128, "more records left over than partitions with a weight");
+    order.sort_by_key(|i| (std::cmp::Reverse(scaled(weights[*i]) % sum), *i));
+    for i in order {
         if left == 0 {
             break;
         }
-        shares[*i] += 1;
+        shares[i] += 1;
         left -= 1;
     }
-    debug_assert_eq!(shares.iter().sum::<u64>(), total);
+    debug_assert_eq!(shares.iter().map(|s| u128::from(*s)).sum::<u128>(), u128::from(total));
     shares
 }
 
@@ -255,6 +259,9 @@ mod tests {
         assert_eq!(split_records(10, &[1, 0, 1]), vec![5, 0, 5]);
         assert_eq!(split_records(0, &[1, 2]), vec![0, 0]);
         assert_eq!(split_records(7, &[0, 3]), vec![0, 7]);
+        let huge = split_records(10_000_000, &[2_000_000_000_000, 1]);
+        assert_eq!(huge, vec![10_000_000, 0], "huge weights do not overflow");
+        assert_eq!(split_records(u64::MAX, &[u64::MAX, u64::MAX]), vec![u64::MAX / 2 + 1, u64::MAX / 2]);
     }
 
     #[test]

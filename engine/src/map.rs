@@ -87,8 +87,12 @@ pub async fn run(
                         sent?;
                     }
                 }
-                InputEvent::Barrier { epoch } => {
-                    outputs.get_mut(&partition).expect("an output per owned partition").send_barrier(epoch).await?;
+                InputEvent::Barrier { epoch, is_final } => {
+                    if is_final {
+                        finals.insert(epoch);
+                    }
+                    let out = outputs.get_mut(&partition).expect("an output per owned partition");
+                    out.send_barrier(epoch, is_final).await?;
                     let through = barriers.entry(epoch).or_default();
                     assert!(through.insert(partition), "input {partition} delivered two barriers of checkpoint {epoch}");
                     if through.len() == owned.len() && epoch > last_acked {

@@ -249,7 +249,10 @@ pub async fn run(
                     }
                 }
             }
-            InputEvent::Barrier { epoch } => {
+            InputEvent::Barrier { epoch, is_final } => {
+                if is_final {
+                    finals.insert(epoch);
+                }
                 let current = align.current.as_ref().map(|(e, _)| *e);
                 if epoch <= align.last || current.is_some_and(|c| epoch < c) {
                     continue; // a barrier of a checkpoint that was given up

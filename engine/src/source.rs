@@ -267,7 +267,7 @@ async fn emit_partition(
         let now = *control.borrow_and_update();
         if let Some((epoch, is_final)) = now.trigger.filter(|(e, _)| *e > injected) {
             injected = epoch;
-            out.send_barrier(epoch).await?;
+            out.send_barrier(epoch, is_final).await?;
             let complete = {
                 let mut snaps = shared.snapshots.lock().expect("snapshot lock");
                 let snap = snaps.entry(epoch).or_default();

@@ -53,16 +53,17 @@ pub struct StatusChange {
     pub cause: String,
 }
 
-/// The job status and its history. Leaving a terminal status is a bug, so it is an assertion failure.
+/// The job status and when it last changed (the changes themselves are events in the trace). Leaving a terminal
+/// status, or a change dated before the last one, is a bug, so it is an assertion failure.
 #[derive(Clone, Debug)]
 pub struct StatusMachine {
     current: JobStatus,
-    history: Vec<StatusChange>,
+    changed_at_ms: u64,
 }
 
 impl Default for StatusMachine {
     fn default() -> Self {
-        StatusMachine { current: JobStatus::Created, history: Vec::new() }
+        StatusMachine { current: JobStatus::Created, changed_at_ms: 0 }
     }
 }
 
@@ -71,22 +72,19 @@ impl StatusMachine {
         self.current
     }
 
-    pub fn history(&self) -> &[StatusChange] {
-        &self.history
-    }
-
     /// Moves to `to`; returns the change, or `None` when `to` is the current status.
     pub fn transition(&mut self, to: JobStatus, at_ms: u64, cause: &str) -> Option<StatusChange> {
         if to == self.current {
             return None;
         }
         assert!(!self.current.is_terminal(), "job status left terminal {} for {} (cause: {cause})", self.current, to);
-        if let Some(last) = self.history.last() {
-            assert!(last.at_ms <= at_ms, "status history goes back in time");
-        }
+        assert!(
+            self.changed_at_ms <= at_ms,
+            "status changes go back in time: {at_ms} ms after {} ms",
+            self.changed_at_ms
+        );
         let change = StatusChange { at_ms, from: self.current, to, cause: cause.to_string() };
-        self.current = to;
-        self.history.push(change.clone());
+        (self.current, self.changed_at_ms) = (to, at_ms);
         Some(change)
     }
 }
@@ -101,7 +99,6 @@ mod tests {
         assert!(m.transition(JobStatus::Scheduled, 1, "deploy").is_some());
         assert!(m.transition(JobStatus::Scheduled, 2, "deploy again").is_none());
         assert!(m.transition(JobStatus::Finished, 3, "done").is_some());
-        assert_eq!(m.history().len(), 2);
         assert_eq!(m.current(), JobStatus::Finished);
         for s in <JobStatus as strum::VariantArray>::VARIANTS {
             assert_eq!(s.to_string().parse::<JobStatus>(), Ok(*s));
@@ -115,5 +112,13 @@ mod tests {
         let mut m = StatusMachine::default();
         m.transition(JobStatus::Failed, 1, "boom");
         m.transition(JobStatus::Running, 2, "zombie");
+    }
+
+    #[test]
+    #[should_panic(expected = "go back in time")]
+    fn a_change_dated_before_the_last_is_a_bug() {
+        let mut m = StatusMachine::default();
+        m.transition(JobStatus::Scheduled, 10, "deploy");
+        m.transition(JobStatus::Running, 9, "earlier");
     }
 }

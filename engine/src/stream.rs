@@ -30,9 +30,11 @@ pub enum Frame {
     Eot {
         partition: u32,
     },
-    /// Checkpoint barrier: everything before it belongs to checkpoint `epoch`.
+    /// Checkpoint barrier: everything before it belongs to checkpoint `epoch`; `is_final` when that is the final
+    /// checkpoint (a task learns it from the barrier, whichever comes first of it and the coordinator's trigger).
     Barrier {
         epoch: u64,
+        is_final: bool,
     },
     /// The producer of this partition stops here because the job pauses (not an end: it resumes later).
     Pause {
@@ -165,8 +167,8 @@ impl Output {
     }
 
     /// Sends a checkpoint barrier (needs no credit).
-    pub async fn send_barrier(&mut self, epoch: u64) -> Result<(), StreamError> {
-        send_frame(&self.tx, self.partition, Frame::Barrier { epoch }).await
+    pub async fn send_barrier(&mut self, epoch: u64, is_final: bool) -> Result<(), StreamError> {
+        send_frame(&self.tx, self.partition, Frame::Barrier { epoch, is_final }).await
     }
 
     /// Sends the partition's `Pause` (needs no credit).
@@ -229,6 +231,7 @@ pub enum InputEvent {
     },
     Barrier {
         epoch: u64,
+        is_final: bool,
     },
     Pause {
         partition: u32,
@@ -307,7 +310,7 @@ pub async fn read_input(
                 InputEvent::Data(r)
             }
             Ok(Frame::Eot { partition: p }) => InputEvent::Eot { partition: p },
-            Ok(Frame::Barrier { epoch }) => InputEvent::Barrier { epoch },
+            Ok(Frame::Barrier { epoch, is_final }) => InputEvent::Barrier { epoch, is_final },
             Ok(Frame::Pause { partition: p }) => InputEvent::Pause { partition: p },
             Ok(other) => InputEvent::Closed { partition, why: format!("unexpected frame {other:?}") },
             Err(e) => InputEvent::Closed { partition, why: e.to_string() },

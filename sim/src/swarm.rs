@@ -46,6 +46,8 @@ pub const DEFAULT_FAULT_MS: (u64, u64) = (200, 3_000);
 pub const SLOW_BY_MS: (u64, u64) = (50, 1_500);
 /// Hard limit on `max_faults`.
 pub const MAX_FAULTS_LIMIT: u32 = 64;
+/// The most draw steps a swarm window may have (each step draws every knob for every subject).
+pub const MAX_SWARM_STEPS: u64 = 10_000;
 
 const KNOB_STREAM: u64 = 1;
 const FAULT_STREAM: u64 = 2;
@@ -130,6 +132,11 @@ pub(crate) fn validate(raw: &RawSwarm, s: &Scenario, ctx: &Ctx) -> Result<Swarm,
     let step_ms = raw.step_ms.unwrap_or(DEFAULT_STEP_MS);
     if step_ms == 0 {
         return Err(ctx.err(&key("step_ms"), "must be positive"));
+    }
+    let steps = (window_ms.1 - window_ms.0).div_ceil(step_ms);
+    if steps > MAX_SWARM_STEPS {
+        let detail = format!("the window is {steps} steps of step_ms; at most {MAX_SWARM_STEPS} (raise step_ms)");
+        return Err(ctx.err(&key("step_ms"), detail));
     }
     let max_faults = raw.max_faults.unwrap_or(DEFAULT_MAX_FAULTS);
     if max_faults > MAX_FAULTS_LIMIT {
@@ -216,56 +223,90 @@ impl Swarm {
                     busy_until.insert(busy_key, at + lasting);
                     let mut then = None;
                     let body = match name {
-                        "worker_crash_probability" | "store_crash_probability" => {
-                            format!("kind = \"crash\"\nnode = \"{subject}\"\nrestart_after_ms = {lasting}")
-                        }
+                        "worker_crash_probability" | "store_crash_probability" => body(&[
+                            ("kind", "crash".into()),
+                            ("node", subject.as_str().into()),
+                            ("restart_after_ms", int(lasting)),
+                        ]),
                         "worker_isolate_probability" | "store_isolate_probability" => {
-                            format!("kind = \"isolate\"\nnodes = [\"{subject}\"]\nheal_after_ms = {lasting}")
+                            let nodes = toml_edit::Array::from_iter([subject.as_str()]);
+                            body(&[
+                                ("kind", "isolate".into()),
+                                ("nodes", nodes.into()),
+                                ("heal_after_ms", int(lasting)),
+                            ])
                         }
-                        "worker_slow_cancel_probability" => {
-                            format!("kind = \"slow-cancel\"\nnode = \"{subject}\"\nby_ms = {lasting}")
-                        }
+                        "worker_slow_cancel_probability" => body(&[
+                            ("kind", "slow-cancel".into()),
+                            ("node", subject.as_str().into()),
+                            ("by_ms", int(lasting)),
+                        ]),
                         "link_clog_probability" | "link_slow_probability" => {
                             let mut nodes = vec!["coordinator".to_string(), "store".to_string()];
                             nodes.extend((1..=workers).map(|w| format!("worker-{w}")));
                             nodes.shuffle(&mut rng);
                             let (from, to) = (&nodes[0], &nodes[1]);
                             if name == "link_clog_probability" {
-                                format!("kind = \"clog\"\nfrom = \"{from}\"\nto = \"{to}\"\nheal_after_ms = {lasting}")
+                                let (from, to) = (from.as_str().into(), to.as_str().into());
+                                body(&[
+                                    ("kind", "clog".into()),
+                                    ("from", from),
+                                    ("to", to),
+                                    ("heal_after_ms", int(lasting)),
+                                ])
                             } else {
                                 let by_ms = rng.gen_range(SLOW_BY_MS.0..=SLOW_BY_MS.1);
-                                format!(
-                                    "kind = \"slow\"\nfrom = \"{from}\"\nto = \"{to}\"\nby_ms = {by_ms}\n\
-                                     heal_after_ms = {lasting}"
-                                )
+                                let (from, to) = (from.as_str().into(), to.as_str().into());
+                                let by_ms = int(by_ms);
+                                body(&[
+                                    ("kind", "slow".into()),
+                                    ("from", from),
+                                    ("to", to),
+                                    ("by_ms", by_ms),
+                                    ("heal_after_ms", int(lasting)),
+                                ])
                             }
                         }
                         "partition_end_probability" => {
                             // A partition ends once.
                             busy_until.insert(format!("{subject}/{name}"), u64::MAX);
-                            format!("kind = \"end-partition\"\nvertex = \"{source}\"\npartition = {subject}")
+                            body(&[
+                                ("kind", "end-partition".into()),
+                                ("vertex", source.as_str().into()),
+                                ("partition", int(subject.parse().expect("a partition number"))),
+                            ])
                         }
-                        "partition_duplicate_eot_probability" => {
-                            format!("kind = \"duplicate-eot\"\nvertex = \"{source}\"\npartition = {subject}")
-                        }
+                        "partition_duplicate_eot_probability" => body(&[
+                            ("kind", "duplicate-eot".into()),
+                            ("vertex", source.as_str().into()),
+                            ("partition", int(subject.parse().expect("a partition number"))),
+                        ]),
                         "checkpoint_fail_probability" => {
                             let reason = ["expired", "declined", "io-error"][rng.gen_range(0..3)];
-                            let count = rng.gen_range(1..=3);
-                            format!("kind = \"fail-checkpoint\"\nreason = \"{reason}\"\ncount = {count}")
+                            let count: i32 = rng.gen_range(1..=3); // drawn as before: the same seed draws the same faults
+                            body(&[
+                                ("kind", "fail-checkpoint".into()),
+                                ("reason", reason.into()),
+                                ("count", i64::from(count).into()),
+                            ])
                         }
                         "checkpoint_delay_ack_probability" => {
                             let interval = s.job.checkpoint.as_ref().map_or(1, |c| c.interval_ms.max(1));
                             let target = if s.job.mode == Mode::Batch && rng.gen_bool(0.5) {
-                                "\"final\"".to_string()
+                                "final".into()
                             } else {
-                                (at / interval + 1).to_string()
+                                int(at / interval + 1)
                             };
-                            format!("kind = \"delay-checkpoint-ack\"\ncheckpoint = {target}\nby_ms = {lasting}")
+                            body(&[
+                                ("kind", "delay-checkpoint-ack".into()),
+                                ("checkpoint", target),
+                                ("by_ms", int(lasting)),
+                            ])
                         }
                         _ => {
                             debug_assert_eq!(name, "job_pause_probability");
-                            then = Some((at + lasting, "kind = \"resume\"".to_string()));
-                            "kind = \"pause\"".to_string()
+                            then = Some((at + lasting, body(&[("kind", "resume".into())])));
+                            body(&[("kind", "pause".into())])
                         }
                     };
                     drawn.push(std::iter::once((at, body)).chain(then).collect());
@@ -281,6 +322,20 @@ impl Swarm {
         faults.sort_by_key(|(at, _)| *at);
         faults
     }
+}
+
+/// A drawn fault's body (`key = value` lines, no header), written by `toml_edit` so that any name is quoted right.
+fn body(fields: &[(&str, toml_edit::Value)]) -> String {
+    let mut table = toml_edit::Table::new();
+    for (key, value) in fields {
+        table.insert(key, toml_edit::Item::Value(value.clone()));
+    }
+    table.to_string().trim_end().to_string()
+}
+
+/// A drawn number as a TOML integer (every draw is bounded by a validated duration, far below `i64::MAX`).
+fn int(n: u64) -> toml_edit::Value {
+    toml_edit::Value::from(i64::try_from(n).expect("a drawn number is bounded by the scenario's duration"))
 }
 
 /// How `explore` treats a scenario's `[swarm]` table.
@@ -441,6 +496,7 @@ delay_ms = 100
             ("window_ms = [5_000, 1_000]\n", "swarm.window_ms"),
             ("fault_ms = [0, 10]\n", "swarm.fault_ms"),
             ("step_ms = 0\n", "swarm.step_ms"),
+            ("window_ms = [0, 29_000]\nstep_ms = 1\n", "swarm.step_ms"),
         ] {
             match Scenario::parse(&format!("{BASE}[swarm]\n{table}"), "t.toml", "t") {
                 Err(ScenarioError::Invalid { key: k, .. }) => assert_eq!(k, key, "{table}"),
@@ -450,5 +506,15 @@ delay_ms = 100
         let no_checkpoint = BASE.replace("[job.checkpoint]\ninterval_ms = 1_000\ntimeout_ms = 500\n", "");
         let e = Scenario::parse(&format!("{no_checkpoint}[swarm]\ncheckpoint_fail_probability = 0.2\n"), "t", "t");
         assert!(matches!(e, Err(ScenarioError::Invalid { key, .. }) if key == "swarm.checkpoint_fail_probability"));
+    }
+
+    #[test]
+    fn a_vertex_name_with_quotes_and_backslashes_is_quoted_in_the_drawn_faults() {
+        let base = BASE.replace("name = \"in\"", "name = 'in\"\\x'");
+        let knobs = "partition_end_probability = 0.5\npartition_duplicate_eot_probability = 0.5\n";
+        let s = Scenario::parse(&format!("{base}[swarm]\n{knobs}"), "t.toml", "t").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.job.vertices[0].name, "in\"\\x");
+        let drew = (0..10).map(|seed| instantiate(&s, seed, SwarmMode::AsWritten).0.faults.len()).sum::<usize>();
+        assert!(drew > 0, "the knobs drew faults naming the quoted vertex, and they validated");
     }
 }

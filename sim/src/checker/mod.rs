@@ -15,6 +15,7 @@ mod failures_explained;
 mod faults_take_effect;
 mod partition_progress;
 mod pause_drains;
+mod placement_on_live_workers;
 mod production_matches_config;
 mod reachability;
 mod restart_policy_honored;
@@ -34,6 +35,7 @@ pub use failures_explained::FailuresExplained;
 pub use faults_take_effect::FaultsTakeEffect;
 pub use partition_progress::PartitionProgress;
 pub use pause_drains::PauseDrains;
+pub use placement_on_live_workers::PlacementOnLiveWorkers;
 pub use production_matches_config::ProductionMatchesConfig;
 pub use restart_policy_honored::RestartPolicyHonored;
 pub use single_live_execution::SingleLiveExecution;
@@ -44,7 +46,7 @@ pub use terminal_is_quiescent::TerminalIsQuiescent;
 
 /// Every invariant a run can violate: the checkers' names, and `engine-assertion` (an engine panic). A failure file
 /// naming another is refused.
-pub const INVARIANTS: [&str; 18] = [
+pub const INVARIANTS: [&str; 19] = [
     status_matches_ledger::NAME,
     exactly_once::NAME,
     commits_match_checkpoint::NAME,
@@ -62,6 +64,7 @@ pub const INVARIANTS: [&str; 18] = [
     superseded_executions_end::NAME,
     checkpoint_schedule::NAME,
     autoscaler_follows_rule::NAME,
+    placement_on_live_workers::NAME,
     crate::runner::ENGINE_PANIC,
 ];
 
@@ -259,6 +262,7 @@ pub fn all(setup: &Setup) -> Vec<Box<dyn Checker>> {
         Box::new(SupersededExecutionsEnd::new(setup)),
         Box::new(CheckpointSchedule::new(setup)),
         Box::new(AutoscalerFollowsRule::new(setup)),
+        Box::new(PlacementOnLiveWorkers::new(setup)),
     ]
 }
 

@@ -7,6 +7,9 @@ pub(super) fn build(raw: RawScenario, ctx: &Ctx, default_name: &str, text: &str)
     if raw.duration_ms == 0 {
         return Err(ctx.err("duration_ms", "must be positive"));
     }
+    if raw.duration_ms > MAX_DURATION_MS {
+        return Err(ctx.err("duration_ms", format!("at most {MAX_DURATION_MS} (one simulated hour)")));
+    }
     let job = &raw.job;
     let mode = match job.mode.as_str() {
         "batch" => Mode::Batch,
@@ -198,6 +201,9 @@ fn build_vertices(job: &RawJob, mode: Mode, ctx: &Ctx) -> Result<Vec<VertexSpec>
                 return Err(
                     ctx.err(&key("skew"), format!("has {} weights for {} partitions", weights.len(), job.partitions))
                 );
+            }
+            if weights.iter().any(|w| *w > MAX_SKEW_WEIGHT) {
+                return Err(ctx.err(&key("skew"), format!("each weight is at most {MAX_SKEW_WEIGHT}")));
             }
             if weights.iter().all(|w| *w == 0) {
                 return Err(ctx.err(&key("skew"), "at least one weight must be positive"));

@@ -28,6 +28,10 @@ pub enum ScenarioError {
 
 /// Default source pace in batch mode (records per second per partition).
 pub const DEFAULT_RATE_PER_SEC: u64 = 100;
+/// The longest run a scenario may ask for: one simulated hour.
+pub const MAX_DURATION_MS: u64 = 3_600_000;
+/// The largest relative weight in a source's `skew` (weights are relative: a million to one is skew enough).
+pub const MAX_SKEW_WEIGHT: u64 = 1_000_000;
 /// Default sink batch size.
 pub const DEFAULT_BATCH_SIZE: u32 = 10;
 /// Default bound for a partition with pending records to advance (C1), once faults have healed.
