@@ -37,7 +37,9 @@ impl Coordinator {
         let target = self.lifecycle.replicas(0, source_vertex.scale_min, source_vertex.scale_max, true);
         let mut running: u16 = 0;
         for d in &sources {
-            if self.reported(d).is_some_and(|r| r.state == ExecState::Running) {
+            // A source not reported yet may be running (its worker's heartbeats may be late): only a report that it
+            // stopped lets the pause count it out.
+            if self.reported(d).is_none_or(|r| r.state == ExecState::Running) {
                 running += 1;
                 if target == 0 {
                     let control = Ctrl::ToTasks { attempt: self.attempt, control: TaskControl::Pause };

@@ -15,7 +15,6 @@ mod failures_explained;
 mod faults_take_effect;
 mod partition_progress;
 mod pause_drains;
-mod placement_on_live_workers;
 mod production_matches_config;
 mod reachability;
 mod restart_policy_honored;
@@ -24,6 +23,7 @@ mod status_matches_ledger;
 mod status_transitions;
 mod superseded_executions_end;
 mod terminal_is_quiescent;
+mod worker_loss_handled;
 
 pub use autoscaler_follows_rule::{AutoscalerFollowsRule, Scale};
 pub use checkpoint_schedule::CheckpointSchedule;
@@ -35,7 +35,6 @@ pub use failures_explained::FailuresExplained;
 pub use faults_take_effect::FaultsTakeEffect;
 pub use partition_progress::PartitionProgress;
 pub use pause_drains::PauseDrains;
-pub use placement_on_live_workers::PlacementOnLiveWorkers;
 pub use production_matches_config::ProductionMatchesConfig;
 pub use restart_policy_honored::RestartPolicyHonored;
 pub use single_live_execution::SingleLiveExecution;
@@ -43,6 +42,7 @@ pub use status_matches_ledger::StatusMatchesLedger;
 pub use status_transitions::StatusTransitions;
 pub use superseded_executions_end::SupersededExecutionsEnd;
 pub use terminal_is_quiescent::TerminalIsQuiescent;
+pub use worker_loss_handled::WorkerLossHandled;
 
 /// Every invariant a run can violate: the checkers' names, and `engine-assertion` (an engine panic). A failure file
 /// naming another is refused.
@@ -64,7 +64,7 @@ pub const INVARIANTS: [&str; 19] = [
     superseded_executions_end::NAME,
     checkpoint_schedule::NAME,
     autoscaler_follows_rule::NAME,
-    placement_on_live_workers::NAME,
+    worker_loss_handled::NAME,
     crate::runner::ENGINE_PANIC,
 ];
 
@@ -262,7 +262,7 @@ pub fn all(setup: &Setup) -> Vec<Box<dyn Checker>> {
         Box::new(SupersededExecutionsEnd::new(setup)),
         Box::new(CheckpointSchedule::new(setup)),
         Box::new(AutoscalerFollowsRule::new(setup)),
-        Box::new(PlacementOnLiveWorkers::new(setup)),
+        Box::new(WorkerLossHandled::new(setup)),
     ]
 }
 

@@ -1,0 +1,241 @@
+//! `worker-loss-handled`: a crashed worker is found lost, and no attempt is placed on it.
+//!
+//! The model (README, "How it works": a worker sends a heartbeat every 100 ms; the coordinator counts it lost after
+//! 1 s without one, fails the attempt that runs on it over, and places attempts on the workers it heard from):
+//! - a worker that crashed while it ran an execution of the current attempt (the job RUNNING or SCHEDULED, the attempt
+//!   not failing already) and is not restarted makes the coordinator fail that attempt over within
+//!   [`DOWN_NOTICED_MS`] of the crash, unless the job leaves RUNNING/SCHEDULED first (a pause, a rescale);
+//! - once that bound passed since its crash, or once the coordinator reported it lost, no attempt is placed on it
+//!   until it restarts; and every placement names a worker of the cluster (`1..=workers`).
+//!
+//! Crashes and restarts come from the trace's faults; executions, deployments and failovers from its events.
+
+use super::{Checker, End, FailureClass, Setup, Violation};
+use crate::fault::Action;
+use crate::trace::{TraceEntry, TraceEvent};
+use sluice_engine::net::NodeName;
+use sluice_engine::{Event, FailureCause, JobStatus, TaskId};
+use std::collections::{BTreeMap, BTreeSet};
+
+pub(crate) const NAME: &str = "worker-loss-handled";
+/// The worker timeout (1 s) after the last heartbeat (every 100 ms), a coordinator tick and room for latency.
+pub const DOWN_NOTICED_MS: u64 = 1_500;
+
+pub struct WorkerLossHandled {
+    workers: u16,
+    /// The current attempt, whether it is failing already, and the job status as the coordinator reports it.
+    attempt: u32,
+    failing: bool,
+    status: JobStatus,
+    /// Running executions of the current attempt, per worker.
+    running: BTreeMap<u16, BTreeSet<TaskId>>,
+    /// Crashed workers that ran the current attempt: by when the coordinator must fail it over.
+    detect_by_ms: BTreeMap<u16, u64>,
+    /// Crashed workers, not restarted since: from when the coordinator knows (at the latest).
+    down_noticed_ms: BTreeMap<u16, u64>,
+    violations: Vec<Violation>,
+}
+
+impl WorkerLossHandled {
+    pub fn new(setup: &Setup) -> WorkerLossHandled {
+        WorkerLossHandled {
+            workers: setup.workers,
+            attempt: 0,
+            failing: false,
+            status: JobStatus::Created,
+            running: BTreeMap::new(),
+            detect_by_ms: BTreeMap::new(),
+            down_noticed_ms: BTreeMap::new(),
+            violations: Vec::new(),
+        }
+    }
+
+    fn on_fault(&mut self, action: &Action, at_ms: u64) {
+        match action {
+            Action::Crash { node: NodeName::Worker(w) } => {
+                self.down_noticed_ms.entry(*w).or_insert(at_ms + DOWN_NOTICED_MS);
+                let live = matches!(self.status, JobStatus::Running | JobStatus::Scheduled) && !self.failing;
+                if live && self.running.get(w).is_some_and(|tasks| !tasks.is_empty()) {
+                    self.detect_by_ms.entry(*w).or_insert(at_ms + DOWN_NOTICED_MS);
+                }
+                self.running.remove(w);
+            }
+            Action::Restart { node: NodeName::Worker(w) } => {
+                self.down_noticed_ms.remove(w);
+                self.detect_by_ms.remove(w);
+                self.running.remove(w);
+            }
+            _ => {}
+        }
+    }
+
+    /// A crashed worker whose loss the coordinator should have acted on by now.
+    fn check_detection(&mut self, now_ms: u64) {
+        let late: Vec<(u16, u64)> =
+            self.detect_by_ms.iter().filter(|(_, by)| now_ms > **by).map(|(w, by)| (*w, *by)).collect();
+        for (w, by) in late {
+            self.detect_by_ms.remove(&w);
+            let detail = format!(
+                "worker-{w} crashed while it ran attempt {} and was not restarted, but the coordinator did not fail \
+                 the attempt over by {by} ms ({DOWN_NOTICED_MS} ms after the crash)",
+                self.attempt
+            );
+            self.violations.push(Violation::new(NAME, by, FailureClass::Liveness, detail));
+        }
+    }
+
+    fn on_engine(&mut self, event: &Event, node: &str, at_ms: u64) {
+        let worker = node.strip_prefix("worker-").and_then(|n| n.parse::<u16>().ok());
+        match event {
+            Event::AttemptDeployed { attempt, placement, .. } => {
+                self.on_deployed(*attempt, placement, at_ms);
+                (self.attempt, self.failing) = (*attempt, false);
+                self.running.clear();
+                self.detect_by_ms.clear();
+            }
+            Event::ExecutionStarted { task, attempt } if *attempt == self.attempt => {
+                if let Some(w) = worker {
+                    self.running.entry(w).or_default().insert(*task);
+                }
+            }
+            Event::ExecutionEnded { task, attempt, .. } if *attempt == self.attempt => {
+                if let Some(tasks) = worker.and_then(|w| self.running.get_mut(&w)) {
+                    tasks.remove(task);
+                }
+            }
+            Event::FailureDetected { attempt, cause } if *attempt == self.attempt => {
+                // The coordinator says it lost a crashed worker: from now it knows.
+                if let FailureCause::WorkerLost { worker } = cause {
+                    if let Some(noticed) = self.down_noticed_ms.get_mut(worker) {
+                        *noticed = (*noticed).min(at_ms);
+                    }
+                }
+                self.failing = true;
+                self.detect_by_ms.clear();
+            }
+            Event::StatusChanged { to, .. } if node == "coordinator" => {
+                self.status = *to;
+                if !matches!(to, JobStatus::Running | JobStatus::Scheduled) {
+                    self.detect_by_ms.clear(); // no longer running: nothing more is owed for its workers
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_deployed(&mut self, attempt: u32, placement: &[(TaskId, u16)], at_ms: u64) {
+        for (task, w) in placement {
+            if !(1..=self.workers).contains(w) {
+                let detail = format!("attempt {attempt} placed {task} on worker-{w}, not a worker of the cluster");
+                self.violations.push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
+                continue;
+            }
+            if let Some(noticed) = self.down_noticed_ms.get(w).filter(|noticed| at_ms >= **noticed) {
+                let detail = format!(
+                    "attempt {attempt} placed {task} on worker-{w}, which crashed and is known down since {noticed} ms"
+                );
+                self.violations.push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
+            }
+        }
+    }
+}
+
+impl Checker for WorkerLossHandled {
+    fn on_entry(&mut self, entry: &TraceEntry) {
+        let at_ms = entry.at_ms();
+        self.check_detection(at_ms);
+        match &entry.event {
+            TraceEvent::Fault(action) => self.on_fault(action, at_ms),
+            TraceEvent::Engine(event) => self.on_engine(event, &entry.node, at_ms),
+            TraceEvent::Observed { .. } => {}
+        }
+    }
+
+    fn finish(&mut self, end: &End) -> Vec<Violation> {
+        self.check_detection(end.end_ms);
+        std::mem::take(&mut self.violations)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests_support::*;
+    use super::*;
+
+    fn deployed(ms: u64, attempt: u32, worker: u16) -> TraceEntry {
+        let placement = vec![(sink(), worker)];
+        at(ms, "coordinator", Event::AttemptDeployed { attempt, start_offsets: vec![0], placement })
+    }
+
+    fn fault(ms: u64, action: Action) -> TraceEntry {
+        TraceEntry { at_us: ms * 1000, node: "sim".into(), event: TraceEvent::Fault(action) }
+    }
+
+    fn check(trace: &[TraceEntry]) -> Vec<Violation> {
+        let mut s = setup(vec![1]);
+        s.workers = 2;
+        run(&mut WorkerLossHandled::new(&s), trace, 60_000)
+    }
+
+    #[test]
+    fn passes_on_live_workers_a_restarted_one_and_a_crash_not_yet_noticed() {
+        let trace = vec![
+            deployed(100, 1, 1),
+            fault(1_000, Action::Crash { node: NodeName::Worker(1) }),
+            deployed(1_200, 2, 1),
+            deployed(3_000, 3, 2),
+            fault(4_000, Action::Restart { node: NodeName::Worker(1) }),
+            deployed(4_500, 4, 1),
+        ];
+        assert!(check(&trace).is_empty(), "{:?}", check(&trace));
+    }
+
+    #[test]
+    fn fails_on_a_worker_down_for_long_and_on_one_outside_the_cluster() {
+        let down = vec![fault(1_000, Action::Crash { node: NodeName::Worker(1) }), deployed(3_000, 2, 1)];
+        let v = check(&down);
+        assert!(v.len() == 1 && v[0].detail.contains("known down since 2500 ms"), "{v:?}");
+        let lost = at(
+            1_100,
+            "coordinator",
+            Event::FailureDetected { attempt: 1, cause: FailureCause::WorkerLost { worker: 1 } },
+        );
+        let crash = fault(1_000, Action::Crash { node: NodeName::Worker(1) });
+        let noticed = vec![deployed(100, 1, 2), crash, lost, deployed(1_200, 2, 1)];
+        let v = check(&noticed);
+        assert!(v.len() == 1 && v[0].detail.contains("known down since 1100 ms"), "{v:?}");
+        let v = check(&[deployed(100, 1, 3)]);
+        assert!(v.len() == 1 && v[0].detail.contains("not a worker of the cluster"), "{v:?}");
+    }
+
+    fn started(ms: u64, worker: u16, attempt: u32) -> TraceEntry {
+        at(ms, &format!("worker-{worker}"), Event::ExecutionStarted { task: sink(), attempt })
+    }
+
+    fn lost(ms: u64, attempt: u32, worker: u16) -> TraceEntry {
+        at(ms, "coordinator", Event::FailureDetected { attempt, cause: FailureCause::WorkerLost { worker } })
+    }
+
+    #[test]
+    fn a_crashed_worker_of_the_running_attempt_must_be_found_lost_in_time() {
+        let running = status(300, JobStatus::Scheduled, JobStatus::Running);
+        let base = vec![deployed(100, 1, 1), started(200, 1, 1), running];
+        let crash = fault(1_000, Action::Crash { node: NodeName::Worker(1) });
+        let mut found = base.clone();
+        found.extend([crash.clone(), lost(2_100, 1, 1)]);
+        assert!(check(&found).is_empty(), "{:?}", check(&found));
+        let mut back = base.clone();
+        back.extend([crash.clone(), fault(1_400, Action::Restart { node: NodeName::Worker(1) })]);
+        assert!(check(&back).is_empty(), "a restart before the timeout is found as a restart: {:?}", check(&back));
+        let mut pausing = base.clone();
+        pausing.extend([crash.clone(), status(1_200, JobStatus::Running, JobStatus::Pausing)]);
+        assert!(check(&pausing).is_empty(), "{:?}", check(&pausing));
+        let mut ignored = base.clone();
+        ignored.push(crash);
+        let v = check(&ignored);
+        assert!(v.len() == 1 && v[0].detail.contains("did not fail the attempt over by 2500 ms"), "{v:?}");
+        let idle = vec![deployed(100, 1, 2), status(300, JobStatus::Scheduled, JobStatus::Running)];
+        let idle = [idle, vec![fault(1_000, Action::Crash { node: NodeName::Worker(1) })]].concat();
+        assert!(check(&idle).is_empty(), "a worker that runs nothing of the attempt owes no failover");
+    }
+}
