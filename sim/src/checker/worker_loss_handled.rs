@@ -10,12 +10,13 @@
 //!
 //! Crashes and restarts come from the trace's faults; executions, deployments and failovers from its events.
 
+use super::executions::Executions;
 use super::{Checker, End, FailureClass, Setup, Violation};
 use crate::fault::Action;
 use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::net::NodeName;
 use sluice_engine::{Event, FailureCause, JobStatus, TaskId};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 pub(crate) const NAME: &str = "worker-loss-handled";
 /// The worker timeout (1 s) after the last heartbeat (every 100 ms), a coordinator tick and room for latency.
@@ -27,8 +28,8 @@ pub struct WorkerLossHandled {
     attempt: u32,
     failing: bool,
     status: JobStatus,
-    /// Running executions of the current attempt, per worker.
-    running: BTreeMap<u16, BTreeSet<TaskId>>,
+    /// Which executions run where (the shared execution model).
+    executions: Executions,
     /// Crashed workers that ran the current attempt: by when the coordinator must fail it over.
     detect_by_ms: BTreeMap<u16, u64>,
     /// Crashed workers, not restarted since: from when the coordinator knows (at the latest).
@@ -43,7 +44,7 @@ impl WorkerLossHandled {
             attempt: 0,
             failing: false,
             status: JobStatus::Created,
-            running: BTreeMap::new(),
+            executions: Executions::default(),
             detect_by_ms: BTreeMap::new(),
             down_noticed_ms: BTreeMap::new(),
             violations: Vec::new(),
@@ -55,15 +56,15 @@ impl WorkerLossHandled {
             Action::Crash { node: NodeName::Worker(w) } => {
                 self.down_noticed_ms.entry(*w).or_insert(at_ms + DOWN_NOTICED_MS);
                 let live = matches!(self.status, JobStatus::Running | JobStatus::Scheduled) && !self.failing;
-                if live && self.running.get(w).is_some_and(|tasks| !tasks.is_empty()) {
+                let node = NodeName::Worker(*w).label();
+                let runs_attempt = || self.executions.live().any(|(k, _)| k.node == node && k.attempt == self.attempt);
+                if live && runs_attempt() {
                     self.detect_by_ms.entry(*w).or_insert(at_ms + DOWN_NOTICED_MS);
                 }
-                self.running.remove(w);
             }
             Action::Restart { node: NodeName::Worker(w) } => {
                 self.down_noticed_ms.remove(w);
                 self.detect_by_ms.remove(w);
-                self.running.remove(w);
             }
             _ => {}
         }
@@ -71,6 +72,9 @@ impl WorkerLossHandled {
 
     /// A crashed worker whose loss the coordinator should have acted on by now.
     fn check_detection(&mut self, now_ms: u64) {
+        if self.detect_by_ms.is_empty() {
+            return; // the per-entry path: nothing owed
+        }
         let late: Vec<(u16, u64)> =
             self.detect_by_ms.iter().filter(|(_, by)| now_ms > **by).map(|(w, by)| (*w, *by)).collect();
         for (w, by) in late {
@@ -85,23 +89,11 @@ impl WorkerLossHandled {
     }
 
     fn on_engine(&mut self, event: &Event, node: &str, at_ms: u64) {
-        let worker = node.strip_prefix("worker-").and_then(|n| n.parse::<u16>().ok());
         match event {
             Event::AttemptDeployed { attempt, placement, .. } => {
                 self.on_deployed(*attempt, placement, at_ms);
                 (self.attempt, self.failing) = (*attempt, false);
-                self.running.clear();
                 self.detect_by_ms.clear();
-            }
-            Event::ExecutionStarted { task, attempt } if *attempt == self.attempt => {
-                if let Some(w) = worker {
-                    self.running.entry(w).or_default().insert(*task);
-                }
-            }
-            Event::ExecutionEnded { task, attempt, .. } if *attempt == self.attempt => {
-                if let Some(tasks) = worker.and_then(|w| self.running.get_mut(&w)) {
-                    tasks.remove(task);
-                }
             }
             Event::FailureDetected { attempt, cause } if *attempt == self.attempt => {
                 // The coordinator says it lost a crashed worker: from now it knows.
@@ -149,6 +141,8 @@ impl Checker for WorkerLossHandled {
             TraceEvent::Engine(event) => self.on_engine(event, &entry.node, at_ms),
             TraceEvent::Observed { .. } => {}
         }
+        // After the judgement: a crash is judged against the executions as they were just before it.
+        self.executions.apply(entry);
     }
 
     fn finish(&mut self, end: &End) -> Vec<Violation> {
@@ -165,10 +159,6 @@ mod tests {
     fn deployed(ms: u64, attempt: u32, worker: u16) -> TraceEntry {
         let placement = vec![(sink(), worker)];
         at(ms, "coordinator", Event::AttemptDeployed { attempt, start_offsets: vec![0], placement })
-    }
-
-    fn fault(ms: u64, action: Action) -> TraceEntry {
-        TraceEntry { at_us: ms * 1000, node: "sim".into(), event: TraceEvent::Fault(action) }
     }
 
     fn check(trace: &[TraceEntry]) -> Vec<Violation> {
