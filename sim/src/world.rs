@@ -68,6 +68,17 @@ pub fn simulate(scenario: &Scenario, seed: u64, canaries: Canaries, recorder: Ar
     }
 }
 
+/// Every node of the world has an address of its own: madsim does not refuse two nodes on one address, and a
+/// datagram for one would reach the other. A clash is the engine's addressing at fault (a run's `engine-assertion`).
+fn assert_distinct_addresses(names: &[NodeName]) {
+    let mut seen: BTreeMap<std::net::IpAddr, NodeName> = BTreeMap::new();
+    for name in names {
+        if let Some(other) = seen.insert(name.ip(), *name) {
+            panic!("{} and {} share the address {}", other.label(), name.label(), name.ip());
+        }
+    }
+}
+
 fn node(
     handle: &Handle,
     name: NodeName,
@@ -83,6 +94,12 @@ async fn supervise(
     client: Arc<Mutex<Client>>,
 ) -> u64 {
     let handle = Handle::current();
+    let mut names = vec![NodeName::Store, NodeName::Coordinator, NodeName::Client];
+    names.extend((1..=scenario.job.workers).map(NodeName::Worker));
+    if scenario.job.policy.is_some() {
+        names.push(NodeName::Platform);
+    }
+    assert_distinct_addresses(&names);
     let mut nodes: BTreeMap<NodeName, NodeHandle> = BTreeMap::new();
     {
         let (ledger, tracer, faults) = (ctx.ledger.clone(), ctx.tracer("store"), ctx.faults.clone());

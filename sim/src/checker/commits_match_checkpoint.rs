@@ -1,5 +1,6 @@
-//! `commits-match-checkpoint`: with two-phase commit (exactly-once delivery and checkpoints), a stored checkpoint
-//! commits exactly the records that came before its barrier.
+//! `commits-match-checkpoint`: records are committed when the delivery mode says. With two-phase commit
+//! (exactly-once delivery and checkpoints), a stored checkpoint commits exactly the records that came before its
+//! barrier; without it, a write is committed when the store acknowledges it.
 //!
 //! The model is Flink's `TwoPhaseCommitSinkFunction` contract, in the source's offsets: the sink pre-commits at the
 //! barrier of checkpoint n what it received before that barrier, and commits it once n is complete. So when
@@ -10,11 +11,14 @@
 //! - every record before the barrier is committed by then (with n or an earlier checkpoint): `offset < O[p]` is in
 //!   the ledger. A record before the barrier that is not committed was staged in a later transaction, or dropped.
 //!
+//! Without two-phase commit (README: only an exactly-once sink with checkpoints stages its writes) the store commits a
+//! write as it takes it: every `ack` a sink receives (`sink-response`) is for a record the store committed before.
+//!
 //! Judged from the trace alone; the ledger at the end agrees with the `committed` events (`exactly-once` asserts it).
 
 use super::{Capped, Checker, End, FailureClass, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
-use sluice_engine::{Event, RecordId};
+use sluice_engine::{Event, RecordId, StoreResponse};
 use std::collections::BTreeSet;
 
 pub(crate) const NAME: &str = "commits-match-checkpoint";
@@ -27,6 +31,10 @@ struct Committed {
 }
 
 impl Committed {
+    fn contains(&self, offset: u64) -> bool {
+        offset < self.prefix || self.above.contains(&offset)
+    }
+
     fn insert(&mut self, offset: u64) {
         if offset >= self.prefix {
             self.above.insert(offset);
@@ -39,7 +47,7 @@ impl Committed {
 }
 
 pub struct CommitsMatchCheckpoint {
-    armed: bool,
+    two_phase: bool,
     committed: Vec<Committed>,
     /// Records committed on the store since its last `checkpoint-stored`.
     since_stored: Vec<RecordId>,
@@ -49,7 +57,7 @@ pub struct CommitsMatchCheckpoint {
 impl CommitsMatchCheckpoint {
     pub fn new(setup: &Setup) -> CommitsMatchCheckpoint {
         CommitsMatchCheckpoint {
-            armed: setup.two_phase,
+            two_phase: setup.two_phase,
             committed: (0..setup.partitions).map(|_| Committed::default()).collect(),
             since_stored: Vec::new(),
             violations: Capped::new(NAME),
@@ -90,22 +98,38 @@ impl CommitsMatchCheckpoint {
             }
         }
     }
+
+    /// Auto-commit: a record the store acknowledged must be committed.
+    fn on_acked(&mut self, attempt: u32, id: RecordId, at_ms: u64) {
+        let committed = self.committed.get(id.partition as usize).is_some_and(|c| c.contains(id.offset));
+        if !committed {
+            let detail = format!(
+                "the store acknowledged record {}:{} to attempt {attempt} without committing it, although the job \
+                 commits on write (no two-phase commit)",
+                id.partition, id.offset
+            );
+            self.report(at_ms, detail);
+        }
+    }
 }
 
 impl Checker for CommitsMatchCheckpoint {
     fn on_entry(&mut self, entry: &TraceEntry) {
-        if !self.armed {
-            return;
-        }
-        match &entry.event {
-            TraceEvent::Engine(Event::Committed { id, .. }) => {
+        let TraceEvent::Engine(event) = &entry.event else { return };
+        match event {
+            Event::Committed { id, .. } => {
                 if let Some(committed) = self.committed.get_mut(id.partition as usize) {
                     committed.insert(id.offset);
-                    self.since_stored.push(*id);
+                    if self.two_phase {
+                        self.since_stored.push(*id);
+                    }
                 }
             }
-            TraceEvent::Engine(Event::CheckpointStored { epoch, offsets, .. }) => {
+            Event::CheckpointStored { epoch, offsets, .. } if self.two_phase => {
                 self.on_stored(*epoch, offsets, entry.at_ms());
+            }
+            Event::SinkResponse { attempt, response: StoreResponse::Ack(id), .. } if !self.two_phase => {
+                self.on_acked(*attempt, *id, entry.at_ms());
             }
             _ => {}
         }
@@ -155,9 +179,24 @@ mod tests {
         assert!(v[0].detail.contains("record 0:1, before its barrier"), "{}", v[0].detail);
     }
 
+    fn acked(ms: u64, p: u32, o: u64) -> TraceEntry {
+        let response = StoreResponse::Ack(RecordId { partition: p, offset: o });
+        at(ms, "worker-1", Event::SinkResponse { attempt: 1, task: sink(), partition: p, stream: "s".into(), response })
+    }
+
     #[test]
-    fn auto_commit_is_not_judged() {
-        let trace = vec![commit(10, 0, 5), stored(10, 1, vec![0, 0])];
+    fn auto_commit_checkpoints_are_not_judged_and_acked_writes_are_committed() {
+        let trace = vec![commit(10, 0, 5), stored(10, 1, vec![0, 0]), acked(12, 0, 5)];
         assert!(run(&mut CommitsMatchCheckpoint::new(&setup(vec![9, 9])), &trace, 100).is_empty());
+    }
+
+    #[test]
+    fn auto_commit_an_acked_write_that_is_not_committed_is_flagged() {
+        let trace = vec![commit(10, 0, 5), acked(12, 0, 5), acked(12, 0, 6)];
+        let v = run(&mut CommitsMatchCheckpoint::new(&setup(vec![9, 9])), &trace, 100);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].detail.contains("record 0:6 to attempt 1 without committing it"), "{}", v[0].detail);
+        // With two-phase commit an acknowledgement means staged, not committed.
+        assert!(run(&mut CommitsMatchCheckpoint::new(&two_phase()), &trace, 100).is_empty());
     }
 }

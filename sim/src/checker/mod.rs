@@ -18,6 +18,7 @@ mod pause_drains;
 mod production_matches_config;
 mod reachability;
 mod restart_policy_honored;
+mod resumes_at_recovery_point;
 mod single_live_execution;
 mod status_matches_ledger;
 mod status_transitions;
@@ -37,6 +38,7 @@ pub use partition_progress::PartitionProgress;
 pub use pause_drains::PauseDrains;
 pub use production_matches_config::ProductionMatchesConfig;
 pub use restart_policy_honored::RestartPolicyHonored;
+pub use resumes_at_recovery_point::ResumesAtRecoveryPoint;
 pub use single_live_execution::SingleLiveExecution;
 pub use status_matches_ledger::StatusMatchesLedger;
 pub use status_transitions::StatusTransitions;
@@ -46,7 +48,7 @@ pub use worker_loss_handled::WorkerLossHandled;
 
 /// Every invariant a run can violate: the checkers' names, and `engine-assertion` (an engine panic). A failure file
 /// naming another is refused.
-pub const INVARIANTS: [&str; 19] = [
+pub const INVARIANTS: [&str; 20] = [
     status_matches_ledger::NAME,
     exactly_once::NAME,
     commits_match_checkpoint::NAME,
@@ -65,6 +67,7 @@ pub const INVARIANTS: [&str; 19] = [
     checkpoint_schedule::NAME,
     autoscaler_follows_rule::NAME,
     worker_loss_handled::NAME,
+    resumes_at_recovery_point::NAME,
     crate::runner::ENGINE_PANIC,
 ];
 
@@ -72,7 +75,7 @@ use crate::scenario::Scenario;
 use crate::trace::TraceEntry;
 use serde::Serialize;
 use sluice_engine::store::Commit;
-use sluice_engine::{CheckpointSpec, Delivery, JobStatus, Mode, PolicySpec, RestartSpec};
+use sluice_engine::{CheckpointSpec, Delivery, JobStatus, Mode, PolicySpec, RestartSpec, VertexKind};
 use std::fmt;
 
 /// The statuses a job never leaves (README: FAILED, CANCELED, FINISHED): the checkers' own definition.
@@ -184,6 +187,8 @@ pub struct Setup {
     pub pause_grace_period_ms: u64,
     /// Sinks stage writes and commit them with checkpoints.
     pub two_phase: bool,
+    /// Records per batch on a sink's store stream, as the scenario sets it.
+    pub sink_batch_size: u32,
 }
 
 impl Setup {
@@ -221,7 +226,14 @@ impl Setup {
             policy: s.job.policy,
             latency_max_ms: s.network.latency_ms.1,
             pause_grace_period_ms: s.job.pause_grace_period_ms,
-            two_phase: s.job.two_phase(),
+            // README: with checkpoints, an exactly-once sink stages its writes and commits them with checkpoints.
+            two_phase: s.job.delivery == Delivery::ExactlyOnce && s.job.checkpoint.is_some(),
+            sink_batch_size: s
+                .job
+                .vertices
+                .iter()
+                .find(|v| v.kind == VertexKind::Sink)
+                .map_or(u32::MAX, |v| v.batch_size),
         }
     }
 }
@@ -263,6 +275,7 @@ pub fn all(setup: &Setup) -> Vec<Box<dyn Checker>> {
         Box::new(CheckpointSchedule::new(setup)),
         Box::new(AutoscalerFollowsRule::new(setup)),
         Box::new(WorkerLossHandled::new(setup)),
+        Box::new(ResumesAtRecoveryPoint::new(setup)),
     ]
 }
 
@@ -310,6 +323,7 @@ pub(crate) mod tests_support {
             latency_max_ms: 10,
             pause_grace_period_ms: 30_000,
             two_phase: false,
+            sink_batch_size: 10,
         }
     }
 

@@ -7,6 +7,8 @@
 //!   (the writes the store reads on one connection before a batch's EOT all belong to that EOT's partition).
 //! - C4 (liveness): while a streaming job is RUNNING in the liveness phase, every partition configured with data
 //!   (and not ended) emits within `progress_within_ms`.
+//! - C5: a batch holds at most the sink's `batch_size` records (README: records per batch on the sink's store
+//!   stream): as the sink sends it, and as the store reads it before the batch's EOT.
 
 use super::{Checker, End, FailureClass, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
@@ -51,6 +53,9 @@ pub struct PartitionProgress {
     /// (attempt, task, partition) → its forwarder's current batch.
     batches: BTreeMap<(u32, TaskId, u32), Batch>,
     flagged_streams: BTreeSet<(u32, TaskId, String)>,
+    /// C5: the sink's batch size, and whether an oversized batch was flagged (once a run).
+    batch_size: u32,
+    oversized_flagged: bool,
     violations: Vec<Violation>,
 }
 
@@ -70,7 +75,19 @@ impl PartitionProgress {
             in_flight: BTreeMap::new(),
             batches: BTreeMap::new(),
             flagged_streams: BTreeSet::new(),
+            batch_size: setup.sink_batch_size,
+            oversized_flagged: false,
             violations: Vec::new(),
+        }
+    }
+
+    /// C5: a batch of `records` as `who` saw it.
+    fn check_batch_size(&mut self, records: u32, who: &str, at_ms: u64) {
+        if records > self.batch_size && !self.oversized_flagged {
+            self.oversized_flagged = true;
+            let detail =
+                format!("C5: {who} a batch of {records} records, above the sink's batch_size {}", self.batch_size);
+            self.safety(at_ms, detail);
         }
     }
 
@@ -118,6 +135,11 @@ impl Checker for PartitionProgress {
         let TraceEvent::Engine(event) = &entry.event else {
             return;
         };
+        match event {
+            Event::SinkBatchSent { count, .. } => self.check_batch_size(*count, "the sink sent", at_ms),
+            Event::StoreBatchServed { records, .. } => self.check_batch_size(*records, "the store read", at_ms),
+            _ => {}
+        }
         match event {
             Event::AttemptDeployed { start_offsets, .. } => {
                 for (lane, start) in self.lanes.iter_mut().zip(start_offsets) {
@@ -292,6 +314,25 @@ mod tests {
         let v = run(&mut PartitionProgress::new(&setup(vec![1, 1])), &[served(vec![0, 1]), served(vec![0, 1])], 100);
         assert_eq!(v.len(), 1, "flagged once per connection: {v:?}");
         assert!(v[0].detail.contains("store read writes of partitions [0, 1]"), "{}", v[0].detail);
+    }
+
+    #[test]
+    fn c5_fails_on_a_batch_above_the_batch_size() {
+        let served = |records: u32| {
+            let label = "v1#0/p0".to_string();
+            let event =
+                Event::StoreBatchServed { attempt: 1, conn: 3, label, partition: 0, partitions: vec![0], records };
+            at(5, "store", event)
+        };
+        let mut s = setup(vec![1, 1]);
+        s.sink_batch_size = 2;
+        assert!(run(&mut PartitionProgress::new(&s), &[served(2), sent(6, 0, "s")], 100).is_empty());
+        let v = run(&mut PartitionProgress::new(&s), &[served(3), served(3)], 100);
+        assert_eq!(v.len(), 1, "flagged once: {v:?}");
+        assert!(v[0].detail.contains("the store read a batch of 3 records, above the sink's batch_size 2"));
+        s.sink_batch_size = 0;
+        let v = run(&mut PartitionProgress::new(&s), &[sent(6, 0, "s")], 100);
+        assert!(v[0].detail.contains("C5: the sink sent a batch of 1 records"), "{v:?}");
     }
 
     #[test]

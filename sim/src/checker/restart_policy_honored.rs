@@ -6,8 +6,10 @@
 //!   API always is);
 //! - platform policy (B1–B4): distinct failed ids within the trailing window reaching `max_failures` ⇒ the policy
 //!   fires within a poll interval (plus round trips), and a restart action reaches the coordinator; it fires at no
-//!   other time.
+//!   other time. The platform polls the coordinator: while either is down or cut off (crash, isolation, clog, slow),
+//!   the bound waits, and runs from when both are reachable again.
 
+use super::reachability::Reachability;
 use super::{Checker, End, FailureClass, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::{Event, FailureCause, PolicySpec, RestartSpec};
@@ -57,6 +59,8 @@ pub struct RestartPolicyHonored {
     predicted: VecDeque<(u64, Vec<u64>)>,
     policy_slack_ms: u64,
     restart_due: Option<u64>,
+    /// Whether the platform and the coordinator can talk.
+    net: Reachability,
     violations: Vec<Violation>,
 }
 
@@ -75,8 +79,20 @@ impl RestartPolicyHonored {
             predicted: VecDeque::new(),
             policy_slack_ms: setup.policy.map_or(0, |p| p.poll_ms) + round_trip_ms,
             restart_due: None,
+            net: Reachability::default(),
             violations: Vec::new(),
         }
+    }
+
+    /// When a policy step due at `t_ms` must be done by, counting from when the platform and the coordinator are
+    /// both reachable; `None` while one of them is down or cut off (the bound has not started).
+    fn policy_deadline_ms(&self, t_ms: u64) -> Option<u64> {
+        let (platform, coordinator) = ("platform", "coordinator");
+        if self.net.disrupted(platform) || self.net.disrupted(coordinator) {
+            return None;
+        }
+        let since = self.net.reachable_since_ms(platform).max(self.net.reachable_since_ms(coordinator));
+        Some(t_ms.max(since) + self.policy_slack_ms)
     }
 
     fn violation(&mut self, at_ms: u64, class: FailureClass, detail: String) {
@@ -94,19 +110,20 @@ impl RestartPolicyHonored {
             );
             self.violation(t, FailureClass::Liveness, detail);
         }
-        while let Some((t, epochs)) = self.predicted.front().cloned().filter(|(t, _)| now_ms > t + self.policy_slack_ms)
-        {
+        while let Some((t, epochs)) = self.predicted.front().cloned() {
+            let Some(deadline) = self.policy_deadline_ms(t).filter(|d| now_ms > *d) else { break };
             self.predicted.pop_front();
             let detail = format!(
-                "the policy should have fired on failed checkpoints {epochs:?} (at {t} ms) within {} ms; it did not",
+                "the policy should have fired on failed checkpoints {epochs:?} (at {t} ms) within {} ms of the \
+                 platform reaching the coordinator; it did not by {deadline} ms",
                 self.policy_slack_ms
             );
-            self.violation(t + self.policy_slack_ms, FailureClass::Liveness, detail);
+            self.violation(deadline, FailureClass::Liveness, detail);
         }
-        if let Some(t) = self.restart_due.filter(|t| now_ms > *t) {
+        if let Some(deadline) = self.restart_due.and_then(|t| self.policy_deadline_ms(t)).filter(|d| now_ms > *d) {
             self.restart_due = None;
             self.violation(
-                t,
+                deadline,
                 FailureClass::Liveness,
                 "the policy fired a restart that never reached the coordinator".into(),
             );
@@ -174,7 +191,7 @@ impl RestartPolicyHonored {
             }
         }
         if action == "restart" {
-            self.restart_due = Some(at_ms + self.policy_slack_ms);
+            self.restart_due = Some(at_ms);
         }
     }
 }
@@ -183,7 +200,11 @@ impl Checker for RestartPolicyHonored {
     fn on_entry(&mut self, entry: &TraceEntry) {
         let at_ms = entry.at_ms();
         self.check_deadlines(at_ms);
-        let TraceEvent::Engine(event) = &entry.event else { return };
+        let event = match &entry.event {
+            TraceEvent::Engine(event) => event,
+            TraceEvent::Fault(action) => return self.net.apply(action, at_ms),
+            TraceEvent::Observed { .. } => return,
+        };
         match event {
             Event::CheckpointCompleted { .. } => self.consecutive = 0,
             Event::CheckpointFailed { epoch, .. } => self.on_checkpoint_failed(*epoch, at_ms),
@@ -238,6 +259,24 @@ mod tests {
         let trace =
             vec![failed(10_000, 1), failed(20_000, 2), fired(24_000, vec![1, 2]), requested(24_010), failed(30_000, 3)];
         assert!(run(&mut RestartPolicyHonored::new(&policy_setup()), &trace, 60_000).is_empty());
+    }
+
+    #[test]
+    fn the_bound_waits_while_the_platform_is_cut_off_and_runs_from_its_heal() {
+        use crate::fault::Action;
+        use sluice_engine::net::NodeName;
+        let cut = vec![
+            fault(5_000, Action::Isolate { node: NodeName::Platform }),
+            failed(10_000, 1),
+            failed(20_000, 2),
+            fault(40_000, Action::Heal { node: NodeName::Platform }),
+        ];
+        let late = [cut.clone(), vec![fired(41_000, vec![1, 2]), requested(41_010)]].concat();
+        let v = run(&mut RestartPolicyHonored::new(&policy_setup()), &late, 60_000);
+        assert!(v.is_empty(), "fired once the platform was back: {v:?}");
+        let v = run(&mut RestartPolicyHonored::new(&policy_setup()), &cut, 60_000);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].detail.contains("it did not by 45120 ms"), "{}", v[0].detail);
     }
 
     #[test]

@@ -10,10 +10,14 @@
 //!
 //! And the reasons: PAUSING and PAUSED only while a pause is desired (taken after the last resume); RESTARTING only
 //! after a scheduled restart, a rescale or a resume since the previous status; FAILING only after a refused restart.
+//!
+//! And the pause's first step (README, "Lifecycle": PAUSING; the source vertex is scaled to 0): entering PAUSING, the
+//! coordinator scales the source vertex from its replicas to 0 (`replicas-changed`, cause `pause`) before the status
+//! moves on, unless the source has no replica; a `pause` rescale happens only then, and always changes something.
 
 use super::{Checker, End, FailureClass, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
-use sluice_engine::{Event, JobStatus};
+use sluice_engine::{Event, JobStatus, ReplicaCause, VertexKind};
 
 pub(crate) const NAME: &str = "status-transitions";
 
@@ -41,12 +45,47 @@ pub struct StatusTransitions {
     rescaled: bool,
     resumed: bool,
     refused: bool,
+    /// The source vertex's replicas (the autoscaler scales maps and sinks only), and since when the pause's scaling
+    /// of the source to 0 is owed.
+    source_replicas: u16,
+    pause_scale_owed_since: Option<u64>,
     violations: Vec<Violation>,
 }
 
 impl StatusTransitions {
-    pub fn new(_setup: &Setup) -> StatusTransitions {
-        StatusTransitions::default()
+    pub fn new(setup: &Setup) -> StatusTransitions {
+        let source = setup.scales.iter().find(|s| s.kind == VertexKind::Source);
+        StatusTransitions { source_replicas: source.map_or(0, |s| s.replicas), ..StatusTransitions::default() }
+    }
+
+    fn safety(&mut self, at_ms: u64, detail: String) {
+        self.violations.push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
+    }
+
+    /// The source was not scaled to 0 while PAUSING was entered (checked when the status moves on, or at the end).
+    fn check_pause_scale(&mut self, at_ms: u64) {
+        if let Some(since) = self.pause_scale_owed_since.take() {
+            let detail = format!(
+                "PAUSING was entered at {since} ms, but the source vertex was not scaled from its replicas ({}) to \
+                 0 (replicas-changed, cause pause) before the status moved on",
+                self.source_replicas
+            );
+            self.safety(at_ms, detail);
+        }
+    }
+
+    fn on_pause_scale(&mut self, vertex: u16, from: u16, to: u16, at_ms: u64) {
+        let owed = self.pause_scale_owed_since.take().is_some();
+        let expected = (0, self.source_replicas, 0);
+        if !owed || (vertex, from, to) != expected {
+            let detail = format!(
+                "a pause rescaled vertex {vertex} from {from} to {to}{}; entering PAUSING scales the source (vertex \
+                 0) from its replicas ({}) to 0, once",
+                if owed { "" } else { " outside entering PAUSING" },
+                self.source_replicas
+            );
+            self.safety(at_ms, detail);
+        }
     }
 
     fn on_status(&mut self, from: JobStatus, to: JobStatus, at_ms: u64) {
@@ -70,7 +109,11 @@ impl StatusTransitions {
             problems.push(format!("{from} → {to}, but {why}"));
         }
         for detail in problems {
-            self.violations.push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
+            self.safety(at_ms, detail);
+        }
+        self.check_pause_scale(at_ms);
+        if to == JobStatus::Pausing && self.source_replicas > 0 {
+            self.pause_scale_owed_since = Some(at_ms);
         }
         self.status = Some(to);
         (self.restart_scheduled, self.rescaled, self.resumed, self.refused) = (false, false, false, false);
@@ -89,12 +132,18 @@ impl Checker for StatusTransitions {
             }
             Event::RestartScheduled { .. } => self.restart_scheduled = true,
             Event::RestartRefused { .. } => self.refused = true,
-            Event::ReplicasChanged { .. } => self.rescaled = true,
+            Event::ReplicasChanged { vertex, from, to, cause } => {
+                if *cause == ReplicaCause::Pause {
+                    self.on_pause_scale(*vertex, *from, *to, entry.at_ms());
+                }
+                self.rescaled = true;
+            }
             _ => {}
         }
     }
 
-    fn finish(&mut self, _end: &End) -> Vec<Violation> {
+    fn finish(&mut self, end: &End) -> Vec<Violation> {
+        self.check_pause_scale(end.end_ms);
         std::mem::take(&mut self.violations)
     }
 }
@@ -143,5 +192,33 @@ mod tests {
         assert_eq!(check(&restart).len(), 1);
         let left = vec![status(1, Created, Scheduled), status(2, Scheduled, Finished), status(3, Finished, Running)];
         assert_eq!(check(&left).len(), 1, "a terminal status is never left");
+    }
+
+    #[test]
+    fn entering_pausing_scales_the_source_to_zero_once() {
+        let mut s = setup(vec![1]);
+        s.scales = vec![super::super::Scale { kind: VertexKind::Source, min: 2, max: 2, replicas: 2 }];
+        let pause_scale = |ms: u64, from: u16, to: u16| {
+            at(ms, "coordinator", Event::ReplicasChanged { vertex: 0, from, to, cause: ReplicaCause::Pause })
+        };
+        let base = vec![
+            status(1, Created, Scheduled),
+            status(2, Scheduled, Running),
+            at(3, "coordinator", Event::PauseRequested),
+            status(4, Running, Pausing),
+        ];
+        let check = |tail: Vec<TraceEntry>| run(&mut StatusTransitions::new(&s), &[base.clone(), tail].concat(), 100);
+        assert!(check(vec![pause_scale(4, 2, 0), status(9, Pausing, Paused)]).is_empty());
+        let v = check(vec![status(9, Pausing, Paused)]);
+        assert!(v.len() == 1 && v[0].detail.contains("not scaled from its replicas (2) to 0"), "{v:?}");
+        assert_eq!(check(vec![]).len(), 1, "owed at the end of the run");
+        let v = check(vec![pause_scale(4, 2, 1), status(9, Pausing, Paused)]);
+        assert!(v.len() == 1 && v[0].detail.contains("from 2 to 1"), "{v:?}");
+        let v = check(vec![pause_scale(4, 2, 0), pause_scale(5, 0, 0)]);
+        assert!(v.len() == 1 && v[0].detail.contains("outside entering PAUSING"), "{v:?}");
+        let mut none = s.clone();
+        none.scales[0].replicas = 0;
+        let trace = [base.clone(), vec![status(9, Pausing, Paused)]].concat();
+        assert!(run(&mut StatusTransitions::new(&none), &trace, 100).is_empty(), "a source with no replica");
     }
 }

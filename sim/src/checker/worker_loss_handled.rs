@@ -6,7 +6,10 @@
 //!   not failing already) and is not restarted makes the coordinator fail that attempt over within
 //!   [`DOWN_NOTICED_MS`] of the crash, unless the job leaves RUNNING/SCHEDULED first (a pause, a rescale);
 //! - once that bound passed since its crash, or once the coordinator reported it lost, no attempt is placed on it
-//!   until it restarts; and every placement names a worker of the cluster (`1..=workers`).
+//!   until it restarts; and every placement names a worker of the cluster (`1..=workers`);
+//! - the first attempt waits for the cluster: it starts once every worker has reported, or after the worker timeout
+//!   with those heard from; so a first attempt deployed before [`WORKER_TIMEOUT_MS`] had every worker to place on and
+//!   spreads its tasks over `min(tasks, workers)` of them (round-robin over the live workers).
 //!
 //! Crashes and restarts come from the trace's faults; executions, deployments and failovers from its events.
 
@@ -16,11 +19,13 @@ use crate::fault::Action;
 use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::net::NodeName;
 use sluice_engine::{Event, FailureCause, JobStatus, TaskId};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub(crate) const NAME: &str = "worker-loss-handled";
 /// The worker timeout (1 s) after the last heartbeat (every 100 ms), a coordinator tick and room for latency.
 pub const DOWN_NOTICED_MS: u64 = 1_500;
+/// A worker silent this long is lost; the first attempt waits this long at most for every worker to report.
+pub const WORKER_TIMEOUT_MS: u64 = 1_000;
 
 pub struct WorkerLossHandled {
     workers: u16,
@@ -116,6 +121,19 @@ impl WorkerLossHandled {
     }
 
     fn on_deployed(&mut self, attempt: u32, placement: &[(TaskId, u16)], at_ms: u64) {
+        let first = self.attempt == 0;
+        let used: BTreeSet<u16> = placement.iter().map(|(_, w)| *w).collect();
+        let owed = placement.len().min(usize::from(self.workers));
+        if first && at_ms < WORKER_TIMEOUT_MS && used.len() < owed {
+            let detail = format!(
+                "the first attempt ({attempt}) was deployed at {at_ms} ms, before the {WORKER_TIMEOUT_MS} ms worker \
+                 timeout (so after all {} workers reported), but spreads its {} tasks over {} of them: {used:?}",
+                self.workers,
+                placement.len(),
+                used.len()
+            );
+            self.violations.push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
+        }
         for (task, w) in placement {
             if !(1..=self.workers).contains(w) {
                 let detail = format!("attempt {attempt} placed {task} on worker-{w}, not a worker of the cluster");
@@ -227,5 +245,18 @@ mod tests {
         let idle = vec![deployed(100, 1, 2), status(300, JobStatus::Scheduled, JobStatus::Running)];
         let idle = [idle, vec![fault(1_000, Action::Crash { node: NodeName::Worker(1) })]].concat();
         assert!(check(&idle).is_empty(), "a worker that runs nothing of the attempt owes no failover");
+    }
+
+    #[test]
+    fn the_first_attempt_deployed_before_the_worker_timeout_uses_every_worker() {
+        let two = |ms: u64, attempt: u32, workers: [u16; 2]| {
+            let placement = vec![(TaskId { vertex: 0, replica: 0 }, workers[0]), (sink(), workers[1])];
+            at(ms, "coordinator", Event::AttemptDeployed { attempt, start_offsets: vec![0], placement })
+        };
+        assert!(check(&[two(100, 1, [1, 2])]).is_empty());
+        assert!(check(&[two(1_000, 1, [1, 1])]).is_empty(), "after the timeout: with the workers heard from");
+        assert!(check(&[two(100, 1, [1, 2]), two(300, 2, [2, 2])]).is_empty(), "a later attempt is not judged so");
+        let v = check(&[two(100, 1, [1, 1])]);
+        assert!(v.len() == 1 && v[0].detail.contains("spreads its 2 tasks over 1 of them: {1}"), "{v:?}");
     }
 }
