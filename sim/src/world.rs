@@ -68,8 +68,9 @@ pub fn simulate(scenario: &Scenario, seed: u64, canaries: Canaries, recorder: Ar
     }
 }
 
-/// Every node of the world has an address of its own: madsim does not refuse two nodes on one address, and a
-/// datagram for one would reach the other. A clash is the engine's addressing at fault (a run's `engine-assertion`).
+/// Every node of the world has an address of its own: madsim accepts two nodes on one address (a sweep with workers
+/// on the store's address ran without a complaint), and which of them a datagram reaches is then not the scenario's
+/// choice. A clash is the engine's addressing at fault: the run's `engine-assertion`.
 fn assert_distinct_addresses(names: &[NodeName]) {
     let mut seen: BTreeMap<std::net::IpAddr, NodeName> = BTreeMap::new();
     for name in names {
