@@ -58,6 +58,19 @@ pub enum RestartSpec {
     FixedDelay { attempts: u32, delay_ms: u64 },
     /// A restart is refused iff more than `max_failures_per_interval` failures fall within the interval.
     FailureRate { max_failures_per_interval: u32, failure_rate_interval_ms: u64, delay_ms: u64 },
+    /// Flink 1.19+'s exponential-delay (FLIP-364): the n-th restart since the last reset waits
+    /// `initial × multiplier^n` (± jitter), clamped to `[initial, max]`. Fractions are in thousandths.
+    ExponentialDelay {
+        initial_backoff_ms: u64,
+        max_backoff_ms: u64,
+        /// The multiplier × 1000 (1.5 is 1500); above 1000.
+        backoff_multiplier_milli: u32,
+        reset_backoff_threshold_ms: u64,
+        /// The jitter factor × 1000 (0..=1000).
+        jitter_factor_milli: u32,
+        /// Restarts allowed until the backoff resets; `None`: unlimited.
+        attempts_before_reset_backoff: Option<u32>,
+    },
 }
 
 /// Checkpointing (absent: off).

@@ -434,7 +434,11 @@ impl Coordinator {
         let cause = failure.to_string();
         self.tracer.emit(Event::FailureDetected { attempt: self.attempt, cause: failure });
         let decision = match decide {
-            Decide::Strategy | Decide::Checkpoints => self.restart.on_failure(now),
+            Decide::Strategy | Decide::Checkpoints => {
+                // Jitter comes from the seeded runtime: the same seed draws the same backoffs.
+                let mut draw = |n: u64| madsim::rand::Rng::gen_range(&mut madsim::rand::thread_rng(), 0..n);
+                self.restart.on_failure(now, &mut draw)
+            }
             Decide::Restart => Ok(0),
             Decide::Fail => Err("the job's end state follows the failed checkpoint coordinator".into()),
         };

@@ -19,37 +19,98 @@ pub(crate) const NAME: &str = "restart-policy-honored";
 /// The engine fails over in the same step that fails the checkpoint; this is only rounding.
 const FAILOVER_SLACK_MS: u64 = 5;
 
-/// The restart strategies, written from their definitions (not the engine's code).
+/// The restart strategies, written from their definitions (not the engine's code). Exponential-delay follows
+/// Flink 1.19+ (FLIP-364; `ExponentialDelayRestartBackoffTimeStrategy` and its test in apache/flink): a failure at
+/// or before the scheduled restart is merged into it; one `reset_backoff_threshold_ms` or more after it resets the
+/// attempt count; the n-th attempt waits `initial × multiplier^n`, jittered by up to `± that × jitter_factor`,
+/// clamped to `[initial, max]`; refused once the count exceeds `attempts_before_reset_backoff`.
 struct StrategyModel {
     spec: RestartSpec,
     restarts: u32,
     failures_ms: Vec<u64>,
+    /// exponential-delay: attempts since the last reset, and when the scheduled restart is due.
+    attempt: u32,
+    next_restart_ms: Option<u64>,
+}
+
+/// What the model says of one failure: restart or not, and the delay the restart may take (inclusive).
+#[derive(Clone, Copy, Debug)]
+struct Verdict {
+    allowed: bool,
+    delay_ms: (u64, u64),
+    /// Whether the strategy decided (not so for a restart asked through the API).
+    by_strategy: bool,
 }
 
 impl StrategyModel {
-    fn allows(&mut self, now_ms: u64) -> bool {
+    fn new(spec: RestartSpec) -> StrategyModel {
+        StrategyModel { spec, restarts: 0, failures_ms: Vec::new(), attempt: 0, next_restart_ms: None }
+    }
+
+    fn on_failure(&mut self, now_ms: u64) -> Verdict {
+        let exact =
+            |allowed: bool, delay_ms: u64| Verdict { allowed, delay_ms: (delay_ms, delay_ms), by_strategy: true };
         match self.spec {
-            RestartSpec::None => false,
-            RestartSpec::FixedDelay { attempts, .. } => {
+            RestartSpec::None => exact(false, 0),
+            RestartSpec::FixedDelay { attempts, delay_ms } => {
                 let ok = self.restarts < attempts;
                 self.restarts += ok as u32;
-                ok
+                exact(ok, delay_ms)
             }
-            RestartSpec::FailureRate { max_failures_per_interval: max, failure_rate_interval_ms: interval, .. } => {
+            RestartSpec::FailureRate {
+                max_failures_per_interval: max,
+                failure_rate_interval_ms: interval,
+                delay_ms,
+                ..
+            } => {
                 self.failures_ms.push(now_ms);
                 let keep = max as usize + 1;
                 let last = &self.failures_ms[self.failures_ms.len().saturating_sub(keep)..];
                 let refused = last.len() == keep && last.iter().all(|t| now_ms - t <= interval);
-                !refused
+                exact(!refused, delay_ms)
+            }
+            RestartSpec::ExponentialDelay {
+                initial_backoff_ms: initial,
+                max_backoff_ms: max,
+                backoff_multiplier_milli: multiplier,
+                reset_backoff_threshold_ms: threshold,
+                jitter_factor_milli: jitter,
+                attempts_before_reset_backoff: limit,
+            } => {
+                let delay_ms = match self.next_restart_ms {
+                    Some(next) if now_ms <= next => (next - now_ms, next - now_ms),
+                    next => {
+                        if next.is_none_or(|next| now_ms >= next + threshold) {
+                            self.attempt = 0;
+                        }
+                        let power = i32::try_from(self.attempt).unwrap_or(i32::MAX);
+                        let base = (initial as f64 * (f64::from(multiplier) / 1000.0).powi(power)).min(1e15);
+                        let spread = (base * f64::from(jitter) / 1000.0).floor();
+                        let clamp = |v: f64| (v.floor().min(max as f64) as u64).max(initial);
+                        self.attempt += 1;
+                        // The power is computed another way than the engine's: allow a millisecond of rounding.
+                        (clamp(base - spread).saturating_sub(1).max(initial), (clamp(base + spread) + 1).min(max))
+                    }
+                };
+                let allowed = limit.is_none_or(|limit| self.attempt <= limit);
+                if !allowed {
+                    self.next_restart_ms = Some(now_ms + delay_ms.0); // the job fails: nothing follows
+                }
+                Verdict { allowed, delay_ms, by_strategy: true }
             }
         }
+    }
+
+    /// The engine scheduled the restart of a failure at `failed_ms` after `delay_ms`.
+    fn on_scheduled(&mut self, failed_ms: u64, delay_ms: u64) {
+        self.next_restart_ms = Some(failed_ms + delay_ms);
     }
 }
 
 pub struct RestartPolicyHonored {
     strategy: StrategyModel,
     /// A detected failure waiting for the engine's decision: (time, cause, the model's verdict).
-    decision: Option<(u64, String, bool)>,
+    decision: Option<(u64, String, Verdict)>,
     tolerable: Option<u32>,
     consecutive: u32,
     counted: BTreeSet<u64>,
@@ -68,7 +129,7 @@ impl RestartPolicyHonored {
     pub fn new(setup: &Setup) -> RestartPolicyHonored {
         let round_trip_ms = 2 * setup.latency_max_ms + 100;
         RestartPolicyHonored {
-            strategy: StrategyModel { spec: setup.restart, restarts: 0, failures_ms: Vec::new() },
+            strategy: StrategyModel::new(setup.restart),
             decision: None,
             tolerable: setup.checkpoint.map(|c| c.tolerable_failures),
             consecutive: 0,
@@ -161,13 +222,33 @@ impl RestartPolicyHonored {
             );
             self.violation(at_ms, FailureClass::Safety, detail);
         }
-        let allowed = matches!(cause, FailureCause::RestartRequested { .. }) || self.strategy.allows(at_ms);
-        self.decision = Some((at_ms, cause.to_string(), allowed));
+        let verdict = match cause {
+            // A restart asked through the API is obeyed at once; the strategy is not asked.
+            FailureCause::RestartRequested { .. } => Verdict { allowed: true, delay_ms: (0, 0), by_strategy: false },
+            _ => self.strategy.on_failure(at_ms),
+        };
+        self.decision = Some((at_ms, cause.to_string(), verdict));
     }
 
-    fn on_decision(&mut self, restarted: bool, at_ms: u64) {
-        let Some((t, cause, allowed)) = self.decision.take() else { return };
-        if restarted != allowed {
+    /// The engine's decision on the pending failure: a restart after `delay_ms`, or (`None`) a refusal.
+    fn on_decision(&mut self, delay_ms: Option<u64>, at_ms: u64) {
+        let Some((t, cause, verdict)) = self.decision.take() else { return };
+        let restarted = delay_ms.is_some();
+        if let Some(delay) = delay_ms {
+            let (low, high) = verdict.delay_ms;
+            if verdict.allowed && !(low..=high).contains(&delay) {
+                let detail = format!(
+                    "the restart after the failure at {t} ms waits {delay} ms, but {:?} calls for {low}..={high} ms \
+                     ({cause})",
+                    self.strategy.spec
+                );
+                self.violation(at_ms, FailureClass::Safety, detail);
+            }
+            if verdict.by_strategy {
+                self.strategy.on_scheduled(t, delay);
+            }
+        }
+        if restarted != verdict.allowed {
             let what = if restarted {
                 "restarted although the strategy refuses"
             } else {
@@ -209,8 +290,8 @@ impl Checker for RestartPolicyHonored {
             Event::CheckpointCompleted { .. } => self.consecutive = 0,
             Event::CheckpointFailed { epoch, .. } => self.on_checkpoint_failed(*epoch, at_ms),
             Event::FailureDetected { cause, .. } => self.on_failure_detected(cause, at_ms),
-            Event::RestartScheduled { .. } => self.on_decision(true, at_ms),
-            Event::RestartRefused { .. } => self.on_decision(false, at_ms),
+            Event::RestartScheduled { delay_ms, .. } => self.on_decision(Some(*delay_ms), at_ms),
+            Event::RestartRefused { .. } => self.on_decision(None, at_ms),
             Event::PolicyFired { action, epochs } => self.on_policy_fired(action, epochs, at_ms),
             Event::RestartRequested { .. } => self.restart_due = None,
             _ => {}
@@ -314,5 +395,91 @@ mod tests {
         let refused_wrongly = vec![detected(500, crash()), refused(500)];
         let v = run(&mut RestartPolicyHonored::new(&s), &refused_wrongly, 10_000);
         assert!(v[0].detail.contains("refused a restart the strategy allows"), "{v:?}");
+    }
+
+    fn exponential(
+        initial: u64,
+        max: u64,
+        multiplier_milli: u32,
+        threshold: u64,
+        jitter: u32,
+        limit: Option<u32>,
+    ) -> StrategyModel {
+        StrategyModel::new(RestartSpec::ExponentialDelay {
+            initial_backoff_ms: initial,
+            max_backoff_ms: max,
+            backoff_multiplier_milli: multiplier_milli,
+            reset_backoff_threshold_ms: threshold,
+            jitter_factor_milli: jitter,
+            attempts_before_reset_backoff: limit,
+        })
+    }
+
+    /// One failure at `now`: the model must allow `delay` (within its 1 ms of rounding room, no wider) and the
+    /// restart is scheduled after it; returns whether the model allows a restart at all.
+    fn fail(m: &mut StrategyModel, now: u64, delay: u64) -> bool {
+        let v = m.on_failure(now);
+        let (low, high) = v.delay_ms;
+        assert!((low..=high).contains(&delay) && high - low <= 2, "{delay} ms at {now}: {v:?}");
+        if v.allowed {
+            m.on_scheduled(now, delay);
+        }
+        v.allowed
+    }
+
+    // Ports of apache/flink ExponentialDelayRestartBackoffTimeStrategyTest (Flink 1.19+, FLIP-364), jitter 0.
+    #[test]
+    fn exponential_model_agrees_with_flinks_backoff_multiplier_and_reset_tests() {
+        // testBackoffMultiplier: initial 4, multiplier 2.3, max 300: 4, 9, 21.
+        let mut m = exponential(4, 300, 2_300, u32::MAX as u64, 0, Some(10));
+        for (i, delay) in [4, 9, 21].into_iter().enumerate() {
+            assert!(fail(&mut m, i as u64 * 301, delay));
+        }
+        // testResetBackoff: initial 1, max 5, multiplier 2, threshold 8.
+        let mut m = exponential(1, 5, 2_000, 8, 0, None);
+        assert!(fail(&mut m, 0, 1));
+        assert!(fail(&mut m, 8, 2), "8 + 1 - 1 after the first: increased");
+        assert!(fail(&mut m, 8 + 8 + 2, 1), "threshold + backoff later: reset");
+        assert_eq!(m.on_failure(21).delay_ms, (1, 3), "2 ms, the second attempt since the reset");
+    }
+
+    #[test]
+    fn exponential_model_merges_failures_and_refuses_past_the_attempts() {
+        // testMergeMultipleExceptionsIntoOneAttempt: initial 2, multiplier 2, max 6, threshold 80, 3 attempts.
+        let mut m = exponential(2, 6, 2_000, 80, 0, Some(3));
+        let mut now = 0;
+        for expected in [2, 4, 6] {
+            assert!(fail(&mut m, now, expected), "a new attempt at {now}");
+            for advance in 0..expected {
+                let v = m.on_failure(now + advance);
+                assert!(v.allowed && v.delay_ms == (expected - advance, expected - advance), "merged: {v:?}");
+            }
+            now += expected + 1;
+        }
+        assert!(!m.on_failure(now).allowed, "the fourth attempt exceeds 3");
+    }
+
+    #[test]
+    fn exponential_model_allows_exactly_flinks_jitter_range() {
+        // testJitter: initial 2, max 7, multiplier 2, jitter 0.25: after 2 failures 3..=5 (± 1 ms of rounding room).
+        let mut m = exponential(2, 7, 2_000, u32::MAX as u64, 250, None);
+        fail(&mut m, 8, 2);
+        let v = m.on_failure(8 + 2 + 8);
+        assert_eq!(v.delay_ms, (2, 6), "Flink's 3..=5, widened by the model's 1 ms");
+    }
+
+    #[test]
+    fn a_restart_delay_off_the_strategy_is_flagged() {
+        let mut s = setup(vec![1]);
+        s.restart = RestartSpec::FixedDelay { attempts: 3, delay_ms: 10 };
+        let detected = at(
+            1_000,
+            "coordinator",
+            Event::FailureDetected { attempt: 1, cause: FailureCause::WorkerLost { worker: 1 } },
+        );
+        let scheduled = |delay_ms| at(1_000, "coordinator", Event::RestartScheduled { attempt: 1, delay_ms });
+        assert!(run(&mut RestartPolicyHonored::new(&s), &[detected.clone(), scheduled(10)], 5_000).is_empty());
+        let v = run(&mut RestartPolicyHonored::new(&s), &[detected, scheduled(11)], 5_000);
+        assert!(v.len() == 1 && v[0].detail.contains("waits 11 ms, but"), "{v:?}");
     }
 }

@@ -253,23 +253,30 @@ fn build_restart(raw: Option<&RawRestart>, ctx: &Ctx) -> Result<RestartSpec, Sce
     let need = |v: Option<u64>, k: &str| -> Result<u64, ScenarioError> {
         v.ok_or_else(|| ctx.err(&format!("job.restart.{k}"), format!("strategy {:?} needs `{k}`", r.strategy)))
     };
-    let not_for = |present: bool, k: &str| -> Result<(), ScenarioError> {
-        if present {
-            return Err(ctx.err(&format!("job.restart.{k}"), format!("strategy {:?} takes no `{k}`", r.strategy)));
-        }
-        Ok(())
-    };
+    // Every key, and the strategies that take it.
+    let keys: [(&str, bool, &[&str]); 10] = [
+        ("attempts", r.attempts.is_some(), &["fixed-delay"]),
+        ("delay_ms", r.delay_ms.is_some(), &["fixed-delay", "failure-rate"]),
+        ("max_failures_per_interval", r.max_failures_per_interval.is_some(), &["failure-rate"]),
+        ("failure_rate_interval_ms", r.failure_rate_interval_ms.is_some(), &["failure-rate"]),
+        ("initial_backoff_ms", r.initial_backoff_ms.is_some(), &[EXPONENTIAL]),
+        ("max_backoff_ms", r.max_backoff_ms.is_some(), &[EXPONENTIAL]),
+        ("backoff_multiplier", r.backoff_multiplier.is_some(), &[EXPONENTIAL]),
+        ("reset_backoff_threshold_ms", r.reset_backoff_threshold_ms.is_some(), &[EXPONENTIAL]),
+        ("jitter_factor", r.jitter_factor.is_some(), &[EXPONENTIAL]),
+        ("attempts_before_reset_backoff", r.attempts_before_reset_backoff.is_some(), &[EXPONENTIAL]),
+    ];
+    let known = ["none", "fixed-delay", "failure-rate", EXPONENTIAL];
+    if !known.contains(&r.strategy.as_str()) {
+        let expected = known.map(|k| format!("{k:?}")).join(", ");
+        return Err(ctx.err("job.restart.strategy", format!("unknown strategy {:?}; expected {expected}", r.strategy)));
+    }
+    if let Some((k, _, _)) = keys.iter().find(|(_, present, takes)| *present && !takes.contains(&r.strategy.as_str())) {
+        return Err(ctx.err(&format!("job.restart.{k}"), format!("strategy {:?} takes no `{k}`", r.strategy)));
+    }
     match r.strategy.as_str() {
-        "none" => {
-            not_for(r.attempts.is_some(), "attempts")?;
-            not_for(r.delay_ms.is_some(), "delay_ms")?;
-            not_for(r.max_failures_per_interval.is_some(), "max_failures_per_interval")?;
-            not_for(r.failure_rate_interval_ms.is_some(), "failure_rate_interval_ms")?;
-            Ok(RestartSpec::None)
-        }
+        "none" => Ok(RestartSpec::None),
         "fixed-delay" => {
-            not_for(r.max_failures_per_interval.is_some(), "max_failures_per_interval")?;
-            not_for(r.failure_rate_interval_ms.is_some(), "failure_rate_interval_ms")?;
             let attempts = need(r.attempts.map(u64::from), "attempts")? as u32;
             if attempts > 1000 {
                 return Err(ctx.err("job.restart.attempts", "at most 1000"));
@@ -277,7 +284,6 @@ fn build_restart(raw: Option<&RawRestart>, ctx: &Ctx) -> Result<RestartSpec, Sce
             Ok(RestartSpec::FixedDelay { attempts, delay_ms: r.delay_ms.unwrap_or(1_000) })
         }
         "failure-rate" => {
-            not_for(r.attempts.is_some(), "attempts")?;
             let max = need(r.max_failures_per_interval.map(u64::from), "max_failures_per_interval")? as u32;
             let interval = need(r.failure_rate_interval_ms, "failure_rate_interval_ms")?;
             if max == 0 {
@@ -292,11 +298,53 @@ fn build_restart(raw: Option<&RawRestart>, ctx: &Ctx) -> Result<RestartSpec, Sce
                 delay_ms: r.delay_ms.unwrap_or(1_000),
             })
         }
-        other => Err(ctx.err(
-            "job.restart.strategy",
-            format!("unknown strategy {other:?}; expected \"none\", \"fixed-delay\" or \"failure-rate\""),
-        )),
+        _ => build_exponential(r, ctx),
     }
+}
+
+const EXPONENTIAL: &str = "exponential-delay";
+/// Backoffs and the reset threshold: at most a day.
+const MAX_BACKOFF_MS: u64 = 86_400_000;
+
+/// Flink 1.19+'s exponential-delay, with Flink's defaults (`restart-strategy.exponential-delay.*`).
+fn build_exponential(r: &RawRestart, ctx: &Ctx) -> Result<RestartSpec, ScenarioError> {
+    let ms = |v: Option<u64>, default: u64, k: &str| -> Result<u64, ScenarioError> {
+        let v = v.unwrap_or(default);
+        if v == 0 || v > MAX_BACKOFF_MS {
+            return Err(ctx.err(&format!("job.restart.{k}"), format!("must be between 1 and {MAX_BACKOFF_MS}")));
+        }
+        Ok(v)
+    };
+    let initial_backoff_ms = ms(r.initial_backoff_ms, 1_000, "initial_backoff_ms")?;
+    let max_backoff_ms = ms(r.max_backoff_ms, 60_000, "max_backoff_ms")?;
+    if max_backoff_ms < initial_backoff_ms {
+        return Err(ctx.err("job.restart.max_backoff_ms", "must not be below initial_backoff_ms"));
+    }
+    let reset_backoff_threshold_ms = ms(r.reset_backoff_threshold_ms, 3_600_000, "reset_backoff_threshold_ms")?;
+    let thousandths = |v: f64, k: &str, range: std::ops::RangeInclusive<f64>, what: &str| {
+        if !v.is_finite() || !range.contains(&v) {
+            return Err(ctx.err(&format!("job.restart.{k}"), format!("must be {what}")));
+        }
+        Ok((v * 1000.0).round() as u32)
+    };
+    let backoff_multiplier_milli =
+        thousandths(r.backoff_multiplier.unwrap_or(1.5), "backoff_multiplier", 1.0..=100.0, "above 1 and at most 100")?;
+    if backoff_multiplier_milli <= 1000 {
+        return Err(ctx.err("job.restart.backoff_multiplier", "must be above 1 (to a thousandth)"));
+    }
+    let jitter_factor_milli =
+        thousandths(r.jitter_factor.unwrap_or(0.1), "jitter_factor", 0.0..=1.0, "between 0 and 1")?;
+    if r.attempts_before_reset_backoff == Some(0) {
+        return Err(ctx.err("job.restart.attempts_before_reset_backoff", "must be positive"));
+    }
+    Ok(RestartSpec::ExponentialDelay {
+        initial_backoff_ms,
+        max_backoff_ms,
+        backoff_multiplier_milli,
+        reset_backoff_threshold_ms,
+        jitter_factor_milli,
+        attempts_before_reset_backoff: r.attempts_before_reset_backoff,
+    })
 }
 
 fn build_network(raw: Option<&RawNetwork>, ctx: &Ctx) -> Result<Network, ScenarioError> {

@@ -120,6 +120,12 @@ struct RawRestart {
     failure_rate_interval_ms: Option<u64>,
     attempts: Option<u32>,
     delay_ms: Option<u64>,
+    initial_backoff_ms: Option<u64>,
+    max_backoff_ms: Option<u64>,
+    backoff_multiplier: Option<f64>,
+    reset_backoff_threshold_ms: Option<u64>,
+    jitter_factor: Option<f64>,
+    attempts_before_reset_backoff: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -403,6 +409,40 @@ partition = 1
             "kind = \"unslow\"\nfrom = \"store\"\nto = \"coordinator\"\nby_ms = 5",
         );
         assert_eq!(error(&unslow).2, "faults[0].by_ms", "an unslow takes no amount");
+    }
+
+    #[test]
+    fn exponential_delay_takes_flinks_defaults_and_refuses_what_flink_refuses() {
+        let with = |keys: &str| GOOD.replace("[[faults]]", &format!("[job.restart]\n{keys}\n\n[[faults]]"));
+        let s = Scenario::parse(&with("strategy = \"exponential-delay\""), "t.toml", "t").unwrap();
+        let flink = RestartSpec::ExponentialDelay {
+            initial_backoff_ms: 1_000,
+            max_backoff_ms: 60_000,
+            backoff_multiplier_milli: 1_500,
+            reset_backoff_threshold_ms: 3_600_000,
+            jitter_factor_milli: 100,
+            attempts_before_reset_backoff: None,
+        };
+        assert_eq!(s.job.restart, flink);
+        let cases = [
+            ("backoff_multiplier = 1.0", "job.restart.backoff_multiplier", "above 1"),
+            ("backoff_multiplier = 1.0004", "job.restart.backoff_multiplier", "above 1"),
+            ("backoff_multiplier = nan", "job.restart.backoff_multiplier", "above 1"),
+            ("jitter_factor = 1.5", "job.restart.jitter_factor", "between 0 and 1"),
+            ("initial_backoff_ms = 0", "job.restart.initial_backoff_ms", "between 1 and"),
+            ("initial_backoff_ms = 5_000\nmax_backoff_ms = 4_000", "job.restart.max_backoff_ms", "below initial"),
+            ("attempts_before_reset_backoff = 0", "job.restart.attempts_before_reset_backoff", "positive"),
+            ("delay_ms = 5", "job.restart.delay_ms", "takes no `delay_ms`"),
+        ];
+        for (keys, key, says) in cases {
+            let (_, _, k, message) = error(&with(&format!("strategy = \"exponential-delay\"\n{keys}")));
+            assert_eq!(k, key, "{keys}: {message}");
+            assert!(message.contains(says), "{keys}: {message}");
+        }
+        let (_, _, k, message) = error(&with("strategy = \"fixed-delay\"\nattempts = 1\njitter_factor = 0.5"));
+        assert!(k == "job.restart.jitter_factor" && message.contains("takes no"), "{message}");
+        let (_, _, _, message) = error(&with("strategy = \"exponential\""));
+        assert!(message.contains("\"exponential-delay\""), "the choices are named: {message}");
     }
 
     #[test]
