@@ -23,10 +23,11 @@ use std::collections::BTreeSet;
 
 pub(crate) const NAME: &str = "commits-match-checkpoint";
 
-/// The committed offsets of one partition: every offset below `prefix`, and those in `above`.
+/// The committed offsets of one partition: every offset below `prefix` (the first uncommitted), and those in
+/// `above`. Shared with `resumes-at-recovery-point`.
 #[derive(Default)]
-struct Committed {
-    prefix: u64,
+pub(super) struct Committed {
+    pub(super) prefix: u64,
     above: BTreeSet<u64>,
 }
 
@@ -35,7 +36,7 @@ impl Committed {
         offset < self.prefix || self.above.contains(&offset)
     }
 
-    fn insert(&mut self, offset: u64) {
+    pub(super) fn insert(&mut self, offset: u64) {
         if offset >= self.prefix {
             self.above.insert(offset);
         }

@@ -13,10 +13,10 @@
 //! that starts elsewhere skips records (loss) or replays committed ones (duplicates): for example, a stale answer to an
 //! older fence, overtaken by commits of the attempt in between, taken for the current one.
 
+use super::commits_match_checkpoint::Committed;
 use super::{Capped, Checker, End, FailureClass, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::Event;
-use std::collections::BTreeSet;
 
 pub(crate) const NAME: &str = "resumes-at-recovery-point";
 
@@ -24,10 +24,8 @@ pub struct ResumesAtRecoveryPoint {
     with_checkpoints: bool,
     /// The newest stored checkpoint: its epoch and source offsets.
     newest_stored: Option<(u64, Vec<u64>)>,
-    /// Committed offsets per partition.
-    committed: Vec<BTreeSet<u64>>,
-    /// Per partition, the first offset not committed (kept up to date as commits arrive).
-    first_uncommitted: Vec<u64>,
+    /// Committed offsets per partition (their `prefix` is the first uncommitted offset).
+    committed: Vec<Committed>,
     violations: Capped,
 }
 
@@ -37,23 +35,15 @@ impl ResumesAtRecoveryPoint {
         ResumesAtRecoveryPoint {
             with_checkpoints: setup.checkpoint.is_some(),
             newest_stored: None,
-            committed: vec![BTreeSet::new(); partitions],
-            first_uncommitted: vec![0; partitions],
+            committed: (0..partitions).map(|_| Committed::default()).collect(),
             violations: Capped::new(NAME),
         }
     }
 
     fn on_committed(&mut self, partition: u32, offset: u64) {
-        let p = partition as usize;
-        let (Some(set), Some(first)) = (self.committed.get_mut(p), self.first_uncommitted.get_mut(p)) else { return };
-        if offset >= *first {
-            set.insert(offset);
+        if let Some(committed) = self.committed.get_mut(partition as usize) {
+            committed.insert(offset);
         }
-        // Only offsets above the first gap are kept: the set stays as small as what is committed out of order.
-        while set.remove(first) {
-            *first += 1;
-        }
-        assert!(set.first().is_none_or(|o| o > first), "the first uncommitted offset is not committed");
     }
 
     fn on_stored(&mut self, epoch: u64, offsets: &[u64]) {
@@ -67,7 +57,7 @@ impl ResumesAtRecoveryPoint {
         match (&self.newest_stored, self.with_checkpoints) {
             (Some((epoch, offsets)), true) => (offsets.clone(), format!("checkpoint {epoch}, the newest stored")),
             (None, true) => (vec![0; self.committed.len()], "the start: no checkpoint was stored yet".into()),
-            (_, false) => (self.first_uncommitted.clone(), "the first uncommitted offsets".into()),
+            (_, false) => (self.committed.iter().map(|c| c.prefix).collect(), "the first uncommitted offsets".into()),
         }
     }
 
