@@ -5,7 +5,8 @@
 //!   a pause, gives up the one in flight); none is triggered while pausing or paused;
 //! - a periodic checkpoint comes no sooner than `interval_ms` after the attempt was deployed or the previous trigger;
 //! - the final checkpoint only once every partition has sent its EOT in this attempt;
-//! - a checkpoint completes only after every task of the attempt acknowledged it and checkpoint storage saved it;
+//! - a checkpoint completes only after every task of the attempt acknowledged it and checkpoint storage saved it,
+//!   and its completion (or failure) is reported for the attempt that triggered it;
 //! - it expires no sooner than `timeout_ms` after its trigger, and while the job runs it has an outcome (completed
 //!   or failed) by then, give or take [`OUTCOME_SLACK_MS`].
 
@@ -22,6 +23,8 @@ pub const OUTCOME_SLACK_MS: u64 = 500;
 /// The checkpoint in flight.
 struct Pending {
     epoch: u64,
+    /// The attempt that triggered it.
+    attempt: u32,
     triggered_ms: u64,
     acked: BTreeSet<TaskId>,
     stored: bool,
@@ -114,6 +117,7 @@ impl CheckpointSchedule {
         self.last_trigger_ms = at_ms;
         self.pending = Some(Pending {
             epoch,
+            attempt: self.attempt,
             triggered_ms: at_ms,
             acked: BTreeSet::new(),
             stored: false,
@@ -121,11 +125,18 @@ impl CheckpointSchedule {
         });
     }
 
-    fn on_completed(&mut self, epoch: u64, at_ms: u64) {
+    fn on_completed(&mut self, epoch: u64, attempt: u32, at_ms: u64) {
         let Some(p) = self.pending.take().filter(|p| p.epoch == epoch) else {
             let detail = format!("checkpoint {epoch} completed, but it is not the checkpoint in flight");
             return self.violation(at_ms, FailureClass::Safety, detail);
         };
+        if p.attempt != attempt {
+            let detail = format!(
+                "checkpoint {epoch}, triggered by attempt {}, was reported completed for attempt {attempt}",
+                p.attempt
+            );
+            self.violation(at_ms, FailureClass::Safety, detail);
+        }
         let missing: Vec<String> = self.tasks.difference(&p.acked).map(|t| t.to_string()).collect();
         if !missing.is_empty() {
             let detail = format!("checkpoint {epoch} completed without the acknowledgement of {}", missing.join(", "));
@@ -188,7 +199,7 @@ impl Checker for CheckpointSchedule {
                     p.stored = true;
                 }
             }
-            Event::CheckpointCompleted { epoch, .. } => self.on_completed(*epoch, at_ms),
+            Event::CheckpointCompleted { epoch, attempt, .. } => self.on_completed(*epoch, *attempt, at_ms),
             Event::CheckpointFailed { epoch, reason, .. } => self.on_failed(*epoch, *reason, at_ms),
             _ => {}
         }
@@ -282,5 +293,20 @@ mod tests {
             at(900, "coordinator", Event::CheckpointTriggered { attempt: 1, epoch: 1, is_final: true }),
         ];
         assert!(check(&final_early).iter().any(|v| v.detail.contains("0 of 1 partitions ended")));
+    }
+
+    #[test]
+    fn a_completion_reported_for_another_attempt_than_the_trigger_is_flagged() {
+        let saved = vec![deployed(0), triggered(1_000, 1), acked(1_100, 0, 1), acked(1_120, 1, 1), stored(1_150, 1)];
+        let for_attempt_2 =
+            at(1_160, "coordinator", Event::CheckpointCompleted { attempt: 2, epoch: 1, is_final: false });
+        let v = check(&[saved.clone(), vec![for_attempt_2]].concat());
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].detail.contains("triggered by attempt 1, was reported completed for attempt 2"),
+            "{}",
+            v[0].detail
+        );
+        assert!(check(&[saved, vec![completed(1_160, 1)]].concat()).is_empty());
     }
 }

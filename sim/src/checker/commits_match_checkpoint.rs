@@ -14,12 +14,17 @@
 //! Without two-phase commit (README: only an exactly-once sink with checkpoints stages its writes) the store commits a
 //! write as it takes it: every `ack` a sink receives (`sink-response`) is for a record the store committed before.
 //!
+//! And a fence aborts what it cuts off (README: "older attempts' writes are refused and their staged transactions
+//! aborted"): with two-phase commit, when the store fences attempt `N` (`fenced`), the records it had acknowledged to
+//! attempts below `N` as staged and not committed since are aborted, and the store's `transactions-aborted` below `N`
+//! that follows counts at least those (a lost acknowledgement only makes it more); an abort of nothing is not reported.
+//!
 //! Judged from the trace alone; the ledger at the end agrees with the `committed` events (`exactly-once` asserts it).
 
 use super::{Capped, Checker, End, FailureClass, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::{Event, RecordId, StoreResponse};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub(crate) const NAME: &str = "commits-match-checkpoint";
 
@@ -52,6 +57,11 @@ pub struct CommitsMatchCheckpoint {
     committed: Vec<Committed>,
     /// Records committed on the store since its last `checkpoint-stored`.
     since_stored: Vec<RecordId>,
+    /// Two-phase: records the store acknowledged to each attempt as staged, not committed since; the attempt the
+    /// store fences below, and how many staged records the abort that follows its last fence must count.
+    staged: BTreeMap<u32, BTreeSet<RecordId>>,
+    fenced_below: u32,
+    abort_owed: Option<(u32, u64)>,
     violations: Capped,
 }
 
@@ -61,6 +71,9 @@ impl CommitsMatchCheckpoint {
             two_phase: setup.two_phase,
             committed: (0..setup.partitions).map(|_| Committed::default()).collect(),
             since_stored: Vec::new(),
+            staged: BTreeMap::new(),
+            fenced_below: 0,
+            abort_owed: None,
             violations: Capped::new(NAME),
         }
     }
@@ -100,6 +113,47 @@ impl CommitsMatchCheckpoint {
         }
     }
 
+    /// Two-phase: the store fenced `attempt`: what older attempts had staged is owed to the abort that follows.
+    fn on_fenced(&mut self, attempt: u32, at_ms: u64) {
+        self.check_abort_owed(at_ms);
+        let cut_off: u64 = self.staged.range(..attempt).map(|(_, ids)| ids.len() as u64).sum();
+        self.staged = self.staged.split_off(&attempt);
+        self.fenced_below = self.fenced_below.max(attempt);
+        if cut_off > 0 {
+            self.abort_owed = Some((attempt, cut_off));
+        }
+    }
+
+    fn on_aborted(&mut self, below: u32, records: u64, at_ms: u64) {
+        if records == 0 {
+            let detail = format!("transactions-aborted below attempt {below} counts 0 records: an abort of nothing");
+            self.report(at_ms, detail);
+        }
+        match self.abort_owed.take() {
+            Some((attempt, owed)) if attempt == below && records < owed => {
+                let detail = format!(
+                    "the fence of attempt {below} aborted {records} staged records, but the store had acknowledged \
+                     {owed} records to older attempts as staged and not committed them"
+                );
+                self.report(at_ms, detail);
+            }
+            Some((attempt, owed)) if attempt != below => self.abort_owed = Some((attempt, owed)),
+            _ => {}
+        }
+        self.check_abort_owed(at_ms);
+    }
+
+    /// The store moved on (another fence, or the end) without reporting the abort it owed.
+    fn check_abort_owed(&mut self, at_ms: u64) {
+        if let Some((attempt, owed)) = self.abort_owed.take() {
+            let detail = format!(
+                "the fence of attempt {attempt} reported no transactions-aborted, but {owed} records staged by older \
+                 attempts were acknowledged and never committed"
+            );
+            self.report(at_ms, detail);
+        }
+    }
+
     /// Auto-commit: a record the store acknowledged must be committed.
     fn on_acked(&mut self, attempt: u32, id: RecordId, at_ms: u64) {
         let committed = self.committed.get(id.partition as usize).is_some_and(|c| c.contains(id.offset));
@@ -118,13 +172,26 @@ impl Checker for CommitsMatchCheckpoint {
     fn on_entry(&mut self, entry: &TraceEntry) {
         let TraceEvent::Engine(event) = &entry.event else { return };
         match event {
-            Event::Committed { id, .. } => {
+            Event::Committed { id, attempt } => {
                 if let Some(committed) = self.committed.get_mut(id.partition as usize) {
                     committed.insert(id.offset);
                     if self.two_phase {
                         self.since_stored.push(*id);
+                        self.staged.entry(*attempt).or_default().remove(id);
                     }
                 }
+            }
+            // Acknowledged as staged (unless a save committed it before the acknowledgement arrived).
+            Event::SinkResponse { attempt, response: StoreResponse::Ack(id), .. }
+                if self.two_phase
+                    && *attempt >= self.fenced_below
+                    && !self.committed.get(id.partition as usize).is_some_and(|c| c.contains(id.offset)) =>
+            {
+                self.staged.entry(*attempt).or_default().insert(*id);
+            }
+            Event::Fenced { attempt, .. } if self.two_phase => self.on_fenced(*attempt, entry.at_ms()),
+            Event::TransactionsAborted { below_attempt, records } => {
+                self.on_aborted(*below_attempt, *records, entry.at_ms())
             }
             Event::CheckpointStored { epoch, offsets, .. } if self.two_phase => {
                 self.on_stored(*epoch, offsets, entry.at_ms());
@@ -136,7 +203,8 @@ impl Checker for CommitsMatchCheckpoint {
         }
     }
 
-    fn finish(&mut self, _end: &End) -> Vec<Violation> {
+    fn finish(&mut self, end: &End) -> Vec<Violation> {
+        self.check_abort_owed(end.end_ms);
         self.violations.finish()
     }
 }
@@ -199,5 +267,33 @@ mod tests {
         assert!(v[0].detail.contains("record 0:6 to attempt 1 without committing it"), "{}", v[0].detail);
         // With two-phase commit an acknowledgement means staged, not committed.
         assert!(run(&mut CommitsMatchCheckpoint::new(&two_phase()), &trace, 100).is_empty());
+    }
+
+    #[test]
+    fn a_fence_aborts_at_least_what_older_attempts_staged_and_never_reports_an_empty_abort() {
+        let fenced = |ms| at(ms, "store", Event::Fenced { attempt: 2, next_offsets: vec![0, 0] });
+        let aborted = |ms, records| at(ms, "store", Event::TransactionsAborted { below_attempt: 2, records });
+        // Attempt 1 staged 0:5, 0:6 and 1:0; a checkpoint committed 0:5 (whose ack came after the commit: 0:7).
+        let staged = vec![
+            acked(10, 0, 5),
+            acked(11, 0, 6),
+            acked(12, 1, 0),
+            commit(20, 0, 5),
+            commit(21, 0, 7),
+            acked(22, 0, 7),
+        ];
+        let check = |tail: Vec<TraceEntry>| {
+            run(&mut CommitsMatchCheckpoint::new(&two_phase()), &[staged.clone(), tail].concat(), 100)
+        };
+        assert!(check(vec![fenced(30), aborted(30, 2)]).is_empty(), "0:6 and 1:0");
+        assert!(check(vec![fenced(30), aborted(30, 3)]).is_empty(), "a lost acknowledgement staged one more");
+        let v = check(vec![fenced(30), aborted(30, 1)]);
+        assert!(v.len() == 1 && v[0].detail.contains("aborted 1 staged records, but the store had acknowledged 2"));
+        let v = check(vec![fenced(30)]);
+        assert!(v.len() == 1 && v[0].detail.contains("reported no transactions-aborted"), "{v:?}");
+        let v = run(&mut CommitsMatchCheckpoint::new(&two_phase()), &[fenced(30), aborted(30, 0)], 100);
+        assert!(v.len() == 1 && v[0].detail.contains("an abort of nothing"), "{v:?}");
+        let late_ack = vec![fenced(30), aborted(30, 2), acked(31, 1, 1), fenced(40)];
+        assert!(check(late_ack).is_empty(), "an acknowledgement to a fenced attempt is not staged any more");
     }
 }

@@ -10,14 +10,15 @@
 //!   and as the API shows it);
 //! - D3: while a pause is desired, the source runs no replica (whatever `scale.min` says) once the pause had time to
 //!   reach it: within a bound of the pause, or of the heal of the node that holds the replica if it was cut off (an
-//!   isolated worker's executions cannot be told to stop until it is reachable again).
+//!   isolated worker's executions cannot be told to stop until it is reachable again), or of the end of its
+//!   worker's announced cancellation delay (`cancel-delayed`, an injected `slow-cancel`: it runs on meanwhile).
 
 use super::reachability::Reachability;
 use super::{Checker, End, FailureClass, Setup, Violation};
 use crate::fault::Action;
 use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::{Event, JobStatus, RecordId};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub(crate) const NAME: &str = "pause-drains";
 /// Time for a pause request to reach the coordinator through the client and for the sources to stop.
@@ -39,6 +40,8 @@ pub struct PauseDrains {
     placed: BTreeSet<String>,
     /// Live source executions: (node, replica, attempt).
     sources: BTreeSet<(String, u16, u32)>,
+    /// Source executions whose cancellation the worker announced as delayed (`slow-cancel`): until when they run on.
+    slow_until_ms: BTreeMap<(String, u16, u32), u64>,
     /// D1: (requested at, deadline) of a pause requested with nothing in flight.
     d1: Option<(u64, u64)>,
     /// D1, once drained: since when the pause in progress has had nothing in flight and no source running; whether a
@@ -68,6 +71,7 @@ impl PauseDrains {
             attempt: 0,
             placed: BTreeSet::new(),
             sources: BTreeSet::new(),
+            slow_until_ms: BTreeMap::new(),
             d1: None,
             drained_since: None,
             drain_excused: false,
@@ -103,17 +107,20 @@ impl PauseDrains {
         }
         let Some(since) = self.d3_since.filter(|_| !self.d3_flagged) else { return };
         // This runs on every trace entry: find a late source without allocating; describe them only once one is.
-        let deadline = |n: &String| -> Option<u64> {
-            (!self.net.cut_off(n)).then(|| since.max(self.net.reachable_since_ms(n)) + STOP_BOUND_MS)
+        // A source whose cancellation the worker delays (an injected `slow-cancel`) runs on until that delay is over.
+        let deadline = |key: &(String, u16, u32)| -> Option<u64> {
+            let slow_until_ms = self.slow_until_ms.get(key).copied().unwrap_or(0);
+            let from = since.max(self.net.reachable_since_ms(&key.0)).max(slow_until_ms);
+            (!self.net.cut_off(&key.0)).then_some(from + STOP_BOUND_MS)
         };
-        let late = |(n, _, _): &&(String, u16, u32)| deadline(n).is_some_and(|d| now_ms > d);
-        let Some(first) = self.sources.iter().filter(late).filter_map(|(n, _, _)| deadline(n)).min() else { return };
+        let late = |key: &&(String, u16, u32)| deadline(key).is_some_and(|d| now_ms > d);
+        let Some(first) = self.sources.iter().filter(late).filter_map(deadline).min() else { return };
         let live: Vec<String> =
             self.sources.iter().filter(late).map(|(n, r, a)| format!("replica {r} on {n} (attempt {a})")).collect();
         self.d3_flagged = true;
         let detail = format!(
             "pause desired since {since} ms, but {STOP_BOUND_MS} ms later (counted from the heal of a node that was cut \
-             off) the source still runs: {}",
+             off, or from the end of an announced slow cancellation) the source still runs: {}",
             live.join(", ")
         );
         self.violation(first, FailureClass::Safety, detail);
@@ -168,6 +175,7 @@ impl Checker for PauseDrains {
             if let Action::Crash { node } | Action::Restart { node } = action {
                 let node = node.label();
                 self.sources.retain(|(n, _, _)| *n != node);
+                self.slow_until_ms.retain(|(n, _, _), _| *n != node);
             }
         }
     }
@@ -239,7 +247,12 @@ impl PauseDrains {
                 self.sources.insert((node.to_string(), task.replica, *attempt));
             }
             Event::ExecutionEnded { task, attempt, .. } if task.vertex == 0 => {
-                self.sources.remove(&(node.to_string(), task.replica, *attempt));
+                let key = (node.to_string(), task.replica, *attempt);
+                self.sources.remove(&key);
+                self.slow_until_ms.remove(&key);
+            }
+            Event::CancelDelayed { task, attempt, by_ms } if task.vertex == 0 => {
+                self.slow_until_ms.insert((node.to_string(), task.replica, *attempt), at_ms + by_ms);
             }
             Event::PauseRequested => {
                 // Asking again while pausing or paused changes nothing: the pause in progress keeps its drain check.
@@ -383,6 +396,21 @@ mod tests {
         let d3: Vec<_> = v.iter().filter(|v| v.detail.contains("still runs")).collect();
         assert_eq!(d3.len(), 1, "{v:?}");
         assert_eq!(d3[0].at_ms, 11_000, "the bound counts from the heal");
+    }
+
+    #[test]
+    fn d3_lets_a_source_run_out_its_announced_slow_cancellation_and_no_longer() {
+        let running = status(300, JobStatus::Scheduled, JobStatus::Running);
+        let task = TaskId { vertex: 0, replica: 0 };
+        let delayed = at(800, "worker-1", Event::CancelDelayed { task, attempt: 1, by_ms: 5_000 });
+        let base = vec![source(0, true), running, delayed, fault(1_000, Action::Pause), requested(1_050)];
+        let ends_then = [base.clone(), vec![source(5_800, false)]].concat();
+        let v = run(&mut PauseDrains::new(&setup(vec![1])), &ends_then, 12_000);
+        assert!(v.iter().all(|v| !v.detail.contains("still runs")), "ended with its slow cancel: {v:?}");
+        let v = run(&mut PauseDrains::new(&setup(vec![1])), &base, 12_000);
+        let d3: Vec<_> = v.iter().filter(|v| v.detail.contains("still runs")).collect();
+        assert_eq!(d3.len(), 1, "{v:?}");
+        assert_eq!(d3[0].at_ms, 7_800, "the bound counts from the end of the announced delay");
     }
 
     #[test]

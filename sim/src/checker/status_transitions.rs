@@ -14,10 +14,15 @@
 //! And the pause's first step (README, "Lifecycle": PAUSING; the source vertex is scaled to 0): entering PAUSING, the
 //! coordinator scales the source vertex from its replicas to 0 (`replicas-changed`, cause `pause`) before the status
 //! moves on, unless the source has no replica; a `pause` rescale happens only then, and always changes something.
+//!
+//! And its last step (README, "Lifecycle": PAUSED scales every vertex to 0): a pause that completes (PAUSING →
+//! PAUSED) has first scaled every map and sink vertex from its replicas (as configured, or as the autoscaler last
+//! set them) to 0 (`replicas-changed`, cause `paused`); a `paused` rescale happens only on the way to PAUSED.
 
 use super::{Checker, End, FailureClass, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::{Event, JobStatus, ReplicaCause, VertexKind};
+use std::collections::BTreeSet;
 
 pub(crate) const NAME: &str = "status-transitions";
 
@@ -49,13 +54,58 @@ pub struct StatusTransitions {
     /// of the source to 0 is owed.
     source_replicas: u16,
     pause_scale_owed_since: Option<u64>,
+    /// Every vertex's replicas (the autoscaler's latest, or as configured), and which vertices took their
+    /// `paused` rescale to 0 since PAUSING was entered.
+    replicas: Vec<(VertexKind, u16)>,
+    paused_to_zero: BTreeSet<u16>,
     violations: Vec<Violation>,
 }
 
 impl StatusTransitions {
     pub fn new(setup: &Setup) -> StatusTransitions {
         let source = setup.scales.iter().find(|s| s.kind == VertexKind::Source);
-        StatusTransitions { source_replicas: source.map_or(0, |s| s.replicas), ..StatusTransitions::default() }
+        let replicas = setup.scales.iter().map(|s| (s.kind, s.replicas)).collect();
+        StatusTransitions {
+            source_replicas: source.map_or(0, |s| s.replicas),
+            replicas,
+            ..StatusTransitions::default()
+        }
+    }
+
+    /// A `paused` rescale: only of a vertex still at its replicas, to 0, while PAUSING (the source's says how many of
+    /// its replicas still ran, so at most its replicas).
+    fn on_paused_scale(&mut self, vertex: u16, from: u16, to: u16, at_ms: u64) {
+        let Some(&(kind, replicas)) = self.replicas.get(vertex as usize) else {
+            return self.safety(at_ms, format!("a pause rescaled vertex {vertex}, which the job does not have"));
+        };
+        let from_ok = if kind == VertexKind::Source { from <= replicas } else { from == replicas };
+        let pausing = self.status == Some(JobStatus::Pausing);
+        let once = to != 0 || self.paused_to_zero.insert(vertex);
+        if !pausing || to != 0 || !from_ok || !once {
+            let detail = format!(
+                "the completed pause rescaled vertex {vertex} from {from} to {to}{}; it scales each vertex from \
+                 its replicas ({replicas}) to 0, once, on the way from PAUSING to PAUSED",
+                if pausing { "" } else { " while not PAUSING" }
+            );
+            self.safety(at_ms, detail);
+        }
+    }
+
+    /// PAUSING → PAUSED: every map and sink vertex with replicas was scaled to 0.
+    fn check_paused_scale(&mut self, at_ms: u64) {
+        let missing: Vec<String> = (self.replicas.iter().enumerate())
+            .filter(|(v, (kind, n))| {
+                *kind != VertexKind::Source && *n > 0 && !self.paused_to_zero.contains(&(*v as u16))
+            })
+            .map(|(v, (_, n))| format!("vertex {v} ({n} replicas)"))
+            .collect();
+        if !missing.is_empty() {
+            let detail = format!(
+                "PAUSING → PAUSED without scaling {} to 0 (replicas-changed, cause paused)",
+                missing.join(", ")
+            );
+            self.safety(at_ms, detail);
+        }
     }
 
     fn safety(&mut self, at_ms: u64, detail: String) {
@@ -112,6 +162,12 @@ impl StatusTransitions {
             self.safety(at_ms, detail);
         }
         self.check_pause_scale(at_ms);
+        if (from, to) == (JobStatus::Pausing, JobStatus::Paused) {
+            self.check_paused_scale(at_ms);
+        }
+        if to == JobStatus::Pausing || from == JobStatus::Pausing {
+            self.paused_to_zero.clear();
+        }
         if to == JobStatus::Pausing && self.source_replicas > 0 {
             self.pause_scale_owed_since = Some(at_ms);
         }
@@ -133,8 +189,14 @@ impl Checker for StatusTransitions {
             Event::RestartScheduled { .. } => self.restart_scheduled = true,
             Event::RestartRefused { .. } => self.refused = true,
             Event::ReplicasChanged { vertex, from, to, cause } => {
-                if *cause == ReplicaCause::Pause {
-                    self.on_pause_scale(*vertex, *from, *to, entry.at_ms());
+                match cause {
+                    ReplicaCause::Pause => self.on_pause_scale(*vertex, *from, *to, entry.at_ms()),
+                    ReplicaCause::Paused => self.on_paused_scale(*vertex, *from, *to, entry.at_ms()),
+                    ReplicaCause::Autoscaler { .. } => {
+                        if let Some(r) = self.replicas.get_mut(*vertex as usize) {
+                            r.1 = *to;
+                        }
+                    }
                 }
                 self.rescaled = true;
             }
@@ -220,5 +282,37 @@ mod tests {
         none.scales[0].replicas = 0;
         let trace = [base.clone(), vec![status(9, Pausing, Paused)]].concat();
         assert!(run(&mut StatusTransitions::new(&none), &trace, 100).is_empty(), "a source with no replica");
+    }
+
+    #[test]
+    fn a_completed_pause_scales_every_map_and_sink_to_zero() {
+        let mut s = setup(vec![1]);
+        let scale = |kind, replicas| super::super::Scale { kind, min: 1, max: 4, replicas };
+        s.scales = vec![scale(VertexKind::Source, 0), scale(VertexKind::Map, 2), scale(VertexKind::Sink, 1)];
+        let rescale = |ms: u64, vertex: u16, from: u16, to: u16, cause| {
+            at(ms, "coordinator", Event::ReplicasChanged { vertex, from, to, cause })
+        };
+        let autoscaled = rescale(3, 1, 2, 3, ReplicaCause::Autoscaler { backlog: 9 });
+        let base = vec![
+            status(1, Created, Scheduled),
+            status(2, Scheduled, Running),
+            autoscaled,
+            status(4, Running, Restarting),
+            status(5, Restarting, Scheduled),
+            status(6, Scheduled, Running),
+            at(7, "coordinator", Event::PauseRequested),
+            status(8, Running, Pausing),
+        ];
+        let check = |tail: Vec<TraceEntry>| run(&mut StatusTransitions::new(&s), &[base.clone(), tail].concat(), 100);
+        let paused = |v, from| rescale(9, v, from, 0, ReplicaCause::Paused);
+        let both = vec![paused(1, 3), paused(2, 1), status(10, Pausing, Paused)];
+        assert!(check(both).is_empty(), "the map from the autoscaler's 3, the sink from its 1");
+        let v = check(vec![paused(2, 1), status(10, Pausing, Paused)]);
+        assert!(v.len() == 1 && v[0].detail.contains("without scaling vertex 1 (3 replicas) to 0"), "{v:?}");
+        let v = check(vec![paused(1, 2), paused(2, 1), status(10, Pausing, Paused)]);
+        assert!(v.len() == 1 && v[0].detail.contains("rescaled vertex 1 from 2 to 0"), "{v:?}");
+        let resumed = vec![at(9, "coordinator", Event::ResumeRequested), status(10, Pausing, Restarting), paused(1, 3)];
+        let v = check(resumed);
+        assert!(v.len() == 1 && v[0].detail.contains("while not PAUSING"), "{v:?}");
     }
 }

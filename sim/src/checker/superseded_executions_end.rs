@@ -10,6 +10,12 @@
 //! And the coordinator's `cancel-unconfirmed` (it gave up waiting for some workers) names only workers that still
 //! ran an execution of an attempt below the one it cancels for, at most [`REPORT_STALE_MS`] before (its view is a
 //! heartbeat old), and names at least one.
+//!
+//! And the coordinator's wait for a cancellation is bounded (README, "How it works": the cancel bound, 10 s): once it
+//! requested cancellation below an attempt, an execution below it that still runs on a reachable worker
+//! [`CANCEL_WAIT_MS`] later (+ [`GIVE_UP_SLACK_MS`]) means the coordinator must have given up waiting and said so
+//! (`cancel-unconfirmed`) by then, unless a newer cancellation replaced the wait, or the coordinator, the store or that
+//! worker was disrupted meanwhile (its view of who holds what, or its fence, may then lag).
 
 use super::reachability::Reachability;
 use super::{Checker, End, FailureClass, Setup, Violation};
@@ -23,6 +29,10 @@ pub(crate) const NAME: &str = "superseded-executions-end";
 pub const CANCEL_BOUND_MS: u64 = 2_000;
 /// How old the coordinator's view of a worker's executions may be (its last heartbeat, and its travel).
 pub const REPORT_STALE_MS: u64 = 1_000;
+/// The coordinator's cancel bound (README): how long it waits for workers to confirm a cancellation.
+pub const CANCEL_WAIT_MS: u64 = 10_000;
+/// Its ticks (50 ms), the fence's round trip and a heartbeat, with room for a lossy network.
+pub const GIVE_UP_SLACK_MS: u64 = 1_500;
 
 #[derive(Default)]
 pub struct SupersededExecutionsEnd {
@@ -34,6 +44,8 @@ pub struct SupersededExecutionsEnd {
     /// Which nodes are cut off, and since when each is reachable again; the largest slow cancellation per node.
     net: Reachability,
     slow_ms: BTreeMap<String, u64>,
+    /// The latest cancellation requested and not given up: (below attempt, requested at).
+    cancel_wait: Option<(u32, u64)>,
     violations: Vec<Violation>,
 }
 
@@ -75,8 +87,36 @@ impl SupersededExecutionsEnd {
         }
     }
 
+    /// The cancel bound passed: an execution below the cancellation that still runs on a worker nothing disrupted
+    /// since shortly before the request means the coordinator waited on without giving up.
+    fn check_cancel_wait(&mut self, now_ms: u64) {
+        let Some((below, since)) = self.cancel_wait else { return };
+        let deadline = since + CANCEL_WAIT_MS + GIVE_UP_SLACK_MS;
+        if now_ms <= deadline {
+            return;
+        }
+        self.cancel_wait = None;
+        let window_ms = now_ms - since.saturating_sub(REPORT_STALE_MS);
+        let touched = |node: &str| self.net.touched_within(node, now_ms, window_ms);
+        if touched("coordinator") || touched("store") {
+            return;
+        }
+        let holding = self.running.keys().find(|(node, _, attempt)| *attempt < below && !touched(node));
+        if let Some((node, task, attempt)) = holding {
+            let detail = format!(
+                "cancellation below attempt {below} requested at {since} ms: {task} of attempt {attempt} still ran on \
+                 {node} at {deadline} ms, and the coordinator neither saw it end nor gave up waiting \
+                 (cancel-unconfirmed) within its {CANCEL_WAIT_MS} ms cancel bound"
+            );
+            self.violations.push(Violation::new(NAME, deadline, FailureClass::Liveness, detail));
+        }
+    }
+
     /// The coordinator says these workers did not confirm the cancellation below `below`.
     fn on_unconfirmed(&mut self, below: u32, workers: &[u16], at_ms: u64) {
+        if self.cancel_wait.is_some_and(|(waiting, _)| waiting == below) {
+            self.cancel_wait = None;
+        }
         if workers.is_empty() {
             let detail = format!("cancel-unconfirmed below attempt {below} names no worker");
             self.violations.push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
@@ -122,6 +162,7 @@ impl Checker for SupersededExecutionsEnd {
     fn on_entry(&mut self, entry: &TraceEntry) {
         let at_ms = entry.at_ms();
         self.check(at_ms);
+        self.check_cancel_wait(at_ms);
         let event = match &entry.event {
             TraceEvent::Fault(action) => return self.on_fault(action, at_ms),
             TraceEvent::Observed { .. } => return,
@@ -138,7 +179,10 @@ impl Checker for SupersededExecutionsEnd {
             }
             Event::CancelUnconfirmed { below_attempt, workers } => self.on_unconfirmed(*below_attempt, workers, at_ms),
             Event::AttemptDeployed { attempt, .. } => self.supersede_below(*attempt, at_ms),
-            Event::CancelRequested { below_attempt } => self.supersede_below(*below_attempt, at_ms),
+            Event::CancelRequested { below_attempt } => {
+                self.supersede_below(*below_attempt, at_ms);
+                self.cancel_wait = Some((*below_attempt, at_ms));
+            }
             Event::StatusChanged { to, .. } if super::terminal(*to) || *to == JobStatus::Paused => {
                 self.supersede_below(u32::MAX, at_ms);
             }
@@ -148,6 +192,7 @@ impl Checker for SupersededExecutionsEnd {
 
     fn finish(&mut self, end: &End) -> Vec<Violation> {
         self.check(end.end_ms);
+        self.check_cancel_wait(end.end_ms);
         std::mem::take(&mut self.violations)
     }
 }
