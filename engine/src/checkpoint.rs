@@ -74,6 +74,13 @@ impl CheckpointCoordinator {
         self.last_trigger_ms = now_ms;
     }
 
+    /// The job was resubmitted (an API restart: a new job in Flink's terms): the consecutive failure count starts
+    /// again from 0, as a new job's `CheckpointFailureManager` does.
+    pub fn resubmitted(&mut self) {
+        self.consecutive_failures = 0;
+        assert_eq!(self.consecutive_failures, 0, "a resubmitted job counts no failed checkpoint yet");
+    }
+
     /// Gives up the checkpoint in flight without counting it as failed (the job pauses), and triggers none until
     /// the next attempt.
     pub fn abandon(&mut self) {

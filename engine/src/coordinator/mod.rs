@@ -439,7 +439,15 @@ impl Coordinator {
                 let mut draw = |n: u64| madsim::rand::Rng::gen_range(&mut madsim::rand::thread_rng(), 0..n);
                 self.restart.on_failure(now, &mut draw)
             }
-            Decide::Restart => Ok(0),
+            Decide::Restart => {
+                // StreamPark's RESTART is a resubmission (cancel, then start): a new Flink job with a fresh restart
+                // strategy and a fresh checkpoint failure counter.
+                self.restart = RestartTracker::new(self.spec.restart);
+                if let Some(cc) = self.checkpoints.as_mut() {
+                    cc.resubmitted();
+                }
+                Ok(0)
+            }
             Decide::Fail => Err("the job's end state follows the failed checkpoint coordinator".into()),
         };
         let below = self.next_attempt();

@@ -3,7 +3,8 @@
 //! - tolerance: more consecutive failed checkpoints (each id once, reset by a success) than tolerated ⇒ a failover,
 //!   at once; a tolerance failover the model does not call for is a violation;
 //! - restart strategy: each detected failure ⇒ a restart iff the strategy allows it (a restart asked through the
-//!   API always is);
+//!   API always is, and it is a resubmission, as StreamPark's RESTART cancels the job and starts a new one: the
+//!   strategy and the consecutive failure count start afresh);
 //! - platform policy (B1–B4): distinct failed ids within the trailing window reaching `max_failures` ⇒ the policy
 //!   fires within a poll interval (plus round trips), and a restart action reaches the coordinator; it fires at no
 //!   other time. The platform polls the coordinator: while either is down or cut off (crash, isolation, clog, slow),
@@ -223,8 +224,14 @@ impl RestartPolicyHonored {
             self.violation(at_ms, FailureClass::Safety, detail);
         }
         let verdict = match cause {
-            // A restart asked through the API is obeyed at once; the strategy is not asked.
-            FailureCause::RestartRequested { .. } => Verdict { allowed: true, delay_ms: (0, 0), by_strategy: false },
+            // A restart asked through the API is obeyed at once; the strategy is not asked. It is StreamPark's
+            // RESTART, a resubmission (cancel, then start): the new job has a fresh restart strategy and a fresh
+            // checkpoint failure counter.
+            FailureCause::RestartRequested { .. } => {
+                self.strategy = StrategyModel::new(self.strategy.spec);
+                self.consecutive = 0;
+                Verdict { allowed: true, delay_ms: (0, 0), by_strategy: false }
+            }
             _ => self.strategy.on_failure(at_ms),
         };
         self.decision = Some((at_ms, cause.to_string(), verdict));
@@ -395,6 +402,36 @@ mod tests {
         let refused_wrongly = vec![detected(500, crash()), refused(500)];
         let v = run(&mut RestartPolicyHonored::new(&s), &refused_wrongly, 10_000);
         assert!(v[0].detail.contains("refused a restart the strategy allows"), "{v:?}");
+    }
+
+    #[test]
+    fn an_api_restart_is_a_resubmission_with_a_fresh_strategy_and_failure_count() {
+        let mut s = setup(vec![1]);
+        s.checkpoint = Some(CheckpointSpec { interval_ms: 1_000, timeout_ms: 500, tolerable_failures: 1 });
+        s.restart = RestartSpec::FixedDelay { attempts: 1, delay_ms: 10 };
+        let detected = |ms, cause: FailureCause| at(ms, "coordinator", Event::FailureDetected { attempt: 1, cause });
+        let crash = || FailureCause::WorkerLost { worker: 1 };
+        let api = || FailureCause::RestartRequested { why: "policy".into() };
+        let scheduled = |ms, delay_ms| at(ms, "coordinator", Event::RestartScheduled { attempt: 1, delay_ms });
+        let refused = |ms| at(ms, "coordinator", Event::RestartRefused { attempt: 1, cause: "x".into() });
+        let base = vec![
+            detected(1_000, crash()),
+            scheduled(1_000, 10),
+            failed(2_000, 1),
+            detected(3_000, api()),
+            scheduled(3_000, 0),
+            failed(4_000, 2),
+        ];
+        // The resubmitted job restarts its first crash, and one failed checkpoint since is within the tolerance.
+        let restarted = [base.clone(), vec![detected(5_000, crash()), scheduled(5_000, 10)]].concat();
+        let v = run(&mut RestartPolicyHonored::new(&s), &restarted, 10_000);
+        assert!(v.is_empty(), "{v:?}");
+        let v = run(
+            &mut RestartPolicyHonored::new(&s),
+            &[base, vec![detected(5_000, crash()), refused(5_000)]].concat(),
+            10_000,
+        );
+        assert!(v.len() == 1 && v[0].detail.contains("refused a restart the strategy allows"), "{v:?}");
     }
 
     fn exponential(
