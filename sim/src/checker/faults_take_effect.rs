@@ -5,7 +5,8 @@
 //! - `crash N`: N emits nothing until it is restarted; a `restart` of a worker or the store is followed by its
 //!   `node-started` within [`START_BOUND_MS`].
 //! - `duplicate-eot p`: once a source execution has sent p's EOT and runs on for [`DUPLICATE_BOUND_MS`] with no
-//!   network or node fault anywhere, an `eot-duplicated` of p has come.
+//!   network or node fault anywhere, an `eot-duplicated` of p has come; and never more `eot-duplicated` of p than
+//!   `duplicate-eot p` faults asked for (the external system delivers each duplicate once).
 //! - `fail-checkpoint reason × count`: the next `count` checkpoints triggered at or after the fault never complete
 //!   (a model of the armed failures, in trigger order: a checkpoint given up before its fate was decided makes the
 //!   model fail a checkpoint early, never late); an injected decline is the failure's reason unless a node or network
@@ -17,7 +18,9 @@
 //!   (`cancel-delayed`) and its execution ends `by_ms` later, not sooner.
 //! - `slow from to by_ms`: a `control-delayed` from a node to another names a link slowed now, by that amount; a
 //!   node that sends on its own every 100 ms (a worker's heartbeat, the client's status read, both to the
-//!   coordinator) shows the delay within [`SLOW_BOUND_MS`] of the fault or of its restart, while it is up.
+//!   coordinator) shows the delay within [`SLOW_BOUND_MS`] of the fault or of its restart, while it is up; and the
+//!   store, which answers the coordinator's fences and checkpoint saves at once, shows it with its first answer
+//!   (`fenced`, `checkpoint-stored`, `checkpoint-storage-failed`) after the slow, in the same millisecond.
 //! - `end-partition p`: unless p's EOT was already sent, a source sends it within [`END_BOUND_MS`] of its last record
 //!   of p (an attempt restored from a checkpoint replays up to the cut first) while the job runs with no node or link
 //!   fault;
@@ -60,6 +63,9 @@ pub struct FaultsTakeEffect {
     net: Reachability,
     /// Duplicates asked for and not yet seen, per partition: the times they were asked.
     duplicates: BTreeMap<u32, VecDeque<u64>>,
+    /// Per partition: duplicates asked for, and `eot-duplicated` seen, over the whole run.
+    duplicates_asked: BTreeMap<u32, u32>,
+    duplicates_seen: BTreeMap<u32, u32>,
     /// Source executions whose EOT of a partition is out: (node, task, attempt, partition) → when.
     eot_out: BTreeMap<(String, TaskId, u32, u32), u64>,
     armed: Armed,
@@ -87,9 +93,11 @@ pub struct FaultsTakeEffect {
     eot_sent: BTreeSet<u32>,
     last_emit_ms: BTreeMap<u32, u64>,
     running_since_ms: Option<u64>,
-    /// Slowed links in force, (from, to) → by_ms; those whose sender must show the delay: (from, to) → since.
+    /// Slowed links in force, (from, to) → by_ms; those whose sender must show the delay: (from, to) → by when;
+    /// and those that showed it since they were slowed.
     slowed: BTreeMap<(String, String), u64>,
     slow_due: BTreeMap<(String, String), u64>,
+    slow_shown: BTreeSet<(String, String)>,
     violations: Vec<Violation>,
 }
 
@@ -101,6 +109,8 @@ impl FaultsTakeEffect {
             starting: Vec::new(),
             net: Reachability::default(),
             duplicates: BTreeMap::new(),
+            duplicates_asked: BTreeMap::new(),
+            duplicates_seen: BTreeMap::new(),
             eot_out: BTreeMap::new(),
             armed: VecDeque::new(),
             checkpoints: BTreeMap::new(),
@@ -120,6 +130,7 @@ impl FaultsTakeEffect {
             running_since_ms: None,
             slowed: BTreeMap::new(),
             slow_due: BTreeMap::new(),
+            slow_shown: BTreeSet::new(),
             violations: Vec::new(),
         }
     }
@@ -184,19 +195,20 @@ impl FaultsTakeEffect {
         }
     }
 
-    /// A periodic sender on a slowed link must have shown the delay by now, unless it is down.
+    /// A sender on a slowed link that must have shown the delay by now did, unless it is down.
     fn check_slow_deadlines(&mut self, now_ms: u64) {
         let overdue = self
             .slow_due
             .iter()
-            .find(|((from, _), since)| now_ms > *since + SLOW_BOUND_MS && !self.down.contains_key(from))
-            .map(|(k, since)| (k.clone(), *since));
-        if let Some(((from, to), since)) = overdue {
+            .find(|((from, _), by_ms)| now_ms > **by_ms && !self.down.contains_key(from))
+            .map(|(k, by_ms)| (k.clone(), *by_ms));
+        if let Some(((from, to), by_ms)) = overdue {
             self.slow_due.remove(&(from.clone(), to.clone()));
-            let detail = format!(
-                "{from} -> {to} slowed since {since} ms, but {from} sent no delayed datagram within {SLOW_BOUND_MS} ms"
-            );
-            self.violation(since + SLOW_BOUND_MS, FailureClass::Safety, detail);
+            self.slow_shown.insert((from.clone(), to.clone())); // found once per slowing
+            let slowed = self.slowed.get(&(from.clone(), to.clone())).copied().unwrap_or_default();
+            let detail =
+                format!("{from} -> {to} is slowed by {slowed} ms, but {from} sent no delayed datagram by {by_ms} ms");
+            self.violation(by_ms, FailureClass::Safety, detail);
         }
     }
 
@@ -206,8 +218,9 @@ impl FaultsTakeEffect {
                 let link = (from.label(), to.label());
                 let periodic = matches!(from, NodeName::Worker(_) | NodeName::Client) && *to == NodeName::Coordinator;
                 if periodic {
-                    self.slow_due.insert(link.clone(), at_ms);
+                    self.slow_due.insert(link.clone(), at_ms + SLOW_BOUND_MS);
                 }
+                self.slow_shown.remove(&link);
                 self.slowed.insert(link, *by_ms);
             }
             Action::Unslow { from, to } => {
@@ -217,9 +230,9 @@ impl FaultsTakeEffect {
             }
             Action::Restart { node } => {
                 // A restarted sender starts afresh (its first heartbeat follows its start-up).
-                for ((from, _), since) in self.slow_due.iter_mut() {
+                for ((from, _), by_ms) in self.slow_due.iter_mut() {
                     if *from == node.label() {
-                        *since = at_ms + START_BOUND_MS;
+                        *by_ms = at_ms + START_BOUND_MS + SLOW_BOUND_MS;
                     }
                 }
             }
@@ -230,6 +243,7 @@ impl FaultsTakeEffect {
     fn on_control_delayed(&mut self, node: &str, to: NodeName, by_ms: u64, at_ms: u64) {
         let link = (node.to_string(), to.label());
         self.slow_due.remove(&link);
+        self.slow_shown.insert(link.clone());
         let slowed = self.slowed.get(&link).copied();
         if slowed != Some(by_ms) {
             let detail = format!(
@@ -238,6 +252,15 @@ impl FaultsTakeEffect {
                 slowed.map_or("not in force".to_string(), |s| format!("{s} ms"))
             );
             self.violation(at_ms, FailureClass::Safety, detail);
+        }
+    }
+
+    /// The store answered the coordinator (the reply leaves right after this event): on a slowed link, its first
+    /// answer since the slow shows the delay in the same millisecond.
+    fn on_store_answer(&mut self, at_ms: u64) {
+        let link = (NodeName::Store.label(), NodeName::Coordinator.label());
+        if self.slowed.contains_key(&link) && !self.slow_shown.contains(&link) {
+            self.slow_due.entry(link).or_insert(at_ms);
         }
     }
 
@@ -260,7 +283,10 @@ impl FaultsTakeEffect {
                     self.starting.push((node.label(), at_ms));
                 }
             }
-            Action::DuplicateEot { partition } => self.duplicates.entry(*partition).or_default().push_back(at_ms),
+            Action::DuplicateEot { partition } => {
+                self.duplicates.entry(*partition).or_default().push_back(at_ms);
+                *self.duplicates_asked.entry(*partition).or_default() += 1;
+            }
             Action::FailCheckpoints { reason, count } => self.armed.push_back((at_ms, *reason, *count)),
             Action::DelayAcks { checkpoint, by_ms } => self.delays.push((at_ms * 1000, *checkpoint, *by_ms)),
             Action::SlowCancel { worker, by_ms } => {
@@ -282,6 +308,23 @@ impl FaultsTakeEffect {
             | Action::Unclog { .. }
             | Action::Slow { .. }
             | Action::Unslow { .. } => {}
+        }
+    }
+
+    /// A duplicate EOT went out: one asked for is served; one more than asked for is a fault nobody injected.
+    fn on_eot_duplicated(&mut self, partition: u32, at_ms: u64) {
+        if let Some(asked) = self.duplicates.get_mut(&partition) {
+            asked.pop_front();
+        }
+        let seen = self.duplicates_seen.entry(partition).or_default();
+        *seen += 1;
+        let (seen, asked) = (*seen, self.duplicates_asked.get(&partition).copied().unwrap_or(0));
+        if seen == asked + 1 {
+            let detail = format!(
+                "{seen} duplicates of partition {p}'s EOT went out, but duplicate-eot asked for {asked}",
+                p = partition
+            );
+            self.violation(at_ms, FailureClass::Safety, detail);
         }
     }
 
@@ -409,11 +452,7 @@ impl FaultsTakeEffect {
                 self.ends.retain(|(p, _)| p != partition);
                 self.eot_out.entry((node.to_string(), *task, *attempt, *partition)).or_insert(at_ms);
             }
-            Event::EotDuplicated { partition, .. } => {
-                if let Some(asked) = self.duplicates.get_mut(partition) {
-                    asked.pop_front();
-                }
-            }
+            Event::EotDuplicated { partition, .. } => self.on_eot_duplicated(*partition, at_ms),
             Event::ExecutionEnded { task, attempt, outcome } => self.on_ended(node, *task, *attempt, outcome, at_us),
             Event::CheckpointTriggered { attempt, epoch, is_final } => {
                 if *is_final && self.first_final.is_none() {
@@ -437,6 +476,11 @@ impl FaultsTakeEffect {
                 self.delayed.insert((node.to_string(), *task, *attempt), (at_us, *by_ms));
             }
             Event::ControlDelayed { to, by_ms } => self.on_control_delayed(node, *to, *by_ms, at_ms),
+            Event::Fenced { .. } | Event::CheckpointStored { .. } | Event::CheckpointStorageFailed { .. }
+                if node == NodeName::Store.label() =>
+            {
+                self.on_store_answer(at_ms)
+            }
             Event::PauseRequested | Event::ResumeRequested => {
                 let pause = matches!(event, Event::PauseRequested);
                 if self.phase_request.is_some_and(|(_, p)| p == pause) {
@@ -564,7 +608,12 @@ mod tests {
             Event::EotDuplicated { attempt: 1, task, partition: 0, end_offset: 5, delivered: true },
         );
         let later = commit(5_000, 0, 0);
-        assert!(check(&setup(vec![5]), &[eot.clone(), dup.clone(), again, later.clone()]).is_empty());
+        assert!(check(&setup(vec![5]), &[eot.clone(), dup.clone(), again.clone(), later.clone()]).is_empty());
+        let twice = [eot.clone(), dup.clone(), again.clone(), again.clone(), later.clone()];
+        let v = check(&setup(vec![5]), &twice);
+        assert!(v.len() == 1 && v[0].detail.contains("2 duplicates of partition 0's EOT went out"), "{v:?}");
+        let v = check(&setup(vec![5]), &[eot.clone(), again, later.clone()]);
+        assert!(v.len() == 1 && v[0].detail.contains("duplicate-eot asked for 0"), "unasked: {v:?}");
         let v = check(&setup(vec![5]), &[eot.clone(), dup.clone(), later.clone()]);
         assert_eq!(v.len(), 1, "{v:?}");
         let ended = at(300, "worker-1", Event::ExecutionEnded { task, attempt: 1, outcome: ExecOutcome::Finished });
@@ -642,6 +691,16 @@ mod tests {
         assert!(check(&s, &[slow.clone(), crash, unslow.clone()]).is_empty(), "a crashed sender owes nothing");
         // The store answers only when asked: its slowed link owes nothing on its own.
         let quiet = fault(100, Action::Slow { from: store, to: coordinator, by_ms: 700 });
-        assert!(check(&s, &[quiet]).is_empty());
+        assert!(check(&s, std::slice::from_ref(&quiet)).is_empty());
+        // ... but its first answer after the slow goes out late, and says so.
+        let stored = |ms| at(ms, "store", Event::CheckpointStored { attempt: 1, epoch: 1, offsets: vec![0] });
+        let store_delayed = |ms| at(ms, "store", Event::ControlDelayed { to: coordinator, by_ms: 700 });
+        assert!(check(&s, &[quiet.clone(), stored(300), store_delayed(300), stored(900)]).is_empty());
+        assert!(check(&s, &[stored(50), quiet.clone()]).is_empty(), "an answer before the slow left on time");
+        let v = check(&s, &[quiet.clone(), stored(300), stored(900)]);
+        assert!(v.len() == 1 && v[0].detail.contains("store sent no delayed datagram by 300 ms"), "{v:?}");
+        let again = fault(1_000, Action::Slow { from: store, to: coordinator, by_ms: 700 });
+        let v = check(&s, &[quiet, stored(300), store_delayed(300), again, stored(1_200)]);
+        assert_eq!(v.len(), 1, "a new slow shows its delay anew: {v:?}");
     }
 }

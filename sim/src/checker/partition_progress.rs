@@ -2,7 +2,8 @@
 //! - C1 (liveness): while the job is RUNNING in the liveness phase, a partition with records emitted but not
 //!   acknowledged advances its acknowledged offset within `progress_within_ms`.
 //! - C2: a response reaches the forwarder of its own partition, and a batch is acknowledged only after exactly its
-//!   records were answered.
+//!   records were answered, as acknowledged up to just past the last of them (`upto_offset`: every offset before
+//!   it is acknowledged, the batch's last answered offset included).
 //! - C3: at most one batch in flight per store stream: as the sink labels its streams, and as the store reads them
 //!   (the writes the store reads on one connection before a batch's EOT all belong to that EOT's partition).
 //! - C4 (liveness): while a streaming job is RUNNING in the liveness phase, every partition configured with data
@@ -37,6 +38,8 @@ struct Lane {
 struct Batch {
     count: u32,
     answered: u32,
+    /// The highest offset answered so far.
+    last_answered: Option<u64>,
 }
 
 pub struct PartitionProgress {
@@ -184,7 +187,8 @@ impl Checker for PartitionProgress {
                         ));
                     }
                 }
-                self.batches.insert((*attempt, *task, *partition), Batch { count: *count, answered: 0 });
+                self.batches
+                    .insert((*attempt, *task, *partition), Batch { count: *count, answered: 0, last_answered: None });
             }
             Event::SinkResponse { attempt, task, partition, stream, response } => {
                 // The partition a response is about, read off the response itself.
@@ -197,10 +201,11 @@ impl Checker for PartitionProgress {
                         "C2: the forwarder of partition {partition} read a response meant for partition {about} on stream {stream}"
                     );
                     self.safety(at_ms, detail);
-                } else if let (StoreResponse::Ack(_), Some(b)) =
+                } else if let (StoreResponse::Ack(id), Some(b)) =
                     (response, self.batches.get_mut(&(*attempt, *task, *partition)))
                 {
                     b.answered += 1;
+                    b.last_answered = b.last_answered.max(Some(id.offset));
                 }
             }
             Event::SinkBatchAcked { attempt, task, partition, upto_offset } => {
@@ -209,6 +214,13 @@ impl Checker for PartitionProgress {
                         let detail = format!(
                             "C2: batch of partition {partition} acknowledged after {} responses for {} records",
                             b.answered, b.count
+                        );
+                        self.safety(at_ms, detail);
+                    }
+                    if let Some(last) = b.last_answered.filter(|last| last + 1 != *upto_offset) {
+                        let detail = format!(
+                            "C2: batch of partition {partition} answered up to offset {last} but acknowledged as up to \
+                             {upto_offset} (exclusive)"
                         );
                         self.safety(at_ms, detail);
                     }
@@ -301,6 +313,15 @@ mod tests {
         let trace = vec![running(0), sent(2, 0, "s"), response(3, 0, 1, "s")];
         let v = run(&mut PartitionProgress::new(&setup(vec![1, 1])), &trace, 100);
         assert!(v.iter().any(|v| v.detail.starts_with("C2")), "{v:?}");
+    }
+
+    #[test]
+    fn c2_fails_on_a_batch_acknowledged_short_of_its_last_record() {
+        let short = at(4, "worker-1", Event::SinkBatchAcked { attempt: 1, task: sink(), partition: 0, upto_offset: 0 });
+        let base = vec![running(0), emitted(1, 0, 0), sent(2, 0, "p0"), response(3, 0, 0, "p0")];
+        let v = run(&mut PartitionProgress::new(&setup(vec![1])), &[base.clone(), vec![short]].concat(), 100);
+        assert!(v.len() == 1 && v[0].detail.contains("answered up to offset 0 but acknowledged as up to 0"), "{v:?}");
+        assert!(run(&mut PartitionProgress::new(&setup(vec![1])), &[base, vec![acked(4, 0)]].concat(), 100).is_empty());
     }
 
     #[test]

@@ -9,7 +9,12 @@
 //!   until it restarts; and every placement names a worker of the cluster (`1..=workers`);
 //! - the first attempt waits for the cluster: it starts once every worker has reported, or after the worker timeout
 //!   with those heard from; so a first attempt deployed before [`WORKER_TIMEOUT_MS`] had every worker to place on and
-//!   spreads its tasks over `min(tasks, workers)` of them (round-robin over the live workers).
+//!   spreads its tasks over `min(tasks, workers)` of them (round-robin over the live workers); and it does not wait
+//!   longer: with some worker up, it is deployed by [`WORKER_TIMEOUT_MS`] + [`FIRST_DEPLOY_SLACK_MS`], unless a fault
+//!   other than a worker's crash (the store, the coordinator, a link, a pause) or a lossy network intervenes first;
+//! - a batch job that settles (FAILING after failed checkpoints, its tasks running on: README, "Platform") stops
+//!   settling when a worker that runs one of its executions is lost: the coordinator cancels the attempt
+//!   (`cancel-requested`) within [`DOWN_NOTICED_MS`] of the crash, unless the worker is restarted first.
 //!
 //! Crashes and restarts come from the trace's faults; executions, deployments and failovers from its events.
 
@@ -18,7 +23,7 @@ use super::{Checker, End, FailureClass, Setup, Violation};
 use crate::fault::Action;
 use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::net::NodeName;
-use sluice_engine::{Event, FailureCause, JobStatus, TaskId};
+use sluice_engine::{Event, FailureCause, JobStatus, Mode, TaskId};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub(crate) const NAME: &str = "worker-loss-handled";
@@ -26,6 +31,8 @@ pub(crate) const NAME: &str = "worker-loss-handled";
 pub const DOWN_NOTICED_MS: u64 = 1_500;
 /// A worker silent this long is lost; the first attempt waits this long at most for every worker to report.
 pub const WORKER_TIMEOUT_MS: u64 = 1_000;
+/// The store's fence before the first deploy, a coordinator tick and latency.
+pub const FIRST_DEPLOY_SLACK_MS: u64 = 500;
 
 pub struct WorkerLossHandled {
     workers: u16,
@@ -39,6 +46,13 @@ pub struct WorkerLossHandled {
     detect_by_ms: BTreeMap<u16, u64>,
     /// Crashed workers, not restarted since: from when the coordinator knows (at the latest).
     down_noticed_ms: BTreeMap<u16, u64>,
+    /// A batch job settling: FAILING with its attempt's tasks running on, no cancellation asked since.
+    batch: bool,
+    settling: bool,
+    /// Crashed workers that ran the settling attempt: by when the coordinator must cancel it.
+    settle_by_ms: BTreeMap<u16, u64>,
+    /// The first deploy is owed by the worker timeout (+ slack) while nothing but worker crashes came before.
+    first_deploy_owed: bool,
     violations: Vec<Violation>,
 }
 
@@ -52,11 +66,38 @@ impl WorkerLossHandled {
             executions: Executions::default(),
             detect_by_ms: BTreeMap::new(),
             down_noticed_ms: BTreeMap::new(),
+            batch: setup.mode == Mode::Batch,
+            settling: false,
+            settle_by_ms: BTreeMap::new(),
+            first_deploy_owed: setup.loss == 0.0,
             violations: Vec::new(),
         }
     }
 
+    /// The first attempt's deadline passed with some worker up and no deploy.
+    fn check_first_deploy(&mut self, now_ms: u64) {
+        let deadline = WORKER_TIMEOUT_MS + FIRST_DEPLOY_SLACK_MS;
+        if !self.first_deploy_owed || now_ms <= deadline {
+            return;
+        }
+        self.first_deploy_owed = false;
+        let up = self.workers as usize - self.down_noticed_ms.len();
+        if self.attempt == 0 && up > 0 {
+            let detail = format!(
+                "no attempt was deployed by {deadline} ms although {up} of {} workers were up: the first attempt waits \
+                 at most the {WORKER_TIMEOUT_MS} ms worker timeout for the rest",
+                self.workers
+            );
+            self.violations.push(Violation::new(NAME, deadline, FailureClass::Liveness, detail));
+        }
+    }
+
     fn on_fault(&mut self, action: &Action, at_ms: u64) {
+        // A fault that may hold up the start (anything but a worker's crash; a worker restarted before the deadline
+        // may be the only one up, late): the bound is off.
+        if !matches!(action, Action::Crash { node: NodeName::Worker(_) }) {
+            self.first_deploy_owed = false;
+        }
         match action {
             Action::Crash { node: NodeName::Worker(w) } => {
                 self.down_noticed_ms.entry(*w).or_insert(at_ms + DOWN_NOTICED_MS);
@@ -66,13 +107,31 @@ impl WorkerLossHandled {
                 if live && runs_attempt() {
                     self.detect_by_ms.entry(*w).or_insert(at_ms + DOWN_NOTICED_MS);
                 }
+                if self.settling && runs_attempt() {
+                    self.settle_by_ms.entry(*w).or_insert(at_ms + DOWN_NOTICED_MS);
+                }
             }
             Action::Restart { node: NodeName::Worker(w) } => {
                 self.down_noticed_ms.remove(w);
                 self.detect_by_ms.remove(w);
+                self.settle_by_ms.remove(w);
             }
             _ => {}
         }
+    }
+
+    /// A crashed worker whose loss should have ended the settling by now.
+    fn check_settling(&mut self, now_ms: u64) {
+        let Some((w, by)) = self.settle_by_ms.iter().find(|(_, by)| now_ms > **by).map(|(w, by)| (*w, *by)) else {
+            return;
+        };
+        self.settle_by_ms.clear(); // found once: the settling it owed is over
+        let detail = format!(
+            "worker-{w} crashed while it ran attempt {} of the settling batch job, but the coordinator did not stop \
+             settling (cancel the attempt) by {by} ms ({DOWN_NOTICED_MS} ms after the crash)",
+            self.attempt
+        );
+        self.violations.push(Violation::new(NAME, by, FailureClass::Liveness, detail));
     }
 
     /// A crashed worker whose loss the coordinator should have acted on by now.
@@ -110,8 +169,16 @@ impl WorkerLossHandled {
                 self.failing = true;
                 self.detect_by_ms.clear();
             }
+            Event::CancelRequested { .. } => {
+                self.settling = false;
+                self.settle_by_ms.clear();
+            }
             Event::StatusChanged { to, .. } if node == "coordinator" => {
                 self.status = *to;
+                self.settling = self.batch && *to == JobStatus::Failing;
+                if !self.settling {
+                    self.settle_by_ms.clear();
+                }
                 if !matches!(to, JobStatus::Running | JobStatus::Scheduled) {
                     self.detect_by_ms.clear(); // no longer running: nothing more is owed for its workers
                 }
@@ -154,6 +221,8 @@ impl Checker for WorkerLossHandled {
     fn on_entry(&mut self, entry: &TraceEntry) {
         let at_ms = entry.at_ms();
         self.check_detection(at_ms);
+        self.check_settling(at_ms);
+        self.check_first_deploy(at_ms);
         match &entry.event {
             TraceEvent::Fault(action) => self.on_fault(action, at_ms),
             TraceEvent::Engine(event) => self.on_engine(event, &entry.node, at_ms),
@@ -165,6 +234,8 @@ impl Checker for WorkerLossHandled {
 
     fn finish(&mut self, end: &End) -> Vec<Violation> {
         self.check_detection(end.end_ms);
+        self.check_settling(end.end_ms);
+        self.check_first_deploy(end.end_ms);
         std::mem::take(&mut self.violations)
     }
 }
@@ -200,7 +271,8 @@ mod tests {
 
     #[test]
     fn fails_on_a_worker_down_for_long_and_on_one_outside_the_cluster() {
-        let down = vec![fault(1_000, Action::Crash { node: NodeName::Worker(1) }), deployed(3_000, 2, 1)];
+        let crash = fault(1_000, Action::Crash { node: NodeName::Worker(1) });
+        let down = vec![deployed(100, 1, 2), crash, deployed(3_000, 2, 1)];
         let v = check(&down);
         assert!(v.len() == 1 && v[0].detail.contains("known down since 2500 ms"), "{v:?}");
         let lost = at(
@@ -258,5 +330,42 @@ mod tests {
         assert!(check(&[two(100, 1, [1, 2]), two(300, 2, [2, 2])]).is_empty(), "a later attempt is not judged so");
         let v = check(&[two(100, 1, [1, 1])]);
         assert!(v.len() == 1 && v[0].detail.contains("spreads its 2 tasks over 1 of them: {1}"), "{v:?}");
+    }
+
+    #[test]
+    fn the_first_attempt_is_deployed_by_the_worker_timeout_if_some_worker_is_up() {
+        let down_at_start = fault(0, Action::Crash { node: NodeName::Worker(2) });
+        let v = check(std::slice::from_ref(&down_at_start));
+        assert!(v.len() == 1 && v[0].detail.contains("no attempt was deployed by 1500 ms although 1 of 2"), "{v:?}");
+        assert!(check(&[down_at_start.clone(), deployed(1_400, 1, 1)]).is_empty());
+        let late = check(&[down_at_start.clone(), deployed(1_600, 1, 1)]);
+        assert!(late.len() == 1 && late[0].at_ms == 1_500, "{late:?}");
+        let both = [down_at_start.clone(), fault(0, Action::Crash { node: NodeName::Worker(1) })];
+        assert!(check(&both).is_empty(), "with no worker up nothing can be deployed");
+        let store = fault(200, Action::Crash { node: NodeName::Store });
+        assert!(check(&[down_at_start, store]).is_empty(), "a store down may hold the start up: the bound is off");
+    }
+
+    #[test]
+    fn a_worker_lost_while_a_batch_job_settles_ends_the_settling() {
+        let mut s = setup(vec![1]);
+        (s.workers, s.mode) = (2, Mode::Batch);
+        let check = |trace: &[TraceEntry]| run(&mut WorkerLossHandled::new(&s), trace, 60_000);
+        let failing = status(1_000, JobStatus::Running, JobStatus::Failing);
+        let crash = fault(2_000, Action::Crash { node: NodeName::Worker(1) });
+        let canceled = at(2_200, "coordinator", Event::CancelRequested { below_attempt: 2 });
+        let base = vec![deployed(100, 1, 1), started(200, 1, 1), status(300, JobStatus::Scheduled, JobStatus::Running)];
+        let settles = [base.clone(), vec![failing.clone(), crash.clone()]].concat();
+        let v = check(&settles);
+        assert!(v.len() == 1 && v[0].detail.contains("did not stop settling (cancel the attempt) by 3500 ms"), "{v:?}");
+        assert!(check(&[settles.clone(), vec![canceled.clone()]].concat()).is_empty());
+        let back = fault(2_500, Action::Restart { node: NodeName::Worker(1) });
+        assert!(check(&[settles, vec![back]].concat()).is_empty(), "a worker back in time is no loss");
+        let canceled_first =
+            [base.clone(), vec![failing, at(1_000, "coordinator", Event::CancelRequested { below_attempt: 2 })]];
+        assert!(check(&[canceled_first.concat(), vec![crash.clone()]].concat()).is_empty(), "not settling: canceling");
+        s.mode = Mode::Streaming;
+        let streaming = [base, vec![status(1_000, JobStatus::Running, JobStatus::Failing), crash]].concat();
+        assert!(run(&mut WorkerLossHandled::new(&s), &streaming, 60_000).is_empty(), "only a batch job settles");
     }
 }
