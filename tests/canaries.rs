@@ -85,7 +85,7 @@ const CHECKPOINT_CANARIES: &[(Canary, &str, &[&str])] = &[
     (Canary::RedeployWithoutFencing, "batch-isolate-worker", &["single-live-execution"]),
     (Canary::PolicyIgnoresFailedCheckpoints, "checkpoint-failure-policy", &["restart-policy-honored"]),
     (Canary::PolicyCountsPollsNotCheckpoints, "checkpoint-failure-policy", &["restart-policy-honored"]),
-    (Canary::PolicyWindowNeverResets, "checkpoint-policy-window", &["restart-policy-honored"]),
+    (Canary::PolicyWindowNeverResets, "checkpoint-policy-old-burst", &["restart-policy-honored"]),
     (Canary::FinishedBeforeFinalCommit, "batch-exactly-once-final-commit", &["status-matches-ledger"]),
     (Canary::CommitBeforeCheckpointComplete, "streaming-exactly-once-crash", &["exactly-once"]),
     (Canary::PauseClampedToScaleMin, "pause-no-data", &["pause-drains"]),
@@ -145,15 +145,18 @@ fn policy_canaries_are_caught_on_unseen_windows_thresholds_and_intervals() {
     // Failures 30 s apart, window 10 s: the policy must never fire.
     let sparse =
         parse(&policy_variant(10_000, 2, 1_000, 3_000, &[(1_000, 1), (31_000, 1), (61_000, 1)]), "policy-sparse");
-    for s in [&burst, &spread, &sparse] {
+    // A lone failure, then bursts long after it (window 10 s, threshold 2; window 25 s, threshold 3): each fires.
+    let old_burst = parse(&policy_variant(10_000, 2, 1_000, 3_000, &[(1_000, 1), (31_000, 2)]), "policy-old-burst");
+    let old_triple = parse(&policy_variant(25_000, 3, 2_000, 4_000, &[(1_000, 1), (40_000, 3)]), "policy-old-triple");
+    for s in [&burst, &spread, &sparse, &old_burst, &old_triple] {
         assert!(first_failure(s, 0..20, &[]).is_none(), "{} fails without a canary", s.name);
     }
     assert_caught_by(&burst, Canary::PolicyIgnoresFailedCheckpoints, &["restart-policy-honored"]);
     assert_caught_by(&spread, Canary::PolicyIgnoresFailedCheckpoints, &["restart-policy-honored"]);
     assert_caught_by(&burst, Canary::PolicyCountsPollsNotCheckpoints, &["restart-policy-honored"]);
     assert_caught_by(&sparse, Canary::PolicyCountsPollsNotCheckpoints, &["restart-policy-honored"]);
-    assert_caught_by(&sparse, Canary::PolicyWindowNeverResets, &["restart-policy-honored"]);
-    assert_caught_by(&spread, Canary::PolicyWindowNeverResets, &["restart-policy-honored"]);
+    assert_caught_by(&old_burst, Canary::PolicyWindowNeverResets, &["restart-policy-honored"]);
+    assert_caught_by(&old_triple, Canary::PolicyWindowNeverResets, &["restart-policy-honored"]);
 }
 
 #[test]

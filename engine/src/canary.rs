@@ -101,7 +101,7 @@ impl Canary {
                 "the platform counts every poll that sees a failed checkpoint, so one failure counts several times"
             }
             Canary::PolicyWindowNeverResets => {
-                "the platform never resets its failure window, so old failures keep counting"
+                "the platform anchors its failure window at the first counted failure and never moves it, so after an old failure a burst never fires"
             }
             Canary::FinishedBeforeFinalCommit => {
                 "tasks finish once they acknowledged the final checkpoint, so FINISHED comes before the final commit"

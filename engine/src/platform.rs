@@ -68,17 +68,20 @@ impl Policy {
                 continue; // a failure counts once, however many polls see it
             }
             self.counted.insert(*epoch, *at_ms);
-            // The trailing window ends at this failure; older ones leave it (unless it never resets).
-            if !never_resets {
+            // The trailing window ends at this failure: older ones leave it.
+            let within_window = if never_resets {
+                // streampark#4255: the window is anchored at the first counted failure and never moves on; once
+                // that failure is older than the window, the count grows but the policy never fires again.
+                self.counted.values().min().is_some_and(|first| first + self.spec.window_ms > *at_ms)
+            } else {
                 self.counted.retain(|_, t| *t + self.spec.window_ms > *at_ms);
-            }
+                true
+            };
             let count = self.counted.len() as u32;
             counted.push((*epoch, count));
-            if count >= self.spec.max_failures {
+            if count >= self.spec.max_failures && within_window {
                 firings.push(Firing { action: self.spec.action, epochs: self.counted.keys().copied().collect() });
-                if !never_resets {
-                    self.counted.clear(); // the count starts over
-                }
+                self.counted.clear(); // the count starts over
             }
         }
         (counted, firings)
@@ -177,8 +180,12 @@ mod tests {
         let mut polls = policy(Canaries::NONE.with(Canary::PolicyCountsPollsNotCheckpoints));
         assert!(polls.observe(&stats(&[(1, 100)])).1.is_empty());
         assert_eq!(polls.observe(&stats(&[(1, 100)])).1.len(), 1, "one failure, two polls");
+        // An old failure anchors the window for good: a later burst that fits the window never fires.
         let mut window = policy(Canaries::NONE.with(Canary::PolicyWindowNeverResets));
         assert!(window.observe(&stats(&[(1, 100)])).1.is_empty());
-        assert_eq!(window.observe(&stats(&[(1, 100), (2, 5_000)])).1.len(), 1, "1 should have left the window");
+        assert!(window.observe(&stats(&[(1, 100), (2, 5_000), (3, 5_100)])).1.is_empty(), "2 and 3 should fire");
+        let mut fixed = policy(Canaries::NONE);
+        assert!(fixed.observe(&stats(&[(1, 100)])).1.is_empty());
+        assert_eq!(fixed.observe(&stats(&[(1, 100), (2, 5_000), (3, 5_100)])).1[0].epochs, vec![2, 3]);
     }
 }
