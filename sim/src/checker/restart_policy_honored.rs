@@ -338,6 +338,22 @@ mod tests {
         at(ms, "platform", Event::PolicyFired { action: "restart".into(), epochs })
     }
 
+    fn detected(ms: u64, cause: FailureCause) -> TraceEntry {
+        at(ms, "coordinator", Event::FailureDetected { attempt: 1, cause })
+    }
+
+    fn crash() -> FailureCause {
+        FailureCause::WorkerLost { worker: 1 }
+    }
+
+    fn scheduled(ms: u64, delay_ms: u64) -> TraceEntry {
+        at(ms, "coordinator", Event::RestartScheduled { attempt: 1, delay_ms })
+    }
+
+    fn refused(ms: u64) -> TraceEntry {
+        at(ms, "coordinator", Event::RestartRefused { attempt: 1, cause: "x".into() })
+    }
+
     fn requested(ms: u64) -> TraceEntry {
         at(ms, "coordinator", Event::RestartRequested { cause: "policy".into() })
     }
@@ -384,20 +400,16 @@ mod tests {
         let mut s = setup(vec![1]);
         s.checkpoint = Some(CheckpointSpec { interval_ms: 1_000, timeout_ms: 500, tolerable_failures: 0 });
         s.restart = RestartSpec::FixedDelay { attempts: 1, delay_ms: 10 };
-        let detected = |ms, cause: FailureCause| at(ms, "coordinator", Event::FailureDetected { attempt: 1, cause });
         let tolerance = FailureCause::CheckpointTolerance { consecutive: 1, tolerable: 0 };
-        let crash = || FailureCause::WorkerLost { worker: 1 };
-        let scheduled = |ms| at(ms, "coordinator", Event::RestartScheduled { attempt: 1, delay_ms: 10 });
-        let refused = |ms| at(ms, "coordinator", Event::RestartRefused { attempt: 1, cause: "x".into() });
         let good = vec![
             failed(1_000, 1),
             detected(1_000, tolerance),
-            scheduled(1_000),
+            scheduled(1_000, 10),
             detected(5_000, crash()),
             refused(5_000),
         ];
         assert!(run(&mut RestartPolicyHonored::new(&s), &good, 10_000).is_empty());
-        let no_failover = vec![failed(1_000, 1), scheduled(2_000)];
+        let no_failover = vec![failed(1_000, 1), scheduled(2_000, 10)];
         assert_eq!(run(&mut RestartPolicyHonored::new(&s), &no_failover, 10_000).len(), 1);
         let refused_wrongly = vec![detected(500, crash()), refused(500)];
         let v = run(&mut RestartPolicyHonored::new(&s), &refused_wrongly, 10_000);
@@ -409,11 +421,7 @@ mod tests {
         let mut s = setup(vec![1]);
         s.checkpoint = Some(CheckpointSpec { interval_ms: 1_000, timeout_ms: 500, tolerable_failures: 1 });
         s.restart = RestartSpec::FixedDelay { attempts: 1, delay_ms: 10 };
-        let detected = |ms, cause: FailureCause| at(ms, "coordinator", Event::FailureDetected { attempt: 1, cause });
-        let crash = || FailureCause::WorkerLost { worker: 1 };
         let api = || FailureCause::RestartRequested { why: "policy".into() };
-        let scheduled = |ms, delay_ms| at(ms, "coordinator", Event::RestartScheduled { attempt: 1, delay_ms });
-        let refused = |ms| at(ms, "coordinator", Event::RestartRefused { attempt: 1, cause: "x".into() });
         let base = vec![
             detected(1_000, crash()),
             scheduled(1_000, 10),
@@ -509,14 +517,9 @@ mod tests {
     fn a_restart_delay_off_the_strategy_is_flagged() {
         let mut s = setup(vec![1]);
         s.restart = RestartSpec::FixedDelay { attempts: 3, delay_ms: 10 };
-        let detected = at(
-            1_000,
-            "coordinator",
-            Event::FailureDetected { attempt: 1, cause: FailureCause::WorkerLost { worker: 1 } },
-        );
-        let scheduled = |delay_ms| at(1_000, "coordinator", Event::RestartScheduled { attempt: 1, delay_ms });
-        assert!(run(&mut RestartPolicyHonored::new(&s), &[detected.clone(), scheduled(10)], 5_000).is_empty());
-        let v = run(&mut RestartPolicyHonored::new(&s), &[detected, scheduled(11)], 5_000);
+        let lost = detected(1_000, crash());
+        assert!(run(&mut RestartPolicyHonored::new(&s), &[lost.clone(), scheduled(1_000, 10)], 5_000).is_empty());
+        let v = run(&mut RestartPolicyHonored::new(&s), &[lost, scheduled(1_000, 11)], 5_000);
         assert!(v.len() == 1 && v[0].detail.contains("waits 11 ms, but"), "{v:?}");
     }
 }
