@@ -74,6 +74,20 @@ fn no_canary_shows_with_one_partition_per_sink() {
     }
 }
 
+/// `shared-partition-stream` shows NumaFlow #2516's real symptom: a stall, not a failure. The forwarders take each
+/// other's answers off the one shared stream and wait indefinitely; the job neither fails nor finishes.
+#[test]
+fn shared_partition_stream_stalls_instead_of_failing() {
+    let s = shipped_named("multi-partition-eot");
+    for seed in 0..5 {
+        let r = sluice_sim::run(&s, seed, &[Canary::SharedPartitionStream]);
+        assert_eq!(r.status, Some(sluice_engine::JobStatus::Running), "seed {seed}: {:?}", r.violations);
+        let stalled = r.violations.iter().any(|v| v.invariant == "partition-progress" && v.detail.contains("stalled"));
+        assert!(stalled, "seed {seed}: no stall reported: {:?}", r.violations);
+        assert!(r.delivered < r.produced, "seed {seed}: a stall leaves records undelivered");
+    }
+}
+
 /// The issue-3 canaries: each on its scenario, by one of the invariants that model its bug.
 const CHECKPOINT_CANARIES: &[(Canary, &str, &[&str])] = &[
     (

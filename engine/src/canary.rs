@@ -83,7 +83,7 @@ impl Canary {
                 "the sink's input loop stops consuming at the first partition EOT it reads"
             }
             Canary::SharedPartitionStream => {
-                "a sink replica's per-partition forwarders share one stream to the store and take each other's responses"
+                "a sink replica's per-partition forwarders share one stream to the store, take each other's responses and wait indefinitely"
             }
             Canary::EotCountedNotTracked => {
                 "the sink counts EOT markers instead of tracking which partitions ended; a duplicated EOT ends it early"
@@ -110,7 +110,7 @@ impl Canary {
                 "the exactly-once sink commits each write at once, so a failover replays committed records"
             }
             Canary::PauseClampedToScaleMin => {
-                "pausing scales the source to 0, but the replica computation clamps that to scale.min, so it never drains"
+                "pausing scales the source to 0, but the replica computation clamps that to scale.min (NumaFlow #2398, reported as #2413), so it never drains"
             }
             Canary::DrainedFlagKeptOnResume => "resuming leaves drained_on_pause set while the job runs again",
         }

@@ -32,16 +32,6 @@ pub enum StoreResponse {
     EotAck { partition: u32 },
 }
 
-impl StoreResponse {
-    /// The data partition this response is about.
-    pub fn partition(self) -> u32 {
-        match self {
-            StoreResponse::Ack(id) | StoreResponse::Rejected(id) => id.partition,
-            StoreResponse::EotAck { partition } => partition,
-        }
-    }
-}
-
 /// Why the coordinator failed an attempt: typed, so that checkers match on it instead of parsing text.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "cause")]

@@ -61,16 +61,16 @@ impl Lifecycle {
         true
     }
 
-    /// The replicas a vertex runs when `desired` are asked for: within [min, max], except that a pause takes a
-    /// source to 0. NumaFlow 1.4.2 clamped first, so a pause's 0 came back as `scale.min`.
-    pub fn replicas(&self, desired: u16, min: u16, max: u16, is_source: bool) -> u16 {
+    /// The replicas a source vertex with scale [min, max] runs while a pause is desired: 0, whatever `scale.min`
+    /// says (NumaFlow #2412). NumaFlow 1.4.3-rc2 (#2398) clamped the pause's 0 into [min, max], so it came back as
+    /// `scale.min`: the `pause-clamped-to-scale-min` canary.
+    pub fn paused_source_replicas(&self, min: u16, max: u16) -> u16 {
+        assert!(self.desired_paused, "asked for a paused source's replicas while no pause is desired");
+        assert!(min <= max, "scale min {min} above max {max}");
         if self.canaries.has(Canary::PauseClampedToScaleMin) {
-            return desired.clamp(min, max);
+            return 0u16.clamp(min, max);
         }
-        if self.desired_paused && is_source {
-            return 0;
-        }
-        desired.clamp(min, max)
+        0
     }
 
     /// One step of a pause at `now_ms`: `sources_running` replicas still run; the buffers hold `pending` and
@@ -127,8 +127,7 @@ mod tests {
         assert!(l.request(3, true));
         assert!(!l.request(2, false), "an overtaken request changes nothing");
         assert!(l.desired_paused);
-        assert_eq!(l.replicas(0, 3, 6, true), 0, "pause overrides scale.min");
-        assert_eq!(l.replicas(9, 3, 6, false), 6);
+        assert_eq!(l.paused_source_replicas(3, 6), 0, "pause overrides scale.min");
         assert_eq!(l.step(0, 3, false, 0, 0).0, PauseStep::Wait);
         assert_eq!(l.step(10, 0, true, 0, 0).0, PauseStep::Pause { drained: true });
         l.paused(true);
@@ -140,7 +139,7 @@ mod tests {
     fn the_canaries_break_their_parts() {
         let mut clamp = Lifecycle::new(Canaries::NONE.with(Canary::PauseClampedToScaleMin), 1_000);
         clamp.request(1, true);
-        assert_eq!(clamp.replicas(0, 3, 6, true), 3);
+        assert_eq!(clamp.paused_source_replicas(3, 6), 3);
         assert_eq!(clamp.step(0, 3, true, 0, 0).0, PauseStep::Wait, "3 source replicas still run: no drain check");
         assert_eq!(
             clamp.step(1_000, 3, true, 0, 0).0,

@@ -123,6 +123,7 @@ pub async fn run(
             stream,
             batch_size,
             in_flight: in_flight.clone(),
+            shared_stream_canary: canaries.has(Canary::SharedPartitionStream),
         };
         scope.spawn(fwd.run(rx, report_tx.clone()));
     }
@@ -312,6 +313,9 @@ struct Forwarder {
     batch_size: u32,
     /// Records written to the store and not yet answered, over all forwarders of the replica.
     in_flight: Arc<AtomicU64>,
+    /// The `shared-partition-stream` canary: NumaFlow before 1.4.4 read a batch's answers off the replica's one
+    /// shared stream without asking whose they were, and without a response timeout.
+    shared_stream_canary: bool,
 }
 
 impl Forwarder {
@@ -380,6 +384,9 @@ impl Forwarder {
             self.stream.send(StoreFrame::Write { record: *r, txn: *txn }).await.map_err(broken)?;
         }
         self.stream.send(StoreFrame::Eot { partition }).await.map_err(broken)?;
+        if self.shared_stream_canary {
+            return self.canary_shared_stream_answers(&expected, upto_offset).await;
+        }
         let mut answered = 0usize;
         let timeout = Duration::from_millis(self.dep.spec.timings.store_response_timeout_ms);
         loop {
@@ -402,6 +409,36 @@ impl Forwarder {
                     return Ok(());
                 }
                 other => return Err(protocol(format!("response {other:?} is not for this batch"))),
+            }
+        }
+    }
+
+    /// The `shared-partition-stream` canary's receive side (NumaFlow #2516, before 1.4.4): every result read off the
+    /// shared stream counts as one of this batch's, whoever it was for, and no response timeout applies. An EOT
+    /// response read before the batch's count of results means "we will wait indefinitely": the forwarder waits for
+    /// answers that another forwarder has taken, and so, in turn, does that one.
+    async fn canary_shared_stream_answers(
+        &self,
+        expected: &BTreeSet<u64>,
+        upto_offset: u64,
+    ) -> Result<(), StreamError> {
+        let (attempt, task, partition) = (self.dep.attempt, self.dep.task, self.partition);
+        let label = self.stream.label.clone();
+        let mut answered = 0usize;
+        loop {
+            let response = self.stream.recv().await.map_err(|why| StreamError::Broken { partition, why })?;
+            self.tracer.emit(Event::SinkResponse { attempt, task, partition, stream: label.clone(), response });
+            match response {
+                StoreResponse::Ack(_) => answered += 1,
+                StoreResponse::Rejected(id) => {
+                    let why = format!("write of {id:?} refused: attempt fenced");
+                    return Err(StreamError::Protocol { partition, why });
+                }
+                StoreResponse::EotAck { .. } if answered >= expected.len() => {
+                    self.tracer.emit(Event::SinkBatchAcked { attempt, task, partition, upto_offset });
+                    return Ok(());
+                }
+                StoreResponse::EotAck { .. } => std::future::pending::<()>().await,
             }
         }
     }

@@ -22,11 +22,10 @@ impl Coordinator {
             if let Some(cc) = self.checkpoints.as_mut() {
                 cc.abandon(); // a checkpoint in flight is given up; none is triggered while pausing
             }
-            for (v, vertex) in self.spec.vertices.iter().enumerate() {
+            for (v, vertex) in self.spec.vertices.iter().enumerate().filter(|(_, x)| x.kind == VertexKind::Source) {
                 let from = self.replicas[v];
-                let to =
-                    self.lifecycle.replicas(0, vertex.scale_min, vertex.scale_max, vertex.kind == VertexKind::Source);
-                if vertex.kind == VertexKind::Source && to != from {
+                let to = self.lifecycle.paused_source_replicas(vertex.scale_min, vertex.scale_max);
+                if to != from {
                     let cause = ReplicaCause::Pause;
                     self.tracer.emit(Event::ReplicasChanged { vertex: v as u16, from, to, cause });
                 }
@@ -34,7 +33,7 @@ impl Coordinator {
         }
         // The source vertex's replicas while pausing: 0, unless the replica computation says otherwise.
         let source_vertex = &self.spec.vertices[0];
-        let target = self.lifecycle.replicas(0, source_vertex.scale_min, source_vertex.scale_max, true);
+        let target = self.lifecycle.paused_source_replicas(source_vertex.scale_min, source_vertex.scale_max);
         let mut running: u16 = 0;
         for d in &sources {
             // A source not reported yet may be running (its worker's heartbeats may be late): only a report that it
@@ -128,7 +127,7 @@ impl Coordinator {
                 continue; // sources have no backlog signal here: they run their current replicas
             }
             let desired = backlogs[v].div_ceil(per_replica).min(u16::MAX as u64) as u16;
-            wish[v] = self.lifecycle.replicas(desired.max(1), vertex.scale_min, vertex.scale_max, false);
+            wish[v] = desired.max(1).clamp(vertex.scale_min, vertex.scale_max);
         }
         let held = match &self.autoscale_wish {
             Some((w, n)) if *w == wish => n + 1,
