@@ -100,6 +100,8 @@ const CHECKPOINT_CANARIES: &[(Canary, &str, &[&str])] = &[
     (Canary::PolicyIgnoresFailedCheckpoints, "checkpoint-failure-policy", &["restart-policy-honored"]),
     (Canary::PolicyCountsPollsNotCheckpoints, "checkpoint-failure-policy", &["restart-policy-honored"]),
     (Canary::PolicyWindowNeverResets, "checkpoint-policy-old-burst", &["restart-policy-honored"]),
+    (Canary::PolicyFiresOneObservationLate, "checkpoint-failure-policy", &["restart-policy-honored"]),
+    (Canary::PolicyWindowWholeMinutes, "checkpoint-policy-window", &["restart-policy-honored"]),
     (Canary::FinishedBeforeFinalCommit, "batch-exactly-once-final-commit", &["status-matches-ledger"]),
     (Canary::CommitBeforeCheckpointComplete, "streaming-exactly-once-crash", &["exactly-once"]),
     (Canary::PauseClampedToScaleMin, "pause-no-data", &["pause-drains"]),
@@ -171,6 +173,13 @@ fn policy_canaries_are_caught_on_unseen_windows_thresholds_and_intervals() {
     assert_caught_by(&sparse, Canary::PolicyCountsPollsNotCheckpoints, &["restart-policy-honored"]);
     assert_caught_by(&old_burst, Canary::PolicyWindowNeverResets, &["restart-policy-honored"]);
     assert_caught_by(&old_triple, Canary::PolicyWindowNeverResets, &["restart-policy-honored"]);
+    // Exactly the threshold and no more: the late policy never fires.
+    assert_caught_by(&burst, Canary::PolicyFiresOneObservationLate, &["restart-policy-honored"]);
+    assert_caught_by(&old_triple, Canary::PolicyFiresOneObservationLate, &["restart-policy-honored"]);
+    // 30 s apart with a 10 s window: inside the first whole minute, so the minute window fires where it must not
+    // (sparse), or fires on the burst's first failure, counting the lone old one (old burst).
+    assert_caught_by(&sparse, Canary::PolicyWindowWholeMinutes, &["restart-policy-honored"]);
+    assert_caught_by(&old_burst, Canary::PolicyWindowWholeMinutes, &["restart-policy-honored"]);
 }
 
 #[test]

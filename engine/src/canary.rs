@@ -57,6 +57,10 @@ pub enum Canary {
     PolicyCountsPollsNotCheckpoints,
     /// The platform never resets its failure window: old failures keep counting.
     PolicyWindowNeverResets,
+    /// The platform tests the count before it counts the new failure, so it fires one failure after the threshold.
+    PolicyFiresOneObservationLate,
+    /// The platform's window is anchored at the first counted failure and compared in whole minutes.
+    PolicyWindowWholeMinutes,
     /// Tasks finish once they acknowledged the final checkpoint, before its commit is confirmed.
     FinishedBeforeFinalCommit,
     /// The exactly-once sink commits each write at once instead of when the checkpoint completes.
@@ -103,6 +107,12 @@ impl Canary {
             Canary::PolicyWindowNeverResets => {
                 "the platform anchors its failure window at the first counted failure and never moves it, so after an old failure a burst never fires"
             }
+            Canary::PolicyFiresOneObservationLate => {
+                "the platform tests count >= max before it counts the new failure (StreamPark 2.1.x), so it fires on the failure after the one that reached max"
+            }
+            Canary::PolicyWindowWholeMinutes => {
+                "the platform's window is anchored at the first counted failure and compared in whole minutes (StreamPark), so a 1-minute window holds failures up to 119 s after the first"
+            }
             Canary::FinishedBeforeFinalCommit => {
                 "tasks finish once they acknowledged the final checkpoint, so FINISHED comes before the final commit"
             }
@@ -123,7 +133,9 @@ impl Canary {
             Canary::BatchFinalCheckpointFailsJob | Canary::RedeployWithoutFencing => BugClass::A,
             Canary::PolicyIgnoresFailedCheckpoints
             | Canary::PolicyCountsPollsNotCheckpoints
-            | Canary::PolicyWindowNeverResets => BugClass::B,
+            | Canary::PolicyWindowNeverResets
+            | Canary::PolicyFiresOneObservationLate
+            | Canary::PolicyWindowWholeMinutes => BugClass::B,
             Canary::FinishedBeforeFinalCommit | Canary::CommitBeforeCheckpointComplete => BugClass::Generic,
             Canary::PauseClampedToScaleMin | Canary::DrainedFlagKeptOnResume => BugClass::D,
         }

@@ -4,7 +4,9 @@
 //! coordinator's API, or raises an alert; then the count starts over.
 //!
 //! Canaries living here: `policy-ignores-failed-checkpoints` (only the latest completed checkpoint is read),
-//! `policy-counts-polls-not-checkpoints` (every poll that sees a failure counts), `policy-window-never-resets`.
+//! `policy-counts-polls-not-checkpoints` (every poll that sees a failure counts), `policy-window-never-resets`,
+//! `policy-fires-one-observation-late` (the threshold tested before the new failure counts) and
+//! `policy-window-whole-minutes` (the window anchored at the first failure, in whole minutes).
 
 use crate::canary::{Canaries, Canary};
 use crate::event::{Event, Tracer};
@@ -47,7 +49,8 @@ impl Policy {
     pub fn observe(&mut self, stats: &CheckpointStats) -> (Vec<(u64, u32)>, Vec<Firing>) {
         let (mut counted, mut firings) = (Vec::new(), Vec::new());
         if self.canaries.has(Canary::PolicyCountsPollsNotCheckpoints) {
-            // streampark#4085: a per-application counter bumped by every poll that sees a failed checkpoint.
+            // StreamPark 2.1.x (before #4085 and still in its fixed release, #4104): a per-application counter bumped by
+            // every poll that sees a failed checkpoint.
             if let Some((epoch, _, _)) = stats.recent_failed.last() {
                 self.poll_count += 1;
                 self.poll_ids.push(*epoch);
@@ -67,24 +70,53 @@ impl Policy {
             if !self.seen.insert(*epoch) {
                 continue; // a failure counts once, however many polls see it
             }
+            if self.canaries.has(Canary::PolicyFiresOneObservationLate) && self.canary_fires_late(*at_ms) {
+                // StreamPark 2.1.x: `if (count >= cpMaxFailureInterval) fire else count++`: the failure that finds
+                // the count at the threshold fires, and is not counted itself.
+                firings.push(Firing { action: self.spec.action, epochs: self.counted.keys().copied().collect() });
+                self.counted.clear();
+                continue;
+            }
             self.counted.insert(*epoch, *at_ms);
             // The trailing window ends at this failure: older ones leave it.
             let within_window = if never_resets {
                 // streampark#4255: the window is anchored at the first counted failure and never moves on; once
                 // that failure is older than the window, the count grows but the policy never fires again.
                 self.counted.values().min().is_some_and(|first| first + self.spec.window_ms > *at_ms)
+            } else if self.canaries.has(Canary::PolicyWindowWholeMinutes) {
+                self.canary_window_whole_minutes(*epoch, *at_ms);
+                true
             } else {
                 self.counted.retain(|_, t| *t + self.spec.window_ms > *at_ms);
                 true
             };
             let count = self.counted.len() as u32;
             counted.push((*epoch, count));
-            if count >= self.spec.max_failures && within_window {
+            let late = self.canaries.has(Canary::PolicyFiresOneObservationLate);
+            if count >= self.spec.max_failures && within_window && !late {
                 firings.push(Firing { action: self.spec.action, epochs: self.counted.keys().copied().collect() });
                 self.counted.clear(); // the count starts over
             }
         }
         (counted, firings)
+    }
+
+    /// Canary `policy-fires-one-observation-late`: whether the count of failures still within the trailing window
+    /// ending at `at_ms` has already reached the threshold when this failure is observed.
+    fn canary_fires_late(&mut self, at_ms: u64) -> bool {
+        self.counted.retain(|_, t| *t + self.spec.window_ms > at_ms);
+        self.counted.len() as u32 >= self.spec.max_failures
+    }
+
+    /// Canary `policy-window-whole-minutes`: StreamPark's window (after #4255) starts at the first counted failure
+    /// and holds a failure while `(now - first) / 60 s <= window in whole minutes`; a failure past it starts the
+    /// count over from itself.
+    fn canary_window_whole_minutes(&mut self, epoch: u64, at_ms: u64) {
+        let first = self.counted.values().min().copied().unwrap_or(at_ms);
+        if at_ms.saturating_sub(first) / 60_000 > self.spec.window_ms / 60_000 {
+            self.counted.clear();
+            self.counted.insert(epoch, at_ms);
+        }
     }
 }
 

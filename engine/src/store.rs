@@ -88,6 +88,13 @@ impl Ledger {
         if attempt < self.fenced_below {
             return false;
         }
+        // A sink stages after its last completed checkpoint: a transaction at or below the saved one would be
+        // committed by no later save (or by one it does not belong to).
+        let saved = self.latest.as_ref().map(|l| l.epoch);
+        assert!(
+            saved.is_none_or(|e| txn > e),
+            "{id:?} of attempt {attempt} staged in transaction {txn}, at or below the saved checkpoint {saved:?}"
+        );
         self.staged.entry((attempt, txn)).or_default().push(id);
         true
     }
