@@ -247,8 +247,13 @@ pub fn split_records(total: u64, weights: &[u64]) -> Vec<u64> {
     // Each share is at most `total` (w / sum ≤ 1), so it fits in a u64.
     let mut shares: Vec<u64> = weights.iter().map(|w| (scaled(*w) / sum) as u64).collect();
     let mut left = u128::from(total) - shares.iter().map(|s| u128::from(*s)).sum::<u128>();
-    let mut order: Vec<usize> = (0..weights.len()).filter(|i| weights[*i] > 0).collect();
-    assert!(left <= order.len() as u128, "more records left over than partitions with a weight");
+    // The leftover is the sum of the shares' fractions, each below 1, so at most the number of partitions with a
+    // fraction: only those (they have a weight) are ever reached in remainder order.
+    assert!(
+        left <= weights.iter().filter(|w| scaled(**w) % sum > 0).count() as u128,
+        "{left} records left over, more than the shares with a fraction"
+    );
+    let mut order: Vec<usize> = (0..weights.len()).collect();
     order.sort_by_key(|i| (std::cmp::Reverse(scaled(weights[*i]) % sum), *i));
     for i in order {
         if left == 0 {
@@ -257,7 +262,8 @@ pub fn split_records(total: u64, weights: &[u64]) -> Vec<u64> {
         shares[i] += 1;
         left -= 1;
     }
-    debug_assert_eq!(shares.iter().map(|s| u128::from(*s)).sum::<u128>(), u128::from(total));
+    assert_eq!(shares.iter().map(|s| u128::from(*s)).sum::<u128>(), u128::from(total), "records lost in the split");
+    assert!(weights.iter().zip(&shares).all(|(w, s)| *w > 0 || *s == 0), "a partition without weight got records");
     shares
 }
 

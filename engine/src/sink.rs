@@ -397,7 +397,14 @@ impl Forwarder {
             self.tracer.emit(Event::SinkResponse { attempt, task, partition, stream: label.clone(), response });
             let protocol = |why: String| StreamError::Protocol { partition, why };
             match response {
-                StoreResponse::Ack(id) if id.partition == partition && expected.contains(&id.offset) => answered += 1,
+                StoreResponse::Ack(id) => {
+                    // A partition's stream carries its own batches only, one at a time, answered in order.
+                    assert!(
+                        id.partition == partition && expected.contains(&id.offset),
+                        "{id:?} acknowledged on the stream of partition {partition}'s batch {expected:?}"
+                    );
+                    answered += 1;
+                }
                 StoreResponse::Rejected(id) => {
                     return Err(protocol(format!("write of {id:?} refused: attempt fenced")))
                 }

@@ -132,7 +132,7 @@ pub fn run_as_is(scenario: &Scenario, seed: u64, canaries: &[Canary]) -> RunRepo
     };
     let mut setup = Setup::of(scenario);
     setup.canaries = set.list();
-    let end = End { end_ms: outcome.sim_ms, final_status: outcome.status, ledger: &outcome.ledger };
+    let end = End { end_ms: outcome.sim_ms, final_status: outcome.status, ledger: Some(&outcome.ledger) };
     let violations = checker::check(&setup, &outcome.trace, &end);
     let produced = outcome
         .trace

@@ -59,8 +59,14 @@ impl Checker for ExactlyOnce {
     }
 
     fn finish(&mut self, end: &End) -> Vec<Violation> {
-        if !end.ledger.is_empty() {
-            assert_eq!(end.ledger.len(), self.traced_commits, "trace and ledger disagree on the number of commits");
+        // The store's own ledger must hold exactly the commits its `committed` events announced.
+        if let Some(ledger) = end.ledger.filter(|l| l.len() != self.traced_commits) {
+            let detail = format!(
+                "the store's ledger holds {} commits at the end, its committed events announced {}",
+                ledger.len(),
+                self.traced_commits
+            );
+            self.report(end.end_ms, detail);
         }
         self.violations.finish()
     }
@@ -84,6 +90,16 @@ mod tests {
         assert_eq!(v.len(), 2);
         assert!(v[0].detail.contains("committed twice"));
         assert!(v[1].detail.contains("never held"));
+    }
+
+    #[test]
+    fn fails_when_the_store_ledger_disagrees_with_its_committed_events() {
+        let trace = vec![commit(1, 0, 0), commit(2, 0, 1)];
+        let agreeing = run_with_ledger(&mut ExactlyOnce::new(&setup(vec![2])), &trace, &ledger_of(&[(0, 0), (0, 1)]));
+        assert!(agreeing.is_empty(), "{agreeing:?}");
+        let v = run_with_ledger(&mut ExactlyOnce::new(&setup(vec![2])), &trace, &[]);
+        assert_eq!(v.len(), 1);
+        assert!(v[0].detail.contains("holds 0 commits"), "{}", v[0].detail);
     }
 
     #[test]

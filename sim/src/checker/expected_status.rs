@@ -65,7 +65,7 @@ mod tests {
         for e in trace {
             c.on_entry(e);
         }
-        c.finish(&End { end_ms: 9_000, final_status: Some(final_status), ledger: &[] })
+        c.finish(&End { end_ms: 9_000, final_status: Some(final_status), ledger: None })
     }
 
     #[test]

@@ -244,8 +244,8 @@ pub struct End<'a> {
     pub end_ms: u64,
     /// The last status the client read through the API.
     pub final_status: Option<JobStatus>,
-    /// The store's ledger: the ground truth.
-    pub ledger: &'a [Commit],
+    /// The store's ledger: the ground truth (`None` in checker unit tests, which have no store).
+    pub ledger: Option<&'a [Commit]>,
 }
 
 /// A checker: consumes entries in order, then judges.
@@ -355,7 +355,19 @@ pub(crate) mod tests_support {
         for e in trace {
             c.on_entry(e);
         }
-        c.finish(&End { end_ms, final_status: None, ledger: &[] })
+        c.finish(&End { end_ms, final_status: None, ledger: None })
+    }
+
+    /// As [`run`], with the store's ledger at the end.
+    pub fn run_with_ledger(c: &mut dyn Checker, trace: &[TraceEntry], ledger: &[Commit]) -> Vec<Violation> {
+        for e in trace {
+            c.on_entry(e);
+        }
+        c.finish(&End { end_ms: 10_000, final_status: None, ledger: Some(ledger) })
+    }
+
+    pub fn ledger_of(ids: &[(u32, u64)]) -> Vec<Commit> {
+        ids.iter().map(|(p, o)| Commit { id: RecordId { partition: *p, offset: *o }, attempt: 1 }).collect()
     }
 }
 

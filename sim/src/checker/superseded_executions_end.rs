@@ -11,6 +11,9 @@
 //! ran an execution of an attempt below the one it cancels for, at most [`REPORT_STALE_MS`] before (its view is a
 //! heartbeat old), and names at least one.
 //!
+//! And an execution that ended is gone for good: none of its parts (a sink's per-partition forwarders) sends a batch
+//! to the store after its `execution-ended`, unless the execution is started again on that node.
+//!
 //! And the coordinator's wait for a cancellation is bounded (README, "How it works": the cancel bound, 10 s): once it
 //! requested cancellation below an attempt, an execution below it that still runs on a reachable worker
 //! [`CANCEL_WAIT_MS`] later (+ [`GIVE_UP_SLACK_MS`]) means the coordinator must have given up waiting and said so
@@ -136,6 +139,21 @@ impl SupersededExecutionsEnd {
         }
     }
 
+    /// A sink's forwarder sent a batch: its execution must still run there.
+    fn on_batch_sent(&mut self, node: &str, task: TaskId, attempt: u32, partition: u32, at_ms: u64) {
+        let key = (node.to_string(), task, attempt);
+        if self.running.contains_key(&key) {
+            return;
+        }
+        if let Some(ended) = self.ended_ms.get(&key) {
+            let detail = format!(
+                "{task} of attempt {attempt} on {node} sent a batch of partition {partition} to the store at {at_ms} ms, \
+                 after its execution ended at {ended} ms: a part of it outlived it"
+            );
+            self.violations.push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
+        }
+    }
+
     fn on_fault(&mut self, action: &Action, at_ms: u64) {
         self.net.apply(action, at_ms);
         match action {
@@ -177,6 +195,9 @@ impl Checker for SupersededExecutionsEnd {
                 self.running.remove(&key);
                 self.ended_ms.insert(key, at_ms);
             }
+            Event::SinkBatchSent { attempt, task, partition, .. } => {
+                self.on_batch_sent(&entry.node, *task, *attempt, *partition, at_ms)
+            }
             Event::CancelUnconfirmed { below_attempt, workers } => self.on_unconfirmed(*below_attempt, workers, at_ms),
             Event::AttemptDeployed { attempt, .. } => self.supersede_below(*attempt, at_ms),
             Event::CancelRequested { below_attempt } => {
@@ -217,6 +238,24 @@ mod tests {
 
     fn check(trace: &[TraceEntry]) -> Vec<Violation> {
         run(&mut SupersededExecutionsEnd::new(&setup(vec![1])), trace, 20_000)
+    }
+
+    fn batch_sent(ms: u64, node: &str, attempt: u32) -> TraceEntry {
+        let stream = "v1#0/p0".to_string();
+        at(ms, node, Event::SinkBatchSent { attempt, task: sink(), partition: 0, stream, first_offset: 0, count: 1 })
+    }
+
+    #[test]
+    fn fails_when_a_part_of_an_ended_execution_still_writes() {
+        let alive = vec![started(0, "worker-1", 1), batch_sent(100, "worker-1", 1), ended(200, "worker-1", 1)];
+        assert!(check(&alive).is_empty());
+        // Started again on the node after it ended: its batches are the new execution's.
+        let again = [alive.clone(), vec![started(300, "worker-1", 1), batch_sent(400, "worker-1", 1)]].concat();
+        assert!(check(&again).is_empty());
+        let outlived = [alive, vec![batch_sent(250, "worker-1", 1)]].concat();
+        let v = check(&outlived);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].detail.contains("after its execution ended at 200 ms"), "{}", v[0].detail);
     }
 
     #[test]
