@@ -12,7 +12,8 @@
 //! heartbeat old), and names at least one.
 //!
 //! And an execution that ended is gone for good: none of its parts (a sink's per-partition forwarders) sends a batch,
-//! reads an answer or has a batch acknowledged after the instant of its `execution-ended`, unless the execution is started again on that node.
+//! reads an answer or has a batch acknowledged after the instant of its `execution-ended`, unless the execution is
+//! started again on that node.
 //! Within that instant a part may still run once: a cancellation (an abort) takes effect when the runtime next
 //! schedules the part, which can be in the same simulated millisecond.
 //!
