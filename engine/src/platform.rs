@@ -66,11 +66,13 @@ impl Policy {
         let failed: &[(u64, u64, String)] =
             if self.canaries.has(Canary::PolicyIgnoresFailedCheckpoints) { &[] } else { &stats.recent_failed };
         let never_resets = self.canaries.has(Canary::PolicyWindowNeverResets);
+        let fires_late_canary = self.canaries.has(Canary::PolicyFiresOneObservationLate);
+        let whole_minutes_canary = self.canaries.has(Canary::PolicyWindowWholeMinutes);
         for (epoch, at_ms, _) in failed {
             if !self.seen.insert(*epoch) {
                 continue; // a failure counts once, however many polls see it
             }
-            if self.canaries.has(Canary::PolicyFiresOneObservationLate) && self.canary_fires_late(*at_ms) {
+            if fires_late_canary && self.canary_fires_late(*at_ms) {
                 // StreamPark 2.1.x: `if (count >= cpMaxFailureInterval) fire else count++`: the failure that finds
                 // the count at the threshold fires, and is not counted itself.
                 firings.push(Firing { action: self.spec.action, epochs: self.counted.keys().copied().collect() });
@@ -83,7 +85,7 @@ impl Policy {
                 // streampark#4255: the window is anchored at the first counted failure and never moves on; once
                 // that failure is older than the window, the count grows but the policy never fires again.
                 self.counted.values().min().is_some_and(|first| first + self.spec.window_ms > *at_ms)
-            } else if self.canaries.has(Canary::PolicyWindowWholeMinutes) {
+            } else if whole_minutes_canary {
                 self.canary_window_whole_minutes(*epoch, *at_ms);
                 true
             } else {
@@ -92,8 +94,7 @@ impl Policy {
             };
             let count = self.counted.len() as u32;
             counted.push((*epoch, count));
-            let late = self.canaries.has(Canary::PolicyFiresOneObservationLate);
-            if count >= self.spec.max_failures && within_window && !late {
+            if count >= self.spec.max_failures && within_window && !fires_late_canary {
                 firings.push(Firing { action: self.spec.action, epochs: self.counted.keys().copied().collect() });
                 self.counted.clear(); // the count starts over
             }

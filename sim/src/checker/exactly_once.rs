@@ -1,8 +1,10 @@
 //! `exactly-once`: every record in the ledger was produced by the source, and with exactly-once delivery none is
-//! committed twice (at-least-once may duplicate, never invent).
+//! committed twice (at-least-once may duplicate, never invent); and the store's ledger at the end holds exactly the
+//! commits its `committed` events announced, record by record.
 
 use super::{Capped, Checker, End, FailureClass, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
+use sluice_engine::store::Commit;
 use sluice_engine::{Delivery, Event, RecordId};
 use std::collections::BTreeMap;
 
@@ -31,6 +33,37 @@ impl ExactlyOnce {
     fn report(&mut self, at_ms: u64, detail: String) {
         self.violations.report(at_ms, FailureClass::Safety, detail);
     }
+
+    /// The store's own ledger holds exactly the commits its `committed` events announced: as many, and each produced
+    /// record as many times.
+    fn check_ledger(&mut self, ledger: &[Commit], end_ms: u64) {
+        if ledger.len() != self.traced_commits {
+            let detail = format!(
+                "the store's ledger holds {} commits at the end, its committed events announced {}",
+                ledger.len(),
+                self.traced_commits
+            );
+            return self.report(end_ms, detail);
+        }
+        let mut held: BTreeMap<RecordId, usize> = BTreeMap::new();
+        for c in ledger.iter().filter(|c| self.produced(c.id)) {
+            *held.entry(c.id).or_default() += 1;
+        }
+        let announced: BTreeMap<RecordId, usize> = self.commits.iter().map(|(id, a)| (*id, a.len())).collect();
+        let ids = held.keys().chain(announced.keys());
+        if let Some(id) = ids.copied().find(|id| held.get(id) != announced.get(id)) {
+            let (h, a) = (held.get(&id).copied().unwrap_or(0), announced.get(&id).copied().unwrap_or(0));
+            let detail = format!(
+                "the store's ledger holds record {}:{} {h} times at the end, its committed events announced it {a} times",
+                id.partition, id.offset
+            );
+            self.report(end_ms, detail);
+        }
+    }
+
+    fn produced(&self, id: RecordId) -> bool {
+        self.initial_records.get(id.partition as usize).is_some_and(|n| id.offset < *n)
+    }
 }
 
 impl Checker for ExactlyOnce {
@@ -39,8 +72,7 @@ impl Checker for ExactlyOnce {
             return;
         };
         self.traced_commits += 1;
-        let produced = self.initial_records.get(id.partition as usize).is_some_and(|n| id.offset < *n);
-        if !produced {
+        if !self.produced(*id) {
             self.report(
                 entry.at_ms(),
                 format!("record {}:{} committed but the source never held it", id.partition, id.offset),
@@ -59,14 +91,8 @@ impl Checker for ExactlyOnce {
     }
 
     fn finish(&mut self, end: &End) -> Vec<Violation> {
-        // The store's own ledger must hold exactly the commits its `committed` events announced.
-        if let Some(ledger) = end.ledger.filter(|l| l.len() != self.traced_commits) {
-            let detail = format!(
-                "the store's ledger holds {} commits at the end, its committed events announced {}",
-                ledger.len(),
-                self.traced_commits
-            );
-            self.report(end.end_ms, detail);
+        if let Some(ledger) = end.ledger {
+            self.check_ledger(ledger, end.end_ms);
         }
         self.violations.finish()
     }
@@ -100,6 +126,10 @@ mod tests {
         let v = run_with_ledger(&mut ExactlyOnce::new(&setup(vec![2])), &trace, &[]);
         assert_eq!(v.len(), 1);
         assert!(v[0].detail.contains("holds 0 commits"), "{}", v[0].detail);
+        // As many commits, but another record.
+        let v = run_with_ledger(&mut ExactlyOnce::new(&setup(vec![2])), &trace, &ledger_of(&[(0, 0), (0, 0)]));
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].detail.contains("holds record 0:0 2 times at the end, its committed events announced it 1 times"));
     }
 
     #[test]

@@ -45,6 +45,9 @@ pub struct SupersededExecutionsEnd {
     /// (node, task, attempt) → started at; and when executions that are gone ended.
     running: BTreeMap<(String, TaskId, u32), u64>,
     ended_ms: BTreeMap<(String, TaskId, u32), u64>,
+    /// Executions that ended and were not started again: (task, attempt) → node → ended at. Keyed so that the
+    /// per-record forwarder events look it up without building a key.
+    gone_ms: BTreeMap<(TaskId, u32), BTreeMap<String, u64>>,
     /// When each attempt was superseded.
     superseded_ms: BTreeMap<u32, u64>,
     /// Which nodes are cut off, and since when each is reachable again; the largest slow cancellation per node.
@@ -142,13 +145,16 @@ impl SupersededExecutionsEnd {
         }
     }
 
+    /// An execution ended on a node, or its node went down.
+    fn ended(&mut self, key: (String, TaskId, u32), at_ms: u64) {
+        self.gone_ms.entry((key.1, key.2)).or_default().insert(key.0.clone(), at_ms);
+        self.ended_ms.insert(key, at_ms);
+    }
+
     /// A sink's forwarder acted (`what` the store): its execution must still run there.
     fn on_part_acted(&mut self, node: &str, task: TaskId, attempt: u32, partition: u32, what: &str, at_ms: u64) {
-        let key = (node.to_string(), task, attempt);
-        if self.running.contains_key(&key) {
-            return;
-        }
-        if let Some(ended) = self.ended_ms.get(&key).filter(|ended| at_ms > **ended) {
+        let ended = self.gone_ms.get(&(task, attempt)).and_then(|nodes| nodes.get(node));
+        if let Some(ended) = ended.filter(|ended| at_ms > **ended) {
             let detail = format!(
                 "{task} of attempt {attempt} on {node}: the forwarder of partition {partition} {what} the store at \
                  {at_ms} ms, after its execution ended at {ended} ms: a part of it outlived it"
@@ -166,7 +172,7 @@ impl SupersededExecutionsEnd {
                 let gone: Vec<_> = self.running.keys().filter(|(n, _, _)| *n == node).cloned().collect();
                 for key in gone {
                     self.running.remove(&key);
-                    self.ended_ms.insert(key, at_ms);
+                    self.ended(key, at_ms);
                 }
             }
             Action::SlowCancel { worker, by_ms } => {
@@ -192,11 +198,14 @@ impl Checker for SupersededExecutionsEnd {
         match event {
             Event::ExecutionStarted { task, attempt } => {
                 self.running.insert((entry.node.clone(), *task, *attempt), at_ms);
+                if let Some(nodes) = self.gone_ms.get_mut(&(*task, *attempt)) {
+                    nodes.remove(&entry.node);
+                }
             }
             Event::ExecutionEnded { task, attempt, .. } => {
                 let key = (entry.node.clone(), *task, *attempt);
                 self.running.remove(&key);
-                self.ended_ms.insert(key, at_ms);
+                self.ended(key, at_ms);
             }
             Event::SinkBatchSent { attempt, task, partition, .. } => {
                 self.on_part_acted(&entry.node, *task, *attempt, *partition, "sent a batch to", at_ms)
