@@ -145,7 +145,7 @@ impl CheckpointCoordinator {
         self.pending.as_ref().filter(|p| now_ms > p.triggered_ms + self.spec.timeout_ms).map(|p| p.epoch)
     }
 
-    /// Checkpoint `epoch` failed; each id counts once.
+    /// Checkpoint `epoch` failed; each id counts once, and only for a reason the tolerance counts.
     pub fn on_failed(
         &mut self,
         epoch: u64,
@@ -154,7 +154,11 @@ impl CheckpointCoordinator {
         now_ms: u64,
     ) -> Option<(u32, FailureVerdict)> {
         self.pending.take_if(|p| p.epoch == epoch)?;
-        self.consecutive_failures += 1;
+        let before = self.consecutive_failures;
+        if counts_toward_tolerance(reason) {
+            self.consecutive_failures += 1;
+        }
+        assert!(self.consecutive_failures <= before + 1, "a failed checkpoint counts at most once");
         self.stats.recent_failed.push((epoch, now_ms, format!("{reason}: {detail}")));
         if self.stats.recent_failed.len() > CheckpointStats::KEEP {
             self.stats.recent_failed.remove(0);
@@ -172,6 +176,16 @@ impl CheckpointCoordinator {
             FailureVerdict::Tolerated
         };
         Some((n, verdict))
+    }
+}
+
+/// Whether a failure of this reason counts toward the tolerable consecutive failures. Flink's
+/// `CheckpointFailureManager.checkFailureCounter` counts I/O errors, declines and expiries; a checkpoint a newer one
+/// subsumed or a task that was not ready ignores (neither counts nor resets the count).
+fn counts_toward_tolerance(reason: FailReason) -> bool {
+    match reason {
+        FailReason::Expired | FailReason::Declined | FailReason::IoError => true,
+        FailReason::Subsumed | FailReason::TaskNotReady => false,
     }
 }
 
@@ -200,6 +214,20 @@ mod tests {
         assert_eq!(c.due(300, false), Some((3, false)));
         assert!(matches!(c.on_failed(3, FailReason::Declined, "x", 310).unwrap().1, FailureVerdict::Failover(_)));
         assert_eq!(c.stats.recent_failed.len(), 2);
+    }
+
+    #[test]
+    fn reasons_flink_ignores_neither_count_nor_reset() {
+        let mut c = CheckpointCoordinator::new(spec(1), false, Canaries::NONE);
+        assert_eq!(c.due(100, false), Some((1, false)));
+        assert_eq!(c.on_failed(1, FailReason::Expired, "x", 160).unwrap(), (1, FailureVerdict::Tolerated));
+        assert_eq!(c.due(200, false), Some((2, false)));
+        assert_eq!(c.on_failed(2, FailReason::Subsumed, "x", 210).unwrap(), (1, FailureVerdict::Tolerated));
+        assert_eq!(c.due(300, false), Some((3, false)));
+        assert_eq!(c.on_failed(3, FailReason::TaskNotReady, "x", 310).unwrap(), (1, FailureVerdict::Tolerated));
+        assert_eq!(c.stats.recent_failed.len(), 3, "an ignored failure is still a failed checkpoint");
+        assert_eq!(c.due(400, false), Some((4, false)));
+        assert!(matches!(c.on_failed(4, FailReason::Declined, "x", 410).unwrap().1, FailureVerdict::Failover(_)));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! Events are facts, stated where they happen; checkers judge the engine from them and from the store's ledger.
 
 use crate::faults::FailReason;
-use crate::job::{RecordId, TaskId};
+use crate::job::{PolicyAction, RecordId, TaskId};
 use crate::net::NodeName;
 use crate::status::JobStatus;
 use serde::{Deserialize, Serialize};
@@ -305,11 +305,12 @@ pub enum Event {
         end_offset: u64,
         delivered: bool,
     },
-    /// A source declined a checkpoint.
+    /// A source declined a checkpoint, for `reason` (declined, subsumed or task-not-ready).
     CheckpointDeclined {
         attempt: u32,
         task: TaskId,
         epoch: u64,
+        reason: FailReason,
     },
     /// A source withholds its acknowledgement of a checkpoint, so that the checkpoint expires.
     CheckpointAckWithheld {
@@ -348,9 +349,14 @@ pub enum Event {
         epoch: u64,
         count: u32,
     },
-    /// The policy fired (`action` is `restart` or `alert`) on these failed checkpoints.
+    /// The policy fired on these failed checkpoints.
     PolicyFired {
-        action: String,
+        action: PolicyAction,
+        epochs: Vec<u64>,
+    },
+    /// The platform raised alert `id` (its policy fired with `action = "alert"`); its API shows it from now on.
+    AlertRaised {
+        id: u64,
         epochs: Vec<u64>,
     },
 }

@@ -16,17 +16,42 @@ pub fn fault_clock_ms() -> u64 {
     madsim::time::TimeHandle::current().elapsed().as_millis() as u64
 }
 
-/// Why a checkpoint fails (Flink's reasons). Its kebab-case name comes from `Display`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, strum::Display)]
+/// Why a checkpoint fails (Flink's `CheckpointFailureReason`s). Its kebab-case name comes from `Display` and is
+/// parsed with `FromStr`.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::VariantNames,
+)]
 #[serde(rename_all = "kebab-case")]
 #[strum(serialize_all = "kebab-case")]
 pub enum FailReason {
-    /// Not every acknowledgement arrived within the timeout.
+    /// Not every acknowledgement arrived within the timeout (`CHECKPOINT_EXPIRED`).
     Expired,
-    /// A task declined the checkpoint.
+    /// A task declined the checkpoint (`CHECKPOINT_DECLINED`).
     Declined,
-    /// Checkpoint storage failed to write it.
+    /// Checkpoint storage failed to write it (`IO_EXCEPTION`).
     IoError,
+    /// A task declined it because a newer checkpoint subsumed it (`CHECKPOINT_DECLINED_SUBSUMED`).
+    Subsumed,
+    /// A task declined it because it was not ready to take it (`CHECKPOINT_DECLINED_TASK_NOT_READY`).
+    TaskNotReady,
+}
+
+impl FailReason {
+    /// Whether a task declines the checkpoint for this reason (the others arise at the coordinator or the storage).
+    pub fn is_decline(self) -> bool {
+        matches!(self, FailReason::Declined | FailReason::Subsumed | FailReason::TaskNotReady)
+    }
 }
 
 /// Which checkpoint's acknowledgements a delay applies to.

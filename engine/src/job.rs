@@ -83,8 +83,9 @@ pub struct CheckpointSpec {
 }
 
 /// What the platform does when its checkpoint-failure policy fires.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, strum::Display)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum PolicyAction {
     Restart,
     Alert,

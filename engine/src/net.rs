@@ -4,7 +4,7 @@
 //! costs time, never correctness. Data moves on ordered streams (see `stream.rs`).
 
 use crate::event::{Event, Tracer};
-use crate::faults::FaultPlane;
+use crate::faults::{FailReason, FaultPlane};
 use crate::job::{JobSpec, TaskId};
 use crate::status::JobStatus;
 use madsim::net::Endpoint;
@@ -120,7 +120,7 @@ pub struct ExecReport {
 pub struct CheckpointReport {
     /// (checkpoint id, snapshot): for a source, `(partition, next offset)` pairs; empty for other tasks.
     pub acked: Vec<(u64, Vec<(u32, u64)>)>,
-    pub declined: Vec<(u64, String)>,
+    pub declined: Vec<(u64, FailReason, String)>,
     /// Every input ended: a batch source whose partitions all sent their EOT (ready for the final checkpoint), a
     /// sink whose partitions all delivered theirs.
     pub input_ended: bool,
@@ -148,9 +148,10 @@ impl CheckpointReport {
         assert!(self.acked.len() <= Self::KEEP, "a task's acknowledgements grow without bound");
     }
 
-    pub fn decline(&mut self, epoch: u64, why: String) {
-        if !self.declined.iter().any(|(e, _)| *e == epoch) {
-            self.declined.push((epoch, why));
+    pub fn decline(&mut self, epoch: u64, reason: FailReason, why: String) {
+        assert!(reason.is_decline(), "a task does not fail a checkpoint with {reason}");
+        if !self.declined.iter().any(|(e, _, _)| *e == epoch) {
+            self.declined.push((epoch, reason, why));
         }
         if self.declined.len() > Self::KEEP {
             self.declined.remove(0);
@@ -190,6 +191,20 @@ pub struct CheckpointStats {
 
 impl CheckpointStats {
     pub const KEEP: usize = 16;
+}
+
+/// An alert the platform raised when its checkpoint-failure policy fired with `action = "alert"`, as its API shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alert {
+    /// 1, 2, ...: in the order raised.
+    pub id: u64,
+    /// The failed checkpoints that made the policy fire.
+    pub epochs: Vec<u64>,
+}
+
+impl Alert {
+    /// Alerts in one answer of the platform's API; a reader asks again from the last one it has.
+    pub const PAGE: usize = 8;
 }
 
 /// One task of one attempt, with everything the worker needs to run it.
@@ -248,6 +263,10 @@ pub enum Ctrl {
     CheckpointStats { request: u64, stats: CheckpointStats },
     /// platform → coordinator: restart the job (idempotent per request).
     RestartJob { request: u64, cause: String },
+    /// client → platform: read the alerts raised after alert `after` (0: from the first).
+    GetAlerts { request: u64, after: u64 },
+    /// platform → client: the next alerts after the one asked for, oldest first, at most [`Alert::PAGE`].
+    Alerts { request: u64, alerts: Vec<Alert> },
 }
 
 /// A node's control endpoint.

@@ -1,7 +1,8 @@
 //! The management platform (StreamPark's role). It does not hand its checkpoint-failure policy to the engine: it
 //! polls the coordinator's checkpoint statistics every `poll_ms` and enforces the policy itself. When the failed
 //! checkpoints (distinct ids) within the trailing window reach `max_failures`, it restarts the job through the
-//! coordinator's API, or raises an alert; then the count starts over.
+//! coordinator's API, or raises an alert (kept in its alert log, which its API serves: `GetAlerts`); then the count
+//! starts over.
 //!
 //! Canaries living here: `policy-ignores-failed-checkpoints` (only the latest completed checkpoint is read),
 //! `policy-counts-polls-not-checkpoints` (every poll that sees a failure counts), `policy-window-never-resets`,
@@ -11,7 +12,7 @@
 use crate::canary::{Canaries, Canary};
 use crate::event::{Event, Tracer};
 use crate::job::{PolicyAction, PolicySpec};
-use crate::net::{CheckpointStats, Ctrl, CtrlEndpoint, NodeName};
+use crate::net::{Alert, CheckpointStats, Ctrl, CtrlEndpoint, NodeName};
 use crate::node::NodeContext;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -121,6 +122,33 @@ impl Policy {
     }
 }
 
+/// The alerts raised, as the platform's API shows them (StreamPark keeps them in its alert table).
+#[derive(Default)]
+struct Alerts {
+    raised: Vec<Alert>,
+}
+
+impl Alerts {
+    /// Alerts kept; beyond, the oldest are dropped (a reader that far behind has lost them, as with any bounded log).
+    const KEEP: usize = 256;
+
+    fn raise(&mut self, epochs: Vec<u64>, tracer: &Tracer) {
+        let id = self.raised.last().map_or(1, |a| a.id + 1);
+        assert!(self.raised.iter().all(|a| a.id < id), "alert ids move forward");
+        tracer.emit(Event::AlertRaised { id, epochs: epochs.clone() });
+        self.raised.push(Alert { id, epochs });
+        if self.raised.len() > Self::KEEP {
+            self.raised.remove(0);
+        }
+        assert!(self.raised.len() <= Self::KEEP, "the alert log grows without bound");
+    }
+
+    /// The alerts after alert `after`, oldest first, at most a page.
+    fn after(&self, after: u64) -> Vec<Alert> {
+        self.raised.iter().filter(|a| a.id > after).take(Alert::PAGE).cloned().collect()
+    }
+}
+
 /// Runs the platform node.
 pub async fn run(ctx: NodeContext) {
     let Some(spec) = ctx.spec.policy else { return };
@@ -132,48 +160,67 @@ pub async fn run(ctx: NodeContext) {
     let mut request = 0u64;
     let mut restart: Option<(u64, String, u32)> = None;
     let mut poll = tokio::time::interval(Duration::from_millis(spec.poll_ms));
+    let mut alerts = Alerts::default();
+    // The statistics read in flight, and until when its answer is taken.
+    let mut awaiting: Option<(u64, tokio::time::Instant)> = None;
     loop {
-        poll.tick().await;
-        if let Some((id, cause, left)) = restart.as_mut() {
-            ctrl.send(NodeName::Coordinator, Ctrl::RestartJob { request: *id, cause: cause.clone() }).await;
-            *left -= 1;
-            assert!(*left < RESTART_SENDS, "a restart request is sent at most {RESTART_SENDS} times");
-            if *left == 0 {
-                restart = None;
-            }
-        }
-        request += 1;
-        ctrl.send(NodeName::Coordinator, Ctrl::GetCheckpointStats { request }).await;
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(spec.poll_ms.min(1_000));
-        let stats = loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match tokio::time::timeout(left, ctrl.recv()).await {
-                Ok(Ok((Ctrl::CheckpointStats { request: r, stats }, _))) if r == request => break Some(stats),
-                Ok(Ok(_)) => continue,
-                _ => break None,
-            }
-        };
-        let Some(stats) = stats else { continue };
-        let (counted, firings) = policy.observe(&stats);
-        for (epoch, count) in counted {
-            tracer.emit(Event::PolicyFailureCounted { epoch, count });
-        }
-        for f in firings {
-            let action = match f.action {
-                PolicyAction::Restart => "restart",
-                PolicyAction::Alert => "alert",
-            };
-            tracer.emit(Event::PolicyFired { action: action.into(), epochs: f.epochs.clone() });
-            if f.action == PolicyAction::Restart {
-                let previous = request;
+        tokio::select! {
+            biased;
+            _ = poll.tick() => {
+                if let Some((id, cause, left)) = restart.as_mut() {
+                    ctrl.send(NodeName::Coordinator, Ctrl::RestartJob { request: *id, cause: cause.clone() }).await;
+                    *left -= 1;
+                    assert!(*left < RESTART_SENDS, "a restart request is sent at most {RESTART_SENDS} times");
+                    if *left == 0 {
+                        restart = None;
+                    }
+                }
                 request += 1;
-                assert!(request > previous, "restart request ids move forward");
-                let cause = format!("checkpoint-failure policy: checkpoints {:?} failed", f.epochs);
-                ctrl.send(NodeName::Coordinator, Ctrl::RestartJob { request, cause: cause.clone() }).await;
-                restart = Some((request, cause, RESTART_SENDS));
+                ctrl.send(NodeName::Coordinator, Ctrl::GetCheckpointStats { request }).await;
+                let deadline = tokio::time::Instant::now() + Duration::from_millis(spec.poll_ms.min(1_000));
+                awaiting = Some((request, deadline));
             }
+            received = ctrl.recv() => match received {
+                Ok((Ctrl::CheckpointStats { request: r, stats }, _))
+                    if awaiting.is_some_and(|(a, until)| a == r && tokio::time::Instant::now() <= until) =>
+                {
+                    awaiting = None;
+                    let firings = observe(&mut policy, &stats, &tracer);
+                    for f in firings {
+                        if f.action == PolicyAction::Alert {
+                            alerts.raise(f.epochs, &tracer);
+                            continue;
+                        }
+                        let previous = request;
+                        request += 1;
+                        assert!(request > previous, "restart request ids move forward");
+                        let cause = format!("checkpoint-failure policy: checkpoints {:?} failed", f.epochs);
+                        ctrl.send(NodeName::Coordinator, Ctrl::RestartJob { request, cause: cause.clone() }).await;
+                        restart = Some((request, cause, RESTART_SENDS));
+                    }
+                }
+                // The platform's API answers whenever it is asked.
+                Ok((Ctrl::GetAlerts { request: r, after }, from)) if from.ip() == NodeName::Client.ip() => {
+                    ctrl.send(NodeName::Client, Ctrl::Alerts { request: r, alerts: alerts.after(after) }).await;
+                }
+                Ok(_) => {}
+                // This node's network is gone: nothing to read for a while.
+                Err(_) => tokio::time::sleep(Duration::from_millis(spec.poll_ms.min(1_000))).await,
+            },
         }
     }
+}
+
+/// Feeds one poll's statistics to the policy and traces what it counted and how it fired.
+fn observe(policy: &mut Policy, stats: &CheckpointStats, tracer: &Tracer) -> Vec<Firing> {
+    let (counted, firings) = policy.observe(stats);
+    for (epoch, count) in counted {
+        tracer.emit(Event::PolicyFailureCounted { epoch, count });
+    }
+    for f in &firings {
+        tracer.emit(Event::PolicyFired { action: f.action, epochs: f.epochs.clone() });
+    }
+    firings
 }
 
 #[cfg(test)]

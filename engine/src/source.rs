@@ -200,9 +200,10 @@ pub async fn run(
                 TaskControl::Trigger { epoch, is_final, triggered_ms } if epoch > last_trigger => {
                     last_trigger = epoch;
                     let fate = io.faults.checkpoint_fate(epoch, triggered_ms);
-                    if fate == Some(FailReason::Declined) {
-                        io.report.lock().expect("report lock").decline(epoch, format!("source {} declined", dep.task));
-                        tracer.emit(Event::CheckpointDeclined { attempt: dep.attempt, task: dep.task, epoch });
+                    if let Some(reason) = fate.filter(|r| r.is_decline()) {
+                        let why = format!("source {} declined ({reason})", dep.task);
+                        io.report.lock().expect("report lock").decline(epoch, reason, why);
+                        tracer.emit(Event::CheckpointDeclined { attempt: dep.attempt, task: dep.task, epoch, reason });
                         None
                     } else {
                         expired.insert(epoch, fate == Some(FailReason::Expired));

@@ -10,6 +10,7 @@ use sluice_engine::faults::{AckTarget, FailReason};
 use sluice_engine::net::NodeName;
 use sluice_engine::VertexKind;
 use std::collections::BTreeSet;
+use strum::VariantNames;
 
 /// The longest a slowed link delays a datagram (the network's own latency is bounded the same way).
 pub const MAX_SLOW_MS: u64 = 60_000;
@@ -461,15 +462,14 @@ pub(crate) fn validate(f: &RawFault, i: usize, s: &Scenario, ctx: &Ctx) -> Resul
             return Err(ctx.err(&key("kind"), format!("a {:?} fault needs [job.checkpoint]", f.kind)));
         }
         "fail-checkpoint" => {
-            let reason = match f.reason.as_deref() {
-                Some("expired") => FailReason::Expired,
-                Some("declined") => FailReason::Declined,
-                Some("io-error") => FailReason::IoError,
-                Some(other) => {
-                    return Err(ctx.err(
-                        &key("reason"),
-                        format!("unknown reason {other:?}; expected expired, declined or io-error"),
-                    ))
+            let reason = match f.reason.as_deref().map(str::parse::<FailReason>) {
+                Some(Ok(reason)) => reason,
+                Some(Err(_)) => {
+                    let other = f.reason.as_deref().unwrap_or_default();
+                    let expected = FailReason::VARIANTS.join(", ");
+                    return Err(
+                        ctx.err(&key("reason"), format!("unknown reason {other:?}; expected one of {expected}"))
+                    );
                 }
                 None => return Err(ctx.err(&key("reason"), "a \"fail-checkpoint\" fault needs `reason`")),
             };
@@ -488,9 +488,6 @@ pub(crate) fn validate(f: &RawFault, i: usize, s: &Scenario, ctx: &Ctx) -> Resul
                 }
                 None => return Err(ctx.err(&key("checkpoint"), "a \"delay-checkpoint-ack\" fault needs `checkpoint`")),
             };
-            if checkpoint == AckTarget::Final && s.job.mode != sluice_engine::Mode::Batch {
-                return Err(ctx.err(&key("checkpoint"), "only a batch job has a final checkpoint"));
-            }
             let by_ms = positive("by_ms", f.by_ms)?
                 .ok_or_else(|| ctx.err(&key("by_ms"), "a \"delay-checkpoint-ack\" fault needs `by_ms`"))?;
             FaultKind::DelayCheckpointAck { checkpoint, by_ms }

@@ -17,8 +17,9 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
-use sluice_engine::Mode;
+use sluice_engine::faults::FailReason;
 use std::collections::BTreeMap;
+use strum::VariantNames;
 
 /// The knobs, in the order faults are drawn. Each is `<subject>_<fault>_probability`.
 pub const KNOBS: [&str; 12] = [
@@ -282,7 +283,8 @@ impl Swarm {
                             ("partition", int(subject.parse().expect("a partition number"))),
                         ]),
                         "checkpoint_fail_probability" => {
-                            let reason = ["expired", "declined", "io-error"][rng.gen_range(0..3)];
+                            let reasons = FailReason::VARIANTS;
+                            let reason = reasons[rng.gen_range(0..reasons.len())];
                             let count: i32 = rng.gen_range(1..=3); // drawn as before: the same seed draws the same faults
                             body(&[
                                 ("kind", "fail-checkpoint".into()),
@@ -292,11 +294,8 @@ impl Swarm {
                         }
                         "checkpoint_delay_ack_probability" => {
                             let interval = s.job.checkpoint.as_ref().map_or(1, |c| c.interval_ms.max(1));
-                            let target = if s.job.mode == Mode::Batch && rng.gen_bool(0.5) {
-                                "final".into()
-                            } else {
-                                int(at / interval + 1)
-                            };
+                            // Either mode takes a final checkpoint once every partition ended.
+                            let target = if rng.gen_bool(0.5) { "final".into() } else { int(at / interval + 1) };
                             body(&[
                                 ("kind", "delay-checkpoint-ack".into()),
                                 ("checkpoint", target),

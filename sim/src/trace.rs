@@ -23,6 +23,8 @@ pub enum TraceEvent {
     Fault(Action),
     /// The status the client read through the coordinator's API, with its `drained_on_pause`.
     Observed { status: JobStatus, drained_on_pause: bool },
+    /// An alert the client read through the platform's API (alert `id`, raised on these failed checkpoints).
+    Alerted { id: u64, epochs: Vec<u64> },
 }
 
 /// One entry: simulated time (µs since the run started), node, event.
@@ -91,6 +93,7 @@ pub fn render(entries: &[TraceEntry]) -> String {
             TraceEvent::Observed { status, drained_on_pause: true } => {
                 format!("client reads {status} (drained on pause)")
             }
+            TraceEvent::Alerted { id, epochs } => format!("client reads alert {id} (checkpoints {epochs:?})"),
         };
         out.push_str(&format!("{:>9.3} ms {:<12} {what}\n", e.at_us as f64 / 1000.0, e.node));
     }
@@ -150,6 +153,7 @@ pub fn summary(entries: &[TraceEntry]) -> String {
             TraceEvent::Observed { status, drained_on_pause: true } => {
                 format!("client reads {status} (drained on pause)")
             }
+            TraceEvent::Alerted { id, epochs } => format!("client reads alert {id} (checkpoints {epochs:?})"),
         };
         out.push_str(&format!("{:>9} ms {:<12} {what}\n", e.at_ms(), e.node));
     }

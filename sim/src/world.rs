@@ -7,7 +7,7 @@ use crate::trace::{TraceEntry, TraceEvent, TraceRecorder};
 use madsim::runtime::{Handle, NodeHandle, Runtime};
 use sluice_engine::net::{Ctrl, CtrlEndpoint, NodeName};
 use sluice_engine::store::Commit;
-use sluice_engine::{coordinator, platform, store, worker, Canaries, JobStatus, Mode, NodeContext};
+use sluice_engine::{coordinator, platform, store, worker, Canaries, JobStatus, Mode, NodeContext, PolicyAction};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -209,6 +209,9 @@ async fn run_client(recorder: Arc<TraceRecorder>, client: Arc<Mutex<Client>>, ct
     let mut request = 0u64;
     // The newest read answered: replies overtaken on the network (an older read answered later) are dropped.
     let mut answered = 0u64;
+    // With a policy that alerts, the client also reads the platform's alerts, from the last one it has.
+    let reads_alerts = ctx.spec.policy.is_some_and(|p| p.action == PolicyAction::Alert);
+    let mut last_alert = 0u64;
     loop {
         let pending = client.lock().expect("client lock").requests.clone();
         for (id, pause) in pending {
@@ -216,6 +219,9 @@ async fn run_client(recorder: Arc<TraceRecorder>, client: Arc<Mutex<Client>>, ct
         }
         request += 1;
         ctrl.send(NodeName::Coordinator, Ctrl::GetStatus { request }).await;
+        if reads_alerts {
+            ctrl.send(NodeName::Platform, Ctrl::GetAlerts { request, after: last_alert }).await;
+        }
         let deadline = madsim::time::Instant::now() + Duration::from_millis(STATUS_POLL_MS);
         while let Ok(Ok((msg, _))) =
             madsim::time::timeout(deadline.saturating_duration_since(madsim::time::Instant::now()), ctrl.recv()).await
@@ -223,6 +229,16 @@ async fn run_client(recorder: Arc<TraceRecorder>, client: Arc<Mutex<Client>>, ct
             let mut c = client.lock().expect("client lock");
             match msg {
                 Ctrl::PhaseAck { request: id } => c.requests.retain(|(r, _)| *r != id),
+                // Alerts come oldest first; one already read (in an answer overtaken on the network) is dropped.
+                Ctrl::Alerts { alerts, .. } => {
+                    for alert in alerts {
+                        if alert.id <= last_alert {
+                            continue;
+                        }
+                        last_alert = alert.id;
+                        recorder.push("client", TraceEvent::Alerted { id: alert.id, epochs: alert.epochs });
+                    }
+                }
                 // An answer older than one already read is dropped; a late answer to a recent read is taken (on a
                 // slow network every answer comes after the next read was sent).
                 Ctrl::Status { request: r, status, drained_on_pause } if r > answered => {

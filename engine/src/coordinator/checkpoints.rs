@@ -34,8 +34,8 @@ impl Coordinator {
             let mut unacked_workers = BTreeSet::new();
             for d in deployments {
                 let report = self.reported(d).map(|r| &r.checkpoints);
-                if let Some((_, why)) = report.and_then(|r| r.declined.iter().find(|(e, _)| *e == p.epoch)) {
-                    outcome = Some((p.epoch, FailReason::Declined, why.clone()));
+                if let Some((_, reason, why)) = report.and_then(|r| r.declined.iter().find(|(e, _, _)| *e == p.epoch)) {
+                    outcome = Some((p.epoch, *reason, why.clone()));
                     break;
                 }
                 match report.and_then(|r| r.acked.iter().find(|(e, _)| *e == p.epoch)) {

@@ -23,7 +23,7 @@ use crate::fault::Action;
 use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::faults::FailReason;
 use sluice_engine::net::NodeName;
-use sluice_engine::{Event, FailureCause};
+use sluice_engine::{Event, FailureCause, PolicyAction};
 use std::collections::BTreeMap;
 
 pub(crate) const NAME: &str = "failures-explained";
@@ -135,7 +135,7 @@ impl FailuresExplained {
         let other = match reason {
             FailReason::Expired => self.delayed_acks || data_fault || self.disturbed(at_ms, age + CONTROL_WINDOW_MS),
             FailReason::IoError => self.touched(&NodeName::Store.label(), at_ms, age + CHECKPOINT_WINDOW_MS),
-            FailReason::Declined => false,
+            FailReason::Declined | FailReason::Subsumed | FailReason::TaskNotReady => false,
         };
         if other {
             return true;
@@ -152,14 +152,14 @@ impl Checker for FailuresExplained {
         let at_ms = entry.at_ms();
         let event = match &entry.event {
             TraceEvent::Fault(action) => return self.on_fault(action, at_ms),
-            TraceEvent::Observed { .. } => return,
+            TraceEvent::Observed { .. } | TraceEvent::Alerted { .. } => return,
             TraceEvent::Engine(event) => event,
         };
         match event {
             Event::CheckpointTriggered { epoch, .. } => {
                 self.triggered_ms.insert(*epoch, at_ms);
             }
-            Event::PolicyFired { action, .. } if action == "restart" => self.policy_restarts += 1,
+            Event::PolicyFired { action: PolicyAction::Restart, .. } => self.policy_restarts += 1,
             Event::CheckpointFailed { epoch, reason, detail, .. } => {
                 let explained = self.checkpoint_failure_explained(*epoch, *reason, at_ms) || self.canary;
                 self.last_checkpoint_failure_explained = explained;
@@ -250,7 +250,7 @@ mod tests {
         assert!(check(&late).is_empty(), "streams of a healed worker retry for seconds");
         let delayed = fault(0, Action::DelayAcks { checkpoint: sluice_engine::faults::AckTarget::Final, by_ms: 9 });
         assert!(check(&[delayed, failed(1_000, 1, FailReason::Expired)]).is_empty());
-        let policy = at(10, "platform", Event::PolicyFired { action: "restart".into(), epochs: vec![] });
+        let policy = at(10, "platform", Event::PolicyFired { action: PolicyAction::Restart, epochs: vec![] });
         let requested = detected(20, FailureCause::RestartRequested { why: "policy".into() });
         assert!(check(&[policy, requested.clone()]).is_empty());
         assert_eq!(check(&[requested]).len(), 1);

@@ -9,8 +9,9 @@
 //!   `duplicate-eot p` faults asked for (the external system delivers each duplicate once).
 //! - `fail-checkpoint reason × count`: the next `count` checkpoints triggered at or after the fault never complete
 //!   (a model of the armed failures, in trigger order: a checkpoint given up before its fate was decided makes the
-//!   model fail a checkpoint early, never late); an injected decline is the failure's reason unless a node or network
-//!   fault came in between or the timeout is too short for a heartbeat to carry it.
+//!   model fail a checkpoint early, never late); an injected decline (declined, subsumed, task-not-ready) is the
+//!   failure's reason, with the reason injected, unless a node or network fault came in between or the timeout is
+//!   too short for a heartbeat to carry it.
 //! - `delay-checkpoint-ack target by_ms`: no task acknowledges that checkpoint (the first final one, or number n)
 //!   sooner than `by_ms` after it was triggered, if it was triggered after the fault; and a `checkpoint-ack-delayed`
 //!   names a checkpoint some such fault targets (number n, or a final checkpoint) and one of their `by_ms`.
@@ -367,8 +368,23 @@ impl FaultsTakeEffect {
                 );
                 self.violation(at_ms, FailureClass::Safety, detail);
             }
-            (Some(FailReason::Declined), Some(FailReason::Expired))
-                if !self.ambiguous && self.timeout_ms >= DECLINE_RACE_MS && !self.net.disturbed_since(triggered_ms) =>
+            (Some(armed), Some(got))
+                if armed.is_decline()
+                    && got.is_decline()
+                    && armed != got
+                    && !self.ambiguous
+                    && !self.net.disturbed_since(triggered_ms) =>
+            {
+                let detail = format!(
+                    "checkpoint {epoch} was to be declined as {armed}, but the decline that failed it said {got}"
+                );
+                self.violation(at_ms, FailureClass::Safety, detail);
+            }
+            (Some(armed), Some(FailReason::Expired))
+                if armed.is_decline()
+                    && !self.ambiguous
+                    && self.timeout_ms >= DECLINE_RACE_MS
+                    && !self.net.disturbed_since(triggered_ms) =>
             {
                 let detail = format!(
                     "checkpoint {epoch} was to be declined by its source, but it expired after {} ms: the decline \
@@ -508,7 +524,7 @@ impl Checker for FaultsTakeEffect {
         self.check_slow_deadlines(at_ms);
         match &entry.event {
             TraceEvent::Fault(action) => self.on_fault(action, at_ms),
-            TraceEvent::Observed { .. } => {}
+            TraceEvent::Observed { .. } | TraceEvent::Alerted { .. } => {}
             TraceEvent::Engine(event) => {
                 if let Some((since, reported)) = self.down.get_mut(&entry.node) {
                     if !*reported {
@@ -595,6 +611,20 @@ mod tests {
         let cut = fault(1_500, Action::Isolate { node: worker(1) });
         let excused = [base, vec![cut, failed(3_001, 1, FailReason::Expired)]].concat();
         assert!(check(&checkpoints(), &excused).is_empty(), "an isolation excuses the expiry");
+    }
+
+    #[test]
+    fn a_decline_carries_the_injected_reason() {
+        let arm = fault(500, Action::FailCheckpoints { reason: FailReason::Subsumed, count: 1 });
+        let base = vec![source_started(0), arm, triggered(1_000, 1)];
+        let subsumed = [base.clone(), vec![failed(1_200, 1, FailReason::Subsumed)]].concat();
+        assert!(check(&checkpoints(), &subsumed).is_empty());
+        let relabelled = [base.clone(), vec![failed(1_200, 1, FailReason::Declined)]].concat();
+        let v = check(&checkpoints(), &relabelled);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].detail.contains("to be declined as subsumed"), "{v:?}");
+        let expired = [base, vec![failed(3_001, 1, FailReason::Expired)]].concat();
+        assert_eq!(check(&checkpoints(), &expired).len(), 1, "a lost subsumed decline is flagged like any decline");
     }
 
     #[test]

@@ -160,7 +160,7 @@ impl Checker for PauseDrains {
                     "the API shows RUNNING with drained_on_pause = true".into(),
                 );
             }
-            TraceEvent::Observed { .. } => {}
+            TraceEvent::Observed { .. } | TraceEvent::Alerted { .. } => {}
             TraceEvent::Engine(event) => {
                 if let Event::StatusChanged { to, .. } = event {
                     self.status = *to;

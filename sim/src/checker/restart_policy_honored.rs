@@ -1,19 +1,23 @@
 //! `restart-policy-honored`: an independent reference model of the configured failure handling, fed with the
 //! checkpoint outcomes and failures in the trace, holds the engine's decisions to it, both ways:
-//! - tolerance: more consecutive failed checkpoints (each id once, reset by a success) than tolerated ⇒ a failover,
-//!   at once; a tolerance failover the model does not call for is a violation;
+//! - tolerance: more consecutive failed checkpoints (each id once, reset by a success, counted only for the reasons
+//!   Flink counts: expired, declined, I/O error) than tolerated ⇒ a failover, at once, and the count starts over; a
+//!   tolerance failover the model does not call for is a violation;
 //! - restart strategy: each detected failure ⇒ a restart iff the strategy allows it (a restart asked through the
 //!   API always is, and it is a resubmission, as StreamPark's RESTART cancels the job and starts a new one: the
 //!   strategy and the consecutive failure count start afresh);
 //! - platform policy (B1–B4): distinct failed ids within the trailing window reaching `max_failures` ⇒ the policy
 //!   fires within a poll interval (plus round trips), and a restart action reaches the coordinator; it fires at no
 //!   other time. The platform polls the coordinator: while either is down or cut off (crash, isolation, clog, slow),
-//!   the bound waits, and runs from when both are reachable again.
+//!   the bound waits, and runs from when both are reachable again. An alert action is read by the client through the
+//!   platform's API (`alerted`) within a status poll (plus round trips) of the firing, or of the client and the
+//!   platform becoming reachable; the client reads no alert that was not fired, and reads them in order.
 
 use super::reachability::Reachability;
 use super::{Checker, End, FailureClass, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
-use sluice_engine::{Event, FailureCause, PolicySpec, RestartSpec};
+use sluice_engine::faults::FailReason;
+use sluice_engine::{Event, FailureCause, PolicyAction, PolicySpec, RestartSpec};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 pub(crate) const NAME: &str = "restart-policy-honored";
@@ -120,6 +124,10 @@ pub struct RestartPolicyHonored {
     window: BTreeMap<u64, u64>,
     predicted: VecDeque<(u64, Vec<u64>)>,
     policy_slack_ms: u64,
+    /// Alerts fired and not yet read by the client through the platform's API: (fired at, failed checkpoints).
+    alerts_due: VecDeque<(u64, Vec<u64>)>,
+    /// How long the client may take to read an alert once it and the platform are reachable.
+    alert_slack_ms: u64,
     restart_due: Option<u64>,
     /// Whether the platform and the coordinator can talk.
     net: Reachability,
@@ -140,6 +148,8 @@ impl RestartPolicyHonored {
             window: BTreeMap::new(),
             predicted: VecDeque::new(),
             policy_slack_ms: setup.policy.map_or(0, |p| p.poll_ms) + round_trip_ms,
+            alerts_due: VecDeque::new(),
+            alert_slack_ms: crate::world::STATUS_POLL_MS + round_trip_ms,
             restart_due: None,
             net: Reachability::default(),
             violations: Vec::new(),
@@ -149,12 +159,16 @@ impl RestartPolicyHonored {
     /// When a policy step due at `t_ms` must be done by, counting from when the platform and the coordinator are
     /// both reachable; `None` while one of them is down or cut off (the bound has not started).
     fn policy_deadline_ms(&self, t_ms: u64) -> Option<u64> {
-        let (platform, coordinator) = ("platform", "coordinator");
-        if self.net.disrupted(platform) || self.net.disrupted(coordinator) {
+        self.deadline_between(("platform", "coordinator"), t_ms, self.policy_slack_ms)
+    }
+
+    /// `slack_ms` after `t_ms` or after both nodes became reachable, whichever is later; `None` while one is not.
+    fn deadline_between(&self, (a, b): (&str, &str), t_ms: u64, slack_ms: u64) -> Option<u64> {
+        if self.net.disrupted(a) || self.net.disrupted(b) {
             return None;
         }
-        let since = self.net.reachable_since_ms(platform).max(self.net.reachable_since_ms(coordinator));
-        Some(t_ms.max(since) + self.policy_slack_ms)
+        let since = self.net.reachable_since_ms(a).max(self.net.reachable_since_ms(b));
+        Some(t_ms.max(since) + slack_ms)
     }
 
     fn violation(&mut self, at_ms: u64, class: FailureClass, detail: String) {
@@ -182,6 +196,16 @@ impl RestartPolicyHonored {
             );
             self.violation(deadline, FailureClass::Liveness, detail);
         }
+        while let Some((t, epochs)) = self.alerts_due.front().cloned() {
+            let due = self.deadline_between(("platform", "client"), t, self.alert_slack_ms);
+            let Some(deadline) = due.filter(|d| now_ms > *d) else { break };
+            self.alerts_due.pop_front();
+            let detail = format!(
+                "the policy raised an alert on failed checkpoints {epochs:?} at {t} ms, but the platform's API did \
+                 not show it to the client by {deadline} ms"
+            );
+            self.violation(deadline, FailureClass::Liveness, detail);
+        }
         if let Some(deadline) = self.restart_due.and_then(|t| self.policy_deadline_ms(t)).filter(|d| now_ms > *d) {
             self.restart_due = None;
             self.violation(
@@ -192,12 +216,20 @@ impl RestartPolicyHonored {
         }
     }
 
-    fn on_checkpoint_failed(&mut self, epoch: u64, at_ms: u64) {
+    fn on_checkpoint_failed(&mut self, epoch: u64, reason: FailReason, at_ms: u64) {
         if !self.counted.insert(epoch) {
             return;
         }
-        self.consecutive += 1;
-        if self.tolerable.is_some_and(|t| self.consecutive > t) {
+        // Flink's CheckpointFailureManager.checkFailureCounter: only CHECKPOINT_EXPIRED, CHECKPOINT_DECLINED,
+        // IO_EXCEPTION (and CHECKPOINT_ASYNC_EXCEPTION) count; a decline because a newer checkpoint subsumed this one
+        // (CHECKPOINT_DECLINED_SUBSUMED) or because the task was not ready (CHECKPOINT_DECLINED_TASK_NOT_READY) is
+        // ignored: the count neither grows nor resets. The platform's policy reads every failed checkpoint.
+        let counted = match reason {
+            FailReason::Expired | FailReason::Declined | FailReason::IoError => true,
+            FailReason::Subsumed | FailReason::TaskNotReady => false,
+        };
+        self.consecutive += u32::from(counted);
+        if counted && self.tolerable.is_some_and(|t| self.consecutive > t) {
             // Flink's CheckpointFailureManager: over the tolerance, the count is cleared and the job fails over.
             self.failover_due = Some(at_ms);
             self.consecutive = 0;
@@ -266,7 +298,27 @@ impl RestartPolicyHonored {
         }
     }
 
-    fn on_policy_fired(&mut self, action: &str, epochs: &[u64], at_ms: u64) {
+    /// The client read an alert through the platform's API: the oldest alert fired and not yet read, the same one.
+    fn on_alert_read(&mut self, id: u64, epochs: &[u64], at_ms: u64) {
+        match self.alerts_due.pop_front() {
+            Some((_, fired)) if fired == epochs => {}
+            Some((t, fired)) => {
+                let detail = format!(
+                    "the client read alert {id} on checkpoints {epochs:?}, but the next alert fired (at {t} ms) was on \
+                     {fired:?}"
+                );
+                self.violation(at_ms, FailureClass::Safety, detail);
+            }
+            None => {
+                let detail = format!(
+                    "the client read alert {id} on checkpoints {epochs:?}, but no alert fired that it has not read"
+                );
+                self.violation(at_ms, FailureClass::Safety, detail);
+            }
+        }
+    }
+
+    fn on_policy_fired(&mut self, action: PolicyAction, epochs: &[u64], at_ms: u64) {
         match self.predicted.front() {
             Some((t, _)) if *t <= at_ms => {
                 self.predicted.pop_front();
@@ -278,8 +330,9 @@ impl RestartPolicyHonored {
                 self.violation(at_ms, FailureClass::Safety, detail);
             }
         }
-        if action == "restart" {
-            self.restart_due = Some(at_ms);
+        match action {
+            PolicyAction::Restart => self.restart_due = Some(at_ms),
+            PolicyAction::Alert => self.alerts_due.push_back((at_ms, epochs.to_vec())),
         }
     }
 }
@@ -291,15 +344,16 @@ impl Checker for RestartPolicyHonored {
         let event = match &entry.event {
             TraceEvent::Engine(event) => event,
             TraceEvent::Fault(action) => return self.net.apply(action, at_ms),
+            TraceEvent::Alerted { id, epochs } => return self.on_alert_read(*id, epochs, at_ms),
             TraceEvent::Observed { .. } => return,
         };
         match event {
             Event::CheckpointCompleted { .. } => self.consecutive = 0,
-            Event::CheckpointFailed { epoch, .. } => self.on_checkpoint_failed(*epoch, at_ms),
+            Event::CheckpointFailed { epoch, reason, .. } => self.on_checkpoint_failed(*epoch, *reason, at_ms),
             Event::FailureDetected { cause, .. } => self.on_failure_detected(cause, at_ms),
             Event::RestartScheduled { delay_ms, .. } => self.on_decision(Some(*delay_ms), at_ms),
             Event::RestartRefused { .. } => self.on_decision(None, at_ms),
-            Event::PolicyFired { action, epochs } => self.on_policy_fired(action, epochs, at_ms),
+            Event::PolicyFired { action, epochs } => self.on_policy_fired(*action, epochs, at_ms),
             Event::RestartRequested { .. } => self.restart_due = None,
             _ => {}
         }
@@ -315,7 +369,7 @@ impl Checker for RestartPolicyHonored {
 mod tests {
     use super::super::tests_support::*;
     use super::*;
-    use sluice_engine::{CheckpointSpec, PolicyAction};
+    use sluice_engine::CheckpointSpec;
 
     fn failed(ms: u64, epoch: u64) -> TraceEntry {
         let reason = sluice_engine::faults::FailReason::IoError;
@@ -335,7 +389,7 @@ mod tests {
     }
 
     fn fired(ms: u64, epochs: Vec<u64>) -> TraceEntry {
-        at(ms, "platform", Event::PolicyFired { action: "restart".into(), epochs })
+        at(ms, "platform", Event::PolicyFired { action: PolicyAction::Restart, epochs })
     }
 
     fn detected(ms: u64, cause: FailureCause) -> TraceEntry {
@@ -414,6 +468,43 @@ mod tests {
         let refused_wrongly = vec![detected(500, crash()), refused(500)];
         let v = run(&mut RestartPolicyHonored::new(&s), &refused_wrongly, 10_000);
         assert!(v[0].detail.contains("refused a restart the strategy allows"), "{v:?}");
+    }
+
+    /// Ports of apache/flink CheckpointFailureManagerTest (testContinuousFailure, testBreakContinuousFailure), with
+    /// a checkpoint subsumed or a task not ready for the ignored JOB_FAILOVER_REGION.
+    #[test]
+    fn tolerance_ignores_what_flink_ignores() {
+        let mut s = setup(vec![1]);
+        s.checkpoint = Some(CheckpointSpec { interval_ms: 1_000, timeout_ms: 500, tolerable_failures: 2 });
+        s.restart = RestartSpec::FixedDelay { attempts: 9, delay_ms: 10 };
+        let with = |ms: u64, epoch: u64, reason: FailReason| {
+            let detail = String::new();
+            at(ms, "coordinator", Event::CheckpointFailed { attempt: 1, epoch, reason, detail, consecutive: 0 })
+        };
+        let tolerance = FailureCause::CheckpointTolerance { consecutive: 3, tolerable: 2 };
+        let continuous = vec![
+            with(1_000, 1, FailReason::Declined),
+            with(2_000, 2, FailReason::Declined),
+            with(3_000, 3, FailReason::Subsumed),
+            with(4_000, 4, FailReason::Declined),
+            detected(4_000, tolerance.clone()),
+            scheduled(4_000, 10),
+        ];
+        let v = run(&mut RestartPolicyHonored::new(&s), &continuous, 10_000);
+        assert!(v.is_empty(), "the third counted failure fails over: {v:?}");
+        let v = run(&mut RestartPolicyHonored::new(&s), &continuous[..4], 10_000);
+        assert!(v.len() == 1 && v[0].detail.contains("no failover"), "{v:?}");
+        let counted_ignored = [continuous[..3].to_vec(), vec![detected(3_000, tolerance), scheduled(3_000, 10)]];
+        let v = run(&mut RestartPolicyHonored::new(&s), &counted_ignored.concat(), 10_000);
+        assert!(v.len() == 1 && v[0].detail.contains("the model counts 2"), "{v:?}");
+        let broken = vec![
+            with(1_000, 1, FailReason::IoError),
+            with(2_000, 2, FailReason::Declined),
+            with(3_000, 3, FailReason::TaskNotReady),
+            at(4_000, "coordinator", Event::CheckpointCompleted { attempt: 1, epoch: 4, is_final: false }),
+            with(5_000, 5, FailReason::Expired),
+        ];
+        assert!(run(&mut RestartPolicyHonored::new(&s), &broken, 10_000).is_empty(), "a success resets the count");
     }
 
     #[test]

@@ -122,7 +122,7 @@ impl Checker for StatusMatchesLedger {
                 self.genuine_failure |= action.is_disruptive();
                 return;
             }
-            TraceEvent::Observed { .. } => return,
+            TraceEvent::Observed { .. } | TraceEvent::Alerted { .. } => return,
         };
         match event {
             Event::FailureDetected { cause, .. } => {

@@ -192,7 +192,7 @@ impl Checker for SupersededExecutionsEnd {
         self.check_cancel_wait(at_ms);
         let event = match &entry.event {
             TraceEvent::Fault(action) => return self.on_fault(action, at_ms),
-            TraceEvent::Observed { .. } => return,
+            TraceEvent::Observed { .. } | TraceEvent::Alerted { .. } => return,
             TraceEvent::Engine(event) => event,
         };
         match event {

@@ -229,7 +229,7 @@ impl Checker for WorkerLossHandled {
         match &entry.event {
             TraceEvent::Fault(action) => self.on_fault(action, at_ms),
             TraceEvent::Engine(event) => self.on_engine(event, &entry.node, at_ms),
-            TraceEvent::Observed { .. } => {}
+            TraceEvent::Observed { .. } | TraceEvent::Alerted { .. } => {}
         }
         // After the judgement: a crash is judged against the executions as they were just before it.
         self.executions.apply(entry);
