@@ -83,9 +83,7 @@ impl Policy {
             self.counted.insert(*epoch, *at_ms);
             // The trailing window ends at this failure: older ones leave it.
             let within_window = if never_resets {
-                // streampark#4255: the window is anchored at the first counted failure and never moves on; once
-                // that failure is older than the window, the count grows but the policy never fires again.
-                self.counted.values().min().is_some_and(|first| first + self.spec.window_ms > *at_ms)
+                self.canary_window_never_resets(*at_ms)
             } else if whole_minutes_canary {
                 self.canary_window_whole_minutes(*epoch, *at_ms);
                 true
@@ -101,6 +99,12 @@ impl Policy {
             }
         }
         (counted, firings)
+    }
+
+    /// Canary `policy-window-never-resets` (streampark#4255): the window is anchored at the first counted failure and
+    /// never moves on; once that failure is older than the window, the count grows but the policy never fires again.
+    fn canary_window_never_resets(&self, at_ms: u64) -> bool {
+        self.counted.values().min().is_some_and(|first| first + self.spec.window_ms > at_ms)
     }
 
     /// Canary `policy-fires-one-observation-late`: whether the count of failures still within the trailing window
@@ -200,7 +204,8 @@ pub async fn run(ctx: NodeContext) {
                     }
                 }
                 // The platform's API answers whenever it is asked.
-                Ok((Ctrl::GetAlerts { request: r, after }, from)) if from.ip() == NodeName::Client.ip() => {
+                Ok((Ctrl::GetAlerts { request: r, after }, from)) => {
+                    assert_eq!(from.ip(), NodeName::Client.ip(), "only the client reads alerts");
                     ctrl.send(NodeName::Client, Ctrl::Alerts { request: r, alerts: alerts.after(after) }).await;
                 }
                 Ok(_) => {}

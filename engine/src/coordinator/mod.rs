@@ -208,24 +208,26 @@ impl Coordinator {
             Ctrl::CheckpointSaved { attempt, epoch, result } if attempt == self.attempt => {
                 self.on_checkpoint_saved(epoch, result).await;
             }
-            Ctrl::GetStatus { request } if from.ip() == NodeName::Client.ip() => {
+            Ctrl::GetStatus { request } => {
+                assert_eq!(from.ip(), NodeName::Client.ip(), "only the client reads the status");
                 let (status, drained_on_pause) = (self.status.current(), self.lifecycle.drained_on_pause);
                 self.ctrl.send(NodeName::Client, Ctrl::Status { request, status, drained_on_pause }).await;
             }
-            Ctrl::SetPhase { request, pause } if from.ip() == NodeName::Client.ip() => {
+            Ctrl::SetPhase { request, pause } => {
+                assert_eq!(from.ip(), NodeName::Client.ip(), "only the client pauses and resumes");
                 if self.lifecycle.request(request, pause) {
                     self.tracer.emit(if pause { Event::PauseRequested } else { Event::ResumeRequested });
                 }
                 self.ctrl.send(NodeName::Client, Ctrl::PhaseAck { request }).await;
             }
-            Ctrl::GetCheckpointStats { request } if from.ip() == NodeName::Platform.ip() => {
+            Ctrl::GetCheckpointStats { request } => {
+                assert_eq!(from.ip(), NodeName::Platform.ip(), "only the platform reads checkpoint statistics");
                 let stats = self.checkpoints.as_ref().map(|c| c.stats.clone()).unwrap_or_default();
                 self.ctrl.send(NodeName::Platform, Ctrl::CheckpointStats { request, stats }).await;
             }
             // A request is obeyed once, however often the platform sends it.
-            Ctrl::RestartJob { request, cause }
-                if from.ip() == NodeName::Platform.ip() && self.restart_requests.insert(request) =>
-            {
+            Ctrl::RestartJob { request, cause } if self.restart_requests.insert(request) => {
+                assert_eq!(from.ip(), NodeName::Platform.ip(), "only the platform restarts the job");
                 self.tracer.emit(Event::RestartRequested { cause: cause.clone() });
                 if matches!(self.phase, Phase::Deployed { .. }) {
                     self.fail_attempt(FailureCause::RestartRequested { why: cause }, Decide::Restart);

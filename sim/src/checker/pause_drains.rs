@@ -6,7 +6,8 @@
 //!   check finds it drained within [`DRAIN_CHECK_BOUND_MS`] (under the same excuses);
 //! - D2: `drained_on_pause = true` ⇒ at that instant no source execution runs and every record emitted was
 //!   acknowledged by the store, and a drain check since the pause request found no source running and nothing pending
-//!   or awaiting acknowledgement; the flag is false whenever the job is RUNNING again (as the coordinator reports it
+//!   or awaiting acknowledgement; a drain check that finds the buffers drained finds what the trace shows: every
+//!   record the attempt emitted acknowledged by the store (unless a fault or failover of the pause excuses it); the flag is false whenever the job is RUNNING again (as the coordinator reports it
 //!   and as the API shows it);
 //! - D3: while a pause is desired, the source runs no replica (whatever `scale.min` says) once the pause had time to
 //!   reach it: within a bound of the pause, or of the heal of the node that holds the replica if it was cut off (an
@@ -275,6 +276,14 @@ impl PauseDrains {
                          awaiting acknowledgement, and called it drained"
                     );
                     self.violation(at_ms, FailureClass::Safety, detail);
+                } else if *drained && self.in_flight > 0 && !self.drain_excused {
+                    // What the check counted is the engine's; what was emitted and not acknowledged is the trace's.
+                    let detail = format!(
+                        "a drain check called the buffers drained while {} record(s) emitted in this attempt were not \
+                         yet acknowledged by the store",
+                        self.in_flight
+                    );
+                    self.violation(at_ms, FailureClass::Safety, detail);
                 }
                 self.drained_check |= *drained;
                 if *drained {
@@ -366,6 +375,33 @@ mod tests {
             status(5_300, JobStatus::Scheduled, JobStatus::Running),
         ];
         assert!(run(&mut PauseDrains::new(&setup(vec![1])), &trace, 40_000).is_empty());
+    }
+
+    #[test]
+    fn d2_a_drain_check_that_calls_it_drained_with_records_unacknowledged_fails() {
+        let id = RecordId { partition: 0, offset: 0 };
+        let deployed =
+            at(0, "coordinator", Event::AttemptDeployed { attempt: 1, start_offsets: vec![0], placement: vec![] });
+        let emitted = at(500, "worker-1", Event::Emitted { id, attempt: 1 });
+        let response = sluice_engine::StoreResponse::Ack(id);
+        let stream = "v1#0/p0".to_string();
+        let acked =
+            at(1_150, "worker-1", Event::SinkResponse { attempt: 1, task: sink(), partition: 0, stream, response });
+        let base = vec![
+            deployed,
+            source(0, true),
+            status(300, JobStatus::Scheduled, JobStatus::Running),
+            emitted,
+            fault(1_000, Action::Pause),
+            requested(1_050),
+            source(1_100, false),
+        ];
+        let in_order = [base.clone(), vec![acked.clone(), checked(1_200, true), flag(1_200, true), paused(1_200)]];
+        let v = run(&mut PauseDrains::new(&setup(vec![1])), &in_order.concat(), 10_000);
+        assert!(v.is_empty(), "{v:?}");
+        let early = [base, vec![checked(1_120, true), acked, flag(1_200, true), paused(1_200)]];
+        let v = run(&mut PauseDrains::new(&setup(vec![1])), &early.concat(), 10_000);
+        assert!(v.len() == 1 && v[0].detail.contains("1 record(s) emitted in this attempt"), "{v:?}");
     }
 
     #[test]
