@@ -17,6 +17,12 @@
 //! Within that instant a part may still run once: a cancellation (an abort) takes effect when the runtime next
 //! schedules the part, which can be in the same simulated millisecond.
 //!
+//! And the coordinator goes on only once a cancellation took effect (README, "How it works": it waits for the workers
+//! to confirm, bounded, then goes on and says so): when it deploys the next attempt, no execution below the
+//! cancellation still runs, unless the coordinator named that execution's worker in `cancel-unconfirmed` (or that
+//! worker or the coordinator was disrupted since shortly before the request, or the execution started too late for
+//! the coordinator to have seen it).
+//!
 //! And the coordinator's wait for a cancellation is bounded (README, "How it works": the cancel bound, 10 s): once it
 //! requested cancellation below an attempt, an execution below it that still runs on a reachable worker
 //! [`CANCEL_WAIT_MS`] later (+ [`GIVE_UP_SLACK_MS`]) means the coordinator must have given up waiting and said so
@@ -55,6 +61,10 @@ pub struct SupersededExecutionsEnd {
     slow_ms: BTreeMap<String, u64>,
     /// The latest cancellation requested and not given up: (below attempt, requested at).
     cancel_wait: Option<(u32, u64)>,
+    /// The latest cancellation requested (below attempt, requested at), and per worker the highest attempt below
+    /// which the coordinator said that worker did not confirm it (`cancel-unconfirmed`).
+    last_cancel: Option<(u32, u64)>,
+    unconfirmed_below: BTreeMap<String, u32>,
     violations: Vec<Violation>,
 }
 
@@ -121,8 +131,38 @@ impl SupersededExecutionsEnd {
         }
     }
 
+    /// Attempt `attempt` is deployed: the coordinator goes on past a cancellation only once every execution below it
+    /// is gone, or once it gave up waiting for that execution's worker and said so. Excused: an execution the
+    /// coordinator may not have seen yet (started less than [`REPORT_STALE_MS`] before the cancellation), and any
+    /// whose worker or the coordinator was disrupted since shortly before the cancellation (its view lags).
+    fn on_deployed(&mut self, attempt: u32, at_ms: u64) {
+        if let Some((below, since)) = self.last_cancel.filter(|(below, _)| *below <= attempt) {
+            let window_ms = at_ms - since.saturating_sub(REPORT_STALE_MS).min(at_ms);
+            let touched = |node: &str| self.net.touched_within(node, at_ms, window_ms);
+            let beside = self.running.iter().find(|((node, _, a), started)| {
+                *a < below
+                    && **started + REPORT_STALE_MS <= since
+                    && !touched(node)
+                    && self.unconfirmed_below.get(node).is_none_or(|u| *u <= *a)
+            });
+            if let (Some(((node, task, a), _)), false) = (beside, touched("coordinator")) {
+                let detail = format!(
+                    "attempt {attempt} was deployed at {at_ms} ms while {task} of attempt {a} still ran on {node}, \
+                     below the cancellation requested at {since} ms, and the coordinator never said it gave up \
+                     waiting for {node} (cancel-unconfirmed)"
+                );
+                self.violations.push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
+            }
+        }
+        self.supersede_below(attempt, at_ms);
+    }
+
     /// The coordinator says these workers did not confirm the cancellation below `below`.
     fn on_unconfirmed(&mut self, below: u32, workers: &[u16], at_ms: u64) {
+        for w in workers {
+            let most = self.unconfirmed_below.entry(sluice_engine::net::NodeName::Worker(*w).label()).or_default();
+            *most = (*most).max(below);
+        }
         if self.cancel_wait.is_some_and(|(waiting, _)| waiting == below) {
             self.cancel_wait = None;
         }
@@ -217,10 +257,11 @@ impl Checker for SupersededExecutionsEnd {
                 self.on_part_acted(&entry.node, *task, *attempt, *partition, "had a batch acknowledged by", at_ms)
             }
             Event::CancelUnconfirmed { below_attempt, workers } => self.on_unconfirmed(*below_attempt, workers, at_ms),
-            Event::AttemptDeployed { attempt, .. } => self.supersede_below(*attempt, at_ms),
+            Event::AttemptDeployed { attempt, .. } => self.on_deployed(*attempt, at_ms),
             Event::CancelRequested { below_attempt } => {
                 self.supersede_below(*below_attempt, at_ms);
                 self.cancel_wait = Some((*below_attempt, at_ms));
+                self.last_cancel = Some((*below_attempt, at_ms));
             }
             Event::StatusChanged { to, .. } if super::terminal(*to) || *to == JobStatus::Paused => {
                 self.supersede_below(u32::MAX, at_ms);
@@ -256,6 +297,24 @@ mod tests {
 
     fn check(trace: &[TraceEntry]) -> Vec<Violation> {
         run(&mut SupersededExecutionsEnd::new(&setup(vec![1])), trace, 20_000)
+    }
+
+    #[test]
+    fn the_next_attempt_never_deploys_beside_a_live_superseded_execution_unless_given_up() {
+        let cancel = at(3_000, "coordinator", Event::CancelRequested { below_attempt: 2 });
+        let slow = fault(0, crate::fault::Action::SlowCancel { worker: 1, by_ms: 3_000 });
+        let base = vec![slow.clone(), started(100, "worker-1", 1), cancel];
+        let waited = [base.clone(), vec![ended(6_000, "worker-1", 1), deployed(6_400, 2)]].concat();
+        assert!(check(&waited).is_empty(), "{:?}", check(&waited));
+        let beside = [base.clone(), vec![deployed(3_400, 2), ended(6_000, "worker-1", 1)]].concat();
+        let v = check(&beside);
+        assert!(v.len() == 1 && v[0].detail.contains("never said it gave up waiting"), "{v:?}");
+        let unconfirmed = at(3_300, "coordinator", Event::CancelUnconfirmed { below_attempt: 2, workers: vec![1] });
+        let said_so = [base.clone(), vec![unconfirmed, deployed(3_400, 2), ended(4_000, "worker-1", 1)]].concat();
+        assert!(check(&said_so).is_empty(), "{:?}", check(&said_so));
+        let cut = fault(2_900, crate::fault::Action::Isolate { node: worker(1) });
+        let excused = [vec![slow, started(100, "worker-1", 1), cut], beside[2..].to_vec()].concat();
+        assert!(check(&excused).is_empty(), "an isolated worker's view lags: {:?}", check(&excused));
     }
 
     fn batch_sent(ms: u64, node: &str, attempt: u32) -> TraceEntry {
