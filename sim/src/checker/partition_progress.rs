@@ -8,8 +8,8 @@
 //!   (the writes the store reads on one connection before a batch's EOT all belong to that EOT's partition).
 //! - C4 (liveness): while a streaming job is RUNNING in the liveness phase, every partition configured with data
 //!   (and not ended) emits within `progress_within_ms`.
-//! - C5: a batch holds at most the sink's `batch_size` records (README: records per batch on the sink's store
-//!   stream): as the sink sends it, and as the store reads it before the batch's EOT.
+//! - C5: a batch holds at least one record and at most the sink's `batch_size` (README: records per batch on the
+//!   sink's store stream): as the sink sends it, and as the store reads it before the batch's EOT.
 
 use super::{Checker, End, FailureClass, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
@@ -86,6 +86,11 @@ impl PartitionProgress {
 
     /// C5: a batch of `records` as `who` saw it.
     fn check_batch_size(&mut self, records: u32, who: &str, at_ms: u64) {
+        // A sink sends a batch only when it holds a record: an empty batch is writes lost or miscounted on the way.
+        if records == 0 && !self.oversized_flagged {
+            self.oversized_flagged = true;
+            self.safety(at_ms, format!("C5: {who} a batch of no record (an EOT with no write before it)"));
+        }
         if records > self.batch_size && !self.oversized_flagged {
             self.oversized_flagged = true;
             let detail =
@@ -351,6 +356,8 @@ mod tests {
         let v = run(&mut PartitionProgress::new(&s), &[served(3), served(3)], 100);
         assert_eq!(v.len(), 1, "flagged once: {v:?}");
         assert!(v[0].detail.contains("the store read a batch of 3 records, above the sink's batch_size 2"));
+        let v = run(&mut PartitionProgress::new(&s), &[served(0)], 100);
+        assert!(v.len() == 1 && v[0].detail.contains("the store read a batch of no record"), "{v:?}");
         s.sink_batch_size = 0;
         let v = run(&mut PartitionProgress::new(&s), &[sent(6, 0, "s")], 100);
         assert!(v[0].detail.contains("C5: the sink sent a batch of 1 records"), "{v:?}");
