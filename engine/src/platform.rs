@@ -259,6 +259,26 @@ mod tests {
     }
 
     #[test]
+    fn the_alert_log_numbers_alerts_pages_them_and_stays_bounded() {
+        struct Nowhere;
+        impl crate::event::Recorder for Nowhere {
+            fn record(&self, _node: &str, _event: Event) {}
+        }
+        let tracer = Tracer::new("platform", std::sync::Arc::new(Nowhere));
+        let mut log = Alerts::default();
+        assert!(log.after(0).is_empty());
+        for i in 0..(Alerts::KEEP as u64 + 10) {
+            log.raise(vec![i], &tracer);
+        }
+        assert_eq!(log.raised.len(), Alerts::KEEP, "bounded");
+        let ids = |alerts: Vec<Alert>| alerts.iter().map(|a| a.id).collect::<Vec<_>>();
+        assert_eq!(ids(log.after(0)), (11..11 + Alert::PAGE as u64).collect::<Vec<_>>(), "the oldest were dropped");
+        assert_eq!(ids(log.after(263)), vec![264, 265, 266], "the last page");
+        assert!(log.after(266).is_empty());
+        assert_eq!(log.after(20)[0].epochs, vec![20], "alert n+1 holds the n-th firing's checkpoints");
+    }
+
+    #[test]
     fn each_canary_breaks_its_part() {
         let mut ignores = policy(Canaries::NONE.with(Canary::PolicyIgnoresFailedCheckpoints));
         assert!(ignores.observe(&stats(&[(1, 100), (2, 200)])).1.is_empty());

@@ -420,6 +420,30 @@ mod tests {
     }
 
     #[test]
+    fn an_alert_is_read_by_the_client_once_in_order_and_in_time() {
+        let mut s = policy_setup();
+        s.policy = s.policy.map(|p| PolicySpec { action: PolicyAction::Alert, ..p });
+        let alert =
+            |ms: u64, epochs: Vec<u64>| at(ms, "platform", Event::PolicyFired { action: PolicyAction::Alert, epochs });
+        let read = |ms: u64, id: u64, epochs: Vec<u64>| TraceEntry {
+            at_us: ms * 1000,
+            node: "client".into(),
+            event: TraceEvent::Alerted { id, epochs },
+        };
+        let fired = vec![failed(10_000, 1), failed(20_000, 2), alert(24_000, vec![1, 2])];
+        let good = [fired.clone(), vec![read(24_100, 1, vec![1, 2])]].concat();
+        assert!(run(&mut RestartPolicyHonored::new(&s), &good, 60_000).is_empty());
+        let v = run(&mut RestartPolicyHonored::new(&s), &fired, 60_000);
+        assert!(v.len() == 1 && v[0].detail.contains("did not show it to the client"), "{v:?}");
+        let twice = [good.clone(), vec![read(24_200, 2, vec![1, 2])]].concat();
+        let v = run(&mut RestartPolicyHonored::new(&s), &twice, 60_000);
+        assert!(v.len() == 1 && v[0].detail.contains("no alert fired that it has not read"), "{v:?}");
+        let wrong = [fired, vec![read(24_100, 1, vec![2])]].concat();
+        let v = run(&mut RestartPolicyHonored::new(&s), &wrong, 60_000);
+        assert!(v.len() == 1 && v[0].detail.contains("the next alert fired"), "{v:?}");
+    }
+
+    #[test]
     fn the_bound_waits_while_the_platform_is_cut_off_and_runs_from_its_heal() {
         use crate::fault::Action;
         use sluice_engine::net::NodeName;
