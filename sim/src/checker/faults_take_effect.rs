@@ -395,6 +395,11 @@ impl FaultsTakeEffect {
             }
             _ => {}
         }
+        if fate.is_some() && failed != fate {
+            // The model gave this checkpoint a fate the engine did not apply (no source saw its trigger, say): the
+            // engine still holds that failure for a later checkpoint, so the model's fates run ahead from here on.
+            self.ambiguous = true;
+        }
     }
 
     fn on_acked(&mut self, epoch: u64, at_us: u64) {
