@@ -369,8 +369,8 @@ impl FaultsTakeEffect {
                 self.violation(at_ms, FailureClass::Safety, detail);
             }
             (Some(armed), Some(got))
-                if armed.is_decline()
-                    && got.is_decline()
+                if declined_by_a_task(armed)
+                    && declined_by_a_task(got)
                     && armed != got
                     && !self.ambiguous
                     && !self.net.disturbed_since(triggered_ms) =>
@@ -381,7 +381,7 @@ impl FaultsTakeEffect {
                 self.violation(at_ms, FailureClass::Safety, detail);
             }
             (Some(armed), Some(FailReason::Expired))
-                if armed.is_decline()
+                if declined_by_a_task(armed)
                     && !self.ambiguous
                     && self.timeout_ms >= DECLINE_RACE_MS
                     && !self.net.disturbed_since(triggered_ms) =>
@@ -547,6 +547,15 @@ impl Checker for FaultsTakeEffect {
         self.check_deadlines(end.end_ms);
         self.check_slow_deadlines(end.end_ms);
         std::mem::take(&mut self.violations)
+    }
+}
+
+/// Whether a `fail-checkpoint` of this reason is carried out by a source declining (README, "Faults": `declined`,
+/// `subsumed`, `task-not-ready`); the others are a withheld acknowledgement or a refusal of checkpoint storage.
+fn declined_by_a_task(reason: FailReason) -> bool {
+    match reason {
+        FailReason::Declined | FailReason::Subsumed | FailReason::TaskNotReady => true,
+        FailReason::Expired | FailReason::IoError => false,
     }
 }
 

@@ -186,9 +186,10 @@ impl RestartPolicyHonored {
             );
             self.violation(t, FailureClass::Liveness, detail);
         }
-        while let Some((t, epochs)) = self.predicted.front().cloned() {
+        // Runs on every trace entry: only a missed deadline takes the entry (and its checkpoints) out.
+        while let Some(&(t, _)) = self.predicted.front() {
             let Some(deadline) = self.policy_deadline_ms(t).filter(|d| now_ms > *d) else { break };
-            self.predicted.pop_front();
+            let (_, epochs) = self.predicted.pop_front().expect("peeked");
             let detail = format!(
                 "the policy should have fired on failed checkpoints {epochs:?} (at {t} ms) within {} ms of the \
                  platform reaching the coordinator; it did not by {deadline} ms",
@@ -196,10 +197,10 @@ impl RestartPolicyHonored {
             );
             self.violation(deadline, FailureClass::Liveness, detail);
         }
-        while let Some((t, epochs)) = self.alerts_due.front().cloned() {
+        while let Some(&(t, _)) = self.alerts_due.front() {
             let due = self.deadline_between(("platform", "client"), t, self.alert_slack_ms);
             let Some(deadline) = due.filter(|d| now_ms > *d) else { break };
-            self.alerts_due.pop_front();
+            let (_, epochs) = self.alerts_due.pop_front().expect("peeked");
             let detail = format!(
                 "the policy raised an alert on failed checkpoints {epochs:?} at {t} ms, but the platform's API did \
                  not show it to the client by {deadline} ms"
