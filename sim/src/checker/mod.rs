@@ -15,6 +15,7 @@ mod failures_explained;
 mod faults_take_effect;
 mod partition_progress;
 mod pause_drains;
+mod pause_grace;
 mod production_matches_config;
 mod reachability;
 mod restart_policy_honored;

@@ -12,8 +12,12 @@
 //! - D3: while a pause is desired, the source runs no replica (whatever `scale.min` says) once the pause had time to
 //!   reach it: within a bound of the pause, or of the heal of the node that holds the replica if it was cut off (an
 //!   isolated worker's executions cannot be told to stop until it is reachable again), or of the end of its
-//!   worker's announced cancellation delay (`cancel-delayed`, an injected `slow-cancel`: it runs on meanwhile).
+//!   worker's announced cancellation delay (`cancel-delayed`, an injected `slow-cancel`: it runs on meanwhile);
+//! - D4: a pause in progress ends, drained or not: PAUSED (or out of PAUSING another way) within the grace period of
+//!   PAUSING, + slack, + the cancel bound when the coordinator ↔ worker path was disrupted (its own model, in
+//!   `pause_grace.rs`).
 
+use super::pause_grace::PauseGrace;
 use super::reachability::Reachability;
 use super::{Checker, End, FailureClass, Setup, Violation};
 use crate::fault::Action;
@@ -59,6 +63,8 @@ pub struct PauseDrains {
     drained_check: bool,
     /// The job status as the coordinator reports it.
     status: JobStatus,
+    /// D4.
+    grace: PauseGrace,
     violations: Vec<Violation>,
 }
 
@@ -82,6 +88,7 @@ impl PauseDrains {
             flag: false,
             drained_check: false,
             status: JobStatus::Created,
+            grace: PauseGrace::new(setup.pause_grace_period_ms),
             violations: Vec::new(),
         }
     }
@@ -91,6 +98,9 @@ impl PauseDrains {
     }
 
     fn check_deadlines(&mut self, now_ms: u64) {
+        if let Some(v) = self.grace.check(now_ms) {
+            self.violations.push(v);
+        }
         if let Some(t) = self.drained_since.filter(|t| now_ms > t + DRAIN_CHECK_BOUND_MS) {
             self.drained_since = None;
             self.drain_excused = true; // once per pause
@@ -132,6 +142,7 @@ impl Checker for PauseDrains {
     fn on_entry(&mut self, entry: &TraceEntry) {
         let at_ms = entry.at_ms();
         self.check_deadlines(at_ms);
+        self.grace.on_entry(entry);
         match &entry.event {
             TraceEvent::Fault(action) => match action {
                 // D1 is about a pause that starts from RUNNING; asking again while pausing or paused is a no-op.
