@@ -10,7 +10,7 @@ use crate::net::Deployment;
 use madsim::net::{Endpoint, Receiver, Sender};
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use thiserror::Error;
@@ -248,8 +248,9 @@ pub struct Inputs {
     owned: Vec<u32>,
     window: u32,
     into: mpsc::Sender<(u32, InputEvent)>,
-    /// The upstream of each accepted partition, to return credits to.
-    credit_to: BTreeMap<u32, Sender>,
+    /// The upstream of each accepted partition, to return credits to, and the credits it holds: granted and not yet
+    /// spent on a record the reader took off the stream.
+    credit_to: BTreeMap<u32, (Sender, Arc<AtomicU32>)>,
     /// Records the readers took off the network and the task has not finished with (its backlog).
     queued: Arc<AtomicU64>,
 }
@@ -264,9 +265,11 @@ impl Inputs {
         if !self.owned.contains(&inb.partition) {
             return Err(StreamError::Protocol { partition: inb.partition, why: "partition not owned".into() });
         }
+        // Counted before the grant goes out: the upstream cannot spend a credit before it is counted.
+        let unspent = Arc::new(AtomicU32::new(self.window));
         send_frame(&inb.tx, inb.partition, Frame::Credit(self.window)).await?;
-        self.credit_to.insert(inb.partition, inb.tx);
-        scope.spawn(read_input(inb.rx, inb.partition, self.into.clone(), self.queued.clone()));
+        self.credit_to.insert(inb.partition, (inb.tx, unspent.clone()));
+        scope.spawn(read_input(inb.rx, inb.partition, self.into.clone(), self.queued.clone(), unspent));
         Ok(())
     }
 
@@ -284,7 +287,13 @@ impl Inputs {
     /// Returns `count` credits to the upstream of `partition`; the upstream may be gone after its EOT or pause, and
     /// a death before those shows as `Closed` on the stream.
     pub async fn credit(&self, partition: u32, count: u32) {
-        if let Some(tx) = self.credit_to.get(&partition) {
+        if let Some((tx, unspent)) = self.credit_to.get(&partition) {
+            let before = unspent.fetch_add(count, Ordering::SeqCst);
+            assert!(
+                before + count <= self.window,
+                "partition {partition}: {count} credits returned while the upstream holds {before}, above the window {}",
+                self.window
+            );
             let _ = send_frame(tx, partition, Frame::Credit(count)).await;
         }
     }
@@ -296,16 +305,20 @@ impl Inputs {
 }
 
 /// Reads one inbound stream into the task's merged input, after granting the initial window; counts the records it
-/// reads into `queued`.
+/// reads into `queued`, and spends one of the upstream's `unspent` credits on each: a record sent without a credit
+/// is a broken flow control (only a bug sends one).
 pub async fn read_input(
     mut rx: Receiver,
     partition: u32,
     into: mpsc::Sender<(u32, InputEvent)>,
     queued: Arc<AtomicU64>,
+    unspent: Arc<AtomicU32>,
 ) {
     loop {
         let event = match recv_frame(&mut rx, partition).await {
             Ok(Frame::Data(r)) => {
+                let credits = unspent.fetch_sub(1, Ordering::SeqCst);
+                assert!(credits > 0, "partition {partition}: record {:?} arrived with no credit granted for it", r.id);
                 queued.fetch_add(1, Ordering::SeqCst);
                 InputEvent::Data(r)
             }

@@ -6,7 +6,8 @@
 //!   check finds it drained within [`DRAIN_CHECK_BOUND_MS`] (under the same excuses);
 //! - D2: `drained_on_pause = true` ⇒ at that instant no source execution runs and every record emitted was
 //!   acknowledged by the store, and a drain check since the pause request found no source running and nothing pending
-//!   or awaiting acknowledgement; a drain check that finds the buffers drained finds what the trace shows: every
+//!   or awaiting acknowledgement; a drain check is made only once no source replica runs (as it counts them, and as
+//!   the trace shows the current attempt's source executions); a drain check that finds the buffers drained finds what the trace shows: every
 //!   record the attempt emitted acknowledged by the store (unless a fault or failover of the pause excuses it); the flag is false whenever the job is RUNNING again (as the coordinator reports it
 //!   and as the API shows it);
 //! - D3: while a pause is desired, the source runs no replica (whatever `scale.min` says) once the pause had time to
@@ -281,6 +282,16 @@ impl PauseDrains {
                 self.drain_excused = true;
             }
             Event::DrainChecked { sources_running, pending, ack_pending, drained } => {
+                // README, "Lifecycle": the drain check runs once no source replica runs; the coordinator learns that
+                // from the workers' reports, which come after the executions ended.
+                let live = self.sources.iter().filter(|(_, _, a)| *a >= self.attempt).count();
+                if *sources_running > 0 || live > 0 {
+                    let detail = format!(
+                        "a drain check was made while source replicas run ({sources_running} as it counts them, {live} \
+                         in the trace): the check runs only once none does"
+                    );
+                    self.violation(at_ms, FailureClass::Safety, detail);
+                }
                 if *drained && (*sources_running, *pending, *ack_pending) != (0, 0, 0) {
                     let detail = format!(
                         "a drain check found {sources_running} source(s) running, {pending} pending and {ack_pending} \
@@ -505,6 +516,25 @@ mod tests {
         let found = [base.clone(), vec![checked(1_400, true)]].concat();
         let v = run(&mut PauseDrains::new(&setup(vec![1])), &found, 5_000);
         assert!(v.iter().all(|v| !v.detail.contains("no drain check")), "{v:?}");
+    }
+
+    #[test]
+    fn d2_a_drain_check_while_a_source_runs_fails() {
+        let pausing = status(1_100, JobStatus::Running, JobStatus::Pausing);
+        let base = vec![source(0, true), requested(1_050), pausing];
+        let after = [base.clone(), vec![source(1_200, false), checked(1_300, false)]].concat();
+        assert!(run(&mut PauseDrains::new(&setup(vec![1])), &after, 2_600).is_empty());
+        let before = [base.clone(), vec![checked(1_150, false), source(1_200, false)]].concat();
+        let v = run(&mut PauseDrains::new(&setup(vec![1])), &before, 2_600);
+        assert!(v.len() == 1 && v[0].detail.contains("1 in the trace"), "{v:?}");
+        let counted = at(
+            1_300,
+            "coordinator",
+            Event::DrainChecked { sources_running: 1, pending: 0, ack_pending: 0, drained: false },
+        );
+        let v =
+            run(&mut PauseDrains::new(&setup(vec![1])), &[base, vec![source(1_200, false), counted]].concat(), 2_600);
+        assert!(v.len() == 1 && v[0].detail.contains("1 as it counts them"), "{v:?}");
     }
 
     #[test]
