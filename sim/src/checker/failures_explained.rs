@@ -16,6 +16,11 @@
 //!   (workers and store: streams retry for up to 10 s after a heal) within [`CHECKPOINT_WINDOW_MS`] of the
 //!   checkpoint's life, or one on the control path only (the coordinator's datagrams are re-sent every tick) within
 //!   [`CONTROL_WINDOW_MS`]; an I/O error also ⇐ a fault of the store.
+//!
+//! And a failover tells the user why (README, "How it works": status changes carry their cause): the status change
+//! it makes in the same instant (RESTARTING or FAILING) has a cause that names what failed: the worker
+//! (`worker-N`), the task (`v<vertex>#<replica>`, as the README names tasks) and its reason, the checkpoint numbers,
+//! or the reason of the restart asked for.
 
 use super::reachability::Reachability;
 use super::{Checker, End, FailureClass, Setup, Violation};
@@ -54,6 +59,8 @@ pub struct FailuresExplained {
     policy_restarts: u32,
     triggered_ms: BTreeMap<u64, u64>,
     last_checkpoint_failure_explained: bool,
+    /// A failover detected at this instant whose status change is still to come: what its cause must name.
+    failover_names: Option<(u64, Vec<String>)>,
     violations: Vec<Violation>,
 }
 
@@ -69,6 +76,7 @@ impl FailuresExplained {
             delayed_acks: false,
             policy_restarts: 0,
             triggered_ms: BTreeMap::new(),
+            failover_names: None,
             last_checkpoint_failure_explained: false,
             violations: Vec::new(),
         }
@@ -150,6 +158,9 @@ impl FailuresExplained {
 impl Checker for FailuresExplained {
     fn on_entry(&mut self, entry: &TraceEntry) {
         let at_ms = entry.at_ms();
+        if self.failover_names.as_ref().is_some_and(|(t, _)| *t != at_ms) {
+            self.failover_names = None; // no status change came with it (the status did not change)
+        }
         let event = match &entry.event {
             TraceEvent::Fault(action) => return self.on_fault(action, at_ms),
             TraceEvent::Observed { .. } | TraceEvent::Alerted { .. } => return,
@@ -171,19 +182,55 @@ impl Checker for FailuresExplained {
                     self.violations.push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
                 }
             }
-            Event::FailureDetected { attempt, cause } if !(self.failover_explained(cause, at_ms) || self.canary) => {
-                let detail = format!(
-                    "attempt {attempt} failed over ({cause}) with no injected fault, platform restart or canary to \
-                         explain it"
-                );
-                self.violations.push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
+            Event::StatusChanged { cause, .. } => self.check_status_cause(cause, at_ms),
+            Event::FailureDetected { attempt, cause } if !self.failover_explained(cause, at_ms) && !self.canary => {
+                self.failover_names = Some((at_ms, names_of(cause)));
+                self.unexplained(*attempt, cause, at_ms);
             }
+            Event::FailureDetected { cause, .. } => self.failover_names = Some((at_ms, names_of(cause))),
             _ => {}
         }
     }
 
     fn finish(&mut self, _end: &End) -> Vec<Violation> {
         std::mem::take(&mut self.violations)
+    }
+}
+
+/// What a failover's status cause must name, in the README's words for workers and tasks.
+fn names_of(cause: &FailureCause) -> Vec<String> {
+    let task_name = |t: &sluice_engine::TaskId| format!("v{}#{}", t.vertex, t.replica);
+    match cause {
+        FailureCause::WorkerLost { worker } | FailureCause::WorkerRestarted { worker } => {
+            vec![format!("worker-{worker}")]
+        }
+        FailureCause::TaskFailed { task, why } | FailureCause::DeployRefused { task, why } => {
+            vec![task_name(task), why.clone()]
+        }
+        FailureCause::CheckpointTolerance { consecutive, tolerable } => {
+            vec![consecutive.to_string(), tolerable.to_string()]
+        }
+        FailureCause::CheckpointCoordinatorFailed { epoch } => vec![epoch.to_string()],
+        FailureCause::RestartRequested { why } => vec![why.clone()],
+    }
+}
+
+impl FailuresExplained {
+    fn check_status_cause(&mut self, cause: &str, at_ms: u64) {
+        let Some((_, names)) = self.failover_names.take() else { return };
+        let missing: Vec<&String> = names.iter().filter(|n| !cause.contains(n.as_str())).collect();
+        if !missing.is_empty() {
+            let detail =
+                format!("a failover's status change gives the cause {cause:?}, which does not name {missing:?}");
+            self.violations.push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
+        }
+    }
+
+    fn unexplained(&mut self, attempt: u32, cause: &FailureCause, at_ms: u64) {
+        let detail = format!(
+            "attempt {attempt} failed over ({cause:?}) with no injected fault, platform restart or canary to explain it"
+        );
+        self.violations.push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
     }
 }
 
@@ -254,5 +301,31 @@ mod tests {
         let requested = detected(20, FailureCause::RestartRequested { why: "policy".into() });
         assert!(check(&[policy, requested.clone()]).is_empty());
         assert_eq!(check(&[requested]).len(), 1);
+    }
+
+    #[test]
+    fn a_failovers_status_change_names_what_failed() {
+        let task = sluice_engine::TaskId { vertex: 1, replica: 0 };
+        let cause = FailureCause::TaskFailed { task, why: "stream of partition 0 broke".into() };
+        let crash = fault(1_000, Action::Crash { node: worker(1) });
+        let restarting = |ms, text: &str| {
+            let cause = text.to_string();
+            at(
+                ms,
+                "coordinator",
+                Event::StatusChanged {
+                    from: sluice_engine::JobStatus::Running,
+                    to: sluice_engine::JobStatus::Restarting,
+                    cause,
+                },
+            )
+        };
+        let named = restarting(1_500, "v1#0 failed: stream of partition 0 broke");
+        assert!(check(&[crash.clone(), detected(1_500, cause.clone()), named]).is_empty());
+        let unnamed = restarting(1_500, " failed: stream of partition 0 broke");
+        let v = check(&[crash.clone(), detected(1_500, cause.clone()), unnamed]);
+        assert!(v.len() == 1 && v[0].detail.contains("v1#0"), "{v:?}");
+        let later = restarting(2_000, "something else");
+        assert!(check(&[crash, detected(1_500, cause), later]).is_empty(), "only the change made in that instant");
     }
 }

@@ -7,9 +7,10 @@
 //! - D2: `drained_on_pause = true` ⇒ at that instant no source execution runs and every record emitted was
 //!   acknowledged by the store, and a drain check since the pause request found no source running and nothing pending
 //!   or awaiting acknowledgement; a drain check is made only once no source replica runs (as it counts them, and as
-//!   the trace shows the current attempt's source executions); a drain check that finds the buffers drained finds what the trace shows: every
-//!   record the attempt emitted acknowledged by the store (unless a fault or failover of the pause excuses it); the flag is false whenever the job is RUNNING again (as the coordinator reports it
-//!   and as the API shows it);
+//!   the trace shows the current attempt's source executions); a drain check that finds the buffers drained finds
+//!   what the trace shows: every record the attempt emitted acknowledged by the store (unless a fault or failover of
+//!   the pause excuses it); the flag is false whenever the job is RUNNING again (as the coordinator reports it and as
+//!   the API shows it);
 //! - D3: while a pause is desired, the source runs no replica (whatever `scale.min` says) once the pause had time to
 //!   reach it: within a bound of the pause, or of the heal of the node that holds the replica if it was cut off (an
 //!   isolated worker's executions cannot be told to stop until it is reachable again), or of the end of its
