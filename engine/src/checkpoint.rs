@@ -159,11 +159,8 @@ impl CheckpointCoordinator {
             self.consecutive_failures += 1;
         }
         assert!(self.consecutive_failures <= before + 1, "a failed checkpoint counts at most once");
-        self.stats.recent_failed.push((epoch, now_ms, format!("{reason}: {detail}")));
-        if self.stats.recent_failed.len() > CheckpointStats::KEEP {
-            self.stats.recent_failed.remove(0);
-        }
-        assert!(self.stats.recent_failed.len() <= CheckpointStats::KEEP, "checkpoint statistics grow without bound");
+        let failed = (epoch, now_ms, format!("{reason}: {detail}"));
+        crate::history::push_bounded(&mut self.stats.recent_failed, failed, CheckpointStats::KEEP);
         let n = self.consecutive_failures;
         let verdict = if self.batch && self.canaries.has(Canary::BatchFinalCheckpointFailsJob) {
             FailureVerdict::CoordinatorFailed(FailureCause::CheckpointCoordinatorFailed { epoch })

@@ -18,6 +18,7 @@
 //! - [`checkpoint`]: the checkpoint coordinator: triggers, acknowledgements, timeouts, tolerance, statistics.
 //! - [`lifecycle`]: the pause/drain/resume controller's state and the replica computation.
 //! - [`platform`]: the management platform (StreamPark's role): polls checkpoint statistics, enforces its policy.
+//! - [`history`]: bounded histories (acknowledgements, declines, statistics, alerts): the newest entries only.
 //! - [`faults`]: the fault plane: where injected faults enter the engine, at the places real ones arise.
 
 pub mod canary;
@@ -25,6 +26,7 @@ pub mod checkpoint;
 pub mod coordinator;
 pub mod event;
 pub mod faults;
+pub mod history;
 pub mod job;
 pub mod lifecycle;
 pub mod map;

@@ -22,15 +22,13 @@ pub async fn run(
 ) -> Result<(), StreamError> {
     let spec = dep.spec.clone();
     let owned = spec.owned_partitions(dep.task);
-    let window = spec.timings.stream_window as usize;
     let mut scope = Scope::default();
-    let (input_tx, mut input_rx) = mpsc::channel::<(u32, InputEvent)>(window * owned.len().max(1) + 16);
     let mut outputs: BTreeMap<u32, Output> = BTreeMap::new();
     for &p in &owned {
         let next = spec.owner(dep.task.vertex + 1, p);
         outputs.insert(p, Output::open(&dep, next, p).await?);
     }
-    let mut inputs = Inputs::new(&owned, spec.timings.stream_window, input_tx);
+    let (mut inputs, mut input_rx) = Inputs::new(&owned, spec.timings.stream_window);
     let mut ended: BTreeSet<u32> = BTreeSet::new();
     let mut barriers: BTreeMap<u64, BTreeSet<u32>> = BTreeMap::new();
     let mut finals: BTreeSet<u64> = BTreeSet::new();

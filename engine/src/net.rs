@@ -54,8 +54,10 @@ impl NodeName {
             NodeName::Client => IpAddr::V4(Ipv4Addr::new(10, 0, 0, 3)),
             NodeName::Platform => IpAddr::V4(Ipv4Addr::new(10, 0, 0, 4)),
             NodeName::Worker(n) => {
+                // Workers live in 10.1.0.0/16, apart from the fixed nodes: worker n is 10.1.<n's two bytes>.
                 assert!(n >= 1, "workers are numbered from 1");
-                IpAddr::V4(Ipv4Addr::new(10, 0, 1 + (n / 250) as u8, (n % 250) as u8 + 1))
+                let [high, low] = n.to_be_bytes();
+                IpAddr::V4(Ipv4Addr::new(10, 1, high, low))
             }
         }
     }
@@ -140,23 +142,15 @@ impl CheckpointReport {
 
     pub fn ack(&mut self, epoch: u64, snapshot: Vec<(u32, u64)>) {
         if !self.acked.iter().any(|(e, _)| *e == epoch) {
-            self.acked.push((epoch, snapshot));
+            crate::history::push_bounded(&mut self.acked, (epoch, snapshot), Self::KEEP);
         }
-        if self.acked.len() > Self::KEEP {
-            self.acked.remove(0);
-        }
-        assert!(self.acked.len() <= Self::KEEP, "a task's acknowledgements grow without bound");
     }
 
     pub fn decline(&mut self, epoch: u64, reason: FailReason, why: String) {
         assert!(reason.is_decline(), "a task does not fail a checkpoint with {reason}");
         if !self.declined.iter().any(|(e, _, _)| *e == epoch) {
-            self.declined.push((epoch, reason, why));
+            crate::history::push_bounded(&mut self.declined, (epoch, reason, why), Self::KEEP);
         }
-        if self.declined.len() > Self::KEEP {
-            self.declined.remove(0);
-        }
-        assert!(self.declined.len() <= Self::KEEP, "a task's declines grow without bound");
     }
 }
 

@@ -140,11 +140,7 @@ impl Alerts {
         let id = self.raised.last().map_or(1, |a| a.id + 1);
         assert!(self.raised.iter().all(|a| a.id < id), "alert ids move forward");
         tracer.emit(Event::AlertRaised { id, epochs: epochs.clone() });
-        self.raised.push(Alert { id, epochs });
-        if self.raised.len() > Self::KEEP {
-            self.raised.remove(0);
-        }
-        assert!(self.raised.len() <= Self::KEEP, "the alert log grows without bound");
+        crate::history::push_bounded(&mut self.raised, Alert { id, epochs }, Self::KEEP);
     }
 
     /// The alerts after alert `after`, oldest first, at most a page.

@@ -94,7 +94,6 @@ pub async fn run(
     let mut scope = Scope::default();
 
     let window = timings.stream_window as usize;
-    let (input_tx, mut input_rx) = mpsc::channel::<(u32, InputEvent)>(window * owned.len().max(1) + 16);
     let (report_tx, mut report_rx) = mpsc::channel::<FromForwarder>(owned.len().max(1) * 4);
     let mut streams: BTreeMap<String, Arc<StoreStream>> = BTreeMap::new();
     let mut forwarders: BTreeMap<u32, mpsc::Sender<ToForwarder>> = BTreeMap::new();
@@ -131,7 +130,7 @@ pub async fn run(
     let mut input = InputState { owned: owned.clone(), canaries, ended: BTreeSet::new(), eots_read: 0 };
     let mut align = Alignment { last: dep.restored_epoch, ..Alignment::default() };
     let mut replay: VecDeque<(u32, InputEvent)> = VecDeque::new();
-    let mut inputs = Inputs::new(&owned, spec.timings.stream_window, input_tx);
+    let (mut inputs, mut input_rx) = Inputs::new(&owned, spec.timings.stream_window);
     let mut pending: u64 = 0;
     let mut finals: BTreeSet<u64> = BTreeSet::new();
     let mut final_complete = false;

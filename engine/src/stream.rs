@@ -256,8 +256,12 @@ pub struct Inputs {
 }
 
 impl Inputs {
-    pub fn new(owned: &[u32], window: u32, into: mpsc::Sender<(u32, InputEvent)>) -> Inputs {
-        Inputs { owned: owned.to_vec(), window, into, credit_to: BTreeMap::new(), queued: Arc::default() }
+    /// The inputs of a task owning `owned` partitions, and the merged queue its readers deliver into. The queue
+    /// holds a window of records per partition and some control frames; credits bound the records, so a full
+    /// queue only makes a reader wait (back-pressure): it loses and reorders nothing.
+    pub fn new(owned: &[u32], window: u32) -> (Inputs, mpsc::Receiver<(u32, InputEvent)>) {
+        let (into, merged) = mpsc::channel(window as usize * owned.len().max(1) + 16);
+        (Inputs { owned: owned.to_vec(), window, into, credit_to: BTreeMap::new(), queued: Arc::default() }, merged)
     }
 
     /// Accepts a stream handed over by the worker: grants the initial window and starts its reader in `scope`.
