@@ -69,7 +69,7 @@ impl CheckpointCoordinator {
     pub fn restart(&mut self, now_ms: u64, restored: u64) {
         self.pending = None;
         self.final_completed = None;
-        self.next_epoch = self.next_epoch.max(restored + 1);
+        // Every saved checkpoint got its id from `next_epoch`, which only grows: the next id follows the restored one.
         assert!(self.next_epoch > restored, "checkpoint {} would not follow the restored {restored}", self.next_epoch);
         self.last_trigger_ms = now_ms;
     }
