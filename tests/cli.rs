@@ -113,6 +113,49 @@ fn bad_input_exits_2_with_file_line_and_key() {
 }
 
 #[test]
+fn text_that_does_not_parse_still_names_line_and_key_with_a_message() {
+    let dir = std::env::temp_dir().join(format!("sluice-cli-broken-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases: [(&str, &[u8], &str, &str); 5] = [
+        (
+            "cut.toml",
+            b"name = \"x\"\n[job]\nmode = \"batch\"\ndelivery =",
+            "cut.toml:4:11: key `job.delivery`",
+            "missing",
+        ),
+        (
+            "huge.toml",
+            b"[job]\npartitions = 99999999999999999999\n",
+            "huge.toml:2:14: key `job.partitions`",
+            "too large",
+        ),
+        ("twice.toml", b"duration_ms = 5\nduration_ms = 6\n", "twice.toml:2:1: key `duration_ms`", "duplicate key"),
+        ("latin1.toml", b"name = \"caf\xe9\"\n", "latin1.toml:1:12: key `name`", "not UTF-8"),
+        ("header.toml", b"[job\n", "header.toml:1:5: invalid table header; expected", "header"),
+    ];
+    for (name, text, place, message) in cases {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        let out = sluice(&["run", path.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(stderr.contains(place) && stderr.contains(message), "{name}: {stderr}");
+        assert!(!stderr.contains("key ``") && !stderr.contains("panicked"), "{name}: {stderr}");
+    }
+    // A failure file given to `run`, a scenario given to `replay`: the error names the command that reads it.
+    let failure = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/corpus")
+        .join("canary-batch-final-checkpoint-fails-job.toml");
+    let out = sluice(&["run", failure.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("this is a failure file: `sluice replay`"));
+    let out = sluice(&["replay", &eot()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("this is a scenario: `sluice run`"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn explore_json_counts_failures_and_exit_codes_follow() {
     let out = sluice(&["explore", &eot(), "--seeds", "4", "--threads", "2", "--json"]);
     assert_eq!(out.status.code(), Some(0));

@@ -133,8 +133,7 @@ impl Failure {
     /// Reads a failure file. Errors name the file, line, column and key, as for scenarios.
     pub fn load(path: &Path) -> Result<Failure, ScenarioError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ScenarioError::Read { file: file.clone(), why: e.to_string() })?;
+        let text = crate::scenario::read_text(path)?;
         Failure::parse(&text, &file)
     }
 
@@ -150,8 +149,17 @@ impl Failure {
         };
         let raw: RawFile = toml::from_str(text).map_err(|e| {
             let span = e.span();
-            let key = span.as_ref().and_then(|s| keys.path_at(s)).unwrap_or_default();
-            located(&key, e.message().trim().to_string(), span)
+            let key = span
+                .as_ref()
+                .and_then(|s| keys.path_at(s).or_else(|| crate::locate::key_on_line(text, s.start)))
+                .unwrap_or_default();
+            let mut message = crate::locate::toml_message(e.message());
+            const SCENARIO_KEYS: [&str; 8] =
+                ["name", "duration_ms", "job", "cluster", "network", "faults", "expect", "swarm"];
+            if SCENARIO_KEYS.contains(&key.as_str()) && message.starts_with("unknown field") {
+                message.push_str("; this is a scenario: `sluice run` or `sluice explore` read it");
+            }
+            located(&key, message, span)
         })?;
         if raw.failure.format != FAILURE_FORMAT_VERSION {
             return Err(located(

@@ -120,6 +120,55 @@ impl KeyMap {
     }
 }
 
+/// The key at byte `offset` read from the lines alone, for a text that does not parse (a syntax error, a duplicate
+/// key, a number too large): the last table header above it (`[job]`, `[[job.vertices]]` counted) and the key
+/// assigned on its line. `None` when the offset stands before any key or header.
+pub fn key_on_line(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let line_no = text.as_bytes()[..offset].iter().filter(|b| **b == b'\n').count();
+    let mut table = String::new();
+    let mut arrays: Vec<(String, usize)> = Vec::new();
+    let mut key = None;
+    for (i, line) in text.lines().take(line_no + 1).enumerate() {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix("[[").and_then(|l| l.find("]]").map(|end| &l[..end])) {
+            let name = name.trim().to_string();
+            let count = match arrays.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, c)) => {
+                    *c += 1;
+                    *c
+                }
+                None => {
+                    arrays.push((name.clone(), 0));
+                    0
+                }
+            };
+            table = format!("{name}[{count}]");
+        } else if let Some(name) = line.strip_prefix('[').and_then(|l| l.find(']').map(|end| &l[..end])) {
+            table = name.trim().to_string();
+        } else if i == line_no {
+            key = line.split_once('=').map(|(k, _)| k.trim().trim_matches('"').to_string()).filter(|k| {
+                !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            });
+        }
+    }
+    match (table.is_empty(), key) {
+        (true, key) => key,
+        (false, Some(k)) => Some(format!("{table}.{k}")),
+        (false, None) => Some(table),
+    }
+}
+
+/// A TOML error's message made readable on one line; the empty message TOML gives for a missing value is replaced.
+pub fn toml_message(message: &str) -> String {
+    let lines: Vec<&str> = message.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    if lines.is_empty() {
+        "a value is missing here (is the file cut off?)".to_string()
+    } else {
+        lines.join("; ")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,5 +184,23 @@ mod tests {
         assert_eq!(m.place_of("job.vertices[0].missing"), m.place_of("job.vertices[0]"));
         let at = text.find("\"batch\"").unwrap();
         assert_eq!(m.path_at(&(at..at + 7)).as_deref(), Some("job.mode"));
+    }
+
+    #[test]
+    fn names_the_key_of_a_text_that_does_not_parse() {
+        let text = "name = \"x\"\n[job]\nmode = \"batch\"\n[[job.vertices]]\nname = \"a\"\n[[job.vertices]]\nrecords = 1e99x\n";
+        assert!(KeyMap::new(text).entries.is_empty(), "the text does not parse");
+        let at = text.find("1e99x").unwrap();
+        assert_eq!(key_on_line(text, at).as_deref(), Some("job.vertices[1].records"));
+        assert_eq!(key_on_line(text, 0).as_deref(), Some("name"));
+        assert_eq!(key_on_line("[job]\ndelivery =", 16).as_deref(), Some("job.delivery"));
+        assert_eq!(key_on_line("[job\n", 2).as_deref(), None, "a broken header names no key");
+        assert_eq!(key_on_line("", 0), None);
+    }
+
+    #[test]
+    fn toml_messages_are_one_line_and_never_empty() {
+        assert_eq!(toml_message("invalid table header\nexpected `.`, `]`"), "invalid table header; expected `.`, `]`");
+        assert_eq!(toml_message(""), "a value is missing here (is the file cut off?)");
     }
 }

@@ -22,7 +22,7 @@ use thiserror::Error;
 pub enum ScenarioError {
     #[error("{file}: cannot read: {why}")]
     Read { file: String, why: String },
-    #[error("{file}:{line}:{column}: key `{key}`: {message}")]
+    #[error("{file}:{line}:{column}: {}{message}", key_part(.key))]
     Invalid { file: String, line: usize, column: usize, key: String, message: String },
 }
 
@@ -241,8 +241,7 @@ impl Scenario {
     /// Reads and validates a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ScenarioError::Read { file: file.clone(), why: e.to_string() })?;
+        let text = read_text(path)?;
         let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "scenario".into());
         Scenario::parse(&text, &file, &stem)
     }
@@ -253,14 +252,17 @@ impl Scenario {
         let raw: RawScenario = toml::from_str(text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
             let (line, column) = ctx.keys.line_col(span.start);
-            let key = ctx.keys.path_at(&span).unwrap_or_else(|| unknown_key(e.message()).unwrap_or_default());
-            ScenarioError::Invalid {
-                file: file.to_string(),
-                line,
-                column,
-                key,
-                message: e.message().trim().to_string(),
+            let key = ctx
+                .keys
+                .path_at(&span)
+                .or_else(|| unknown_key(e.message()))
+                .or_else(|| crate::locate::key_on_line(text, span.start))
+                .unwrap_or_default();
+            let mut message = crate::locate::toml_message(e.message());
+            if key == "failure" && message.starts_with("unknown field") {
+                message.push_str("; this is a failure file: `sluice replay` or `sluice shrink` read it");
             }
+            ScenarioError::Invalid { file: file.to_string(), line, column, key, message }
         })?;
         build::build(raw, &ctx, default_name, text)
     }
@@ -276,8 +278,37 @@ impl Scenario {
     }
 }
 
+/// Reads a TOML file (scenario or failure file); text that is not UTF-8 is refused at its first bad byte, located.
+pub(crate) fn read_text(path: &Path) -> Result<String, ScenarioError> {
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| ScenarioError::Read { file: file.clone(), why: e.to_string() })?;
+    String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let bad = e.utf8_error().valid_up_to();
+        let valid = std::str::from_utf8(&bytes[..bad]).expect("valid up to the first bad byte");
+        let (line, column) = KeyMap::new(valid).line_col(bad);
+        ScenarioError::Invalid {
+            file,
+            line,
+            column,
+            key: crate::locate::key_on_line(valid, bad).unwrap_or_default(),
+            message: format!("byte 0x{:02x} is not UTF-8 (these files are UTF-8 text)", bytes[bad]),
+        }
+    })
+}
+
+/// "key `k`: " when the error has a key; nothing when it stands before any key (a broken first line).
+fn key_part(key: &str) -> String {
+    if key.is_empty() {
+        String::new()
+    } else {
+        format!("key `{key}`: ")
+    }
+}
+
+/// The field a serde message names ("unknown field `x`", "missing field `x`"); not the tokens a syntax error expects.
 fn unknown_key(message: &str) -> Option<String> {
-    let start = message.find('`')? + 1;
+    let start = message.find("field `")? + "field `".len();
     let len = message[start..].find('`')?;
     Some(message[start..start + len].to_string())
 }
