@@ -104,9 +104,9 @@ pub async fn run(
                     outputs.get_mut(&partition).expect("an output per owned partition").send_pause().await?;
                     paused.insert(partition);
                 }
-                InputEvent::Closed { partition, why } => {
+                InputEvent::Closed { partition, error } => {
                     if !ended.contains(&partition) && !paused.contains(&partition) {
-                        return Err(StreamError::Broken { partition, why });
+                        return Err(error);
                     }
                 }
             },

@@ -226,7 +226,10 @@ pub async fn run(
         match event {
             InputEvent::Data(record) => {
                 if record.id.partition != partition || input.ended.contains(&partition) {
-                    return Err(StreamError::Protocol { partition, why: format!("unexpected record {:?}", record.id) });
+                    return Err(StreamError::Protocol {
+                        partition,
+                        why: format!("unexpected record {} of partition {}", record.id.offset, record.id.partition),
+                    });
                 }
                 pending += 1;
                 inputs.done_with(1);
@@ -283,9 +286,9 @@ pub async fn run(
                 paused.insert(partition);
                 forward(&forwarders, partition, ToForwarder::Flush).await?;
             }
-            InputEvent::Closed { partition, why } => {
+            InputEvent::Closed { partition, error } => {
                 if !input.ended.contains(&partition) && !paused.contains(&partition) {
-                    return Err(StreamError::Broken { partition, why });
+                    return Err(error);
                 }
             }
         }
@@ -405,7 +408,7 @@ impl Forwarder {
                     answered += 1;
                 }
                 StoreResponse::Rejected(id) => {
-                    return Err(protocol(format!("write of {id:?} refused: attempt fenced")))
+                    return Err(StreamError::Fenced { partition: id.partition, offset: id.offset })
                 }
                 StoreResponse::EotAck { partition: p } if p == partition => {
                     if answered != expected.len() {
@@ -437,8 +440,7 @@ impl Forwarder {
             match response {
                 StoreResponse::Ack(_) => answered += 1,
                 StoreResponse::Rejected(id) => {
-                    let why = format!("write of {id:?} refused: attempt fenced");
-                    return Err(StreamError::Protocol { partition, why });
+                    return Err(StreamError::Fenced { partition: id.partition, offset: id.offset })
                 }
                 StoreResponse::EotAck { .. } if answered >= expected.len() => {
                     self.tracer.emit(Event::SinkBatchAcked { attempt, task, partition, upto_offset });

@@ -17,8 +17,9 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// A frame on a data stream.
-#[derive(Clone, Debug)]
+/// A frame on a data stream; its kind names it in errors (`data`, `eot`, `credit`, ...).
+#[derive(Clone, Debug, strum::IntoStaticStr)]
+#[strum(serialize_all = "kebab-case")]
 pub enum Frame {
     /// First frame upstream → worker: which task, attempt and partition the stream feeds.
     Hello {
@@ -55,6 +56,9 @@ pub enum StreamError {
     Broken { partition: u32, why: String },
     #[error("protocol violation on partition {partition}: {why}")]
     Protocol { partition: u32, why: String },
+    /// The store refused a write because a newer attempt fenced this one: a zombie stopped, not a broken protocol.
+    #[error("the store refused record {offset} of partition {partition}: this attempt is fenced")]
+    Fenced { partition: u32, offset: u64 },
 }
 
 /// Aborts every child task when dropped, so cancelling an execution cancels all of it.
@@ -136,7 +140,10 @@ impl Output {
                 Ok(Output { partition, tx, rx, credits: n, window })
             }
             Frame::Refused(why) => Err(StreamError::Connect { to: addr, why }),
-            other => Err(StreamError::Protocol { partition, why: format!("expected credit, got {other:?}") }),
+            other => Err(StreamError::Protocol {
+                partition,
+                why: format!("expected a credit, got a {} frame", <&str>::from(&other)),
+            }),
         }
     }
 
@@ -157,7 +164,7 @@ impl Output {
                 other => {
                     return Err(StreamError::Protocol {
                         partition: self.partition,
-                        why: format!("expected credit, got {other:?}"),
+                        why: format!("expected a credit, got a {} frame", <&str>::from(&other)),
                     })
                 }
             }
@@ -236,10 +243,10 @@ pub enum InputEvent {
     Pause {
         partition: u32,
     },
-    /// The stream closed or broke; fine after its EOT, a failure before.
+    /// The stream closed or broke (`error` says how); fine after its EOT, a failure before.
     Closed {
         partition: u32,
-        why: String,
+        error: StreamError,
     },
 }
 
@@ -329,8 +336,12 @@ pub async fn read_input(
             Ok(Frame::Eot { partition: p }) => InputEvent::Eot { partition: p },
             Ok(Frame::Barrier { epoch, is_final }) => InputEvent::Barrier { epoch, is_final },
             Ok(Frame::Pause { partition: p }) => InputEvent::Pause { partition: p },
-            Ok(other) => InputEvent::Closed { partition, why: format!("unexpected frame {other:?}") },
-            Err(e) => InputEvent::Closed { partition, why: e.to_string() },
+            Ok(other) => {
+                let error =
+                    StreamError::Protocol { partition, why: format!("unexpected {} frame", <&str>::from(&other)) };
+                InputEvent::Closed { partition, error }
+            }
+            Err(error) => InputEvent::Closed { partition, error },
         };
         let last = matches!(event, InputEvent::Closed { .. });
         if into.send((partition, event)).await.is_err() || last {
