@@ -67,3 +67,28 @@ fn with_no_restart_the_end_state_follows_what_was_committed() {
         }
     }
 }
+
+/// The documented upper limit of partitions (1024) works for a streaming job through a map: records are produced
+/// and delivered, checkpoints complete, every checker passes. (A map that opened its 1024 outputs one after the other
+/// sent no record before its first checkpoint expired, and the job ended FAILED.)
+#[test]
+fn a_streaming_map_at_1024_partitions_produces_checkpoints_and_passes() {
+    use sluice_engine::{Event, JobStatus};
+    use sluice_sim::trace::TraceEvent;
+    let text = "duration_ms = 6_000\n[job]\nmode = \"streaming\"\npartitions = 1024\ndelivery = \"exactly-once\"\n\
+                [[job.vertices]]\nname = \"in\"\nkind = \"source\"\nrecords = 2048\n\
+                [[job.vertices]]\nname = \"parse\"\nkind = \"map\"\n\
+                [[job.vertices]]\nname = \"out\"\nkind = \"sink\"\n\
+                [job.checkpoint]\ninterval_ms = 1_000\ntimeout_ms = 1_000\n[expect]\nstatus = \"RUNNING\"\n";
+    let scenario = crate::support::parse(text, "map-1024");
+    for seed in 0..2 {
+        let report = sluice_sim::run(&scenario, seed, &[]);
+        assert_eq!(report.verdict, sluice_sim::Verdict::Pass, "seed {seed}: {:?}", report.violations);
+        assert_eq!(report.status, Some(JobStatus::Running), "seed {seed}");
+        let completed = (report.trace.iter())
+            .filter(|e| matches!(e.event, TraceEvent::Engine(Event::CheckpointCompleted { .. })))
+            .count();
+        assert!(completed >= 3, "seed {seed}: {completed} checkpoints completed in 6 s at a 1 s interval");
+        assert!(report.produced >= 4 * 1024 && report.delivered >= 4 * 1024, "seed {seed}: {report:?}");
+    }
+}

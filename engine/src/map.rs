@@ -23,11 +23,12 @@ pub async fn run(
     let spec = dep.spec.clone();
     let owned = spec.owned_partitions(dep.task);
     let mut scope = Scope::default();
-    let mut outputs: BTreeMap<u32, Output> = BTreeMap::new();
-    for &p in &owned {
-        let next = spec.owner(dep.task.vertex + 1, p);
-        outputs.insert(p, Output::open(&dep, next, p).await?);
-    }
+    // Outputs open concurrently: one after the other, a replica owning 1024 partitions waits 1024 round trips
+    // before its first record, longer than a checkpoint timeout.
+    let opens = owned.iter().map(|&p| Output::open(&dep, spec.owner(dep.task.vertex + 1, p), p));
+    let opened = futures::future::try_join_all(opens).await?;
+    assert_eq!(opened.len(), owned.len(), "one output per owned partition");
+    let mut outputs: BTreeMap<u32, Output> = owned.iter().copied().zip(opened).collect();
     let (mut inputs, mut input_rx) = Inputs::new(&owned, spec.timings.stream_window);
     let mut ended: BTreeSet<u32> = BTreeSet::new();
     let mut barriers: BTreeMap<u64, BTreeSet<u32>> = BTreeMap::new();

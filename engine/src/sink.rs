@@ -95,24 +95,23 @@ pub async fn run(
 
     let window = timings.stream_window as usize;
     let (report_tx, mut report_rx) = mpsc::channel::<FromForwarder>(owned.len().max(1) * 4);
-    let mut streams: BTreeMap<String, Arc<StoreStream>> = BTreeMap::new();
     let mut forwarders: BTreeMap<u32, mpsc::Sender<ToForwarder>> = BTreeMap::new();
     let in_flight = Arc::new(AtomicU64::new(0));
+    // The fix of numaflow#2516: a new stream for every partition. The canary shares one per replica.
+    let shared = canaries.has(Canary::SharedPartitionStream);
+    let label_of = |p: u32| if shared { format!("{task}/shared") } else { format!("{task}/p{p}") };
+    let labels: BTreeSet<String> = owned.iter().map(|&p| label_of(p)).collect();
+    // Streams open concurrently: one after the other, 1024 partitions wait 1024 round trips before the first write.
+    let opens = labels.iter().map(|label| async move {
+        let stream = StoreStream::open(attempt, label.clone(), timings.connect_wait_ms)
+            .await
+            .map_err(|why| StreamError::Connect { to: crate::net::NodeName::Store.data(), why })?;
+        Ok::<_, StreamError>((label.clone(), Arc::new(stream)))
+    });
+    let streams: BTreeMap<String, Arc<StoreStream>> = futures::future::try_join_all(opens).await?.into_iter().collect();
+    assert_eq!(streams.len(), labels.len(), "one store stream per label");
     for &p in &owned {
-        // The fix of numaflow#2516: a new stream for every partition. The canary shares one per replica.
-        let label =
-            if canaries.has(Canary::SharedPartitionStream) { format!("{task}/shared") } else { format!("{task}/p{p}") };
-        let stream = match streams.get(&label) {
-            Some(s) => s.clone(),
-            None => {
-                let s = StoreStream::open(attempt, label.clone(), timings.connect_wait_ms)
-                    .await
-                    .map_err(|why| StreamError::Connect { to: crate::net::NodeName::Store.data(), why })?;
-                let s = Arc::new(s);
-                streams.insert(label, s.clone());
-                s
-            }
-        };
+        let stream = streams.get(&label_of(p)).expect("every owned partition's stream was opened").clone();
         let (tx, rx) = mpsc::channel(window + 2);
         forwarders.insert(p, tx);
         let fwd = Forwarder {
@@ -122,7 +121,7 @@ pub async fn run(
             stream,
             batch_size,
             in_flight: in_flight.clone(),
-            shared_stream_canary: canaries.has(Canary::SharedPartitionStream),
+            shared_stream_canary: shared,
         };
         scope.spawn(fwd.run(rx, report_tx.clone()));
     }

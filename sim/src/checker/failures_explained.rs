@@ -218,17 +218,18 @@ fn names_of(cause: &FailureCause) -> Vec<String> {
 impl FailuresExplained {
     fn check_status_cause(&mut self, cause: &str, at_ms: u64) {
         let Some((_, names)) = self.failover_names.take() else { return };
-        let missing: Vec<&String> = names.iter().filter(|n| !cause.contains(n.as_str())).collect();
+        let missing: Vec<&str> = names.iter().map(String::as_str).filter(|n| !cause.contains(n)).collect();
         if !missing.is_empty() {
+            let missing = missing.join(", ");
             let detail =
-                format!("a failover's status change gives the cause {cause:?}, which does not name {missing:?}");
+                format!("a failover's status change gives the cause \"{cause}\", which does not name {missing}");
             self.violations.push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
         }
     }
 
     fn unexplained(&mut self, attempt: u32, cause: &FailureCause, at_ms: u64) {
         let detail = format!(
-            "attempt {attempt} failed over ({cause:?}) with no injected fault, platform restart or canary to explain it"
+            "attempt {attempt} failed over (cause: {cause}) with no injected fault, platform restart or canary to explain it"
         );
         self.violations.push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
     }

@@ -491,7 +491,8 @@ impl FaultsTakeEffect {
             Event::CancelDelayed { task, attempt, by_ms } => {
                 let configured = self.slow.get(node).copied();
                 if configured != Some(*by_ms) {
-                    let detail = format!("{node} delays a cancel by {by_ms} ms, but its slow-cancel is {configured:?}");
+                    let configured = configured.map_or("none".to_string(), |ms| format!("{ms} ms"));
+                    let detail = format!("{node} delays a cancel by {by_ms} ms, but its slow-cancel is {configured}");
                     self.violation(at_ms, FailureClass::Safety, detail);
                 }
                 self.delayed.insert((node.to_string(), *task, *attempt), (at_us, *by_ms));
@@ -534,7 +535,8 @@ impl Checker for FaultsTakeEffect {
                 if let Some((since, reported)) = self.down.get_mut(&entry.node) {
                     if !*reported {
                         *reported = true;
-                        let detail = format!("{} crashed at {since} ms but still emits: {event:?}", entry.node);
+                        let event = serde_json::to_string(event).expect("an engine event serializes");
+                        let detail = format!("{} crashed at {since} ms but still emits: {event}", entry.node);
                         self.violation(at_ms, FailureClass::Safety, detail);
                     }
                 }

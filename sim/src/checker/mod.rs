@@ -85,8 +85,9 @@ pub fn terminal(status: JobStatus) -> bool {
 }
 
 /// What kind of failure a violation is (TigerBeetle's split).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize, strum::Display)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum FailureClass {
     /// Something wrong happened.
     Safety,
@@ -149,7 +150,7 @@ impl Capped {
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({:?}) at {} ms: {}", self.invariant, self.class, self.at_ms, self.detail)
+        write!(f, "{} ({}) at {} ms: {}", self.invariant, self.class, self.at_ms, self.detail)
     }
 }
 

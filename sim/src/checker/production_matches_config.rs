@@ -183,8 +183,9 @@ impl Checker for ProductionMatchesConfig {
                 let key = (entry.node.clone(), *attempt, *partition);
                 let eot = self.emitters.get(&key).and_then(|e| e.eot);
                 if eot != Some(*end_offset) {
+                    let eot = eot.map_or("not sent".to_string(), |at| format!("at {at}"));
                     let detail = format!(
-                        "{task} duplicated the EOT of partition {partition} at {end_offset}, but its EOT was {eot:?}"
+                        "{task} duplicated the EOT of partition {partition} at {end_offset}, but its EOT was {eot}"
                     );
                     self.violation(entry.at_ms(), detail);
                 }

@@ -278,9 +278,9 @@ impl RestartPolicyHonored {
             let (low, high) = verdict.delay_ms;
             if verdict.allowed && !(low..=high).contains(&delay) {
                 let detail = format!(
-                    "the restart after the failure at {t} ms waits {delay} ms, but {:?} calls for {low}..={high} ms \
+                    "the restart after the failure at {t} ms waits {delay} ms, but {} calls for {low}..={high} ms \
                      ({cause})",
-                    self.strategy.spec
+                    strategy_text(&self.strategy.spec)
                 );
                 self.violation(at_ms, FailureClass::Safety, detail);
             }
@@ -294,7 +294,7 @@ impl RestartPolicyHonored {
             } else {
                 "refused a restart the strategy allows"
             };
-            let detail = format!("the job {what} ({:?}; failure at {t} ms: {cause})", self.strategy.spec);
+            let detail = format!("the job {what} ({}; failure at {t} ms: {cause})", strategy_text(&self.strategy.spec));
             self.violation(at_ms, FailureClass::Safety, detail);
         }
     }
@@ -364,6 +364,11 @@ impl Checker for RestartPolicyHonored {
         self.check_deadlines(end.end_ms);
         std::mem::take(&mut self.violations)
     }
+}
+
+/// A restart strategy as users write it: its TOML keys, as JSON (`{"strategy":"fixed-delay","attempts":6,…}`).
+fn strategy_text(spec: &RestartSpec) -> String {
+    serde_json::to_string(spec).expect("a restart strategy serializes")
 }
 
 #[cfg(test)]
