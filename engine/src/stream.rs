@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use thiserror::Error;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 
 /// A frame on a data stream; its kind names it in errors (`data`, `eot`, `credit`, ...).
@@ -117,10 +117,20 @@ pub async fn connect(addr: SocketAddr, wait_ms: u64) -> Result<(Sender, Receiver
 pub struct Output {
     pub partition: u32,
     tx: Sender,
-    rx: Receiver,
-    credits: u32,
-    /// The consumer never grants more than its window: records in flight on the stream stay within it.
-    window: u32,
+    /// Credits granted and not yet spent. A reader task of its own takes the consumer's `Credit` frames off the
+    /// stream as they arrive: the simulated network hands a connection's frames out one at a time and never sooner
+    /// than a millisecond after the reader asks, so a producer that read its credits only once it ran out would pay
+    /// that millisecond per record (a map over 1024 partitions then forwards at most 1,000 records/s, whatever the
+    /// rates). Closed when the stream breaks or the consumer sends something else; `broken` then says why.
+    credits: Arc<Semaphore>,
+    broken: Arc<Mutex<Option<StreamError>>>,
+    reader: JoinHandle<()>,
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
 }
 
 impl Output {
@@ -137,7 +147,10 @@ impl Output {
             Frame::Credit(n) => {
                 let window = dep.spec.timings.stream_window;
                 assert!(n <= window, "partition {partition}: initial credit {n} above the window {window}");
-                Ok(Output { partition, tx, rx, credits: n, window })
+                let credits = Arc::new(Semaphore::new(n as usize));
+                let broken = Arc::new(Mutex::new(None));
+                let reader = tokio::spawn(read_credits(rx, partition, window, credits.clone(), broken.clone()));
+                Ok(Output { partition, tx, credits, broken, reader })
             }
             Frame::Refused(why) => Err(StreamError::Connect { to: addr, why }),
             other => Err(StreamError::Protocol {
@@ -149,27 +162,13 @@ impl Output {
 
     /// Sends one record, waiting for a credit first.
     pub async fn send(&mut self, record: Record) -> Result<(), StreamError> {
-        while self.credits == 0 {
-            match recv_frame(&mut self.rx, self.partition).await? {
-                Frame::Credit(n) => {
-                    self.credits += n;
-                    assert!(
-                        self.credits <= self.window,
-                        "partition {}: {} credits, above the window {}",
-                        self.partition,
-                        self.credits,
-                        self.window
-                    );
-                }
-                other => {
-                    return Err(StreamError::Protocol {
-                        partition: self.partition,
-                        why: format!("expected a credit, got a {} frame", <&str>::from(&other)),
-                    })
-                }
+        match self.credits.acquire().await {
+            Ok(credit) => credit.forget(),
+            Err(_) => {
+                let why = self.broken.lock().expect("broken lock").clone();
+                return Err(why.expect("the credit reader says why before it closes the credits"));
             }
         }
-        self.credits -= 1;
         send_frame(&self.tx, self.partition, Frame::Data(record)).await
     }
 
@@ -187,6 +186,33 @@ impl Output {
     pub async fn send_eot(&mut self) -> Result<(), StreamError> {
         send_frame(&self.tx, self.partition, Frame::Eot { partition: self.partition }).await
     }
+}
+
+/// Takes the consumer's credits off an output stream as they arrive, until the stream breaks or carries something
+/// other than a credit: then records why and closes the credits, so that a producer waiting for one hears of it.
+async fn read_credits(
+    mut rx: Receiver,
+    partition: u32,
+    window: u32,
+    credits: Arc<Semaphore>,
+    broken: Arc<Mutex<Option<StreamError>>>,
+) {
+    let why = loop {
+        match recv_frame(&mut rx, partition).await {
+            Ok(Frame::Credit(n)) => {
+                let held = credits.available_permits() as u32 + n;
+                assert!(held <= window, "partition {partition}: {held} credits, above the window {window}");
+                credits.add_permits(n as usize);
+            }
+            Ok(other) => {
+                let why = format!("expected a credit, got a {} frame", <&str>::from(&other));
+                break StreamError::Protocol { partition, why };
+            }
+            Err(e) => break e,
+        }
+    };
+    *broken.lock().expect("broken lock") = Some(why);
+    credits.close();
 }
 
 /// An accepted stream, handed to the task it feeds.
