@@ -24,9 +24,10 @@ use sluice_sim::explore::{missing_shards, MAX_SEEDS};
 use sluice_sim::failure;
 use sluice_sim::shrink::{shrink, ShrinkError, Size};
 use sluice_sim::swarm::SwarmMode;
+use sluice_sim::trace::{TraceKeep, RECENT_ENTRIES};
 use sluice_sim::{
-    explore, merge, replay, replay_command, run, ExploreReport, Failure, Finding, ReplayOutcome, RunReport, Scenario,
-    Shard, Sweep, Verdict,
+    explore, merge, replay, replay_command, run_keeping, ExploreReport, Failure, Finding, ReplayOutcome, RunReport,
+    Scenario, Shard, Sweep, Verdict,
 };
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -216,7 +217,9 @@ fn print_failure_header(file: &str, report: &RunReport) {
 fn cmd_run(path: &Path, seed: u64, canary_names: &[String], json: bool, trace: bool) -> Outcome {
     let canaries = parse_canaries(canary_names)?;
     let scenario = load(path)?;
-    let report = run(&scenario, seed, &canaries);
+    // Without --trace, the run keeps only its recent entries: its memory stays flat however long it runs.
+    let keep = if trace { TraceKeep::All } else { TraceKeep::Recent(RECENT_ENTRIES) };
+    let report = run_keeping(&scenario, seed, &canaries, keep);
     let failed = report.verdict == Verdict::Fail;
     if failed {
         // The seed and the command that replays it come first, before anything that could be lost.

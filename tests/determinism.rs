@@ -39,9 +39,9 @@ fn the_determinism_self_check_catches_a_run_that_is_not_and_names_the_first_diff
     sweep.check_determinism = 1.0;
     // An engine with hidden state that survives between runs: every other run of a seed sees another "seed".
     let calls = AtomicU64::new(0);
-    let leaky = |s: &sluice_sim::Scenario, seed: u64, c: &[Canary]| {
+    let leaky = |s: &sluice_sim::Scenario, seed: u64, c: &[Canary], keep| {
         let n = calls.fetch_add(1, Ordering::SeqCst);
-        sluice_sim::run_as_is(s, seed + (n % 2) * 1000, c)
+        sluice_sim::run_as_is_keeping(s, seed + (n % 2) * 1000, c, keep)
     };
     let found = std::sync::Mutex::new(Vec::new());
     let on_finding = |f: Finding| {

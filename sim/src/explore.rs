@@ -5,10 +5,11 @@
 //! CI matrix jobs or a cluster's batch jobs, and their reports are joined with [`merge`]. A share of the seeds can be
 //! run twice and their traces compared (`--check-determinism`): the first differing event is reported.
 
-use crate::runner::{run_as_is, RunReport, Verdict};
+use crate::runner::{run_as_is_keeping, RunReport, Verdict};
 use crate::scenario::Scenario;
 use crate::swarm::{instantiate, SwarmMode};
 use crate::trace::{render, TraceEntry};
+use crate::trace::{TraceKeep, RECENT_ENTRIES};
 use serde::{Deserialize, Serialize};
 use sluice_engine::Canary;
 use std::collections::BTreeMap;
@@ -173,14 +174,17 @@ pub fn explore(
     on_finding: &(dyn Fn(Finding) + Sync),
     on_progress: &(dyn Fn(u64, u64) + Sync),
 ) -> ExploreReport {
-    explore_with(scenarios, sweep, &run_as_is, on_finding, on_progress)
+    explore_with(scenarios, sweep, &run_as_is_keeping, on_finding, on_progress)
 }
+
+/// How `explore_with` runs one seed: scenario, seed, canaries, how much trace to keep.
+pub type RunFn<'a> = dyn Fn(&Scenario, u64, &[Canary], TraceKeep) -> RunReport + Sync + 'a;
 
 /// [`explore`] with the run function given: the determinism self-check is tested with a run that is not.
 pub fn explore_with(
     scenarios: &[Scenario],
     sweep: &Sweep,
-    run: &(dyn Fn(&Scenario, u64, &[Canary]) -> RunReport + Sync),
+    run: &RunFn<'_>,
     on_finding: &(dyn Fn(Finding) + Sync),
     on_progress: &(dyn Fn(u64, u64) + Sync),
 ) -> ExploreReport {
@@ -206,7 +210,10 @@ pub fn explore_with(
                 let index = sweep.shard.seed_index(i / scenarios.len() as u64);
                 let seed = sweep.first_seed.wrapping_add(index);
                 let (as_run, knobs) = instantiate(scenario, seed, sweep.swarm);
-                let mut report = run(&as_run, seed, &sweep.canaries);
+                // A run keeps its recent entries only, unless the determinism check will compare it entry by entry.
+                let checks_determinism = determinism_checked(seed, sweep.check_determinism);
+                let keep = if checks_determinism { TraceKeep::All } else { TraceKeep::Recent(RECENT_ENTRIES) };
+                let mut report = run(&as_run, seed, &sweep.canaries, keep);
                 report.swarm = knobs.clone();
                 sim_ms.fetch_add(report.sim_ms, Ordering::Relaxed);
                 if report.verdict == Verdict::Fail {
@@ -218,8 +225,8 @@ pub fn explore_with(
                         swarm: knobs,
                     });
                 }
-                if determinism_checked(seed, sweep.check_determinism) {
-                    let again = run(&as_run, seed, &sweep.canaries);
+                if checks_determinism {
+                    let again = run(&as_run, seed, &sweep.canaries, TraceKeep::All);
                     sim_ms.fetch_add(again.sim_ms, Ordering::Relaxed);
                     checked.fetch_add(1, Ordering::Relaxed);
                     let differs = again.trace_hash != report.trace_hash || again.violations != report.violations;

@@ -1,16 +1,16 @@
 //! One run: a scenario, a seed, a set of canaries → a verdict with its violations, counts and `trace_hash`.
 
-use crate::checker::{self, End, FailureClass, Setup, Violation};
+use crate::checker::{DistinctIds, End, FailureClass, Judge, Setup, SharedJudge, Violation};
 use crate::scenario::Scenario;
 use crate::swarm::{instantiate, SwarmMode};
-use crate::trace::{trace_hash, TraceEntry, TraceEvent, TraceRecorder};
+use crate::trace::{TraceEntry, TraceKeep, TraceRecorder};
 use crate::world::simulate;
 use serde::Serialize;
-use sluice_engine::{Canaries, Canary, Event, JobStatus};
+use sluice_engine::{Canaries, Canary, JobStatus};
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Mutex, Once};
 use std::time::Instant;
 
 /// Invariant name of a run that ended in an engine panic (an `assert!` that only a bug can trip).
@@ -46,8 +46,12 @@ pub struct RunReport {
     /// The `[swarm]` knobs that were on when the faults were drawn (absent without `[swarm]`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub swarm: Option<BTreeMap<String, f64>>,
+    /// The trace as kept: all of it, or (in sweeps and `run` without `--trace`) the most recent entries.
     #[serde(skip)]
     pub trace: Vec<TraceEntry>,
+    /// Entries recorded before `trace` and not kept (0 when the whole trace was kept).
+    #[serde(skip)]
+    pub trace_dropped: u64,
 }
 
 impl RunReport {
@@ -85,81 +89,81 @@ fn install_panic_hook() {
 }
 
 /// Runs one scenario under one seed with the given canaries, and judges it. A `[swarm]` scenario runs with the faults
-/// its knobs draw from the seed.
+/// its knobs draw from the seed. Keeps the whole trace.
 pub fn run(scenario: &Scenario, seed: u64, canaries: &[Canary]) -> RunReport {
+    run_keeping(scenario, seed, canaries, TraceKeep::All)
+}
+
+/// [`run`], keeping as much of the trace as `keep` says (the checkers and the hash see all of it either way).
+pub fn run_keeping(scenario: &Scenario, seed: u64, canaries: &[Canary], keep: TraceKeep) -> RunReport {
     let (as_run, knobs) = instantiate(scenario, seed, SwarmMode::AsWritten);
-    let mut report = run_as_is(&as_run, seed, canaries);
+    let mut report = run_as_is_keeping(&as_run, seed, canaries, keep);
     report.swarm = knobs;
     report
 }
 
-/// Runs a scenario exactly as it is (a `[swarm]` table must have been instantiated before).
+/// Runs a scenario exactly as it is (a `[swarm]` table must have been instantiated before); keeps the whole trace.
 pub fn run_as_is(scenario: &Scenario, seed: u64, canaries: &[Canary]) -> RunReport {
+    run_as_is_keeping(scenario, seed, canaries, TraceKeep::All)
+}
+
+/// [`run_as_is`], keeping as much of the trace as `keep` says. The checkers judge the entries as the run records
+/// them, so a run's memory does not grow with its trace unless the whole trace is asked for.
+pub fn run_as_is_keeping(scenario: &Scenario, seed: u64, canaries: &[Canary], keep: TraceKeep) -> RunReport {
     assert!(scenario.swarm.is_none(), "instantiate a [swarm] scenario before running it as is");
     install_panic_hook();
     let set: Canaries = canaries.iter().copied().collect();
+    let mut setup = Setup::of(scenario);
+    setup.canaries = set.list();
+    let judge = SharedJudge(Arc::new(Mutex::new(Judge::new(&setup))));
+    let recorder = Arc::new(TraceRecorder::new(keep, Some(Box::new(judge.clone()))));
     let wall = Instant::now();
     IN_SIM.with(|f| *f.borrow_mut() = true);
-    let recorder = Arc::new(TraceRecorder::default());
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| simulate(scenario, seed, set, recorder.clone())));
     IN_SIM.with(|f| *f.borrow_mut() = false);
     let wall_ms = wall.elapsed().as_millis() as u64;
-    let canaries: Vec<String> = set.list().iter().map(|c| c.name().to_string()).collect();
-    let outcome = match outcome {
-        Ok(o) => o,
-        Err(_) => {
-            let message = PANIC_MESSAGE.with(|m| m.borrow_mut().take()).unwrap_or_else(|| "panic".into());
-            // The trace up to the assertion is kept: it is what a person replaying the failure reads.
-            let trace = recorder.take();
-            let at_ms = trace.last().map_or(0, |e| e.at_ms());
-            return RunReport {
-                scenario: scenario.name.clone(),
-                seed,
-                canaries,
-                verdict: Verdict::Fail,
-                violations: vec![Violation::new(ENGINE_PANIC, at_ms, FailureClass::Crash, message)],
-                status: None,
-                drained_on_pause: false,
-                produced: 0,
-                delivered: 0,
-                trace_hash: trace_hash(&trace),
-                sim_ms: at_ms,
-                wall_ms,
-                swarm: None,
-                trace,
-            };
-        }
-    };
-    let mut setup = Setup::of(scenario);
-    setup.canaries = set.list();
-    let end = End { end_ms: outcome.sim_ms, final_status: outcome.status, ledger: Some(&outcome.ledger) };
-    let violations = checker::check(&setup, &outcome.trace, &end);
-    let produced = outcome
-        .trace
-        .iter()
-        .filter_map(|e| match &e.event {
-            TraceEvent::Engine(Event::Emitted { id, .. }) => Some(*id),
-            _ => None,
-        })
-        .collect::<BTreeSet<_>>()
-        .len() as u64;
-    let delivered = outcome.ledger.iter().map(|c| c.id).collect::<BTreeSet<_>>().len() as u64;
-    RunReport {
+    let recorded = recorder.finish();
+    let mut report = RunReport {
         scenario: scenario.name.clone(),
         seed,
-        canaries,
-        verdict: if violations.is_empty() { Verdict::Pass } else { Verdict::Fail },
-        violations,
-        status: outcome.status,
-        drained_on_pause: outcome.drained_on_pause,
-        produced,
-        delivered,
-        trace_hash: trace_hash(&outcome.trace),
-        sim_ms: outcome.sim_ms,
+        canaries: set.list().iter().map(|c| c.name().to_string()).collect(),
+        verdict: Verdict::Pass,
+        violations: Vec::new(),
+        status: None,
+        drained_on_pause: false,
+        produced: 0,
+        delivered: 0,
+        trace_hash: recorded.hash,
+        sim_ms: recorded.entries.last().map_or(0, |e| e.at_ms()),
         wall_ms,
         swarm: None,
-        trace: outcome.trace,
-    }
+        trace: recorded.entries,
+        trace_dropped: recorded.dropped,
+    };
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(payload) => {
+            let message = PANIC_MESSAGE.with(|m| m.borrow_mut().take()).unwrap_or_else(|| "panic".into());
+            if judge.0.is_poisoned() {
+                // A checker panicked while judging an entry: a bug of sluice, not of the engine under test.
+                eprintln!("a checker panicked (a bug of sluice, not of the engine): {message}");
+                panic::resume_unwind(payload);
+            }
+            // The trace up to the assertion is kept: it is what a person replaying the failure reads.
+            report.verdict = Verdict::Fail;
+            report.violations = vec![Violation::new(ENGINE_PANIC, report.sim_ms, FailureClass::Crash, message)];
+            return report;
+        }
+    };
+    let end = End { end_ms: outcome.sim_ms, final_status: outcome.status, ledger: Some(&outcome.ledger) };
+    let mut judge = judge.0.lock().expect("judge lock");
+    report.violations = judge.finish(&end);
+    report.verdict = if report.violations.is_empty() { Verdict::Pass } else { Verdict::Fail };
+    report.produced = judge.produced();
+    report.delivered = DistinctIds::count_of(outcome.ledger.iter().map(|c| (c.id.partition, c.id.offset)));
+    (report.status, report.drained_on_pause, report.sim_ms) =
+        (outcome.status, outcome.drained_on_pause, outcome.sim_ms);
+    report
 }
 
 /// The command that replays a run.

@@ -8,7 +8,9 @@
 use crate::fault::Action;
 use serde::Serialize;
 use sluice_engine::{Event, JobStatus, Recorder};
+use std::collections::VecDeque;
 use std::sync::Mutex;
+use xxhash_rust::xxh3::Xxh3;
 
 /// Version of the canonical trace serialization.
 pub const TRACE_FORMAT_VERSION: u32 = 4;
@@ -41,24 +43,95 @@ impl TraceEntry {
     }
 }
 
-/// Collects entries; attaches simulated time. Lives outside the runtime so it survives node crashes.
-#[derive(Default)]
+/// How much of a run's trace stays in memory. Checkers and the hash see every entry as it is recorded either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TraceKeep {
+    /// Every entry (`--trace`, replay, shrink, tests).
+    All,
+    /// The most recent entries only, at most this many: a run's memory does not grow with its length.
+    Recent(usize),
+}
+
+/// What `explore` and `run` without `--trace` keep: the last entries before the end (or before a panic).
+pub const RECENT_ENTRIES: usize = 2_000;
+
+/// Something that consumes the trace as it is recorded (the checkers).
+pub trait TraceObserver: Send {
+    fn on_entry(&mut self, entry: &TraceEntry);
+}
+
+/// Collects entries; attaches simulated time. Lives outside the runtime so it survives node crashes. Each entry is
+/// hashed and handed to the observer as it comes, then kept or (beyond a `Recent` window) dropped.
 pub struct TraceRecorder {
-    entries: Mutex<Vec<TraceEntry>>,
+    state: Mutex<Recording>,
+}
+
+struct Recording {
+    keep: TraceKeep,
+    kept: VecDeque<TraceEntry>,
+    dropped: u64,
+    hasher: Xxh3,
+    line: Vec<u8>,
+    observer: Option<Box<dyn TraceObserver>>,
+}
+
+/// What a recorder holds once the run is over.
+pub struct Recorded {
+    /// The kept entries, oldest first: all of them, or the most recent ones.
+    pub entries: Vec<TraceEntry>,
+    /// Entries recorded before `entries` and not kept.
+    pub dropped: u64,
+    /// `trace_hash` of every entry recorded, kept or not.
+    pub hash: String,
+    pub observer: Option<Box<dyn TraceObserver>>,
+}
+
+impl Default for TraceRecorder {
+    fn default() -> Self {
+        TraceRecorder::new(TraceKeep::All, None)
+    }
 }
 
 impl TraceRecorder {
+    pub fn new(keep: TraceKeep, observer: Option<Box<dyn TraceObserver>>) -> TraceRecorder {
+        assert!(keep != TraceKeep::Recent(0), "keep at least one recent entry");
+        let mut hasher = Xxh3::new();
+        hasher.update(hash_header().as_bytes());
+        let recording =
+            Recording { keep, kept: VecDeque::new(), dropped: 0, hasher, line: Vec::with_capacity(256), observer };
+        TraceRecorder { state: Mutex::new(recording) }
+    }
+
     /// Records an entry at the current simulated time.
     pub fn push(&self, node: &str, event: TraceEvent) {
         let at_us = madsim::time::TimeHandle::try_current().map(|t| t.elapsed().as_micros() as u64).unwrap_or(0);
-        let mut entries = self.entries.lock().expect("trace lock");
-        debug_assert!(entries.last().is_none_or(|e| e.at_us <= at_us), "trace goes back in time");
-        entries.push(TraceEntry { at_us, node: node.to_string(), event });
+        let mut state = self.state.lock().expect("trace lock");
+        let state = &mut *state;
+        debug_assert!(state.kept.back().is_none_or(|e| e.at_us <= at_us), "trace goes back in time");
+        let entry = TraceEntry { at_us, node: node.to_string(), event };
+        state.line.clear();
+        serde_json::to_writer(&mut state.line, &entry).expect("trace entries serialize");
+        state.line.push(b'\n');
+        state.hasher.update(&state.line);
+        if let Some(observer) = state.observer.as_mut() {
+            observer.on_entry(&entry);
+        }
+        if let TraceKeep::Recent(limit) = state.keep {
+            if state.kept.len() == limit {
+                state.kept.pop_front();
+                state.dropped += 1;
+            }
+        }
+        state.kept.push_back(entry);
     }
 
-    /// Takes the recorded entries.
-    pub fn take(&self) -> Vec<TraceEntry> {
-        std::mem::take(&mut self.entries.lock().expect("trace lock"))
+    /// Takes what was recorded; the recorder starts over empty (no observer).
+    pub fn finish(&self) -> Recorded {
+        let mut state = self.state.lock().expect("trace lock");
+        let fresh = TraceRecorder::new(state.keep, None).state.into_inner().expect("a fresh lock");
+        let done = std::mem::replace(&mut *state, fresh);
+        let hash = format!("{:032x}", done.hasher.digest128());
+        Recorded { entries: done.kept.into(), dropped: done.dropped, hash, observer: done.observer }
     }
 }
 
@@ -68,10 +141,14 @@ impl Recorder for TraceRecorder {
     }
 }
 
-/// The stable hash of a trace.
+fn hash_header() -> String {
+    format!("sluice-trace v{TRACE_FORMAT_VERSION}\n")
+}
+
+/// The stable hash of a trace (the same as a recorder computes as it goes).
 pub fn trace_hash(entries: &[TraceEntry]) -> String {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    h.update(format!("sluice-trace v{TRACE_FORMAT_VERSION}\n").as_bytes());
+    let mut h = Xxh3::new();
+    h.update(hash_header().as_bytes());
     let mut line = Vec::with_capacity(256);
     for e in entries {
         line.clear();
@@ -180,5 +257,24 @@ mod tests {
         assert!(summary(&a).starts_with("        0 ms sim          FAULT pause\n"), "{}", summary(&a));
         let line = serde_json::to_string(&a[0]).unwrap();
         assert_eq!(line, r#"{"at_us":5,"node":"sim","event":{"source":"fault","action":"pause"}}"#);
+    }
+
+    /// A recorder that keeps only recent entries hashes all of them, as `trace_hash` of the whole trace does.
+    #[test]
+    fn a_recent_window_keeps_the_last_entries_and_hashes_them_all() {
+        let actions = [Action::Pause, Action::Resume, Action::Pause];
+        let all = TraceRecorder::new(TraceKeep::All, None);
+        let recent = TraceRecorder::new(TraceKeep::Recent(2), None);
+        for a in &actions {
+            all.push("sim", TraceEvent::Fault(a.clone()));
+            recent.push("sim", TraceEvent::Fault(a.clone()));
+        }
+        let (all, recent) = (all.finish(), recent.finish());
+        assert_eq!((all.entries.len(), all.dropped), (3, 0));
+        assert_eq!((recent.entries.len(), recent.dropped), (2, 1));
+        assert_eq!(recent.entries[..], all.entries[1..]);
+        assert_eq!(all.hash, trace_hash(&all.entries));
+        assert_eq!(recent.hash, all.hash);
+        assert_ne!(recent.hash, trace_hash(&recent.entries));
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::fault::{timeline, Action};
 use crate::scenario::Scenario;
-use crate::trace::{TraceEntry, TraceEvent, TraceRecorder};
+use crate::trace::{TraceEvent, TraceRecorder};
 use madsim::runtime::{Handle, NodeHandle, Runtime};
 use sluice_engine::net::{Ctrl, CtrlEndpoint, NodeName};
 use sluice_engine::store::Commit;
@@ -20,7 +20,6 @@ pub const SETTLE_MS: u64 = 2_000;
 
 /// What a simulation leaves behind.
 pub struct Outcome {
-    pub trace: Vec<TraceEntry>,
     pub ledger: Vec<Commit>,
     /// The last status the client read, if it ever read one.
     pub status: Option<JobStatus>,
@@ -48,8 +47,9 @@ fn net_config(s: &Scenario) -> madsim::Config {
     config
 }
 
-/// Runs `scenario` under `seed` with `canaries` switched on, recording into `recorder`. Panics of the engine propagate
-/// to the caller; what was recorded up to the panic stays in `recorder`.
+/// Runs `scenario` under `seed` with `canaries` switched on, recording into `recorder` (which holds the trace and
+/// feeds the checkers). Panics of the engine propagate to the caller; what was recorded up to the panic stays in
+/// `recorder`.
 pub fn simulate(scenario: &Scenario, seed: u64, canaries: Canaries, recorder: Arc<TraceRecorder>) -> Outcome {
     let ctx = NodeContext::new(scenario.job.clone(), canaries, recorder.clone());
     let ledger = ctx.ledger.clone();
@@ -59,13 +59,7 @@ pub fn simulate(scenario: &Scenario, seed: u64, canaries: Canaries, recorder: Ar
     drop(rt);
     let ledger = ledger.lock().expect("ledger lock").commits().to_vec();
     let observed = client.lock().expect("client lock").observed;
-    Outcome {
-        trace: recorder.take(),
-        ledger,
-        status: observed.map(|(s, _)| s),
-        drained_on_pause: observed.is_some_and(|(_, d)| d),
-        sim_ms,
-    }
+    Outcome { ledger, status: observed.map(|(s, _)| s), drained_on_pause: observed.is_some_and(|(_, d)| d), sim_ms }
 }
 
 /// Every node of the world has an address of its own: madsim accepts two nodes on one address (a sweep with workers

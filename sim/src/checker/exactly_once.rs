@@ -2,7 +2,7 @@
 //! committed twice (at-least-once may duplicate, never invent); and the store's ledger at the end holds exactly the
 //! commits its `committed` events announced, record by record.
 
-use super::{Capped, Checker, End, FailureClass, Setup, Violation};
+use super::{Capped, Checker, DistinctIds, End, FailureClass, IdRuns, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::store::Commit;
 use sluice_engine::{Delivery, Event, RecordId};
@@ -13,8 +13,10 @@ pub(crate) const NAME: &str = "exactly-once";
 pub struct ExactlyOnce {
     delivery: Delivery,
     initial_records: Vec<u64>,
-    /// Attempts that committed each record.
-    commits: BTreeMap<RecordId, Vec<u32>>,
+    /// Records committed, with the attempt that committed each first (runs of offsets: memory stays small).
+    committed: IdRuns<u32>,
+    /// Commits of a record beyond its first, per record.
+    again: BTreeMap<RecordId, usize>,
     traced_commits: usize,
     violations: Capped,
 }
@@ -24,7 +26,8 @@ impl ExactlyOnce {
         ExactlyOnce {
             delivery: setup.delivery,
             initial_records: setup.initial_records.clone(),
-            commits: BTreeMap::new(),
+            committed: IdRuns::new(),
+            again: BTreeMap::new(),
             traced_commits: 0,
             violations: Capped::new(NAME),
         }
@@ -45,14 +48,27 @@ impl ExactlyOnce {
             );
             return self.report(end_ms, detail);
         }
-        let mut held: BTreeMap<RecordId, usize> = BTreeMap::new();
+        let mut held = DistinctIds::new();
+        let mut held_again: BTreeMap<RecordId, usize> = BTreeMap::new();
         for c in ledger.iter().filter(|c| self.produced(c.id)) {
-            *held.entry(c.id).or_default() += 1;
+            if !held.add(c.id.partition, c.id.offset) {
+                *held_again.entry(c.id).or_default() += 1;
+            }
         }
-        let announced: BTreeMap<RecordId, usize> = self.commits.iter().map(|(id, a)| (*id, a.len())).collect();
-        let ids = held.keys().chain(announced.keys());
-        if let Some(id) = ids.copied().find(|id| held.get(id) != announced.get(id)) {
-            let (h, a) = (held.get(&id).copied().unwrap_or(0), announced.get(&id).copied().unwrap_or(0));
+        let times = |first: bool, again: Option<&usize>| usize::from(first) + again.copied().unwrap_or(0);
+        // The first record, in id order, held and announced a different number of times.
+        let differs = |id: RecordId| {
+            let h = times(held.contains(id.partition, id.offset), held_again.get(&id));
+            let a = times(self.committed.contains(id.partition, id.offset), self.again.get(&id));
+            (h != a).then_some((id, h, a))
+        };
+        let firsts = |runs: Vec<(u32, u64, u64)>| {
+            runs.into_iter().flat_map(|(p, s, e)| (s..e).map(move |o| RecordId { partition: p, offset: o }))
+        };
+        let candidates = firsts(held.runs().map(|(p, s, e, _)| (p, s, e)).collect())
+            .chain(firsts(self.committed.runs().map(|(p, s, e, _)| (p, s, e)).collect()))
+            .chain(held_again.keys().chain(self.again.keys()).copied().collect::<Vec<_>>());
+        if let Some((id, h, a)) = candidates.filter_map(differs).min_by_key(|(id, _, _)| *id) {
             let detail = format!(
                 "the store's ledger holds record {}:{} {h} times at the end, its committed events announced it {a} times",
                 id.partition, id.offset
@@ -79,13 +95,12 @@ impl Checker for ExactlyOnce {
             );
             return;
         }
-        let attempts = self.commits.entry(*id).or_default();
-        attempts.push(*attempt);
-        if attempts.len() == 2 && self.delivery == Delivery::ExactlyOnce {
-            let detail = format!(
-                "record {}:{} committed twice (attempts {} and {})",
-                id.partition, id.offset, attempts[0], attempts[1]
-            );
+        let Some(first) = self.committed.insert(id.partition, id.offset, *attempt) else { return };
+        let again = self.again.entry(*id).or_default();
+        *again += 1;
+        if *again == 1 && self.delivery == Delivery::ExactlyOnce {
+            let detail =
+                format!("record {}:{} committed twice (attempts {first} and {attempt})", id.partition, id.offset);
             self.report(entry.at_ms(), detail);
         }
     }

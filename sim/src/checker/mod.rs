@@ -13,6 +13,7 @@ mod executions;
 mod expected_status;
 mod failures_explained;
 mod faults_take_effect;
+mod judge;
 mod partition_progress;
 mod pause_drains;
 mod pause_grace;
@@ -35,6 +36,7 @@ pub use exactly_once::ExactlyOnce;
 pub use expected_status::ExpectedStatus;
 pub use failures_explained::FailuresExplained;
 pub use faults_take_effect::FaultsTakeEffect;
+pub use judge::{DistinctIds, IdRuns, Judge, SharedJudge};
 pub use partition_progress::PartitionProgress;
 pub use pause_drains::PauseDrains;
 pub use production_matches_config::ProductionMatchesConfig;
@@ -250,8 +252,8 @@ pub struct End<'a> {
     pub ledger: Option<&'a [Commit]>,
 }
 
-/// A checker: consumes entries in order, then judges.
-pub trait Checker {
+/// A checker: consumes entries in order, then judges. `Send`: it runs inside the recorder, as the run goes.
+pub trait Checker: Send {
     fn on_entry(&mut self, entry: &TraceEntry);
     fn finish(&mut self, end: &End) -> Vec<Violation>;
 }
@@ -283,15 +285,11 @@ pub fn all(setup: &Setup) -> Vec<Box<dyn Checker>> {
 
 /// Runs every checker over a trace; violations sorted by time, then name.
 pub fn check(setup: &Setup, trace: &[TraceEntry], end: &End) -> Vec<Violation> {
-    let mut checkers = all(setup);
+    let mut judge = Judge::new(setup);
     for entry in trace {
-        for c in checkers.iter_mut() {
-            c.on_entry(entry);
-        }
+        judge.on_entry(entry);
     }
-    let mut out: Vec<Violation> = checkers.iter_mut().flat_map(|c| c.finish(end)).collect();
-    out.sort_by(|a, b| (a.at_ms, &a.invariant).cmp(&(b.at_ms, &b.invariant)));
-    out
+    judge.finish(end)
 }
 
 /// Helpers to build hand-made traces in checker tests.

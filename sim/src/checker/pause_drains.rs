@@ -21,7 +21,7 @@
 
 use super::pause_grace::PauseGrace;
 use super::reachability::Reachability;
-use super::{Checker, End, FailureClass, Setup, Violation};
+use super::{Checker, DistinctIds, End, FailureClass, Setup, Violation};
 use crate::fault::Action;
 use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::{Event, JobStatus, RecordId};
@@ -39,8 +39,8 @@ pub struct PauseDrains {
     grace_ms: u64,
     /// Emitted and acknowledged by the store to the sink, in the current attempt (an older attempt's records are
     /// not in flight: its executions are gone or fenced, and a new attempt replays what it did not deliver).
-    emitted: BTreeSet<RecordId>,
-    acked: BTreeSet<RecordId>,
+    emitted: DistinctIds,
+    acked: DistinctIds,
     in_flight: u64,
     /// The current attempt (the last deployed), and the workers it was placed on.
     attempt: u32,
@@ -74,8 +74,8 @@ impl PauseDrains {
     pub fn new(setup: &Setup) -> PauseDrains {
         PauseDrains {
             grace_ms: setup.pause_grace_period_ms,
-            emitted: BTreeSet::new(),
-            acked: BTreeSet::new(),
+            emitted: DistinctIds::new(),
+            acked: DistinctIds::new(),
             in_flight: 0,
             attempt: 0,
             placed: BTreeSet::new(),
@@ -228,15 +228,15 @@ impl PauseDrains {
     }
 
     fn on_emitted(&mut self, id: RecordId) {
-        let new = self.emitted.insert(id);
-        if new && !self.acked.contains(&id) {
+        let new = self.emitted.add(id.partition, id.offset);
+        if new && !self.acked.contains(id.partition, id.offset) {
             self.in_flight += 1;
         }
     }
 
     fn on_acked(&mut self, id: RecordId) {
-        let new = self.acked.insert(id);
-        if new && self.emitted.contains(&id) {
+        let new = self.acked.add(id.partition, id.offset);
+        if new && self.emitted.contains(id.partition, id.offset) {
             self.in_flight -= 1;
         }
     }

@@ -1,0 +1,167 @@
+//! The judge of a run: every checker, fed entry by entry while the run records them, and the count of distinct
+//! records produced. Nothing here needs the whole trace, so a run's memory does not grow with its trace.
+
+use super::{all, Checker, End, Setup, Violation};
+use crate::trace::{TraceEntry, TraceEvent, TraceObserver};
+use sluice_engine::Event;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// Every checker of one run, in the order `all` lists them.
+pub struct Judge {
+    checkers: Vec<Box<dyn Checker>>,
+    produced: DistinctIds,
+}
+
+impl Judge {
+    pub fn new(setup: &Setup) -> Judge {
+        Judge { checkers: all(setup), produced: DistinctIds::new() }
+    }
+
+    /// Distinct records the sources emitted so far.
+    pub fn produced(&self) -> u64 {
+        self.produced.count
+    }
+
+    /// Every checker's verdict; violations sorted by time, then name.
+    pub fn finish(&mut self, end: &End) -> Vec<Violation> {
+        let mut out: Vec<Violation> = self.checkers.iter_mut().flat_map(|c| c.finish(end)).collect();
+        out.sort_by(|a, b| (a.at_ms, &a.invariant).cmp(&(b.at_ms, &b.invariant)));
+        out
+    }
+
+    pub fn on_entry(&mut self, entry: &TraceEntry) {
+        if let TraceEvent::Engine(Event::Emitted { id, .. }) = &entry.event {
+            self.produced.add(id.partition, id.offset);
+        }
+        for c in self.checkers.iter_mut() {
+            c.on_entry(entry);
+        }
+    }
+}
+
+/// A judge shared between the recorder (which feeds it) and the runner (which asks for the verdict).
+#[derive(Clone)]
+pub struct SharedJudge(pub Arc<Mutex<Judge>>);
+
+impl TraceObserver for SharedJudge {
+    fn on_entry(&mut self, entry: &TraceEntry) {
+        self.0.lock().expect("judge lock").on_entry(entry);
+    }
+}
+
+/// Distinct (partition, offset) pairs, each with a tag (the attempt that committed it, say), as runs of consecutive
+/// offsets with one tag: a source emits its offsets in order and rewinds only after a failover, so the runs stay few
+/// however many records there are.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IdRuns<T> {
+    /// Per partition: start of each run → (its end, exclusive; its tag). Runs never overlap; touching runs have
+    /// different tags.
+    runs: BTreeMap<u32, BTreeMap<u64, (u64, T)>>,
+    count: u64,
+}
+
+/// Distinct ids with no tag.
+pub type DistinctIds = IdRuns<()>;
+
+impl<T: Copy + Eq> IdRuns<T> {
+    pub fn new() -> IdRuns<T> {
+        IdRuns { runs: BTreeMap::new(), count: 0 }
+    }
+
+    /// The tag of an id, if it is in.
+    pub fn get(&self, partition: u32, offset: u64) -> Option<T> {
+        let runs = self.runs.get(&partition)?;
+        let (_, (end, tag)) = runs.range(..=offset).next_back()?;
+        (offset < *end).then_some(*tag)
+    }
+
+    pub fn contains(&self, partition: u32, offset: u64) -> bool {
+        self.get(partition, offset).is_some()
+    }
+
+    /// Adds an id with its tag; returns the tag it already had (and changes nothing) if it was in.
+    pub fn insert(&mut self, partition: u32, offset: u64, tag: T) -> Option<T> {
+        if let Some(old) = self.get(partition, offset) {
+            return Some(old);
+        }
+        let runs = self.runs.entry(partition).or_default();
+        let mut start = offset;
+        let mut end = offset + 1;
+        if let Some((&s, &(e, t))) = runs.range(..offset).next_back() {
+            if e == offset && t == tag {
+                runs.remove(&s);
+                start = s;
+            }
+        }
+        if let Some(&(e, t)) = runs.get(&(offset + 1)) {
+            if t == tag {
+                runs.remove(&(offset + 1));
+                end = e;
+            }
+        }
+        runs.insert(start, (end, tag));
+        self.count += 1;
+        None
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Every id in order, with its tag, as runs: (partition, start, end exclusive, tag).
+    pub fn runs(&self) -> impl Iterator<Item = (u32, u64, u64, T)> + '_ {
+        self.runs.iter().flat_map(|(p, runs)| runs.iter().map(move |(s, (e, t))| (*p, *s, *e, *t)))
+    }
+
+    pub fn clear(&mut self) {
+        self.runs.clear();
+        self.count = 0;
+    }
+}
+
+impl DistinctIds {
+    /// Adds an id; returns whether it was new.
+    pub fn add(&mut self, partition: u32, offset: u64) -> bool {
+        self.insert(partition, offset, ()).is_none()
+    }
+
+    /// How many distinct ids these are.
+    pub fn count_of(ids: impl IntoIterator<Item = (u32, u64)>) -> u64 {
+        let mut distinct = DistinctIds::new();
+        for (partition, offset) in ids {
+            distinct.add(partition, offset);
+        }
+        distinct.count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap as Map;
+
+    /// The runs hold what a map of every id to its tag holds, in any order, with rewinds, gaps and other tags.
+    #[test]
+    fn id_runs_hold_what_a_map_holds() {
+        let mut ids: IdRuns<u32> = IdRuns::new();
+        let mut map = Map::new();
+        let offsets = [0u64, 1, 2, 5, 6, 1, 2, 3, 4, 4, 9, 7, 8, 8, 10, 0, 11, 12, 3];
+        for (i, &o) in offsets.iter().enumerate() {
+            let (p, tag) = ((i % 2) as u32, (i / 7) as u32);
+            let had = map.get(&(p, o)).copied();
+            if had.is_none() {
+                map.insert((p, o), tag);
+            }
+            assert_eq!(ids.insert(p, o, tag), had, "offset {o} of partition {p}");
+            assert_eq!(ids.count(), map.len() as u64);
+        }
+        let listed: Map<(u32, u64), u32> =
+            ids.runs().flat_map(|(p, s, e, t)| (s..e).map(move |o| ((p, o), t))).collect();
+        assert_eq!(listed, map);
+        for ((p, s, e, t), (q, s2, _, t2)) in ids.runs().zip(ids.runs().skip(1)) {
+            assert!(p != q || e < s2 || (e == s2 && t != t2), "runs overlap or touch with one tag: {s}..{e} {t}");
+        }
+        assert_eq!(DistinctIds::count_of([(0, 1), (0, 1), (1, 1), (0, 2)]), 3);
+    }
+}
