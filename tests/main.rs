@@ -4,6 +4,7 @@ mod canaries;
 mod cli;
 mod corpus;
 mod determinism;
+mod fuzz;
 mod properties;
 mod scenarios;
 mod summaries;
