@@ -42,7 +42,7 @@ pub(super) fn build(raw: RawScenario, ctx: &Ctx, default_name: &str, text: &str)
     if workers == 0 || workers > 1000 {
         return Err(ctx.err("cluster.workers", "must be between 1 and 1000"));
     }
-    let vertices = build_vertices(job, mode, ctx)?;
+    let vertices = build_vertices(job, mode, raw.duration_ms, ctx)?;
     let raw_source = &job.vertices[0];
     let source = SourceConfig {
         records: raw_source.records.unwrap_or(0),
@@ -133,7 +133,7 @@ fn build_policy(raw: Option<&RawPolicy>, checkpoints: bool, ctx: &Ctx) -> Result
     Ok(Some(PolicySpec { window_ms: p.window_ms, max_failures: p.max_failures, action, poll_ms }))
 }
 
-fn build_vertices(job: &RawJob, mode: Mode, ctx: &Ctx) -> Result<Vec<VertexSpec>, ScenarioError> {
+fn build_vertices(job: &RawJob, mode: Mode, duration_ms: u64, ctx: &Ctx) -> Result<Vec<VertexSpec>, ScenarioError> {
     if job.vertices.len() < 2 {
         return Err(ctx.err("job.vertices", "a job needs a source and a sink: at least two vertices"));
     }
@@ -193,8 +193,9 @@ fn build_vertices(job: &RawJob, mode: Mode, ctx: &Ctx) -> Result<Vec<VertexSpec>
         let mut partition_rates = Vec::new();
         if kind == VertexKind::Source {
             let records = v.records.ok_or_else(|| ctx.err(&key("records"), "a source needs `records`"))?;
-            if records > 10_000_000 {
-                return Err(ctx.err(&key("records"), "at most 10,000,000 records"));
+            if mode == Mode::Batch && records > MAX_RECORDS_PER_RUN {
+                let why = format!("at most {MAX_RECORDS_PER_RUN} records (a run must end within minutes on 2 cores)");
+                return Err(ctx.err(&key("records"), why));
             }
             let weights = v.skew.clone().unwrap_or_else(|| vec![1; job.partitions as usize]);
             if weights.len() != job.partitions as usize {
@@ -216,6 +217,15 @@ fn build_vertices(job: &RawJob, mode: Mode, ctx: &Ctx) -> Result<Vec<VertexSpec>
                 }
                 if records > 100_000 {
                     return Err(ctx.err(&key("records"), "a streaming source emits at most 100,000 records per second"));
+                }
+                // At most as many records in a run as a batch source may have: rate × duration is bounded too.
+                let most = records * duration_ms / 1000;
+                if most > MAX_RECORDS_PER_RUN {
+                    let why = format!(
+                        "{records} records/s for {duration_ms} ms is up to {most} records; a run produces at most \
+                         {MAX_RECORDS_PER_RUN} (lower `records` or `duration_ms`)"
+                    );
+                    return Err(ctx.err(&key("records"), why));
                 }
                 partition_rates = shares;
                 partition_records = vec![u64::MAX; job.partitions as usize];

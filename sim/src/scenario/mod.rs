@@ -30,6 +30,9 @@ pub enum ScenarioError {
 pub const DEFAULT_RATE_PER_SEC: u64 = 100;
 /// The longest run a scenario may ask for: one simulated hour.
 pub const MAX_DURATION_MS: u64 = 3_600_000;
+/// The most records a run may produce: a batch source's `records`, or a streaming source's rate × `duration_ms`.
+/// Chosen so that the largest run ends within minutes and well under 1 GB on a 2-core machine (README, limits).
+pub const MAX_RECORDS_PER_RUN: u64 = 2_000_000;
 /// The largest relative weight in a source's `skew` (weights are relative: a million to one is skew enough).
 pub const MAX_SKEW_WEIGHT: u64 = 1_000_000;
 /// Default sink batch size.
@@ -397,6 +400,27 @@ partition = 1
             assert_eq!((l, k.as_str()), (*line, *key), "for {to:?}: {message}");
             assert!(c >= 1 && !message.is_empty());
         }
+    }
+
+    /// No run produces more than MAX_RECORDS_PER_RUN records: batch totals and streaming rate × duration alike.
+    #[test]
+    fn the_records_of_a_run_are_bounded_in_batch_and_streaming() {
+        let batch = |n: u64| GOOD.replace("records = 10", &format!("records = {n}"));
+        assert!(Scenario::parse(&batch(MAX_RECORDS_PER_RUN), "t.toml", "t").is_ok());
+        let (line, _, key, message) = error(&batch(MAX_RECORDS_PER_RUN + 1));
+        assert_eq!((line, key.as_str()), (11, "job.vertices[0].records"), "{message}");
+        let streaming = |rate: u64, duration_ms: u64| {
+            GOOD.replace("mode = \"batch\"", "mode = \"streaming\"")
+                .replace("records = 10", &format!("records = {rate}"))
+                .replace("duration_ms = 10_000", &format!("duration_ms = {duration_ms}"))
+                .replace("[[faults]]\nat_ms = 100\nkind = \"end-partition\"\nvertex = \"in\"\npartition = 1\n", "")
+        };
+        assert!(Scenario::parse(&streaming(100_000, 20_000), "t.toml", "t").is_ok());
+        let (_, _, key, message) = error(&streaming(100_000, 20_001));
+        assert_eq!(key, "job.vertices[0].records");
+        assert!(message.contains("up to 2000100 records"), "{message}");
+        let (_, _, _, message) = error(&streaming(1_000, MAX_DURATION_MS));
+        assert!(message.contains("lower `records` or `duration_ms`"), "{message}");
     }
 
     #[test]
