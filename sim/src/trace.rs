@@ -127,7 +127,8 @@ impl TraceRecorder {
 
     /// Takes what was recorded; the recorder starts over empty (no observer).
     pub fn finish(&self) -> Recorded {
-        let mut state = self.state.lock().expect("trace lock");
+        // A checker that panicked inside `push` poisoned the lock; what was recorded is still whole up to it.
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let fresh = TraceRecorder::new(state.keep, None).state.into_inner().expect("a fresh lock");
         let done = std::mem::replace(&mut *state, fresh);
         let hash = format!("{:032x}", done.hasher.digest128());
