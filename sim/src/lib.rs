@@ -1,11 +1,13 @@
 //! sluice-sim: the harness. Data flows one way: scenario → world → trace → checkers → verdict.
 //!
 //! Map of the crate:
-//! - [`scenario`]: the TOML schema, validation with file/line/column/key errors, the validated [`Scenario`].
+//! - [`scenario`]: the TOML schema and all its validation (job, `[[faults]]`, `[swarm]`) with file/line/column/key
+//!   errors, the validated [`Scenario`].
 //! - [`locate`]: where a key stands in a TOML text.
 //! - [`fault`]: faults, their timeline of actions, and when the liveness phase starts.
 //! - [`world`]: one seeded madsim runtime with the engine's nodes, the fault driver and the status-reading client.
-//! - [`trace`]: trace entries, the recorder, `trace_hash` (versioned canonical form), a readable rendering.
+//! - [`trace`]: trace entries, the recorder (hashes and feeds the checkers as entries come; keeps all or the recent
+//!   ones), `trace_hash` (versioned canonical form), a readable rendering.
 //! - [`checker`]: one file per invariant, each with its own small model.
 //! - [`runner`]: one run → a [`RunReport`] (verdict, violations, counts, hash); engine panics become a verdict.
 //! - [`swarm`]: `[swarm]` knobs, faults drawn from the seed and materialized into the scenario as run.

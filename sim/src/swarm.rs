@@ -12,11 +12,10 @@
 //! `[swarm]` replaced by the drawn `[[faults]]` (see [`instantiate`]), so a failure file holds the faults as run, and
 //! the shrinker can drop one without reshuffling the others.
 
-use crate::scenario::{Ctx, Scenario, ScenarioError};
+use crate::scenario::Scenario;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::Deserialize;
 use sluice_engine::faults::FailReason;
 use std::collections::BTreeMap;
 use strum::VariantNames;
@@ -53,46 +52,6 @@ pub const MAX_SWARM_STEPS: u64 = 10_000;
 const KNOB_STREAM: u64 = 1;
 const FAULT_STREAM: u64 = 2;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawSwarm {
-    window_ms: Option<[u64; 2]>,
-    step_ms: Option<u64>,
-    max_faults: Option<u32>,
-    fault_ms: Option<[u64; 2]>,
-    worker_crash_probability: Option<f64>,
-    worker_isolate_probability: Option<f64>,
-    worker_slow_cancel_probability: Option<f64>,
-    store_crash_probability: Option<f64>,
-    store_isolate_probability: Option<f64>,
-    link_clog_probability: Option<f64>,
-    partition_end_probability: Option<f64>,
-    partition_duplicate_eot_probability: Option<f64>,
-    checkpoint_fail_probability: Option<f64>,
-    checkpoint_delay_ack_probability: Option<f64>,
-    job_pause_probability: Option<f64>,
-    link_slow_probability: Option<f64>,
-}
-
-impl RawSwarm {
-    fn knobs(&self) -> [Option<f64>; 12] {
-        [
-            self.worker_crash_probability,
-            self.worker_isolate_probability,
-            self.worker_slow_cancel_probability,
-            self.store_crash_probability,
-            self.store_isolate_probability,
-            self.link_clog_probability,
-            self.partition_end_probability,
-            self.partition_duplicate_eot_probability,
-            self.checkpoint_fail_probability,
-            self.checkpoint_delay_ack_probability,
-            self.job_pause_probability,
-            self.link_slow_probability,
-        ]
-    }
-}
-
 /// A validated `[swarm]` table.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Swarm {
@@ -105,52 +64,8 @@ pub struct Swarm {
 }
 
 /// Whether a knob can act on this scenario's job.
-fn applies(knob: &str, s: &Scenario) -> bool {
+pub(crate) fn applies(knob: &str, s: &Scenario) -> bool {
     !knob.starts_with("checkpoint_") || s.job.checkpoint.is_some()
-}
-
-pub(crate) fn validate(raw: &RawSwarm, s: &Scenario, ctx: &Ctx) -> Result<Swarm, ScenarioError> {
-    let key = |k: &str| format!("swarm.{k}");
-    let mut knobs = BTreeMap::new();
-    for (name, value) in KNOBS.iter().zip(raw.knobs()) {
-        let Some(p) = value else { continue };
-        if !(0.0..=1.0).contains(&p) {
-            return Err(ctx.err(&key(name), format!("{p} is not a probability in [0, 1]")));
-        }
-        if p > 0.0 && !applies(name, s) {
-            return Err(ctx.err(&key(name), "a checkpoint fault needs [job.checkpoint]"));
-        }
-        knobs.insert(name.to_string(), p);
-    }
-    let window_ms = match raw.window_ms {
-        Some([from, to]) if from >= to => return Err(ctx.err(&key("window_ms"), "must be [from, to] with from < to")),
-        Some([_, to]) if to > s.duration_ms => {
-            return Err(ctx.err(&key("window_ms"), format!("ends after duration_ms {}", s.duration_ms)))
-        }
-        Some([from, to]) => (from, to),
-        None => (0, (s.duration_ms / 2).max(1)),
-    };
-    let step_ms = raw.step_ms.unwrap_or(DEFAULT_STEP_MS);
-    if step_ms == 0 {
-        return Err(ctx.err(&key("step_ms"), "must be positive"));
-    }
-    let steps = (window_ms.1 - window_ms.0).div_ceil(step_ms);
-    if steps > MAX_SWARM_STEPS {
-        let detail = format!("the window is {steps} steps of step_ms; at most {MAX_SWARM_STEPS} (raise step_ms)");
-        return Err(ctx.err(&key("step_ms"), detail));
-    }
-    let max_faults = raw.max_faults.unwrap_or(DEFAULT_MAX_FAULTS);
-    if max_faults > MAX_FAULTS_LIMIT {
-        return Err(ctx.err(&key("max_faults"), format!("at most {MAX_FAULTS_LIMIT}")));
-    }
-    let fault_ms = match raw.fault_ms {
-        Some([lo, hi]) if lo == 0 || lo > hi => {
-            return Err(ctx.err(&key("fault_ms"), "must be [shortest, longest] with 0 < shortest <= longest"))
-        }
-        Some([lo, hi]) => (lo, hi),
-        None => DEFAULT_FAULT_MS,
-    };
-    Ok(Swarm { knobs, window_ms, step_ms, max_faults, fault_ms })
 }
 
 impl Swarm {
@@ -395,6 +310,7 @@ pub fn instantiate(s: &Scenario, seed: u64, mode: SwarmMode) -> (Scenario, Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::ScenarioError;
 
     const BASE: &str = r#"# Goal: g.  Method: m.
 duration_ms = 30_000

@@ -83,11 +83,11 @@ pub(super) fn build(raw: RawScenario, ctx: &Ctx, default_name: &str, text: &str)
         text: text.to_string(),
     };
     for (i, f) in raw.faults.iter().enumerate() {
-        let fault = crate::fault::validate(f, i, &scenario, ctx)?;
+        let fault = super::faults::validate(f, i, &scenario, ctx)?;
         scenario.faults.push(fault);
     }
     if let Some(swarm) = &raw.swarm {
-        scenario.swarm = Some(crate::swarm::validate(swarm, &scenario, ctx)?);
+        scenario.swarm = Some(super::swarm_table::validate(swarm, &scenario, ctx)?);
     }
     Ok(scenario)
 }

@@ -1,9 +1,12 @@
 //! Scenario scripts: the TOML schema (see `scenarios/README.md`), its validation, and the validated [`Scenario`].
 //!
-//! Bad input is refused before anything runs, with the file, line, column and key in the message. The rules beyond
-//! types live in `build.rs`.
+//! Bad input is refused before anything runs, with the file, line, column and key in the message. This module owns
+//! all of it: the job's rules beyond types in `build.rs`, `[[faults]]` in `faults.rs`, `[swarm]` in
+//! `swarm_table.rs`; `crate::fault` and `crate::swarm` hold the validated types and what runs them.
 
 mod build;
+mod faults;
+mod swarm_table;
 
 use crate::fault::{Fault, FaultKind};
 use crate::locate::KeyMap;
@@ -57,7 +60,7 @@ struct RawScenario {
     #[serde(default)]
     faults: Vec<RawFault>,
     expect: Option<RawExpect>,
-    swarm: Option<crate::swarm::RawSwarm>,
+    swarm: Option<swarm_table::RawSwarm>,
 }
 
 #[derive(Debug, Deserialize)]
