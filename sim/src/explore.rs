@@ -8,8 +8,7 @@
 use crate::runner::{run_as_is_keeping, RunReport, Verdict};
 use crate::scenario::Scenario;
 use crate::swarm::{instantiate, SwarmMode};
-use crate::trace::{render, TraceEntry};
-use crate::trace::{TraceKeep, RECENT_ENTRIES};
+use crate::trace::{render, TraceEntry, TraceKeep, RECENT_ENTRIES};
 use serde::{Deserialize, Serialize};
 use sluice_engine::Canary;
 use std::collections::BTreeMap;

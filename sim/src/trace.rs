@@ -75,6 +75,15 @@ struct Recording {
     observer: Option<Box<dyn TraceObserver>>,
 }
 
+impl Recording {
+    fn new(keep: TraceKeep, observer: Option<Box<dyn TraceObserver>>) -> Recording {
+        assert!(keep != TraceKeep::Recent(0), "keep at least one recent entry");
+        let mut hasher = Xxh3::new();
+        hasher.update(hash_header().as_bytes());
+        Recording { keep, kept: VecDeque::new(), dropped: 0, hasher, line: Vec::with_capacity(256), observer }
+    }
+}
+
 /// What a recorder holds once the run is over.
 pub struct Recorded {
     /// The kept entries, oldest first: all of them, or the most recent ones.
@@ -83,7 +92,6 @@ pub struct Recorded {
     pub dropped: u64,
     /// `trace_hash` of every entry recorded, kept or not.
     pub hash: String,
-    pub observer: Option<Box<dyn TraceObserver>>,
 }
 
 impl Default for TraceRecorder {
@@ -94,12 +102,7 @@ impl Default for TraceRecorder {
 
 impl TraceRecorder {
     pub fn new(keep: TraceKeep, observer: Option<Box<dyn TraceObserver>>) -> TraceRecorder {
-        assert!(keep != TraceKeep::Recent(0), "keep at least one recent entry");
-        let mut hasher = Xxh3::new();
-        hasher.update(hash_header().as_bytes());
-        let recording =
-            Recording { keep, kept: VecDeque::new(), dropped: 0, hasher, line: Vec::with_capacity(256), observer };
-        TraceRecorder { state: Mutex::new(recording) }
+        TraceRecorder { state: Mutex::new(Recording::new(keep, observer)) }
     }
 
     /// Records an entry at the current simulated time.
@@ -129,10 +132,10 @@ impl TraceRecorder {
     pub fn finish(&self) -> Recorded {
         // A checker that panicked inside `push` poisoned the lock; what was recorded is still whole up to it.
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let fresh = TraceRecorder::new(state.keep, None).state.into_inner().expect("a fresh lock");
-        let done = std::mem::replace(&mut *state, fresh);
+        let keep = state.keep;
+        let done = std::mem::replace(&mut *state, Recording::new(keep, None));
         let hash = format!("{:032x}", done.hasher.digest128());
-        Recorded { entries: done.kept.into(), dropped: done.dropped, hash, observer: done.observer }
+        Recorded { entries: done.kept.into(), dropped: done.dropped, hash }
     }
 }
 

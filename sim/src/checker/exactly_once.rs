@@ -62,12 +62,10 @@ impl ExactlyOnce {
             let a = times(self.committed.contains(id.partition, id.offset), self.again.get(&id));
             (h != a).then_some((id, h, a))
         };
-        let firsts = |runs: Vec<(u32, u64, u64)>| {
-            runs.into_iter().flat_map(|(p, s, e)| (s..e).map(move |o| RecordId { partition: p, offset: o }))
-        };
-        let candidates = firsts(held.runs().map(|(p, s, e, _)| (p, s, e)).collect())
-            .chain(firsts(self.committed.runs().map(|(p, s, e, _)| (p, s, e)).collect()))
-            .chain(held_again.keys().chain(self.again.keys()).copied().collect::<Vec<_>>());
+        let candidates = (held.runs().map(|(p, s, e, _)| (p, s, e)))
+            .chain(self.committed.runs().map(|(p, s, e, _)| (p, s, e)))
+            .flat_map(|(p, s, e)| (s..e).map(move |o| RecordId { partition: p, offset: o }))
+            .chain(held_again.keys().chain(self.again.keys()).copied());
         if let Some((id, h, a)) = candidates.filter_map(differs).min_by_key(|(id, _, _)| *id) {
             let detail = format!(
                 "the store's ledger holds record {}:{} {h} times at the end, its committed events announced it {a} times",
