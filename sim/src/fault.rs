@@ -87,11 +87,6 @@ pub enum FaultKind {
     Resume,
 }
 
-impl FaultKind {
-    pub const NAMES: &'static str = "end-partition, duplicate-eot, crash, restart, isolate, heal, clog, unclog, \
-                                     slow, unslow, fail-checkpoint, delay-checkpoint-ack, slow-cancel, pause, resume";
-}
-
 /// One step of the timeline: what the sim does at an instant. Recorded in the trace as a typed event, so checkers
 /// match on variants (never on text).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

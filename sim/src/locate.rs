@@ -106,6 +106,16 @@ impl KeyMap {
         }
     }
 
+    /// The keys written directly in the table at `path`, in document order (`faults[0]` gives `at_ms`, `kind`, ...).
+    pub fn children(&self, path: &str) -> Vec<String> {
+        let prefix = format!("{path}.");
+        let direct = |rest: &str| !rest.is_empty() && !rest.contains(['.', '[']);
+        self.entries
+            .iter()
+            .filter_map(|e| e.path.strip_prefix(&prefix).filter(|rest| direct(rest)).map(str::to_string))
+            .collect()
+    }
+
     /// The deepest key whose value covers `span` (to name the key of a type error).
     pub fn path_at(&self, span: &Range<usize>) -> Option<String> {
         self.entries
@@ -184,6 +194,9 @@ mod tests {
         assert_eq!(m.place_of("job.vertices[0].missing"), m.place_of("job.vertices[0]"));
         let at = text.find("\"batch\"").unwrap();
         assert_eq!(m.path_at(&(at..at + 7)).as_deref(), Some("job.mode"));
+        assert_eq!(m.children("job.vertices[0]"), vec!["name", "scale"]);
+        assert_eq!(m.children("job"), vec!["mode", "vertices"]);
+        assert!(m.children("job.mode").is_empty());
     }
 
     #[test]

@@ -11,13 +11,7 @@ pub(super) fn build(raw: RawScenario, ctx: &Ctx, default_name: &str, text: &str)
         return Err(ctx.err("duration_ms", format!("at most {MAX_DURATION_MS} (one simulated hour)")));
     }
     let job = &raw.job;
-    let mode = match job.mode.as_str() {
-        "batch" => Mode::Batch,
-        "streaming" => Mode::Streaming,
-        other => {
-            return Err(ctx.err("job.mode", format!("unknown mode {other:?}; expected \"batch\" or \"streaming\"")))
-        }
-    };
+    let mode = job.mode;
     let pause_grace_period_ms = job.lifecycle.as_ref().and_then(|l| l.pause_grace_period_ms).unwrap_or(30_000);
     if pause_grace_period_ms == 0 {
         return Err(ctx.err("job.lifecycle.pause_grace_period_ms", "must be positive"));
@@ -28,16 +22,7 @@ pub(super) fn build(raw: RawScenario, ctx: &Ctx, default_name: &str, text: &str)
     if job.partitions > 1024 {
         return Err(ctx.err("job.partitions", "at most 1024 partitions"));
     }
-    let delivery = match job.delivery.as_deref() {
-        None | Some("exactly-once") => Delivery::ExactlyOnce,
-        Some("at-least-once") => Delivery::AtLeastOnce,
-        Some(other) => {
-            return Err(ctx.err(
-                "job.delivery",
-                format!("unknown delivery {other:?}; expected \"exactly-once\" or \"at-least-once\""),
-            ))
-        }
-    };
+    let delivery = job.delivery.unwrap_or(Delivery::ExactlyOnce);
     let workers = raw.cluster.as_ref().and_then(|c| c.workers).unwrap_or(2);
     if workers == 0 || workers > 1000 {
         return Err(ctx.err("cluster.workers", "must be between 1 and 1000"));
@@ -119,18 +104,11 @@ fn build_policy(raw: Option<&RawPolicy>, checkpoints: bool, ctx: &Ctx) -> Result
     if p.max_failures == 0 {
         return Err(ctx.err(&key("max_failures"), "must be positive"));
     }
-    let action = match p.action.as_str() {
-        "restart" => PolicyAction::Restart,
-        "alert" => PolicyAction::Alert,
-        other => {
-            return Err(ctx.err(&key("action"), format!("unknown action {other:?}; expected \"restart\" or \"alert\"")))
-        }
-    };
     let poll_ms = p.poll_ms.unwrap_or(DEFAULT_POLL_MS);
     if poll_ms == 0 {
         return Err(ctx.err(&key("poll_ms"), "must be positive"));
     }
-    Ok(Some(PolicySpec { window_ms: p.window_ms, max_failures: p.max_failures, action, poll_ms }))
+    Ok(Some(PolicySpec { window_ms: p.window_ms, max_failures: p.max_failures, action: p.action, poll_ms }))
 }
 
 fn build_vertices(job: &RawJob, mode: Mode, duration_ms: u64, ctx: &Ctx) -> Result<Vec<VertexSpec>, ScenarioError> {
@@ -141,12 +119,7 @@ fn build_vertices(job: &RawJob, mode: Mode, duration_ms: u64, ctx: &Ctx) -> Resu
     let mut out = Vec::new();
     for (i, v) in job.vertices.iter().enumerate() {
         let key = |k: &str| format!("job.vertices[{i}].{k}");
-        let kind = match v.kind.as_str() {
-            "source" => VertexKind::Source,
-            "map" => VertexKind::Map,
-            "sink" => VertexKind::Sink,
-            other => return Err(ctx.err(&key("kind"), format!("unknown kind {other:?}; expected source, map or sink"))),
-        };
+        let kind = v.kind;
         let expected = if i == 0 {
             VertexKind::Source
         } else if i == last {
@@ -256,44 +229,78 @@ fn build_vertices(job: &RawJob, mode: Mode, duration_ms: u64, ctx: &Ctx) -> Resu
     Ok(out)
 }
 
+/// `[job.restart] strategy`: Flink's restart strategies by their configuration names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, strum::IntoStaticStr)]
+#[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
+pub(super) enum Strategy {
+    None,
+    FixedDelay,
+    FailureRate,
+    ExponentialDelay,
+}
+
+impl Strategy {
+    /// The keys of `[job.restart]` this strategy takes besides `strategy`.
+    fn keys(self) -> &'static [&'static str] {
+        match self {
+            Strategy::None => &[],
+            Strategy::FixedDelay => &["attempts", "delay_ms"],
+            Strategy::FailureRate => &["max_failures_per_interval", "failure_rate_interval_ms", "delay_ms"],
+            Strategy::ExponentialDelay => &[
+                "initial_backoff_ms",
+                "max_backoff_ms",
+                "backoff_multiplier",
+                "reset_backoff_threshold_ms",
+                "jitter_factor",
+                "attempts_before_reset_backoff",
+            ],
+        }
+    }
+}
+
+/// Refuses a key of the table at `path` that its tag (a fault kind, a restart strategy) does not take, naming the key
+/// and what the tag takes. The keys are read from the document itself, so this list cannot drift from the struct.
+pub(super) fn refuse_keys_not_taken(
+    ctx: &Ctx,
+    path: &str,
+    tag: &str,
+    what: &str,
+    takes: &[&str],
+) -> Result<(), ScenarioError> {
+    let written = ctx.keys.children(path);
+    debug_assert!(!written.is_empty(), "{path} was parsed, so it has keys");
+    match written.iter().find(|k| !takes.contains(&k.as_str())) {
+        None => Ok(()),
+        Some(k) => {
+            let list = takes.iter().filter(|t| !matches!(**t, "kind" | "strategy" | "at_ms")).copied();
+            let list: Vec<&str> = list.collect();
+            let list = if list.is_empty() { "no other keys".to_string() } else { list.join(", ") };
+            Err(ctx.err(&format!("{path}.{k}"), format!("{what} {tag:?} takes no `{k}` (it takes: {list})")))
+        }
+    }
+}
+
 fn build_restart(raw: Option<&RawRestart>, ctx: &Ctx) -> Result<RestartSpec, ScenarioError> {
     let Some(r) = raw else {
         return Ok(RestartSpec::None);
     };
+    let name: &str = r.strategy.into();
     let need = |v: Option<u64>, k: &str| -> Result<u64, ScenarioError> {
-        v.ok_or_else(|| ctx.err(&format!("job.restart.{k}"), format!("strategy {:?} needs `{k}`", r.strategy)))
+        v.ok_or_else(|| ctx.err(&format!("job.restart.{k}"), format!("strategy {name:?} needs `{k}`")))
     };
-    // Every key, and the strategies that take it.
-    let keys: [(&str, bool, &[&str]); 10] = [
-        ("attempts", r.attempts.is_some(), &["fixed-delay"]),
-        ("delay_ms", r.delay_ms.is_some(), &["fixed-delay", "failure-rate"]),
-        ("max_failures_per_interval", r.max_failures_per_interval.is_some(), &["failure-rate"]),
-        ("failure_rate_interval_ms", r.failure_rate_interval_ms.is_some(), &["failure-rate"]),
-        ("initial_backoff_ms", r.initial_backoff_ms.is_some(), &[EXPONENTIAL]),
-        ("max_backoff_ms", r.max_backoff_ms.is_some(), &[EXPONENTIAL]),
-        ("backoff_multiplier", r.backoff_multiplier.is_some(), &[EXPONENTIAL]),
-        ("reset_backoff_threshold_ms", r.reset_backoff_threshold_ms.is_some(), &[EXPONENTIAL]),
-        ("jitter_factor", r.jitter_factor.is_some(), &[EXPONENTIAL]),
-        ("attempts_before_reset_backoff", r.attempts_before_reset_backoff.is_some(), &[EXPONENTIAL]),
-    ];
-    let known = ["none", "fixed-delay", "failure-rate", EXPONENTIAL];
-    if !known.contains(&r.strategy.as_str()) {
-        let expected = known.map(|k| format!("{k:?}")).join(", ");
-        return Err(ctx.err("job.restart.strategy", format!("unknown strategy {:?}; expected {expected}", r.strategy)));
-    }
-    if let Some((k, _, _)) = keys.iter().find(|(_, present, takes)| *present && !takes.contains(&r.strategy.as_str())) {
-        return Err(ctx.err(&format!("job.restart.{k}"), format!("strategy {:?} takes no `{k}`", r.strategy)));
-    }
-    match r.strategy.as_str() {
-        "none" => Ok(RestartSpec::None),
-        "fixed-delay" => {
+    let takes: Vec<&str> = std::iter::once("strategy").chain(r.strategy.keys().iter().copied()).collect();
+    refuse_keys_not_taken(ctx, "job.restart", name, "strategy", &takes)?;
+    match r.strategy {
+        Strategy::None => Ok(RestartSpec::None),
+        Strategy::FixedDelay => {
             let attempts = need(r.attempts.map(u64::from), "attempts")? as u32;
             if attempts > 1000 {
                 return Err(ctx.err("job.restart.attempts", "at most 1000"));
             }
             Ok(RestartSpec::FixedDelay { attempts, delay_ms: r.delay_ms.unwrap_or(1_000) })
         }
-        "failure-rate" => {
+        Strategy::FailureRate => {
             let max = need(r.max_failures_per_interval.map(u64::from), "max_failures_per_interval")? as u32;
             let interval = need(r.failure_rate_interval_ms, "failure_rate_interval_ms")?;
             if max == 0 {
@@ -308,11 +315,10 @@ fn build_restart(raw: Option<&RawRestart>, ctx: &Ctx) -> Result<RestartSpec, Sce
                 delay_ms: r.delay_ms.unwrap_or(1_000),
             })
         }
-        _ => build_exponential(r, ctx),
+        Strategy::ExponentialDelay => build_exponential(r, ctx),
     }
 }
 
-const EXPONENTIAL: &str = "exponential-delay";
 /// Backoffs and the reset threshold: at most a day.
 const MAX_BACKOFF_MS: u64 = 86_400_000;
 
@@ -373,13 +379,7 @@ fn build_network(raw: Option<&RawNetwork>, ctx: &Ctx) -> Result<Network, Scenari
 }
 
 fn build_expect(raw: Option<&RawExpect>, duration_ms: u64, ctx: &Ctx) -> Result<Expect, ScenarioError> {
-    let status = match raw.and_then(|e| e.status.as_deref()) {
-        None => None,
-        Some(s) => Some(s.parse::<JobStatus>().ok().ok_or_else(|| {
-            let names: Vec<&str> = <JobStatus as strum::VariantArray>::VARIANTS.iter().map(|s| s.into()).collect();
-            ctx.err("expect.status", format!("unknown status {s:?}; expected one of {}", names.join(", ")))
-        })?),
-    };
+    let status = raw.and_then(|e| e.status);
     let bound = |v: Option<u64>, k: &str, default: u64| -> Result<u64, ScenarioError> {
         match v {
             Some(0) => Err(ctx.err(&format!("expect.{k}"), "must be positive")),

@@ -8,9 +8,10 @@ mod build;
 mod faults;
 mod swarm_table;
 
-use crate::fault::{Fault, FaultKind};
+use crate::fault::Fault;
 use crate::locate::KeyMap;
 use serde::Deserialize;
+use sluice_engine::faults::FailReason;
 use sluice_engine::job::split_records;
 use sluice_engine::net::NodeName;
 use sluice_engine::{
@@ -66,9 +67,9 @@ struct RawScenario {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawJob {
-    mode: String,
+    mode: Mode,
     partitions: u32,
-    delivery: Option<String>,
+    delivery: Option<Delivery>,
     vertices: Vec<RawVertex>,
     restart: Option<RawRestart>,
     checkpoint: Option<RawCheckpoint>,
@@ -95,7 +96,7 @@ struct RawCheckpoint {
 struct RawPolicy {
     window_ms: u64,
     max_failures: u32,
-    action: String,
+    action: PolicyAction,
     poll_ms: Option<u64>,
 }
 
@@ -103,7 +104,7 @@ struct RawPolicy {
 #[serde(deny_unknown_fields)]
 struct RawVertex {
     name: String,
-    kind: String,
+    kind: VertexKind,
     records: Option<u64>,
     skew: Option<Vec<u64>>,
     scale: Option<RawScale>,
@@ -121,7 +122,7 @@ struct RawScale {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRestart {
-    strategy: String,
+    strategy: build::Strategy,
     max_failures_per_interval: Option<u32>,
     failure_rate_interval_ms: Option<u64>,
     attempts: Option<u32>,
@@ -151,7 +152,7 @@ struct RawNetwork {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawFault {
     pub at_ms: u64,
-    pub kind: String,
+    pub kind: faults::FaultName,
     pub vertex: Option<String>,
     pub partition: Option<u32>,
     pub node: Option<String>,
@@ -160,16 +161,16 @@ pub(crate) struct RawFault {
     pub to: Option<String>,
     pub restart_after_ms: Option<u64>,
     pub heal_after_ms: Option<u64>,
-    pub reason: Option<String>,
+    pub reason: Option<FailReason>,
     pub count: Option<u32>,
-    pub checkpoint: Option<toml::Value>,
+    pub checkpoint: Option<faults::Checkpoint>,
     pub by_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawExpect {
-    status: Option<String>,
+    status: Option<JobStatus>,
     within_ms: Option<u64>,
     progress_within_ms: Option<u64>,
     terminal_within_ms: Option<u64>,
@@ -329,14 +330,10 @@ pub(crate) fn node_of(name: &str, workers: u16, platform: bool) -> Option<NodeNa
     }
 }
 
-/// Short description of a fault kind, for errors.
-pub(crate) fn kind_list() -> &'static str {
-    FaultKind::NAMES
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fault::FaultKind;
 
     const GOOD: &str = r#"# Goal: g.  Method: m.
 duration_ms = 10_000
@@ -440,6 +437,45 @@ partition = 1
         assert_eq!(key, "faults[0].node");
     }
 
+    /// Names (kinds, reasons, checkpoints, statuses) are parsed by serde into typed values: a wrong one is refused at
+    /// its own key with the choices, and a key the fault's kind does not take is refused at that key.
+    #[test]
+    fn typed_names_and_the_keys_of_each_kind_are_refused_where_they_stand() {
+        let with = |fault: &str| {
+            GOOD.replace("kind = \"end-partition\"\nvertex = \"in\"\npartition = 1", fault)
+                .replace("[[faults]]", "[job.checkpoint]\ninterval_ms = 500\ntimeout_ms = 400\n\n[[faults]]")
+        };
+        let cases = [
+            ("kind = \"fail-checkpoint\"\nreason = \"bored\"", "faults[0].reason", "`task-not-ready`"),
+            ("kind = \"delay-checkpoint-ack\"\ncheckpoint = \"last\"\nby_ms = 5", "faults[0].checkpoint", "\"final\""),
+            ("kind = \"delay-checkpoint-ack\"\ncheckpoint = 0\nby_ms = 5", "faults[0].checkpoint", "number"),
+            ("kind = \"delay-checkpoint-ack\"\ncheckpoint = 1.5\nby_ms = 5", "faults[0].checkpoint", "number"),
+            ("kind = \"pause\"\nnode = \"store\"", "faults[0].node", "it takes: no other keys"),
+            ("kind = \"crash\"\nnode = \"store\"\nby_ms = 5", "faults[0].by_ms", "it takes: node, restart_after_ms"),
+            ("kind = \"fail-checkpoint\"", "faults[0].reason", "needs `reason`"),
+        ];
+        for (fault, key, says) in cases {
+            let (_, _, k, message) = error(&with(fault));
+            assert_eq!(k, key, "{fault}: {message}");
+            assert!(message.contains(says), "{fault}: {message}");
+        }
+        let ok = Scenario::parse(&with("kind = \"delay-checkpoint-ack\"\ncheckpoint = \"final\"\nby_ms = 5"), "t", "t");
+        let kind = ok.map(|s| s.faults[0].kind.clone());
+        let final_ack = FaultKind::DelayCheckpointAck { checkpoint: sluice_engine::faults::AckTarget::Final, by_ms: 5 };
+        assert_eq!(kind, Ok(final_ack));
+        let inline = GOOD
+            .replace("[[faults]]\nat_ms = 100\nkind = \"end-partition\"\nvertex = \"in\"\npartition = 1\n", "")
+            .replace(
+                "duration_ms = 10_000\n",
+                "duration_ms = 10_000\nfaults = [{ at_ms = 100, kind = \"resume\", partition = 1 }]\n",
+            );
+        let (_, _, k, message) = error(&inline);
+        assert_eq!(k, "faults[0].partition", "an inline fault table is checked the same way: {message}");
+        let status = GOOD.to_string() + "\n[expect]\nstatus = \"DONE\"\n";
+        let (_, _, k, message) = error(&status);
+        assert!(k == "expect.status" && message.contains("`FINISHED`"), "{k}: {message}");
+    }
+
     #[test]
     fn a_slow_link_is_validated_like_a_clog_and_bounded() {
         let slow = |body: &str| {
@@ -500,7 +536,7 @@ partition = 1
         let (_, _, k, message) = error(&with("strategy = \"fixed-delay\"\nattempts = 1\njitter_factor = 0.5"));
         assert!(k == "job.restart.jitter_factor" && message.contains("takes no"), "{message}");
         let (_, _, _, message) = error(&with("strategy = \"exponential\""));
-        assert!(message.contains("\"exponential-delay\""), "the choices are named: {message}");
+        assert!(message.contains("`exponential-delay`"), "the choices are named: {message}");
     }
 
     #[test]
