@@ -35,7 +35,10 @@ pub enum VertexKind {
 pub struct VertexSpec {
     pub name: String,
     pub kind: VertexKind,
-    /// Replicas deployed; each owns the partitions `p` with `p % replicas == replica`.
+    /// Partitions of this vertex's buffer (NumaFlow's per-vertex `partitions`); for the source, its own partitions
+    /// (the job's). A record with key `k` is in partition `k % partitions` of every buffer it crosses.
+    pub partitions: u32,
+    /// Replicas deployed; each owns the buffer partitions `b` with `b % replicas == replica`.
     pub replicas: u16,
     /// The autoscaler keeps `replicas` within `[scale_min, scale_max]`; a pause overrides the minimum.
     pub scale_min: u16,
@@ -144,7 +147,8 @@ impl Default for Timings {
 pub struct JobSpec {
     pub mode: Mode,
     pub delivery: Delivery,
-    /// Partitions of every buffer (and of the source).
+    /// Partitions of the source. Records stream from task to task on one channel per source partition, in order; a
+    /// vertex's own [`VertexSpec::partitions`] group those channels (see [`JobSpec::buffer_partition`]).
     pub partitions: u32,
     pub vertices: Vec<VertexSpec>,
     pub restart: RestartSpec,
@@ -175,14 +179,22 @@ impl JobSpec {
         self.vertices.iter().any(|v| v.scale_min < v.scale_max)
     }
 
-    /// The replica of `vertex` that owns `partition`.
-    pub fn owner(&self, vertex: u16, partition: u32) -> TaskId {
-        let replicas = self.vertices[vertex as usize].replicas as u32;
-        assert!(replicas > 0, "vertex {vertex} has no replica");
-        TaskId { vertex, replica: (partition % replicas) as u16 }
+    /// The partition of `vertex`'s buffer that the channel of source partition `channel` feeds: records are keyed by
+    /// their source partition, and a buffer of `n` partitions takes key `k` into partition `k % n`.
+    pub fn buffer_partition(&self, vertex: u16, channel: u32) -> u32 {
+        assert!(channel < self.partitions, "channel {channel} of {} source partitions", self.partitions);
+        route(Record::at(channel, 0).key, self.vertices[vertex as usize].partitions)
     }
 
-    /// The partitions a task owns (as a consumer, or as a source reader).
+    /// The replica of `vertex` that reads the channel of source partition `channel`: the owner of the buffer partition
+    /// it feeds.
+    pub fn owner(&self, vertex: u16, channel: u32) -> TaskId {
+        let replicas = self.vertices[vertex as usize].replicas as u32;
+        assert!(replicas > 0, "vertex {vertex} has no replica");
+        TaskId { vertex, replica: (self.buffer_partition(vertex, channel) % replicas) as u16 }
+    }
+
+    /// The channels (source partitions) a task reads: as a consumer, or as a source reader.
     pub fn owned_partitions(&self, task: TaskId) -> Vec<u32> {
         (0..self.partitions).filter(|p| self.owner(task.vertex, *p) == task).collect()
     }
@@ -289,6 +301,7 @@ mod tests {
         let v = |replicas| VertexSpec {
             name: "x".into(),
             kind: VertexKind::Sink,
+            partitions: 5,
             replicas,
             scale_min: replicas,
             scale_max: replicas,
@@ -311,5 +324,16 @@ mod tests {
         assert_eq!(spec.owned_partitions(TaskId { vertex: 1, replica: 0 }), vec![0, 2, 4]);
         assert_eq!(spec.owned_partitions(TaskId { vertex: 1, replica: 1 }), vec![1, 3]);
         assert_eq!(spec.tasks().len(), 3);
+        // A sink buffer of 2 partitions groups the 5 channels by key: partition 0 takes 0, 2, 4; partition 1 takes 1, 3.
+        let mut two = spec.clone();
+        two.vertices[1].partitions = 2;
+        assert_eq!((0..5).map(|c| two.buffer_partition(1, c)).collect::<Vec<_>>(), vec![0, 1, 0, 1, 0]);
+        two.vertices[1].replicas = 1;
+        assert_eq!(two.owned_partitions(TaskId { vertex: 1, replica: 0 }), vec![0, 1, 2, 3, 4]);
+        // Three sink partitions over two replicas: replica 0 owns partitions 0 and 2 and so reads channels 0, 2, 3.
+        let mut three = spec.clone();
+        three.vertices[1].partitions = 3;
+        assert_eq!(three.owned_partitions(TaskId { vertex: 1, replica: 0 }), vec![0, 2, 3]);
+        assert_eq!(three.owned_partitions(TaskId { vertex: 1, replica: 1 }), vec![1, 4]);
     }
 }

@@ -1,6 +1,7 @@
-//! The sink operator: reads its partitions' streams and writes to the store with the EOT-framed batch protocol of
+//! The sink operator: reads its channels' streams and writes to the store with the EOT-framed batch protocol of
 //! class C (N records, then EOT; then N responses and the EOT response), one forwarder and one store stream per
-//! partition.
+//! partition of the sink's buffer. A buffer partition fed by several channels (the sink has fewer partitions than the
+//! source) writes their batches one after the other on its stream; a batch holds one channel's records.
 //!
 //! Canaries living here:
 //! - `sink-stops-at-first-eot`: the consume loop is left at the first EOT read.
@@ -99,8 +100,11 @@ pub async fn run(
     let in_flight = Arc::new(AtomicU64::new(0));
     // The fix of numaflow#2516: a new stream for every partition. The canary shares one per replica.
     let shared = canaries.has(Canary::SharedPartitionStream);
-    let label_of = |p: u32| if shared { format!("{task}/shared") } else { format!("{task}/p{p}") };
-    let labels: BTreeSet<String> = owned.iter().map(|&p| label_of(p)).collect();
+    let label_of = |b: u32| if shared { format!("{task}/shared") } else { format!("{task}/p{b}") };
+    // The buffer partition each owned channel feeds: one forwarder and one stream for each.
+    let buffer_of: BTreeMap<u32, u32> = owned.iter().map(|&c| (c, spec.buffer_partition(task.vertex, c))).collect();
+    let buffers: BTreeSet<u32> = buffer_of.values().copied().collect();
+    let labels: BTreeSet<String> = buffers.iter().map(|&b| label_of(b)).collect();
     // Streams open concurrently: one after the other, 1024 partitions wait 1024 round trips before the first write.
     let opens = labels.iter().map(|label| async move {
         let stream = StoreStream::open(attempt, label.clone(), timings.connect_wait_ms)
@@ -110,14 +114,13 @@ pub async fn run(
     });
     let streams: BTreeMap<String, Arc<StoreStream>> = futures::future::try_join_all(opens).await?.into_iter().collect();
     assert_eq!(streams.len(), labels.len(), "one store stream per label");
-    for &p in &owned {
-        let stream = streams.get(&label_of(p)).expect("every owned partition's stream was opened").clone();
+    for &b in &buffers {
+        let stream = streams.get(&label_of(b)).expect("every owned buffer partition's stream was opened").clone();
         let (tx, rx) = mpsc::channel(window + 2);
-        forwarders.insert(p, tx);
+        forwarders.insert(b, tx);
         let fwd = Forwarder {
             tracer: tracer.clone(),
             dep: dep.clone(),
-            partition: p,
             stream,
             batch_size,
             in_flight: in_flight.clone(),
@@ -125,6 +128,7 @@ pub async fn run(
         };
         scope.spawn(fwd.run(rx, report_tx.clone()));
     }
+    assert_eq!(forwarders.len(), buffers.len(), "a forwarder per owned buffer partition");
 
     let mut input = InputState { owned: owned.clone(), canaries, ended: BTreeSet::new(), eots_read: 0 };
     let mut align = Alignment { last: dep.restored_epoch, ..Alignment::default() };
@@ -233,7 +237,7 @@ pub async fn run(
                 pending += 1;
                 inputs.done_with(1);
                 let txn = transactional.then_some(align.last + 1);
-                forward(&forwarders, partition, ToForwarder::Record(record, txn)).await?;
+                forward(&forwarders, &buffer_of, partition, ToForwarder::Record(record, txn)).await?;
             }
             InputEvent::Eot { partition: p } => {
                 if p != partition {
@@ -242,7 +246,7 @@ pub async fn run(
                 tracer.emit(Event::SinkEotReceived { attempt, task, partition });
                 input.eots_read += 1;
                 if input.ended.insert(partition) {
-                    forward(&forwarders, partition, ToForwarder::Flush).await?;
+                    forward(&forwarders, &buffer_of, partition, ToForwarder::Flush).await?;
                 }
                 if input.done() {
                     // Whatever is buffered but not yet handed to a forwarder is flushed with what it has.
@@ -283,7 +287,7 @@ pub async fn run(
                     return Err(StreamError::Protocol { partition, why: format!("pause of partition {p}") });
                 }
                 paused.insert(partition);
-                forward(&forwarders, partition, ToForwarder::Flush).await?;
+                forward(&forwarders, &buffer_of, partition, ToForwarder::Flush).await?;
             }
             InputEvent::Closed { partition, error } => {
                 if !input.ended.contains(&partition) && !paused.contains(&partition) {
@@ -296,20 +300,23 @@ pub async fn run(
     Ok(())
 }
 
+/// Hands `msg` about channel `partition` to the forwarder of the buffer partition that channel feeds.
 async fn forward(
     forwarders: &BTreeMap<u32, mpsc::Sender<ToForwarder>>,
+    buffer_of: &BTreeMap<u32, u32>,
     partition: u32,
     msg: ToForwarder,
 ) -> Result<(), StreamError> {
-    let tx = forwarders.get(&partition).expect("a forwarder per owned partition");
+    let buffer = buffer_of.get(&partition).expect("an owned channel feeds an owned buffer partition");
+    let tx = forwarders.get(buffer).expect("a forwarder per owned buffer partition");
     tx.send(msg).await.map_err(|_| StreamError::Broken { partition, why: "forwarder gone".into() })
 }
 
-/// Writes one partition's records to the store, one batch in flight at a time.
+/// Writes one buffer partition's records to the store, one batch in flight at a time; a batch holds the records of
+/// one channel (source partition), so batches and their acknowledgements stay in the channel's order.
 struct Forwarder {
     tracer: Tracer,
     dep: Arc<Deployment>,
-    partition: u32,
     stream: Arc<StoreStream>,
     batch_size: u32,
     /// Records written to the store and not yet answered, over all forwarders of the replica.
@@ -323,9 +330,12 @@ impl Forwarder {
     async fn run(self, mut rx: mpsc::Receiver<ToForwarder>, report: mpsc::Sender<FromForwarder>) {
         let flush_after = Duration::from_millis(self.dep.spec.timings.flush_ms);
         let mut batch: Vec<(Record, Option<u64>)> = Vec::new();
+        // A record of another channel than the batch's: it closes the batch and opens the next.
+        let mut carried: Option<(Record, Option<u64>)> = None;
         loop {
             let deadline = tokio::time::Instant::now() + flush_after;
             let mut flush = false;
+            batch.extend(carried.take());
             while !flush && (batch.len() as u32) < self.batch_size {
                 let next = if batch.is_empty() {
                     rx.recv().await
@@ -341,6 +351,11 @@ impl Forwarder {
                     }
                 };
                 match next {
+                    Some(ToForwarder::Record(r, txn))
+                        if batch.first().is_some_and(|(b, _)| b.id.partition != r.id.partition) =>
+                    {
+                        (carried, flush) = (Some((r, txn)), true);
+                    }
                     Some(ToForwarder::Record(r, txn)) => batch.push((r, txn)),
                     Some(ToForwarder::Flush) => flush = true,
                     None => return,
@@ -350,12 +365,14 @@ impl Forwarder {
                 continue;
             }
             let count = batch.len() as u32;
+            let partition = batch[0].0.id.partition;
+            assert!(batch.iter().all(|(r, _)| r.id.partition == partition), "a batch holds one channel's records");
             self.in_flight.fetch_add(count as u64, Ordering::SeqCst);
             let result = self.write_batch(std::mem::take(&mut batch)).await;
             let before = self.in_flight.fetch_sub(count as u64, Ordering::SeqCst);
             assert!(before >= count as u64, "{count} records answered, but only {before} were in flight");
             let msg = match result {
-                Ok(()) => FromForwarder::Acked { partition: self.partition, count },
+                Ok(()) => FromForwarder::Acked { partition, count },
                 Err(e) => FromForwarder::Failed(e),
             };
             let failed = matches!(msg, FromForwarder::Failed(_));
@@ -367,7 +384,7 @@ impl Forwarder {
 
     /// Sends N records and the EOT, then reads until N responses and the EOT response have arrived.
     async fn write_batch(&self, batch: Vec<(Record, Option<u64>)>) -> Result<(), StreamError> {
-        let (attempt, task, partition) = (self.dep.attempt, self.dep.task, self.partition);
+        let (attempt, task, partition) = (self.dep.attempt, self.dep.task, batch[0].0.id.partition);
         let label = self.stream.label.clone();
         let broken = |why: String| StreamError::Broken { partition, why };
         let first_offset = batch[0].0.id.offset;
@@ -386,7 +403,7 @@ impl Forwarder {
         }
         self.stream.send(StoreFrame::Eot { partition }).await.map_err(broken)?;
         if self.shared_stream_canary {
-            return self.canary_shared_stream_answers(&expected, upto_offset).await;
+            return self.canary_shared_stream_answers(partition, &expected, upto_offset).await;
         }
         let mut answered = 0usize;
         let timeout = Duration::from_millis(self.dep.spec.timings.store_response_timeout_ms);
@@ -431,10 +448,11 @@ impl Forwarder {
     /// answers that another forwarder has taken, and so, in turn, does that one.
     async fn canary_shared_stream_answers(
         &self,
+        partition: u32,
         expected: &BTreeSet<u64>,
         upto_offset: u64,
     ) -> Result<(), StreamError> {
-        let (attempt, task, partition) = (self.dep.attempt, self.dep.task, self.partition);
+        let (attempt, task) = (self.dep.attempt, self.dep.task);
         let label = self.stream.label.clone();
         let mut answered = 0usize;
         loop {

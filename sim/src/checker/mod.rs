@@ -193,6 +193,8 @@ pub struct Setup {
     pub two_phase: bool,
     /// Records per batch on a sink's store stream, as the scenario sets it.
     pub sink_batch_size: u32,
+    /// Partitions of the sink's buffer, as the scenario sets them (`job.partitions` unless the sink names its own).
+    pub sink_partitions: u32,
 }
 
 impl Setup {
@@ -238,6 +240,12 @@ impl Setup {
                 .iter()
                 .find(|v| v.kind == VertexKind::Sink)
                 .map_or(u32::MAX, |v| v.batch_size),
+            sink_partitions: s
+                .job
+                .vertices
+                .iter()
+                .find(|v| v.kind == VertexKind::Sink)
+                .map_or(s.job.partitions, |v| v.partitions),
         }
     }
 }
@@ -300,6 +308,7 @@ pub(crate) mod tests_support {
     use sluice_engine::{Event, RecordId, TaskId};
 
     pub fn setup(records: Vec<u64>) -> Setup {
+        let sink_partitions = records.len() as u32;
         Setup {
             mode: Mode::Batch,
             delivery: Delivery::ExactlyOnce,
@@ -324,6 +333,7 @@ pub(crate) mod tests_support {
             pause_grace_period_ms: 30_000,
             two_phase: false,
             sink_batch_size: 10,
+            sink_partitions,
         }
     }
 

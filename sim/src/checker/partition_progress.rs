@@ -10,6 +10,11 @@
 //!   (and not ended) emits within `progress_within_ms`.
 //! - C5: a batch holds at least one record and at most the sink's `batch_size` (README: records per batch on the
 //!   sink's store stream): as the sink sends it, and as the store reads it before the batch's EOT.
+//! - C6: one store stream per partition of the sink's buffer (numaflow#2517, "a new stream for every partition";
+//!   README, per-vertex partitions): records are keyed by their source partition, so source partitions `p` and `q`
+//!   feed the same sink partition exactly when `p % n == q % n` for the sink's `n` partitions; a sink execution writes
+//!   the batches of one sink partition on one stream, and it is the replica that owns that sink partition (replica
+//!   `r` of an attempt deployed with `replicas` sink replicas owns the sink partitions `b % replicas == r`).
 
 use super::{Checker, End, FailureClass, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
@@ -58,6 +63,14 @@ pub struct PartitionProgress {
     flagged_streams: BTreeSet<(u32, TaskId, String)>,
     /// C5: the sink's batch size, and whether an oversized batch was flagged (once a run).
     batch_size: u32,
+    /// C6: the sink's partitions, and the stream each (attempt, task, sink partition) wrote on first.
+    sink_partitions: u32,
+    stream_of: BTreeMap<(u32, TaskId, u32), (String, u32)>,
+    split_flagged: bool,
+    /// C6: the sink's vertex (when the scenario's vertices are known), its replicas per attempt as deployed.
+    sink_vertex: Option<u16>,
+    sink_replicas: BTreeMap<u32, u16>,
+    owner_flagged: bool,
     oversized_flagged: bool,
     violations: Vec<Violation>,
 }
@@ -79,6 +92,12 @@ impl PartitionProgress {
             batches: BTreeMap::new(),
             flagged_streams: BTreeSet::new(),
             batch_size: setup.sink_batch_size,
+            sink_partitions: setup.sink_partitions.max(1),
+            stream_of: BTreeMap::new(),
+            split_flagged: false,
+            sink_vertex: setup.scales.iter().position(|s| s.kind == sluice_engine::VertexKind::Sink).map(|v| v as u16),
+            sink_replicas: BTreeMap::new(),
+            owner_flagged: false,
             oversized_flagged: false,
             violations: Vec::new(),
         }
@@ -95,6 +114,39 @@ impl PartitionProgress {
             self.oversized_flagged = true;
             let detail =
                 format!("C5: {who} a batch of {records} records, above the sink's batch_size {}", self.batch_size);
+            self.safety(at_ms, detail);
+        }
+    }
+
+    /// C6: the batch of source partition `partition` that `task` (attempt `attempt`) sent on `stream`.
+    fn check_one_stream_per_sink_partition(
+        &mut self,
+        attempt: u32,
+        task: TaskId,
+        partition: u32,
+        stream: &str,
+        at_ms: u64,
+    ) {
+        let sink_partition = partition % self.sink_partitions;
+        let replicas = self.sink_replicas.get(&attempt).copied().unwrap_or(0);
+        if replicas > 0 && (sink_partition % u32::from(replicas)) as u16 != task.replica && !self.owner_flagged {
+            let owner = sink_partition % u32::from(replicas);
+            let detail = format!(
+                "C6: sink {task} (attempt {attempt}) wrote partition {partition}, which is in sink partition \
+                 {sink_partition} of {}: replica {owner} of the attempt's {replicas} owns it",
+                self.sink_partitions
+            );
+            self.owner_flagged = true;
+            self.safety(at_ms, detail);
+        }
+        let first = self.stream_of.entry((attempt, task, sink_partition)).or_insert((stream.to_string(), partition));
+        if first.0 != stream && !self.split_flagged {
+            let detail = format!(
+                "C6: sink {task} (attempt {attempt}) wrote partition {partition} on stream {stream} but partition {} on \
+                 stream {}; both feed partition {sink_partition} of the sink's {} (one stream per sink partition)",
+                first.1, first.0, self.sink_partitions
+            );
+            self.split_flagged = true;
             self.safety(at_ms, detail);
         }
     }
@@ -149,7 +201,11 @@ impl Checker for PartitionProgress {
             _ => {}
         }
         match event {
-            Event::AttemptDeployed { start_offsets, .. } => {
+            Event::AttemptDeployed { attempt, start_offsets, placement } => {
+                if let Some(sink) = self.sink_vertex {
+                    let replicas = placement.iter().filter(|(t, _)| t.vertex == sink).count();
+                    self.sink_replicas.insert(*attempt, u16::try_from(replicas).unwrap_or(u16::MAX));
+                }
                 for (lane, start) in self.lanes.iter_mut().zip(start_offsets) {
                     *lane = Lane {
                         emitted_upto: *start,
@@ -184,6 +240,7 @@ impl Checker for PartitionProgress {
                 self.safety(at_ms, detail);
             }
             Event::SinkBatchSent { attempt, task, partition, stream, count, .. } => {
+                self.check_one_stream_per_sink_partition(*attempt, *task, *partition, stream, at_ms);
                 let key = (*attempt, *task, stream.clone());
                 if let Some(other) = self.in_flight.insert(key.clone(), *partition) {
                     if self.flagged_streams.insert(key) {
@@ -340,6 +397,60 @@ mod tests {
         let v = run(&mut PartitionProgress::new(&setup(vec![1, 1])), &[served(vec![0, 1]), served(vec![0, 1])], 100);
         assert_eq!(v.len(), 1, "flagged once per connection: {v:?}");
         assert!(v[0].detail.contains("store read writes of partitions [0, 1]"), "{}", v[0].detail);
+    }
+
+    #[test]
+    fn c6_fails_when_one_sink_partition_writes_on_two_streams() {
+        // Three source partitions into a sink of two: partitions 0 and 2 feed sink partition 0, 1 feeds partition 1.
+        let mut s = setup(vec![1, 1, 1]);
+        s.sink_partitions = 2;
+        let batch = |ms, p, stream| vec![sent(ms, p, stream), response(ms + 1, p, p, stream), acked(ms + 2, p)];
+        let good = [batch(2, 0, "v1#0/p0"), batch(5, 2, "v1#0/p0"), batch(8, 1, "v1#0/p1")].concat();
+        let v = run(&mut PartitionProgress::new(&s), &good, 100);
+        assert!(v.is_empty(), "grouped by key % 2: {v:?}");
+        let split = [batch(2, 0, "v1#0/p0"), batch(5, 2, "v1#0/p2")].concat();
+        let v = run(&mut PartitionProgress::new(&s), &split, 100);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].detail.starts_with("C6: sink v1#0 (attempt 1) wrote partition 2 on stream v1#0/p2"),
+            "{}",
+            v[0].detail
+        );
+        s.sink_partitions = 3;
+        assert!(run(&mut PartitionProgress::new(&s), &split, 100).is_empty(), "three sink partitions: three streams");
+    }
+
+    #[test]
+    fn c6_fails_when_a_replica_writes_a_sink_partition_it_does_not_own() {
+        use crate::checker::autoscaler_follows_rule::Scale;
+        use sluice_engine::VertexKind;
+        // Four source partitions into a sink of 2 partitions over 2 replicas: replica 1 owns sink partition 1, that is
+        // source partitions 1 and 3.
+        let mut s = setup(vec![1, 1, 1, 1]);
+        s.sink_partitions = 2;
+        let scale = |kind| Scale { kind, min: 2, max: 2, replicas: 2 };
+        s.scales = vec![scale(VertexKind::Source), scale(VertexKind::Sink)];
+        let task = |vertex, replica| TaskId { vertex, replica };
+        let placement = vec![(task(0, 0), 1), (task(0, 1), 2), (task(1, 0), 1), (task(1, 1), 2)];
+        let deployed =
+            at(1, "coordinator", Event::AttemptDeployed { attempt: 1, start_offsets: vec![0; 4], placement });
+        let by = |replica, p| {
+            let event = Event::SinkBatchSent {
+                attempt: 1,
+                task: task(1, replica),
+                partition: p,
+                stream: format!("v1#{replica}/p{}", p % 2),
+                first_offset: 0,
+                count: 1,
+            };
+            at(2, "worker-1", event)
+        };
+        assert!(run(&mut PartitionProgress::new(&s), &[deployed.clone(), by(1, 3)], 100).is_empty());
+        let v = run(&mut PartitionProgress::new(&s), &[deployed.clone(), by(0, 3)], 100);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].detail.contains("replica 1 of the attempt's 2 owns it"), "{}", v[0].detail);
+        s.scales.clear();
+        assert!(run(&mut PartitionProgress::new(&s), &[deployed, by(0, 3)], 100).is_empty(), "no vertices, no owner");
     }
 
     #[test]

@@ -19,8 +19,8 @@ pub(super) fn build(raw: RawScenario, ctx: &Ctx, default_name: &str, text: &str)
     if job.partitions == 0 {
         return Err(ctx.err("job.partitions", "must be positive"));
     }
-    if job.partitions > 1024 {
-        return Err(ctx.err("job.partitions", "at most 1024 partitions"));
+    if job.partitions > MAX_PARTITIONS {
+        return Err(ctx.err("job.partitions", format!("at most {MAX_PARTITIONS} partitions")));
     }
     let delivery = job.delivery.unwrap_or(Delivery::ExactlyOnce);
     let workers = raw.cluster.as_ref().and_then(|c| c.workers).unwrap_or(2);
@@ -52,9 +52,7 @@ pub(super) fn build(raw: RawScenario, ctx: &Ctx, default_name: &str, text: &str)
         timings: Timings::default(),
     };
     let name = raw.name.clone().unwrap_or_else(|| default_name.to_string());
-    if name.is_empty() {
-        return Err(ctx.err("name", "must not be empty"));
-    }
+    check_name(&name, "name", ctx)?;
     let mut scenario = Scenario {
         name,
         file: ctx.file.to_string(),
@@ -130,9 +128,7 @@ fn build_vertices(job: &RawJob, mode: Mode, duration_ms: u64, ctx: &Ctx) -> Resu
         if kind != expected {
             return Err(ctx.err(&key("kind"), "a job is a chain: one source first, maps in between, one sink last"));
         }
-        if v.name.is_empty() {
-            return Err(ctx.err(&key("name"), "must not be empty"));
-        }
+        check_name(&v.name, &key("name"), ctx)?;
         if job.vertices[..i].iter().any(|w| w.name == v.name) {
             return Err(ctx.err(&key("name"), format!("vertex name {:?} is used twice", v.name)));
         }
@@ -211,6 +207,16 @@ fn build_vertices(job: &RawJob, mode: Mode, duration_ms: u64, ctx: &Ctx) -> Resu
                 partition_records = shares;
             }
         }
+        let partitions = match (kind, v.partitions) {
+            (_, None) => job.partitions,
+            (VertexKind::Source, Some(_)) => {
+                return Err(ctx.err(&key("partitions"), "a source's partitions are `job.partitions`"));
+            }
+            (_, Some(n)) if n == 0 || n > MAX_PARTITIONS => {
+                return Err(ctx.err(&key("partitions"), format!("must be between 1 and {MAX_PARTITIONS}")));
+            }
+            (_, Some(n)) => n,
+        };
         let batch_size = v.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
         if batch_size == 0 || batch_size > 10_000 {
             return Err(ctx.err(&key("batch_size"), "must be between 1 and 10000"));
@@ -218,6 +224,7 @@ fn build_vertices(job: &RawJob, mode: Mode, duration_ms: u64, ctx: &Ctx) -> Resu
         out.push(VertexSpec {
             name: v.name.clone(),
             kind,
+            partitions,
             replicas: if max == 0 { 0 } else { min.max(1) },
             scale_min: min,
             scale_max: max,
@@ -227,6 +234,21 @@ fn build_vertices(job: &RawJob, mode: Mode, duration_ms: u64, ctx: &Ctx) -> Resu
         });
     }
     Ok(out)
+}
+
+/// A name shown in reports, one per line: not empty, at most 200 characters, no control characters (a newline or an
+/// escape would break the line it stands in).
+fn check_name(name: &str, key: &str, ctx: &Ctx) -> Result<(), ScenarioError> {
+    if name.is_empty() {
+        return Err(ctx.err(key, "must not be empty"));
+    }
+    if name.chars().count() > 200 {
+        return Err(ctx.err(key, "at most 200 characters"));
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(ctx.err(key, format!("must not contain control characters (it holds {c:?})")));
+    }
+    Ok(())
 }
 
 /// `[job.restart] strategy`: Flink's restart strategies by their configuration names.

@@ -218,7 +218,7 @@ fn source_partition(f: &RawFault, i: usize, s: &Scenario, ctx: &Ctx) -> Result<(
     let name =
         f.vertex.as_ref().ok_or_else(|| ctx.err(&key("vertex"), format!("a {kind_name:?} fault needs `vertex`")))?;
     let vertex = s.vertex_index(name).ok_or_else(|| {
-        let names: Vec<&str> = s.job.vertices.iter().map(|v| v.name.as_str()).collect();
+        let names: Vec<String> = s.job.vertices.iter().map(|v| format!("{:?}", v.name)).collect();
         ctx.err(&key("vertex"), format!("no vertex named {name:?} (vertices: {})", names.join(", ")))
     })?;
     if s.job.vertices[vertex as usize].kind != VertexKind::Source {

@@ -30,6 +30,8 @@ pub enum ScenarioError {
     Invalid { file: String, line: usize, column: usize, key: String, message: String },
 }
 
+/// The most partitions a source or a vertex's buffer may have.
+pub const MAX_PARTITIONS: u32 = 1024;
 /// Default source pace in batch mode (records per second per partition).
 pub const DEFAULT_RATE_PER_SEC: u64 = 100;
 /// The longest run a scenario may ask for: one simulated hour.
@@ -105,6 +107,7 @@ struct RawPolicy {
 struct RawVertex {
     name: String,
     kind: VertexKind,
+    partitions: Option<u32>,
     records: Option<u64>,
     skew: Option<Vec<u64>>,
     scale: Option<RawScale>,
@@ -391,6 +394,8 @@ partition = 1
             ("kind = \"end-partition\"", "kind = \"meteor\"", 19, "faults[0].kind"),
             ("mode = \"batch\"", "mode = \"bulk\"", 5, "job.mode"),
             ("at_ms = 100", "at_ms = 20_000", 18, "faults[0].at_ms"),
+            ("name = \"in\"", "name = \"a\\nb\"", 9, "job.vertices[0].name"),
+            ("duration_ms = 10_000", "name = \"\\u001b[31m\"\nduration_ms = 10_000", 2, "name"),
             ("kind = \"sink\"", "kind = \"sink\"\nscale = { min = 3, max = 2 }", 16, "job.vertices[1].scale.min"),
         ];
         for (from, to, line, key) in cases {
