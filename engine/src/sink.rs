@@ -116,7 +116,11 @@ pub async fn run(
     assert_eq!(streams.len(), labels.len(), "one store stream per label");
     for &b in &buffers {
         let stream = streams.get(&label_of(b)).expect("every owned buffer partition's stream was opened").clone();
-        let (tx, rx) = mpsc::channel(window + 2);
+        // Room for every record its channels' credits allow, and their flushes: handing a record on never waits for
+        // the forwarder, which may itself be waiting for the consume loop to take its report.
+        let channels = buffer_of.values().filter(|fed| **fed == b).count();
+        assert!(channels > 0, "buffer partition {b} is owned because a channel feeds it");
+        let (tx, rx) = mpsc::channel((window + 2) * channels);
         forwarders.insert(b, tx);
         let fwd = Forwarder {
             tracer: tracer.clone(),
@@ -312,6 +316,18 @@ async fn forward(
     tx.send(msg).await.map_err(|_| StreamError::Broken { partition, why: "forwarder gone".into() })
 }
 
+/// One channel's batch being gathered, and when its first record came.
+struct Gathering {
+    records: Vec<(Record, Option<u64>)>,
+    since: tokio::time::Instant,
+}
+
+impl Gathering {
+    fn new(since: tokio::time::Instant) -> Gathering {
+        Gathering { records: Vec::new(), since }
+    }
+}
+
 /// Writes one buffer partition's records to the store, one batch in flight at a time; a batch holds the records of
 /// one channel (source partition), so batches and their acknowledgements stay in the channel's order.
 struct Forwarder {
@@ -327,59 +343,73 @@ struct Forwarder {
 }
 
 impl Forwarder {
+    /// Gathers records into one batch per channel and writes a batch once it is full, once a flush asks for all of
+    /// them, or once it waited `flush_ms`: the round's deadline (counted from when the forwarder began gathering)
+    /// flushes every batch; a batch that waited `flush_ms` goes out with the next full one.
     async fn run(self, mut rx: mpsc::Receiver<ToForwarder>, report: mpsc::Sender<FromForwarder>) {
         let flush_after = Duration::from_millis(self.dep.spec.timings.flush_ms);
-        let mut batch: Vec<(Record, Option<u64>)> = Vec::new();
-        // A record of another channel than the batch's: it closes the batch and opens the next.
-        let mut carried: Option<(Record, Option<u64>)> = None;
+        let mut gathering: BTreeMap<u32, Gathering> = BTreeMap::new();
         loop {
             let deadline = tokio::time::Instant::now() + flush_after;
-            let mut flush = false;
-            batch.extend(carried.take());
-            while !flush && (batch.len() as u32) < self.batch_size {
-                let next = if batch.is_empty() {
+            let (mut flush, mut timed_out) = (false, false);
+            let full = |g: &BTreeMap<u32, Gathering>| g.values().any(|b| b.records.len() as u32 >= self.batch_size);
+            while !flush && !full(&gathering) {
+                let next = if gathering.is_empty() {
                     rx.recv().await
                 } else {
-                    match tokio::time::timeout(
-                        deadline.saturating_duration_since(tokio::time::Instant::now()),
-                        rx.recv(),
-                    )
-                    .await
-                    {
+                    let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    match tokio::time::timeout(wait, rx.recv()).await {
                         Ok(next) => next,
-                        Err(_) => break,
+                        Err(_) => {
+                            timed_out = true;
+                            break;
+                        }
                     }
                 };
                 match next {
-                    Some(ToForwarder::Record(r, txn))
-                        if batch.first().is_some_and(|(b, _)| b.id.partition != r.id.partition) =>
-                    {
-                        (carried, flush) = (Some((r, txn)), true);
+                    Some(ToForwarder::Record(r, txn)) => {
+                        let since = tokio::time::Instant::now();
+                        let batch = gathering.entry(r.id.partition).or_insert_with(|| Gathering::new(since));
+                        batch.records.push((r, txn));
                     }
-                    Some(ToForwarder::Record(r, txn)) => batch.push((r, txn)),
                     Some(ToForwarder::Flush) => flush = true,
                     None => return,
                 }
             }
-            if batch.is_empty() {
-                continue;
-            }
-            let count = batch.len() as u32;
-            let partition = batch[0].0.id.partition;
-            assert!(batch.iter().all(|(r, _)| r.id.partition == partition), "a batch holds one channel's records");
-            self.in_flight.fetch_add(count as u64, Ordering::SeqCst);
-            let result = self.write_batch(std::mem::take(&mut batch)).await;
-            let before = self.in_flight.fetch_sub(count as u64, Ordering::SeqCst);
-            assert!(before >= count as u64, "{count} records answered, but only {before} were in flight");
-            let msg = match result {
-                Ok(()) => FromForwarder::Acked { partition, count },
-                Err(e) => FromForwarder::Failed(e),
-            };
-            let failed = matches!(msg, FromForwarder::Failed(_));
-            if report.send(msg).await.is_err() || failed {
-                return;
+            let now = tokio::time::Instant::now();
+            let due: Vec<u32> = gathering
+                .iter()
+                .filter(|(_, b)| {
+                    flush || timed_out || b.records.len() as u32 >= self.batch_size || b.since + flush_after <= now
+                })
+                .map(|(channel, _)| *channel)
+                .collect();
+            for channel in due {
+                let batch = gathering.remove(&channel).expect("a due batch is gathering").records;
+                if !self.send_and_report(batch, &report).await {
+                    return;
+                }
             }
         }
+    }
+
+    /// Writes one channel's batch and reports the outcome to the consume loop; `false`: the forwarder stops (the
+    /// batch failed, or the loop is gone).
+    async fn send_and_report(&self, batch: Vec<(Record, Option<u64>)>, report: &mpsc::Sender<FromForwarder>) -> bool {
+        let count = batch.len() as u32;
+        let partition = batch[0].0.id.partition;
+        assert!(count <= self.batch_size, "a batch of {count} records, above the batch size {}", self.batch_size);
+        assert!(batch.iter().all(|(r, _)| r.id.partition == partition), "a batch holds one channel's records");
+        self.in_flight.fetch_add(count as u64, Ordering::SeqCst);
+        let result = self.write_batch(batch).await;
+        let before = self.in_flight.fetch_sub(count as u64, Ordering::SeqCst);
+        assert!(before >= count as u64, "{count} records answered, but only {before} were in flight");
+        let msg = match result {
+            Ok(()) => FromForwarder::Acked { partition, count },
+            Err(e) => FromForwarder::Failed(e),
+        };
+        let failed = matches!(msg, FromForwarder::Failed(_));
+        report.send(msg).await.is_ok() && !failed
     }
 
     /// Sends N records and the EOT, then reads until N responses and the EOT response have arrived.

@@ -206,6 +206,10 @@ impl Checker for PartitionProgress {
                     let replicas = placement.iter().filter(|(t, _)| t.vertex == sink).count();
                     self.sink_replicas.insert(*attempt, u16::try_from(replicas).unwrap_or(u16::MAX));
                 }
+                // Bounded memory over many failovers: a zombie of an older attempt is judged from a fresh start.
+                let keep_from = attempt.saturating_sub(2);
+                self.sink_replicas.retain(|a, _| *a >= keep_from);
+                self.stream_of.retain(|(a, _, _), _| *a >= keep_from);
                 for (lane, start) in self.lanes.iter_mut().zip(start_offsets) {
                     *lane = Lane {
                         emitted_upto: *start,
