@@ -352,8 +352,9 @@ impl Forwarder {
         loop {
             let deadline = tokio::time::Instant::now() + flush_after;
             let (mut flush, mut timed_out) = (false, false);
-            let full = |g: &BTreeMap<u32, Gathering>| g.values().any(|b| b.records.len() as u32 >= self.batch_size);
-            while !flush && !full(&gathering) {
+            // Whether some channel's batch is full: only the batch a record joins can become full.
+            let mut full = gathering.values().any(|b| b.records.len() as u32 >= self.batch_size);
+            while !flush && !full {
                 let next = if gathering.is_empty() {
                     rx.recv().await
                 } else {
@@ -371,6 +372,7 @@ impl Forwarder {
                         let since = tokio::time::Instant::now();
                         let batch = gathering.entry(r.id.partition).or_insert_with(|| Gathering::new(since));
                         batch.records.push((r, txn));
+                        full = batch.records.len() as u32 >= self.batch_size;
                     }
                     Some(ToForwarder::Flush) => flush = true,
                     None => return,
