@@ -352,8 +352,9 @@ impl Forwarder {
         loop {
             let deadline = tokio::time::Instant::now() + flush_after;
             let (mut flush, mut timed_out) = (false, false);
-            // Whether some channel's batch is full: only the batch a record joins can become full.
-            let mut full = gathering.values().any(|b| b.records.len() as u32 >= self.batch_size);
+            // Full batches went out last round, so none is full yet; only the batch a record joins can become full.
+            debug_assert!(gathering.values().all(|b| (b.records.len() as u32) < self.batch_size));
+            let mut full = false;
             while !flush && !full {
                 let next = if gathering.is_empty() {
                     rx.recv().await

@@ -70,17 +70,14 @@ struct Recording {
     keep: TraceKeep,
     kept: VecDeque<TraceEntry>,
     dropped: u64,
-    hasher: Xxh3,
-    line: Vec<u8>,
+    hasher: TraceHasher,
     observer: Option<Box<dyn TraceObserver>>,
 }
 
 impl Recording {
     fn new(keep: TraceKeep, observer: Option<Box<dyn TraceObserver>>) -> Recording {
         assert!(keep != TraceKeep::Recent(0), "keep at least one recent entry");
-        let mut hasher = Xxh3::new();
-        hasher.update(hash_header().as_bytes());
-        Recording { keep, kept: VecDeque::new(), dropped: 0, hasher, line: Vec::with_capacity(256), observer }
+        Recording { keep, kept: VecDeque::new(), dropped: 0, hasher: TraceHasher::new(), observer }
     }
 }
 
@@ -112,10 +109,7 @@ impl TraceRecorder {
         let state = &mut *state;
         debug_assert!(state.kept.back().is_none_or(|e| e.at_us <= at_us), "trace goes back in time");
         let entry = TraceEntry { at_us, node: node.to_string(), event };
-        state.line.clear();
-        serde_json::to_writer(&mut state.line, &entry).expect("trace entries serialize");
-        state.line.push(b'\n');
-        state.hasher.update(&state.line);
+        state.hasher.add(&entry);
         if let Some(observer) = state.observer.as_mut() {
             observer.on_entry(&entry);
         }
@@ -134,7 +128,7 @@ impl TraceRecorder {
         let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let keep = state.keep;
         let done = std::mem::replace(&mut *state, Recording::new(keep, None));
-        let hash = format!("{:032x}", done.hasher.digest128());
+        let hash = done.hasher.digest();
         Recorded { entries: done.kept.into(), dropped: done.dropped, hash }
     }
 }
@@ -145,22 +139,37 @@ impl Recorder for TraceRecorder {
     }
 }
 
-fn hash_header() -> String {
-    format!("sluice-trace v{TRACE_FORMAT_VERSION}\n")
+/// `trace_hash` computed entry by entry: the header line, then each entry as one compact JSON line.
+struct TraceHasher {
+    hasher: Xxh3,
+    /// The current entry's line, reused so that hashing an entry allocates nothing.
+    line: Vec<u8>,
+}
+
+impl TraceHasher {
+    fn new() -> TraceHasher {
+        let mut hasher = Xxh3::new();
+        hasher.update(format!("sluice-trace v{TRACE_FORMAT_VERSION}\n").as_bytes());
+        TraceHasher { hasher, line: Vec::with_capacity(256) }
+    }
+
+    fn add(&mut self, entry: &TraceEntry) {
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, entry).expect("trace entries serialize");
+        self.line.push(b'\n');
+        self.hasher.update(&self.line);
+    }
+
+    fn digest(&self) -> String {
+        format!("{:032x}", self.hasher.digest128())
+    }
 }
 
 /// The stable hash of a trace (the same as a recorder computes as it goes).
 pub fn trace_hash(entries: &[TraceEntry]) -> String {
-    let mut h = Xxh3::new();
-    h.update(hash_header().as_bytes());
-    let mut line = Vec::with_capacity(256);
-    for e in entries {
-        line.clear();
-        serde_json::to_writer(&mut line, e).expect("trace entries serialize");
-        line.push(b'\n');
-        h.update(&line);
-    }
-    format!("{:032x}", h.digest128())
+    let mut h = TraceHasher::new();
+    entries.iter().for_each(|e| h.add(e));
+    h.digest()
 }
 
 /// One readable line per entry, for people and for snapshots.

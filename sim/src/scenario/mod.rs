@@ -361,6 +361,13 @@ vertex = "in"
 partition = 1
 "#;
 
+    /// `text` is refused at `key` with a message that says `says`.
+    fn assert_refused(text: &str, key: &str, says: &str, case: &str) {
+        let (_, _, k, message) = error(text);
+        assert_eq!(k, key, "{case}: {message}");
+        assert!(message.contains(says), "{case}: {message}");
+    }
+
     fn error(text: &str) -> (usize, usize, String, String) {
         match Scenario::parse(text, "t.toml", "t") {
             Err(ScenarioError::Invalid { file, line, column, key, message }) => {
@@ -460,9 +467,7 @@ partition = 1
             ("kind = \"fail-checkpoint\"", "faults[0].reason", "needs `reason`"),
         ];
         for (fault, key, says) in cases {
-            let (_, _, k, message) = error(&with(fault));
-            assert_eq!(k, key, "{fault}: {message}");
-            assert!(message.contains(says), "{fault}: {message}");
+            assert_refused(&with(fault), key, says, fault);
         }
         let ok = Scenario::parse(&with("kind = \"delay-checkpoint-ack\"\ncheckpoint = \"final\"\nby_ms = 5"), "t", "t");
         let kind = ok.map(|s| s.faults[0].kind.clone());
@@ -499,9 +504,7 @@ partition = 1
             ("from = \"worker-7\"\nto = \"store\"\nby_ms = 5", "faults[0].from", "worker-7"),
         ];
         for (body, key, says) in cases {
-            let (_, _, k, message) = error(&slow(body));
-            assert_eq!(k, key, "{body}: {message}");
-            assert!(message.contains(says), "{body}: {message}");
+            assert_refused(&slow(body), key, says, body);
         }
         let unslow = GOOD.replace(
             "kind = \"end-partition\"\nvertex = \"in\"\npartition = 1",
@@ -534,9 +537,7 @@ partition = 1
             ("delay_ms = 5", "job.restart.delay_ms", "takes no `delay_ms`"),
         ];
         for (keys, key, says) in cases {
-            let (_, _, k, message) = error(&with(&format!("strategy = \"exponential-delay\"\n{keys}")));
-            assert_eq!(k, key, "{keys}: {message}");
-            assert!(message.contains(says), "{keys}: {message}");
+            assert_refused(&with(&format!("strategy = \"exponential-delay\"\n{keys}")), key, says, keys);
         }
         let (_, _, k, message) = error(&with("strategy = \"fixed-delay\"\nattempts = 1\njitter_factor = 0.5"));
         assert!(k == "job.restart.jitter_factor" && message.contains("takes no"), "{message}");
