@@ -98,6 +98,9 @@ enum Command {
         /// At most this many failure files per sweep (0: none); every failing seed is still listed.
         #[arg(long, value_name = "N", default_value_t = 20)]
         max_failure_files: u64,
+        /// Exit 1 when a coverage point a scenario lists under `[expect] reaches` was reached by no run.
+        #[arg(long)]
+        require_coverage: bool,
     },
     /// Rerun a failure file: does it still fail the same way, with the same trace_hash?
     Replay {
@@ -163,9 +166,10 @@ fn main() -> ExitCode {
             failures,
             corpus,
             max_failure_files,
+            require_coverage,
         } => {
             let files = FailureFiles { dir: failures, corpus, max: max_failure_files };
-            let extra = ExploreExtras { swarm, shard, check_determinism };
+            let extra = ExploreExtras { swarm, shard, check_determinism, require_coverage };
             cmd_explore(&paths, seeds, first_seed, &canaries, threads, json, extra, files)
         }
         Command::Replay { file, json, trace, bisect } => cmd_replay(&file, json, trace, bisect),
@@ -264,6 +268,7 @@ struct ExploreExtras {
     swarm: bool,
     shard: Option<String>,
     check_determinism: Option<String>,
+    require_coverage: bool,
 }
 
 /// Where failure files go.
@@ -408,7 +413,8 @@ fn cmd_explore(
     } else {
         print_explore_summary(&report);
     }
-    Ok(u8::from(report.failures > 0 || !report.determinism_mismatches.is_empty()))
+    let gaps_fail = extra.require_coverage && !report.coverage_gaps.is_empty();
+    Ok(u8::from(report.failures > 0 || !report.determinism_mismatches.is_empty() || gaps_fail))
 }
 
 fn print_explore_summary(report: &ExploreReport) {
@@ -440,6 +446,33 @@ fn print_explore_summary(report: &ExploreReport) {
         for m in &report.determinism_mismatches {
             outln!("  {} seed {}: first difference at trace entry {}", m.scenario, m.seed, m.index);
         }
+    }
+    print_coverage(report);
+}
+
+/// The coverage table: per point, the runs that reached it (and in how many scenarios, for a sweep of several); then
+/// the gaps.
+fn print_coverage(report: &ExploreReport) {
+    let mut totals: std::collections::BTreeMap<sluice_engine::Point, (u64, usize)> = Default::default();
+    for points in report.coverage.values() {
+        for (point, runs) in points {
+            let total = totals.entry(*point).or_default();
+            total.0 += runs;
+            total.1 += usize::from(*runs > 0);
+        }
+    }
+    if totals.is_empty() {
+        return;
+    }
+    let several = report.coverage.len() > 1;
+    outln!("coverage (runs that reached each point{}):", if several { ", scenarios" } else { "" });
+    for (point, (runs, scenarios)) in &totals {
+        let share = 100.0 * *runs as f64 / report.runs.max(1) as f64;
+        let across = if several { format!("  in {scenarios} scenarios") } else { String::new() };
+        outln!("  {:<42} {runs:>9} runs ({share:.1}%){across}", point.name());
+    }
+    for gap in &report.coverage_gaps {
+        outln!("coverage gap: {} never reached {} (listed under [expect] reaches)", gap.scenario, gap.point);
     }
 }
 

@@ -186,6 +186,36 @@ fn explore_json_counts_failures_and_exit_codes_follow() {
 }
 
 #[test]
+fn explore_reports_coverage_and_require_coverage_fails_on_a_gap() {
+    let out = sluice(&["explore", &eot(), "--seeds", "3", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = json(&out);
+    assert_eq!(v["coverage"]["multi-partition-eot"]["duplicate-eot-while-sibling-open"], 3, "{v}");
+    assert_eq!(v["coverage_gaps"], serde_json::json!([]));
+    let text = sluice(&["explore", &eot(), "--seeds", "3", "--require-coverage"]);
+    assert_eq!(text.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&text.stdout).contains("duplicate-eot-while-sibling-open"));
+    // The same scenario listing a point it never reaches: a gap, exit 1 only when coverage is required.
+    let dir = std::env::temp_dir().join(format!("sluice-gap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("gap.toml");
+    let listed = std::fs::read_to_string(eot()).unwrap().replace(
+        "reaches = [\"duplicate-eot-while-sibling-open\"]",
+        "reaches = [\"duplicate-eot-while-sibling-open\", \"cancel-unconfirmed\"]",
+    );
+    std::fs::write(&file, listed).unwrap();
+    let file = file.display().to_string();
+    let out = sluice(&["explore", &file, "--seeds", "2", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "a gap alone does not fail the sweep");
+    assert_eq!(json(&out)["coverage_gaps"][0]["point"], "cancel-unconfirmed");
+    let out = sluice(&["explore", &file, "--seeds", "2", "--require-coverage"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("coverage gap: multi-partition-eot never reached cancel-unconfirmed"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn canaries_lists_every_canary() {
     let out = sluice(&["canaries", "--json"]);
     assert_eq!(out.status.code(), Some(0));

@@ -3,6 +3,7 @@
 mod canaries;
 mod cli;
 mod corpus;
+mod coverage;
 mod determinism;
 mod fuzz;
 mod properties;

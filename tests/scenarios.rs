@@ -14,6 +14,7 @@ fn every_shipped_scenario_passes_over_300_seeds() {
     assert_eq!(report.runs, 300 * scenarios.len() as u64);
     assert_eq!(report.failures, 0, "failing runs: {:?}", report.failing);
     assert!(report.determinism_checked > 0 && report.determinism_mismatches.is_empty());
+    assert!(report.coverage_gaps.is_empty(), "coverage gaps: {:?}", report.coverage_gaps);
 }
 
 pub fn print_finding(f: Finding) {

@@ -1,7 +1,7 @@
 //! The shipped sweep as a test target, for mutation testing (`scripts/mutation-score`): with `SLUICE_SWEEP_SEEDS=N`
-//! set, runs every shipped scenario over seeds 0..N (what `sluice explore scenarios/ --seeds N` runs) and fails on
-//! any violation, engine assertion included. Without it, it says so and passes: the main suite already sweeps every
-//! scenario over 300 seeds (tests/scenarios.rs).
+//! set, runs every shipped scenario over seeds 0..N (what `sluice explore scenarios/ --seeds N --require-coverage`
+//! runs) and fails on any violation, engine assertion included, or on a coverage gap. Without it, it says so and
+//! passes: the main suite already sweeps every scenario over 300 seeds (tests/scenarios.rs).
 
 use sluice_sim::{explore, Finding, Scenario, Sweep};
 use std::path::Path;
@@ -25,6 +25,8 @@ fn shipped_sweep() {
     let report = explore(&scenarios, &Sweep::new(seeds, 0, vec![], threads), &print_finding, &|_, _| {});
     assert_eq!(report.runs, seeds * scenarios.len() as u64);
     assert_eq!(report.failures, 0, "failing runs: {:?}", report.failing);
+    // A scenario that no longer reaches the state it exists for tests nothing: `explore --require-coverage`.
+    assert!(report.coverage_gaps.is_empty(), "coverage gaps: {:?}", report.coverage_gaps);
 }
 
 fn print_finding(f: Finding) {

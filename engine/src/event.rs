@@ -2,6 +2,7 @@
 //!
 //! Events are facts, stated where they happen; checkers judge the engine from them and from the store's ledger.
 
+use crate::coverage::Point;
 use crate::faults::FailReason;
 use crate::job::{PolicyAction, RecordId, TaskId};
 use crate::net::NodeName;
@@ -364,6 +365,9 @@ pub enum Event {
 /// Receives events; attaches simulated time and the emitting node.
 pub trait Recorder: Send + Sync {
     fn record(&self, node: &str, event: Event);
+
+    /// A coverage point was reached: recorded on the side, never part of the trace (see [`crate::coverage`]).
+    fn reach(&self, _point: Point) {}
 }
 
 /// A recorder that drops everything (for engine unit tests).
@@ -387,5 +391,10 @@ impl Tracer {
 
     pub fn emit(&self, event: Event) {
         self.recorder.record(&self.node, event);
+    }
+
+    /// Marks a coverage point reached. Behaviour and trace do not change.
+    pub fn reach(&self, point: Point) {
+        self.recorder.reach(point);
     }
 }

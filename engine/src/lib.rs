@@ -7,6 +7,7 @@
 //! - [`status`]: the job status state machine (terminal statuses are never left).
 //! - [`event`]: the typed events the engine emits, and the recorder that receives them.
 //! - [`canary`]: deliberately reintroduced historical bugs, off by default.
+//! - [`coverage`]: coverage points: rare states a run reached, counted on the side (not in the trace).
 //! - [`net`]: node addresses and the control plane (idempotent datagrams).
 //! - [`stream`]: the data plane: ordered, credit-based streams with in-band `Data`/`Eot` frames.
 //! - [`node`]: what the nodes of one run share (job, canaries, recorder, external source, ledger).
@@ -24,6 +25,7 @@
 pub mod canary;
 pub mod checkpoint;
 pub mod coordinator;
+pub mod coverage;
 pub mod event;
 pub mod faults;
 pub mod history;
@@ -42,6 +44,7 @@ pub mod stream;
 pub mod worker;
 
 pub use canary::{BugClass, Canaries, Canary};
+pub use coverage::{Point, Reached};
 pub use event::{Event, ExecOutcome, FailureCause, Recorder, ReplicaCause, StoreResponse, Tracer};
 pub use job::{
     CheckpointSpec, Delivery, JobSpec, Mode, PolicyAction, PolicySpec, RecordId, RestartSpec, TaskId, Timings,

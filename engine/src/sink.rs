@@ -9,6 +9,7 @@
 //! - `shared-partition-stream`: the forwarders of one replica share one store stream.
 
 use crate::canary::{Canaries, Canary};
+use crate::coverage::Point;
 use crate::event::{Event, StoreResponse, Tracer};
 use crate::job::Record;
 use crate::net::{Deployment, TaskControl};
@@ -251,6 +252,8 @@ pub async fn run(
                 input.eots_read += 1;
                 if input.ended.insert(partition) {
                     forward(&forwarders, &buffer_of, partition, ToForwarder::Flush).await?;
+                } else if input.ended.len() < owned.len() {
+                    tracer.reach(Point::DuplicateEotWhileSiblingOpen);
                 }
                 if input.done() {
                     // Whatever is buffered but not yet handed to a forwarder is flushed with what it has.
@@ -265,9 +268,11 @@ pub async fn run(
                 }
                 let current = align.current.as_ref().map(|(e, _)| *e);
                 if epoch <= align.last || current.is_some_and(|c| epoch < c) {
+                    tracer.reach(Point::StaleBarrierIgnored);
                     continue; // a barrier of a checkpoint that was given up
                 }
                 if current.is_some_and(|c| epoch > c) {
+                    tracer.reach(Point::BarrierSupersedesAligning);
                     // A newer checkpoint subsumes the one being aligned: let the blocked inputs go.
                     for (p, queue) in std::mem::take(&mut align.blocked) {
                         replay.extend(queue.into_iter().map(|e| (p, e)));

@@ -5,6 +5,7 @@
 //! a partition can be ended early (sealed at what has been read), or deliver its end marker twice.
 
 use crate::canary::{Canaries, Canary};
+use crate::coverage::Point;
 use crate::event::{Event, Tracer};
 use crate::faults::{FailReason, FaultPlane};
 use crate::job::{route, Mode, Record};
@@ -328,6 +329,9 @@ async fn emit_partition(
             for _ in 0..external.take_extra_eots(partition) {
                 // The consumer may be gone once it read the first EOT: a duplicate it can no longer read is no failure.
                 let delivered = out.send_eot().await.is_ok();
+                if delivered {
+                    tracer.reach(Point::EotDuplicatedAfterEnd);
+                }
                 tracer.emit(Event::EotDuplicated { attempt, task: dep.task, partition, end_offset: offset, delivered });
             }
             if shared.running.load(Ordering::SeqCst) == 0 && !spec.final_checkpoint() {

@@ -3,6 +3,7 @@
 //!
 //! Its state is durable: it lives outside the node's tasks, so a store restart keeps it.
 
+use crate::coverage::Point;
 use crate::event::{Event, StoreResponse, Tracer};
 use crate::faults::{FailReason, FaultPlane};
 use crate::job::{Record, RecordId};
@@ -218,6 +219,7 @@ async fn serve_stream(ledger: Arc<Mutex<Ledger>>, tracer: Tracer, conn: u64, tx:
                     Some(txn) => l.stage(record.id, a, txn),
                 };
                 if !accepted {
+                    tracer.reach(Point::FencedWriteRejected);
                     tracer.emit(Event::WriteRejected { attempt: a, current_attempt: l.fenced_below, id: record.id });
                     StoreResponse::Rejected(record.id)
                 } else {

@@ -2,6 +2,7 @@
 //! executions of one location: a deploy of a newer attempt replaces the older one, an older attempt's deploy is
 //! ignored. Cancellation may be slow (the fault plane says how slow): the execution then runs on until it stops.
 
+use crate::coverage::Point;
 use crate::event::{Event, ExecOutcome, Tracer};
 use crate::job::{TaskId, VertexKind};
 use crate::net::{CheckpointReport, Ctrl, CtrlEndpoint, Deployment, ExecReport, ExecState, NodeName, TaskControl};
@@ -53,7 +54,7 @@ pub async fn run(ctx: NodeContext, number: u16) {
             biased;
             msg = ctrl.recv() => match msg {
                 // A deploy of an attempt this worker was already told is superseded arrived late: not started.
-                Ok((Ctrl::Deploy(dep), _)) if dep.attempt < canceled_below => {}
+                Ok((Ctrl::Deploy(dep), _)) if dep.attempt < canceled_below => tracer.reach(Point::LateDeployDropped),
                 Ok((Ctrl::Deploy(dep), _)) => deploy(&ctx, &tracer, &registry, &mut executions, &stopping, number, dep),
                 Ok((Ctrl::CancelBelow { below_attempt }, _)) => {
                     canceled_below = canceled_below.max(below_attempt);

@@ -10,7 +10,7 @@ use crate::scenario::Scenario;
 use crate::swarm::{instantiate, SwarmMode};
 use crate::trace::{render, TraceEntry, TraceKeep, RECENT_ENTRIES};
 use serde::{Deserialize, Serialize};
-use sluice_engine::Canary;
+use sluice_engine::{Canary, Point};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -110,6 +110,68 @@ pub struct ExploreReport {
     /// Runs repeated to compare traces, and the seeds whose traces differed.
     pub determinism_checked: u64,
     pub determinism_mismatches: Vec<Mismatch>,
+    /// Per scenario, each coverage point and how many runs reached it. A point the scenario lists under
+    /// `[expect] reaches` is present even when no run reached it (0 runs): that is a coverage gap.
+    #[serde(default)]
+    pub coverage: BTreeMap<String, BTreeMap<Point, u64>>,
+    /// The points scenarios list under `[expect] reaches` that no run of the sweep reached.
+    #[serde(default)]
+    pub coverage_gaps: Vec<CoverageGap>,
+}
+
+/// A point a scenario lists under `[expect] reaches` that no run of the sweep reached.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct CoverageGap {
+    pub scenario: String,
+    pub point: Point,
+}
+
+/// Counts, per scenario (by its index in the sweep) and point, the runs that reached it.
+struct CoverageCounts(Mutex<Vec<[u64; Point::ALL.len()]>>);
+
+impl CoverageCounts {
+    fn new(scenarios: usize) -> CoverageCounts {
+        CoverageCounts(Mutex::new(vec![[0; Point::ALL.len()]; scenarios]))
+    }
+
+    fn add(&self, scenario: usize, reached: &[Point]) {
+        if reached.is_empty() {
+            return;
+        }
+        let mut counts = self.0.lock().expect("coverage lock");
+        for p in reached {
+            counts[scenario][*p as usize] += 1;
+        }
+    }
+
+    /// The report's map: the points reached, and the points each scenario lists even when unreached.
+    fn into_map(self, scenarios: &[Scenario]) -> BTreeMap<String, BTreeMap<Point, u64>> {
+        let counts = self.0.into_inner().expect("coverage lock");
+        assert_eq!(counts.len(), scenarios.len(), "a row of counts per scenario");
+        let mut map: BTreeMap<String, BTreeMap<Point, u64>> = BTreeMap::new();
+        for (s, row) in scenarios.iter().zip(counts) {
+            let points = map.entry(s.name.clone()).or_default();
+            for (p, runs) in Point::ALL.iter().zip(row) {
+                if runs > 0 || s.expect.reaches.contains(p) {
+                    *points.entry(*p).or_default() += runs;
+                }
+            }
+        }
+        map
+    }
+}
+
+/// The points listed and never reached: entries of 0 runs (only listed points have them).
+fn coverage_gaps(coverage: &BTreeMap<String, BTreeMap<Point, u64>>) -> Vec<CoverageGap> {
+    let mut gaps = Vec::new();
+    for (scenario, points) in coverage {
+        for (point, runs) in points {
+            if *runs == 0 {
+                gaps.push(CoverageGap { scenario: scenario.clone(), point: *point });
+            }
+        }
+    }
+    gaps
 }
 
 /// A sweep's parameters.
@@ -195,6 +257,7 @@ pub fn explore_with(
     let checked = AtomicU64::new(0);
     let failing = Mutex::new(Vec::new());
     let mismatches = Mutex::new(Vec::new());
+    let coverage = CoverageCounts::new(scenarios.len());
     let threads = sweep.threads.max(1).min(total.max(1) as usize);
     let wall = Instant::now();
     std::thread::scope(|s| {
@@ -205,7 +268,8 @@ pub fn explore_with(
                     break;
                 }
                 // Seed-major order: the first seeds of every scenario come first.
-                let scenario = &scenarios[(i % scenarios.len() as u64) as usize];
+                let scenario_index = (i % scenarios.len() as u64) as usize;
+                let scenario = &scenarios[scenario_index];
                 let index = sweep.shard.seed_index(i / scenarios.len() as u64);
                 let seed = sweep.first_seed.wrapping_add(index);
                 let (as_run, knobs) = instantiate(scenario, seed, sweep.swarm);
@@ -215,6 +279,7 @@ pub fn explore_with(
                 let mut report = run(&as_run, seed, &sweep.canaries, keep);
                 report.swarm = knobs.clone();
                 sim_ms.fetch_add(report.sim_ms, Ordering::Relaxed);
+                coverage.add(scenario_index, &report.coverage);
                 if report.verdict == Verdict::Fail {
                     on_finding(Finding::Failure { scenario, as_run: &as_run, report: &report });
                     failing.lock().expect("failing lock").push(Failing {
@@ -248,6 +313,7 @@ pub fn explore_with(
     let wall_s = wall.elapsed().as_secs_f64().max(1e-9);
     let failing = failing.into_inner().expect("failing lock");
     let determinism_mismatches = mismatches.into_inner().expect("mismatch lock");
+    let coverage = coverage.into_map(scenarios);
     let mut report = ExploreReport {
         scenarios: scenarios.len(),
         seeds: sweep.seeds,
@@ -264,6 +330,8 @@ pub fn explore_with(
         shards: vec![sweep.shard],
         determinism_checked: checked.load(Ordering::Relaxed),
         determinism_mismatches,
+        coverage_gaps: coverage_gaps(&coverage),
+        coverage,
     };
     report.sort_findings();
     report
@@ -328,12 +396,19 @@ pub fn merge(reports: &[ExploreReport]) -> Result<ExploreReport, MergeError> {
         out.wall_ms += r.wall_ms;
         out.determinism_checked += r.determinism_checked;
         out.determinism_mismatches.extend(r.determinism_mismatches.iter().cloned());
+        for (scenario, points) in &r.coverage {
+            let into = out.coverage.entry(scenario.clone()).or_default();
+            for (point, runs) in points {
+                *into.entry(*point).or_default() += runs;
+            }
+        }
         // Rates of disjoint work: runs over the summed wall time of the shards (what one machine would achieve).
         let (w0, w1) = (out.wall_ms.saturating_sub(r.wall_ms) as f64, r.wall_ms as f64);
         out.sim_to_wall = (out.sim_to_wall * w0 + r.sim_to_wall * w1) / (w0 + w1).max(1e-9);
     }
     out.shards.sort();
     out.sort_findings();
+    out.coverage_gaps = coverage_gaps(&out.coverage);
     out.seeds_per_sec = out.runs as f64 / (out.wall_ms as f64 / 1000.0).max(1e-9);
     Ok(out)
 }
@@ -395,6 +470,8 @@ mod tests {
             shards: vec![Shard { index: shard, count: 2 }],
             determinism_checked: 1,
             determinism_mismatches: vec![],
+            coverage: BTreeMap::new(),
+            coverage_gaps: vec![],
         }
     }
 
@@ -413,6 +490,15 @@ mod tests {
         other.seeds = 11;
         assert!(matches!(merge(&[report(0, &[]), other]), Err(MergeError::OtherSweep { what: "seed count", .. })));
         assert_eq!(merge(&[]).unwrap_err(), MergeError::Empty);
+        // Coverage adds up over shards; a listed point reached in one shard is no gap of the whole.
+        let (mut a, mut b) = (report(0, &[]), report(1, &[]));
+        a.coverage.insert("x".into(), BTreeMap::from([(Point::CancelUnconfirmed, 0), (Point::LateDeployDropped, 2)]));
+        b.coverage.insert("x".into(), BTreeMap::from([(Point::CancelUnconfirmed, 3)]));
+        let m = merge(&[a.clone(), b]).unwrap();
+        assert_eq!(m.coverage["x"], BTreeMap::from([(Point::CancelUnconfirmed, 3), (Point::LateDeployDropped, 2)]));
+        assert!(m.coverage_gaps.is_empty());
+        let alone = merge(&[a]).unwrap();
+        assert_eq!(alone.coverage_gaps, vec![CoverageGap { scenario: "x".into(), point: Point::CancelUnconfirmed }]);
         let mut huge = report(0, &[]);
         huge.shards = vec![Shard { index: 0, count: 1_000_000_000_000 }];
         assert!(matches!(merge(&[huge]), Err(MergeError::BadShard { index: 0, .. })));

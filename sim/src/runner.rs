@@ -6,7 +6,7 @@ use crate::swarm::{instantiate, SwarmMode};
 use crate::trace::{TraceEntry, TraceKeep, TraceRecorder};
 use crate::world::simulate;
 use serde::Serialize;
-use sluice_engine::{Canaries, Canary, JobStatus};
+use sluice_engine::{Canaries, Canary, JobStatus, Point};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
@@ -46,6 +46,8 @@ pub struct RunReport {
     /// The `[swarm]` knobs that were on when the faults were drawn (absent without `[swarm]`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub swarm: Option<BTreeMap<String, f64>>,
+    /// The coverage points the run reached, in declaration order (not part of the trace or its hash).
+    pub coverage: Vec<Point>,
     /// The trace as kept: all of it, or (in sweeps and `run` without `--trace`) the most recent entries.
     #[serde(skip)]
     pub trace: Vec<TraceEntry>,
@@ -137,6 +139,7 @@ pub fn run_as_is_keeping(scenario: &Scenario, seed: u64, canaries: &[Canary], ke
         sim_ms: recorded.entries.last().map_or(0, |e| e.at_ms()),
         wall_ms,
         swarm: None,
+        coverage: recorded.reached.iter().collect(),
         trace: recorded.entries,
         trace_dropped: recorded.dropped,
     };

@@ -7,7 +7,7 @@
 
 use crate::fault::Action;
 use serde::Serialize;
-use sluice_engine::{Event, JobStatus, Recorder};
+use sluice_engine::{Event, JobStatus, Point, Reached, Recorder};
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use xxhash_rust::xxh3::Xxh3;
@@ -72,12 +72,21 @@ struct Recording {
     dropped: u64,
     hasher: TraceHasher,
     observer: Option<Box<dyn TraceObserver>>,
+    /// Coverage points reached: on the side, not in the trace or its hash.
+    reached: Reached,
 }
 
 impl Recording {
     fn new(keep: TraceKeep, observer: Option<Box<dyn TraceObserver>>) -> Recording {
         assert!(keep != TraceKeep::Recent(0), "keep at least one recent entry");
-        Recording { keep, kept: VecDeque::new(), dropped: 0, hasher: TraceHasher::new(), observer }
+        Recording {
+            keep,
+            kept: VecDeque::new(),
+            dropped: 0,
+            hasher: TraceHasher::new(),
+            observer,
+            reached: Reached::default(),
+        }
     }
 }
 
@@ -89,6 +98,8 @@ pub struct Recorded {
     pub dropped: u64,
     /// `trace_hash` of every entry recorded, kept or not.
     pub hash: String,
+    /// The coverage points the run reached.
+    pub reached: Reached,
 }
 
 impl Default for TraceRecorder {
@@ -129,13 +140,17 @@ impl TraceRecorder {
         let keep = state.keep;
         let done = std::mem::replace(&mut *state, Recording::new(keep, None));
         let hash = done.hasher.digest();
-        Recorded { entries: done.kept.into(), dropped: done.dropped, hash }
+        Recorded { entries: done.kept.into(), dropped: done.dropped, hash, reached: done.reached }
     }
 }
 
 impl Recorder for TraceRecorder {
     fn record(&self, node: &str, event: Event) {
         self.push(node, TraceEvent::Engine(event));
+    }
+
+    fn reach(&self, point: Point) {
+        self.state.lock().expect("trace lock").reached.insert(point);
     }
 }
 
@@ -257,6 +272,21 @@ pub fn summary(entries: &[TraceEntry]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reached_points_are_kept_beside_the_trace_not_in_it() {
+        let plain = TraceRecorder::default();
+        let reaching = TraceRecorder::default();
+        for r in [&plain, &reaching] {
+            r.push("sim", TraceEvent::Fault(Action::Pause));
+        }
+        reaching.reach(Point::PauseWhileRestarting);
+        let (plain, reaching) = (plain.finish(), reaching.finish());
+        assert_eq!(plain.hash, reaching.hash);
+        assert_eq!(plain.entries, reaching.entries);
+        assert_eq!(plain.reached.iter().count(), 0);
+        assert_eq!(reaching.reached.iter().collect::<Vec<_>>(), vec![Point::PauseWhileRestarting]);
+    }
 
     #[test]
     fn hash_is_stable_and_sensitive() {

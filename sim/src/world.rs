@@ -7,7 +7,9 @@ use crate::trace::{TraceEvent, TraceRecorder};
 use madsim::runtime::{Handle, NodeHandle, Runtime};
 use sluice_engine::net::{Ctrl, CtrlEndpoint, NodeName};
 use sluice_engine::store::Commit;
-use sluice_engine::{coordinator, platform, store, worker, Canaries, JobStatus, Mode, NodeContext, PolicyAction};
+use sluice_engine::{
+    coordinator, platform, store, worker, Canaries, JobStatus, Mode, NodeContext, Point, PolicyAction,
+};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -186,6 +188,9 @@ fn apply(
         Action::Unslow { from, to } => ctx.faults.unslow_link(*from, *to),
         Action::Pause | Action::Resume => {
             let mut c = client.lock().expect("client lock");
+            if *action == Action::Pause && c.observed.is_some_and(|(s, _)| s == JobStatus::Restarting) {
+                ctx.tracer("client").reach(Point::PauseWhileRestarting);
+            }
             c.next_request += 1;
             let id = c.next_request;
             c.requests.push((id, *action == Action::Pause));

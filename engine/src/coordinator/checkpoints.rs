@@ -3,6 +3,7 @@
 
 use super::{Coordinator, Decide, Phase, Then};
 use crate::checkpoint::FailureVerdict;
+use crate::coverage::Point;
 use crate::event::Event;
 use crate::faults::FailReason;
 use crate::job::{Mode, TaskId, VertexKind};
@@ -68,6 +69,9 @@ impl Coordinator {
             }
             if outcome.is_none() {
                 if let Some(epoch) = cc.expired(now) {
+                    if p.is_final && self.delivered_ends(deployments).is_some() {
+                        self.tracer.reach(Point::FinalCheckpointExpiredAfterDelivery);
+                    }
                     outcome = Some((
                         epoch,
                         FailReason::Expired,

@@ -18,6 +18,7 @@ mod pausing;
 
 use crate::canary::Canary;
 use crate::checkpoint::CheckpointCoordinator;
+use crate::coverage::Point;
 use crate::event::{Event, FailureCause, Tracer};
 use crate::job::{JobSpec, Mode, TaskId};
 use crate::lifecycle::Lifecycle;
@@ -200,6 +201,7 @@ impl Coordinator {
                         *committed = Some(next_offsets);
                     }
                 }
+                _ if attempt < self.attempt => self.tracer.reach(Point::FenceReplyAfterNextAttempt),
                 _ => {}
             },
             Ctrl::CheckpointSaved { attempt, .. } if attempt > self.attempt => {
@@ -216,6 +218,9 @@ impl Coordinator {
             Ctrl::SetPhase { request, pause } => {
                 assert_eq!(from.ip(), NodeName::Client.ip(), "only the client pauses and resumes");
                 if self.lifecycle.request(request, pause) {
+                    if pause && self.checkpoints.as_ref().is_some_and(|c| c.pending.is_some()) {
+                        self.tracer.reach(Point::PauseWhileCheckpointPending);
+                    }
                     self.tracer.emit(if pause { Event::PauseRequested } else { Event::ResumeRequested });
                 }
                 self.ctrl.send(NodeName::Client, Ctrl::PhaseAck { request }).await;
@@ -414,6 +419,7 @@ impl Coordinator {
         }
         if pausing {
             // Resumed before the pause completed: the pause is given up; a new attempt restores and runs.
+            self.tracer.reach(Point::ResumeBeforePauseCompleted);
             let changed = self.lifecycle.resumed();
             self.emit_drained_flag(changed);
             self.tracer.emit(Event::CancelRequested { below_attempt: self.next_attempt() });
@@ -512,7 +518,16 @@ impl Coordinator {
             return;
         }
         if !holding.is_empty() {
+            self.tracer.reach(Point::CancelUnconfirmed);
             self.tracer.emit(Event::CancelUnconfirmed { below_attempt: below, workers: holding });
+        }
+        match then {
+            Then::Restart { delay_ms }
+                if delay_ms > 0 && now - (deadline_ms - self.spec.timings.cancel_timeout_ms) > delay_ms =>
+            {
+                self.tracer.reach(Point::CancelOutlastsRestartDelay);
+            }
+            _ => {}
         }
         self.finish_failure(then, String::new());
     }
@@ -522,6 +537,7 @@ impl Coordinator {
         match then {
             Then::Pause { drained, cause } if self.lifecycle.desired_paused => self.enter_paused(drained, &cause),
             Then::Pause { .. } => {
+                self.tracer.reach(Point::ResumeBeforePauseCompleted);
                 // Resumed while the pause's cancellations were being confirmed: the pause is given up, as a resume
                 // before PAUSED always is; the new attempt restores where the drained one stopped.
                 let changed = self.lifecycle.resumed();
@@ -538,6 +554,7 @@ impl Coordinator {
             Then::Settle { cause, ends, committed } => {
                 let complete = committed.is_some_and(|c| c.iter().zip(&ends).all(|(have, end)| have >= end));
                 if complete {
+                    self.tracer.reach(Point::FailedCheckpointsSettledFinished);
                     let cause = format!(
                         "every record was committed; the failed checkpoints did not fail the delivery ({cause})"
                     );
@@ -563,6 +580,9 @@ impl Coordinator {
     /// Workers still reporting running executions of attempts below `below` are told to cancel them.
     async fn cancel_stale(&self, below: u32) {
         let stale: Vec<u16> = self.workers.iter().filter(|(_, w)| w.runs_below(below)).map(|(n, _)| *n).collect();
+        if !stale.is_empty() {
+            self.tracer.reach(Point::ZombieExecutionRecanceled);
+        }
         for n in stale {
             self.ctrl.send(NodeName::Worker(n), Ctrl::CancelBelow { below_attempt: below }).await;
         }

@@ -2,6 +2,7 @@
 //! autoscaler (the decisions are the lifecycle controller's, in `lifecycle.rs`).
 
 use super::{Coordinator, Phase, Then};
+use crate::coverage::Point;
 use crate::event::{Event, ReplicaCause};
 use crate::job::VertexKind;
 use crate::lifecycle::PauseStep;
@@ -142,6 +143,9 @@ impl Coordinator {
                 let cause = ReplicaCause::Autoscaler { backlog: backlogs[v] };
                 self.tracer.emit(Event::ReplicasChanged { vertex: v as u16, from: *from, to: *to, cause });
             }
+        }
+        if self.checkpoints.as_ref().is_some_and(|c| c.pending.is_some()) {
+            self.tracer.reach(Point::RescaleWhileCheckpointPending);
         }
         self.replicas = wish;
         self.autoscale_wish = None;

@@ -416,9 +416,17 @@ fn build_expect(raw: Option<&RawExpect>, duration_ms: u64, ctx: &Ctx) -> Result<
         None => None,
         Some(v) => Some(bound(Some(v), "within_ms", 0)?),
     };
+    let mut reaches = raw.and_then(|e| e.reaches.clone()).unwrap_or_default();
+    let listed = reaches.len();
+    reaches.sort();
+    reaches.dedup();
+    if reaches.len() < listed {
+        return Err(ctx.err("expect.reaches", "lists a point twice"));
+    }
     Ok(Expect {
         status,
         within_ms,
+        reaches,
         quiescent_within_ms: bound(
             raw.and_then(|e| e.quiescent_within_ms),
             "quiescent_within_ms",

@@ -15,8 +15,8 @@ use sluice_engine::faults::FailReason;
 use sluice_engine::job::split_records;
 use sluice_engine::net::NodeName;
 use sluice_engine::{
-    CheckpointSpec, Delivery, JobSpec, JobStatus, Mode, PolicyAction, PolicySpec, RestartSpec, Timings, VertexKind,
-    VertexSpec,
+    CheckpointSpec, Delivery, JobSpec, JobStatus, Mode, Point, PolicyAction, PolicySpec, RestartSpec, Timings,
+    VertexKind, VertexSpec,
 };
 use std::path::Path;
 use thiserror::Error;
@@ -174,6 +174,7 @@ pub(crate) struct RawFault {
 #[serde(deny_unknown_fields)]
 struct RawExpect {
     status: Option<JobStatus>,
+    reaches: Option<Vec<Point>>,
     within_ms: Option<u64>,
     progress_within_ms: Option<u64>,
     terminal_within_ms: Option<u64>,
@@ -195,6 +196,8 @@ pub struct Expect {
     pub progress_within_ms: u64,
     pub terminal_within_ms: u64,
     pub quiescent_within_ms: u64,
+    /// Coverage points a sweep of this scenario must reach (`explore` reports a gap for each one never reached).
+    pub reaches: Vec<Point>,
 }
 
 /// The source vertex as the scenario writes it (before anything is split over partitions): what checkers derive the
@@ -387,6 +390,17 @@ partition = 1
         assert_eq!(s.job.workers, 2);
         assert_eq!(s.network, Network { latency_ms: (1, 10), loss: 0.0 });
         assert_eq!(s.faults.len(), 1);
+    }
+
+    #[test]
+    fn reaches_takes_known_points_once_each() {
+        let with = |list: &str| format!("{GOOD}\n[expect]\nreaches = {list}\n");
+        let s = Scenario::parse(&with("[\"pause-while-restarting\", \"cancel-unconfirmed\"]"), "t.toml", "t").unwrap();
+        assert_eq!(s.expect.reaches, vec![Point::CancelUnconfirmed, Point::PauseWhileRestarting]);
+        assert!(Scenario::parse(GOOD, "t.toml", "t").unwrap().expect.reaches.is_empty());
+        assert_refused(&with("[\"moon-landing\"]"), "expect.reaches[0]", "cancel-unconfirmed", "unknown point");
+        assert_refused(&with("[\"cancel-unconfirmed\", \"cancel-unconfirmed\"]"), "expect.reaches", "twice", "twice");
+        assert_refused(&with("\"cancel-unconfirmed\""), "expect.reaches", "sequence", "not a list");
     }
 
     #[test]
