@@ -7,7 +7,7 @@
 
 use crate::runner::{run_as_is_keeping, RunReport, Verdict};
 use crate::scenario::Scenario;
-use crate::swarm::{instantiate, SwarmMode};
+use crate::swarm::{instantiate_within, life_ms, SwarmMode};
 use crate::trace::{render, TraceEntry, TraceKeep, RECENT_ENTRIES};
 use serde::{Deserialize, Serialize};
 use sluice_engine::{Canary, Point};
@@ -258,6 +258,8 @@ pub fn explore_with(
     let failing = Mutex::new(Vec::new());
     let mismatches = Mutex::new(Vec::new());
     let coverage = CoverageCounts::new(scenarios.len());
+    // A swarm batch job's life is measured once per scenario: every seed draws within it.
+    let lives: Vec<u64> = scenarios.iter().map(life_ms).collect();
     let threads = sweep.threads.max(1).min(total.max(1) as usize);
     let wall = Instant::now();
     std::thread::scope(|s| {
@@ -272,7 +274,7 @@ pub fn explore_with(
                 let scenario = &scenarios[scenario_index];
                 let index = sweep.shard.seed_index(i / scenarios.len() as u64);
                 let seed = sweep.first_seed.wrapping_add(index);
-                let (as_run, knobs) = instantiate(scenario, seed, sweep.swarm);
+                let (as_run, knobs) = instantiate_within(scenario, seed, sweep.swarm, lives[scenario_index]);
                 // A run keeps its recent entries only, unless the determinism check will compare it entry by entry.
                 let checks_determinism = determinism_checked(seed, sweep.check_determinism);
                 let keep = if checks_determinism { TraceKeep::All } else { TraceKeep::Recent(RECENT_ENTRIES) };

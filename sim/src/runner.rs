@@ -48,6 +48,9 @@ pub struct RunReport {
     pub swarm: Option<BTreeMap<String, f64>>,
     /// The coverage points the run reached, in declaration order (not part of the trace or its hash).
     pub coverage: Vec<Point>,
+    /// When the client first read a terminal status (what the swarm's pilot run measures).
+    #[serde(skip)]
+    pub first_terminal_ms: Option<u64>,
     /// The trace as kept: all of it, or (in sweeps and `run` without `--trace`) the most recent entries.
     #[serde(skip)]
     pub trace: Vec<TraceEntry>,
@@ -140,6 +143,7 @@ pub fn run_as_is_keeping(scenario: &Scenario, seed: u64, canaries: &[Canary], ke
         wall_ms,
         swarm: None,
         coverage: recorded.reached.iter().collect(),
+        first_terminal_ms: None,
         trace: recorded.entries,
         trace_dropped: recorded.dropped,
     };
@@ -166,6 +170,7 @@ pub fn run_as_is_keeping(scenario: &Scenario, seed: u64, canaries: &[Canary], ke
     report.delivered = DistinctIds::count_of(outcome.ledger.iter().map(|c| (c.id.partition, c.id.offset)));
     (report.status, report.drained_on_pause, report.sim_ms) =
         (outcome.status, outcome.drained_on_pause, outcome.sim_ms);
+    report.first_terminal_ms = outcome.first_terminal_ms;
     report
 }
 

@@ -2,9 +2,10 @@
 //!
 //! A `[swarm]` table sets knobs named `<subject>_<fault>_probability`: the chance, per step of `step_ms` and per
 //! subject (each worker, each partition, the store, the job...), that such a fault starts in that step. Bounds keep a
-//! run meaningful: faults start inside `window_ms`, last `fault_ms` (a crash restarts, an isolation or a clog heals,
-//! a pause is resumed, all before the run ends), at most `max_faults` are drawn, and one subject is never hit by two
-//! overlapping faults. `sluice explore --swarm` draws the knobs themselves from the seed as well (TigerBeetle's swarm
+//! run meaningful: faults start inside `window_ms`, clipped for a batch job to its life (one pilot run per scenario,
+//! see [`life_ms`]), last `fault_ms` (a crash restarts, an isolation or a clog heals, a pause is resumed, all before
+//! the run ends), at most `max_faults` of those drawn are kept (a random subset of the whole window's draws), and one
+//! subject is never hit by two overlapping faults. `sluice explore --swarm` draws the knobs themselves from the seed as well (TigerBeetle's swarm
 //! testing): each knob is off half the time, else uniform up to its cap.
 //!
 //! Two separate ChaCha streams of the seed are used, one for the knobs and one for the faults; the simulation's own
@@ -13,10 +14,12 @@
 //! the shrinker can drop one without reshuffling the others.
 
 use crate::scenario::Scenario;
+use crate::trace::TraceKeep;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sluice_engine::faults::FailReason;
+use sluice_engine::Mode;
 use std::collections::BTreeMap;
 use strum::VariantNames;
 
@@ -85,6 +88,12 @@ impl Swarm {
             knobs.insert(name.to_string(), if on && cap > 0.0 && applies(name, s) { p.min(cap) } else { 0.0 });
         }
         Swarm { knobs, ..self.clone() }
+    }
+
+    /// The window clipped to the job's life: faults start before the job would end without them.
+    pub fn within_life(&self, life_ms: u64) -> Swarm {
+        let (from, to) = self.window_ms;
+        Swarm { window_ms: (from, to.min(life_ms).max(from + 1)), ..self.clone() }
     }
 
     /// The knobs that are on, for reports.
@@ -261,14 +270,44 @@ pub enum SwarmMode {
     DrawKnobs,
 }
 
+/// The seed of the pilot run that measures how long a batch job lives.
+pub const PILOT_SEED: u64 = 0;
+
+/// How long the scenario's job lives, for the swarm's window: a streaming job lives the whole run; a batch job until
+/// the client first reads a terminal status in one pilot run (seed [`PILOT_SEED`], the scenario's own `[[faults]]`,
+/// no drawn fault, no canary), or the whole run if it never ends. A function of the scenario alone: every seed of a
+/// sweep draws within the same life, and the failure file holds the faults as drawn.
+pub fn life_ms(s: &Scenario) -> u64 {
+    if s.swarm.is_none() || s.job.mode == Mode::Streaming {
+        return s.duration_ms;
+    }
+    let mut pilot = s.clone();
+    pilot.swarm = None;
+    let report = crate::runner::run_as_is_keeping(&pilot, PILOT_SEED, &[], TraceKeep::Recent(1));
+    report.first_terminal_ms.unwrap_or(s.duration_ms).clamp(1, s.duration_ms)
+}
+
 /// A scenario as it runs under one seed: the scenario itself when it has no `[swarm]`; else its text with `[swarm]`
-/// removed and the drawn faults appended as `[[faults]]`, re-validated, with the knobs it was drawn with.
+/// removed and the drawn faults appended as `[[faults]]`, re-validated, with the knobs it was drawn with. Measures
+/// the job's life first ([`life_ms`]; a sweep measures it once per scenario and calls [`instantiate_within`]).
 pub fn instantiate(s: &Scenario, seed: u64, mode: SwarmMode) -> (Scenario, Option<BTreeMap<String, f64>>) {
+    instantiate_within(s, seed, mode, life_ms(s))
+}
+
+/// [`instantiate`] with the job's life given: faults start inside the window clipped to the life (a batch job that
+/// ended takes no more faults; its own end may come later, when faults delay it).
+pub fn instantiate_within(
+    s: &Scenario,
+    seed: u64,
+    mode: SwarmMode,
+    life_ms: u64,
+) -> (Scenario, Option<BTreeMap<String, f64>>) {
     let Some(swarm) = &s.swarm else { return (s.clone(), None) };
     let swarm = match mode {
         SwarmMode::AsWritten => swarm.clone(),
         SwarmMode::DrawKnobs => swarm.redraw(s, seed),
-    };
+    }
+    .within_life(life_ms);
     let mut doc: toml_edit::DocumentMut = s.text.parse().expect("a validated scenario is a TOML document");
     doc.remove("swarm");
     let knobs = swarm.active_knobs();
@@ -288,7 +327,12 @@ pub fn instantiate(s: &Scenario, seed: u64, mode: SwarmMode) -> (Scenario, Optio
         text.push('\n');
     }
     let listed: Vec<String> = knobs.iter().map(|(k, p)| format!("{k} = {p}")).collect();
-    text.push_str(&format!("\n# [swarm] drew these faults from seed {seed}; knobs: {}\n", listed.join(", ")));
+    let (from, to) = swarm.window_ms;
+    text.push_str(&format!(
+        "\n# [swarm] drew these faults from seed {seed}, starting in [{from}, {to}) ms (the job lives {life_ms} ms \
+         without them); knobs: {}\n",
+        listed.join(", ")
+    ));
     if dropped_expectation {
         let names: Vec<&str> = unlisted.iter().map(|k| k.as_str()).collect();
         text.push_str(&format!(
@@ -353,6 +397,33 @@ delay_ms = 100
             kinds.extend(run.faults.iter().map(|f| format!("{:?}", std::mem::discriminant(&f.kind))));
         }
         assert_eq!(kinds.len(), 11, "every kind is drawn (resume with pause)");
+    }
+
+    #[test]
+    fn faults_start_while_a_batch_job_lives_and_anywhere_in_a_streaming_run() {
+        // The default window is the first half of the run (15 s); the batch job ends well before that.
+        let s = with_swarm("worker_crash_probability = 0.2\nmax_faults = 64\n");
+        let life = life_ms(&s);
+        assert!(life > 0 && life < 15_000, "the pilot run ends the batch job early: {life} ms");
+        assert_eq!(life, life_ms(&s), "a function of the scenario");
+        let mut drawn = 0;
+        for seed in 0..20 {
+            let (run, _) = instantiate(&s, seed, SwarmMode::AsWritten);
+            assert!(run.faults.iter().all(|f| f.at_ms < life), "seed {seed}: a fault after the job's end");
+            assert!(run.text.contains(&format!("starting in [0, {life}) ms")), "the window is written down");
+            drawn += run.faults.len();
+        }
+        assert!(drawn > 0);
+        let streaming = Scenario::parse(
+            &format!("{}[swarm]\nworker_crash_probability = 0.2\n", BASE.replace("\"batch\"", "\"streaming\"")),
+            "t.toml",
+            "t",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(life_ms(&streaming), streaming.duration_ms, "a streaming job lives the whole run");
+        let swarm = s.swarm.clone().unwrap();
+        assert_eq!(swarm.within_life(1_000).window_ms, (0, 1_000));
+        assert_eq!(swarm.within_life(60_000).window_ms, swarm.window_ms, "never widened");
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub struct Outcome {
     /// The `drained_on_pause` flag read with it.
     pub drained_on_pause: bool,
     pub sim_ms: u64,
+    /// When the client first read a terminal status, if it did.
+    pub first_terminal_ms: Option<u64>,
 }
 
 /// What the client knows and what it has to ask: shared by the supervisor and the client node.
@@ -60,8 +62,17 @@ pub fn simulate(scenario: &Scenario, seed: u64, canaries: Canaries, recorder: Ar
     let sim_ms = rt.block_on(supervise(scenario.clone(), ctx, recorder.clone(), client.clone()));
     drop(rt);
     let ledger = ledger.lock().expect("ledger lock").commits().to_vec();
-    let observed = client.lock().expect("client lock").observed;
-    Outcome { ledger, status: observed.map(|(s, _)| s), drained_on_pause: observed.is_some_and(|(_, d)| d), sim_ms }
+    let (observed, first_terminal_ms) = {
+        let c = client.lock().expect("client lock");
+        (c.observed, c.first_terminal_ms)
+    };
+    Outcome {
+        ledger,
+        status: observed.map(|(s, _)| s),
+        drained_on_pause: observed.is_some_and(|(_, d)| d),
+        sim_ms,
+        first_terminal_ms,
+    }
 }
 
 /// Every node of the world has an address of its own: madsim accepts two nodes on one address (a sweep with workers
