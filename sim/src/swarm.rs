@@ -39,6 +39,17 @@ pub const KNOBS: [&str; 12] = [
     "link_slow_probability",
 ];
 
+/// The network knobs: each is the cap of a property of the run's network, drawn per seed and written into the run's
+/// `[network]`: `network_latency_ms` the highest one-way latency (the lowest is drawn below it), `network_loss` the
+/// loss rate of datagrams.
+pub const NETWORK_KNOBS: [&str; 2] = ["network_latency_ms", "network_loss"];
+/// The caps `--swarm` uses for a network knob the scenario does not list.
+pub const DEFAULT_LATENCY_CAP_MS: u64 = 40;
+pub const DEFAULT_LOSS_CAP: f64 = 0.02;
+/// The safe ranges: the most a scenario may set (the checkers' bounds hold up to these).
+pub const MAX_LATENCY_CAP_MS: u64 = 100;
+pub const MAX_LOSS_CAP: f64 = 0.05;
+
 /// The cap of a knob that `--swarm` draws and the scenario does not list.
 pub const DEFAULT_KNOB_CAP: f64 = 0.25;
 /// Default bounds.
@@ -54,6 +65,14 @@ pub const MAX_SWARM_STEPS: u64 = 10_000;
 
 const KNOB_STREAM: u64 = 1;
 const FAULT_STREAM: u64 = 2;
+const NETWORK_STREAM: u64 = 3;
+
+/// The network one seed draws: the `[network]` values that replace the scenario's.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DrawnNetwork {
+    pub latency_ms: Option<(u64, u64)>,
+    pub loss: Option<f64>,
+}
 
 /// A validated `[swarm]` table.
 #[derive(Clone, Debug, PartialEq)]
@@ -87,6 +106,12 @@ impl Swarm {
             let p = (rng.gen_range(0.0..1.0f64) * cap * 1000.0).ceil() / 1000.0;
             knobs.insert(name.to_string(), if on && cap > 0.0 && applies(name, s) { p.min(cap) } else { 0.0 });
         }
+        // After the fault knobs, so that adding these did not change what a seed draws for those.
+        for name in NETWORK_KNOBS {
+            let default = if name == "network_loss" { DEFAULT_LOSS_CAP } else { DEFAULT_LATENCY_CAP_MS as f64 };
+            let cap = self.knobs.get(name).copied().unwrap_or(default);
+            knobs.insert(name.to_string(), if rng.gen_bool(0.5) { cap } else { 0.0 });
+        }
         Swarm { knobs, ..self.clone() }
     }
 
@@ -99,6 +124,21 @@ impl Swarm {
     /// The knobs that are on, for reports.
     pub fn active_knobs(&self) -> BTreeMap<String, f64> {
         self.knobs.iter().filter(|(_, p)| **p > 0.0).map(|(k, p)| (k.clone(), *p)).collect()
+    }
+
+    /// The network this seed draws: for each network knob that is on, a value up to its cap (uniform; latency in
+    /// whole ms, the lowest latency at most the highest; loss rounded to 4 decimals).
+    pub fn draw_network(&self, seed: u64) -> DrawnNetwork {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(NETWORK_STREAM);
+        let cap = |name: &str| self.knobs.get(name).copied().filter(|c| *c > 0.0);
+        let latency_ms = cap("network_latency_ms").map(|c| {
+            let high = rng.gen_range(1..=(c as u64).max(1));
+            (rng.gen_range(1..=high), high)
+        });
+        let loss = cap("network_loss").map(|c| (rng.gen_range(0.0..1.0f64) * c * 10_000.0).ceil() / 10_000.0);
+        assert!(loss.is_none_or(|l| l <= MAX_LOSS_CAP), "validation bounds the loss cap");
+        DrawnNetwork { latency_ms, loss }
     }
 
     /// The faults this seed draws, as `[[faults]]` TOML tables in time order.
@@ -310,7 +350,22 @@ pub fn instantiate_within(
     .within_life(life_ms);
     let mut doc: toml_edit::DocumentMut = s.text.parse().expect("a validated scenario is a TOML document");
     doc.remove("swarm");
-    let knobs = swarm.active_knobs();
+    let mut knobs = swarm.active_knobs();
+    // The drawn network replaces the scenario's; the reported knob is the value drawn.
+    let network = swarm.draw_network(seed);
+    if network.latency_ms.is_some() || network.loss.is_some() {
+        let table = doc.entry("network").or_insert(toml_edit::table()).as_table_like_mut();
+        let table = table.expect("a validated scenario's [network] is a table");
+        if let Some((low, high)) = network.latency_ms {
+            let pair = toml_edit::Array::from_iter([int(low), int(high)]);
+            table.insert("latency_ms", toml_edit::Item::Value(pair.into()));
+            knobs.insert("network_latency_ms".into(), high as f64);
+        }
+        if let Some(loss) = network.loss {
+            table.insert("loss", toml_edit::value(loss));
+            knobs.insert("network_loss".into(), loss);
+        }
+    }
     // The scenario's expected status was written for the faults it lists; with others drawn it no longer applies
     // (the checkers still judge the run).
     let unlisted: Vec<&String> =
@@ -448,10 +503,43 @@ delay_ms = 100
             let k = swarm.redraw(&s, seed).knobs;
             assert_eq!(k["worker_crash_probability"], 0.0);
             assert!(k["store_crash_probability"] <= 0.1);
-            assert!(k.values().all(|p| (0.0..=DEFAULT_KNOB_CAP).contains(p)));
+            assert!(KNOBS.iter().all(|name| (0.0..=DEFAULT_KNOB_CAP).contains(&k[*name])));
+            assert!([0.0, DEFAULT_LATENCY_CAP_MS as f64].contains(&k["network_latency_ms"]), "off, or its cap");
+            assert!([0.0, DEFAULT_LOSS_CAP].contains(&k["network_loss"]));
             seen_on += usize::from(k["partition_end_probability"] > 0.0);
         }
         assert!((16..=48).contains(&seen_on), "a knob is on about half the time: {seen_on}/64");
+    }
+
+    #[test]
+    fn network_knobs_draw_the_run_network_within_their_caps_and_write_it_down() {
+        let s = with_swarm("network_latency_ms = 30\nnetwork_loss = 0.01\n");
+        let (mut highs, mut losses) = (std::collections::BTreeSet::new(), std::collections::BTreeSet::new());
+        for seed in 0..40 {
+            let (run, knobs) = instantiate(&s, seed, SwarmMode::AsWritten);
+            let knobs = knobs.unwrap();
+            let (low, high) = run.network.latency_ms;
+            assert!(1 <= low && low <= high && high <= 30, "seed {seed}: {low}..{high}");
+            assert!(run.network.loss > 0.0 && run.network.loss <= 0.01, "seed {seed}: {}", run.network.loss);
+            assert_eq!((knobs["network_latency_ms"], knobs["network_loss"]), (high as f64, run.network.loss));
+            assert_eq!(run, instantiate(&s, seed, SwarmMode::AsWritten).0, "a function of the seed");
+            // The as-run text carries the network: parsed again (a failure file's replay), the same run.
+            assert_eq!(Scenario::parse(&run.text, "again.toml", "t").unwrap().network, run.network);
+            highs.insert(high);
+            losses.insert((run.network.loss * 10_000.0) as u64);
+        }
+        assert!(highs.len() > 10 && losses.len() > 10, "the values vary by seed");
+        // Off: the scenario's own network.
+        let off = with_swarm("network_latency_ms = 0\nworker_crash_probability = 0.1\n");
+        assert_eq!(instantiate(&off, 1, SwarmMode::AsWritten).0.network.latency_ms, (1, 10));
+        for (table, key) in
+            [("network_latency_ms = 101\n", "swarm.network_latency_ms"), ("network_loss = 0.2\n", "swarm.network_loss")]
+        {
+            match Scenario::parse(&format!("{BASE}[swarm]\n{table}"), "t.toml", "t") {
+                Err(ScenarioError::Invalid { key: k, .. }) => assert_eq!(k, key, "{table}"),
+                other => panic!("{table}: expected an error, got {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -198,6 +198,19 @@ pub struct Setup {
 }
 
 impl Setup {
+    /// How many times in a row a request that is re-sent every period (a poll, a tick's intent) may go unanswered on
+    /// this network before a checker calls the wait too long: 0 without loss; with loss `p`, a request or its answer
+    /// is lost with chance about `2p`, and the smallest `k` with `(2p)^k` at most one in a billion is allowed.
+    pub fn lost_in_a_row(&self) -> u32 {
+        if self.loss <= 0.0 {
+            return 0;
+        }
+        let per_round = (2.0 * self.loss).min(0.99);
+        let k = (1e-9f64.ln() / per_round.ln()).ceil();
+        assert!((1.0..1e4).contains(&k), "a loss rate below 0.5 gives a small count: {k}");
+        k as u32
+    }
+
     pub fn of(s: &Scenario) -> Setup {
         let actions = crate::fault::timeline(&s.faults);
         let split = config::shares(s.source.records, &s.source.skew);
@@ -391,6 +404,15 @@ mod invariant_names {
         assert_eq!(INVARIANTS.len(), checkers + 1, "a checker without its name in INVARIANTS");
         let distinct: std::collections::BTreeSet<&str> = INVARIANTS.iter().copied().collect();
         assert_eq!(distinct.len(), INVARIANTS.len());
+    }
+
+    #[test]
+    fn requests_lost_in_a_row_grow_with_the_loss_rate() {
+        let with = |loss: f64| Setup { loss, ..tests_support::setup(vec![1]) }.lost_in_a_row();
+        assert_eq!(with(0.0), 0, "a reliable network loses nothing");
+        assert_eq!(with(0.0162), 7, "(2 x 0.0162)^7 < 1e-9 <= (2 x 0.0162)^6");
+        assert_eq!(with(0.001), 4);
+        assert!(with(0.05) > with(0.02) && with(0.49) < 10_000);
     }
 
     #[test]

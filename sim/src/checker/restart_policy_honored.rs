@@ -7,7 +7,8 @@
 //!   API always is, and it is a resubmission, as StreamPark's RESTART cancels the job and starts a new one: the
 //!   strategy and the consecutive failure count start afresh);
 //! - platform policy (B1–B4): distinct failed ids within the trailing window reaching `max_failures` ⇒ the policy
-//!   fires within a poll interval (plus round trips), and a restart action reaches the coordinator; it fires at no
+//!   fires within a poll interval (plus round trips; on a lossy network, plus the polls that may be lost in a row,
+//!   [`Setup::lost_in_a_row`]), and a restart action reaches the coordinator; it fires at no
 //!   other time. The platform polls the coordinator: while either is down or cut off (crash, isolation, clog, slow),
 //!   the bound waits, and runs from when both are reachable again. An alert action is read by the client through the
 //!   platform's API (`alerted`) within a status poll (plus round trips) of the firing, or of the client and the
@@ -137,6 +138,8 @@ pub struct RestartPolicyHonored {
 impl RestartPolicyHonored {
     pub fn new(setup: &Setup) -> RestartPolicyHonored {
         let round_trip_ms = 2 * setup.latency_max_ms + 100;
+        // A poll lost on a lossy network is made up at the next poll.
+        let polls = 1 + u64::from(setup.lost_in_a_row());
         RestartPolicyHonored {
             strategy: StrategyModel::new(setup.restart),
             decision: None,
@@ -147,9 +150,9 @@ impl RestartPolicyHonored {
             policy: setup.policy,
             window: BTreeMap::new(),
             predicted: VecDeque::new(),
-            policy_slack_ms: setup.policy.map_or(0, |p| p.poll_ms) + round_trip_ms,
+            policy_slack_ms: polls * setup.policy.map_or(0, |p| p.poll_ms) + round_trip_ms,
             alerts_due: VecDeque::new(),
-            alert_slack_ms: crate::world::STATUS_POLL_MS + round_trip_ms,
+            alert_slack_ms: polls * crate::world::STATUS_POLL_MS + round_trip_ms,
             restart_due: None,
             net: Reachability::default(),
             violations: Vec::new(),

@@ -4,7 +4,8 @@
 
 use super::{Ctx, Scenario, ScenarioError};
 use crate::swarm::{
-    applies, Swarm, DEFAULT_FAULT_MS, DEFAULT_MAX_FAULTS, DEFAULT_STEP_MS, KNOBS, MAX_FAULTS_LIMIT, MAX_SWARM_STEPS,
+    applies, Swarm, DEFAULT_FAULT_MS, DEFAULT_MAX_FAULTS, DEFAULT_STEP_MS, KNOBS, MAX_FAULTS_LIMIT, MAX_LATENCY_CAP_MS,
+    MAX_LOSS_CAP, MAX_SWARM_STEPS,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -29,6 +30,8 @@ pub(crate) struct RawSwarm {
     checkpoint_delay_ack_probability: Option<f64>,
     job_pause_probability: Option<f64>,
     link_slow_probability: Option<f64>,
+    network_latency_ms: Option<u64>,
+    network_loss: Option<f64>,
 }
 
 impl RawSwarm {
@@ -62,6 +65,18 @@ pub(crate) fn validate(raw: &RawSwarm, s: &Scenario, ctx: &Ctx) -> Result<Swarm,
             return Err(ctx.err(&key(name), "a checkpoint fault needs [job.checkpoint]"));
         }
         knobs.insert(name.to_string(), p);
+    }
+    if let Some(cap) = raw.network_latency_ms {
+        if cap > MAX_LATENCY_CAP_MS {
+            return Err(ctx.err(&key("network_latency_ms"), format!("at most {MAX_LATENCY_CAP_MS} ms (0: off)")));
+        }
+        knobs.insert("network_latency_ms".to_string(), cap as f64);
+    }
+    if let Some(cap) = raw.network_loss {
+        if !(0.0..=MAX_LOSS_CAP).contains(&cap) {
+            return Err(ctx.err(&key("network_loss"), format!("{cap} is not a loss rate in [0, {MAX_LOSS_CAP}]")));
+        }
+        knobs.insert("network_loss".to_string(), cap);
     }
     let window_ms = match raw.window_ms {
         Some([from, to]) if from >= to => return Err(ctx.err(&key("window_ms"), "must be [from, to] with from < to")),
