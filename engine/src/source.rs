@@ -306,6 +306,19 @@ async fn emit_partition(
         match (!eot_sent && !quiet).then(|| external.read(partition, offset)).flatten() {
             Some(record) => {
                 debug_assert_eq!(route(record.key, spec.partitions), buffer_partition);
+                // Wait for the credit while hearing the control: a source held up by backpressure (a sink that
+                // cannot write) still stops on a pause, and injects a barrier, at once. The record stays unsent
+                // (reading it again is the same record).
+                tokio::select! {
+                    biased;
+                    reserved = out.reserve() => reserved?,
+                    changed = control.changed() => {
+                        if changed.is_err() {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                }
                 out.send(record).await?;
                 tracer.emit(Event::Emitted { attempt, id: record.id });
                 offset += 1;

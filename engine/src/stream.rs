@@ -123,6 +123,8 @@ pub struct Output {
     /// that millisecond per record (a map over 1024 partitions then forwards at most 1,000 records/s, whatever the
     /// rates). Closed when the stream breaks or the consumer sends something else; `broken` then says why.
     credits: Arc<Semaphore>,
+    /// A credit taken by [`Output::reserve`] and not yet spent by [`Output::send`].
+    reserved: bool,
     broken: Arc<Mutex<Option<StreamError>>>,
     reader: JoinHandle<()>,
 }
@@ -150,7 +152,7 @@ impl Output {
                 let credits = Arc::new(Semaphore::new(n as usize));
                 let broken = Arc::new(Mutex::new(None));
                 let reader = tokio::spawn(read_credits(rx, partition, window, credits.clone(), broken.clone()));
-                Ok(Output { partition, tx, credits, broken, reader })
+                Ok(Output { partition, tx, credits, reserved: false, broken, reader })
             }
             Frame::Refused(why) => Err(StreamError::Connect { to: addr, why }),
             other => Err(StreamError::Protocol {
@@ -160,8 +162,12 @@ impl Output {
         }
     }
 
-    /// Sends one record, waiting for a credit first.
-    pub async fn send(&mut self, record: Record) -> Result<(), StreamError> {
+    /// Waits for a credit and keeps it for the next [`Output::send`]. Cancel-safe: dropped while it waits, it has
+    /// taken nothing, so a producer may stop waiting when something more urgent comes (a pause).
+    pub async fn reserve(&mut self) -> Result<(), StreamError> {
+        if self.reserved {
+            return Ok(());
+        }
         match self.credits.acquire().await {
             Ok(credit) => credit.forget(),
             Err(_) => {
@@ -169,6 +175,15 @@ impl Output {
                 return Err(why.expect("the credit reader says why before it closes the credits"));
             }
         }
+        self.reserved = true;
+        Ok(())
+    }
+
+    /// Sends one record, with the credit [`Output::reserve`] kept, or waiting for one first.
+    pub async fn send(&mut self, record: Record) -> Result<(), StreamError> {
+        self.reserve().await?;
+        assert!(self.reserved, "a record goes out only on a credit");
+        self.reserved = false;
         send_frame(&self.tx, self.partition, Frame::Data(record)).await
     }
 

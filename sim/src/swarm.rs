@@ -13,6 +13,7 @@
 //! `[swarm]` replaced by the drawn `[[faults]]` (see [`instantiate`]), so a failure file holds the faults as run, and
 //! the shrinker can drop one without reshuffling the others.
 
+use crate::scenario::timings::{TimingName, SWARM_HEARTBEATS_PER_TIMEOUT, TIMINGS};
 use crate::scenario::Scenario;
 use crate::trace::TraceKeep;
 use rand::seq::SliceRandom;
@@ -66,6 +67,7 @@ pub const MAX_SWARM_STEPS: u64 = 10_000;
 const KNOB_STREAM: u64 = 1;
 const FAULT_STREAM: u64 = 2;
 const NETWORK_STREAM: u64 = 3;
+const TIMING_STREAM: u64 = 4;
 
 /// The network one seed draws: the `[network]` values that replace the scenario's.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -83,6 +85,8 @@ pub struct Swarm {
     pub step_ms: u64,
     pub max_faults: u32,
     pub fault_ms: (u64, u64),
+    /// The timing knobs that are on: each timing drawn per seed within its range (`[swarm] timing_<name>`).
+    pub timings: BTreeMap<TimingName, (u64, u64)>,
 }
 
 /// Whether a knob can act on this scenario's job.
@@ -112,7 +116,50 @@ impl Swarm {
             let cap = self.knobs.get(name).copied().unwrap_or(default);
             knobs.insert(name.to_string(), if rng.gen_bool(0.5) { cap } else { 0.0 });
         }
-        Swarm { knobs, ..self.clone() }
+        // Then the timings: each on half the time, within the scenario's range or its documented swarm range; a
+        // timing the scenario pins in `[timings]` and does not list under `[swarm]` stays as written.
+        let mut timings = BTreeMap::new();
+        for range in &TIMINGS {
+            let on = rng.gen_bool(0.5);
+            let listed = self.timings.get(&range.name).copied();
+            let pinned = s.pinned_timings.contains(&range.name);
+            match listed.or((!pinned).then_some(range.swarm)) {
+                Some(r) if on => timings.insert(range.name, r),
+                _ => None,
+            };
+        }
+        Swarm { knobs, timings, ..self.clone() }
+    }
+
+    /// The timings this seed draws: each timing knob that is on draws uniformly within its range (whole ms, or
+    /// records for the stream window). A drawn worker timeout is raised to [`SWARM_HEARTBEATS_PER_TIMEOUT`]
+    /// heartbeats; a drawn heartbeat under a timeout that was not drawn is lowered to fit it the same way.
+    pub fn draw_timings(&self, s: &Scenario, seed: u64) -> BTreeMap<TimingName, u64> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(TIMING_STREAM);
+        let mut drawn = BTreeMap::new();
+        for range in &TIMINGS {
+            // Draw for every timing, on or not, so one timing's draw does not depend on the others.
+            let unit = rng.gen_range(0.0..1.0f64);
+            if let Some((lo, hi)) = self.timings.get(&range.name) {
+                drawn.insert(range.name, lo + ((hi - lo + 1) as f64 * unit) as u64);
+            }
+        }
+        let (hb, wto) = (TimingName::HeartbeatMs, TimingName::WorkerTimeoutMs);
+        let heartbeat = drawn.get(&hb).copied().unwrap_or(s.job.timings.heartbeat_ms);
+        let timeout = drawn.get(&wto).copied().unwrap_or(s.job.timings.worker_timeout_ms);
+        if timeout < SWARM_HEARTBEATS_PER_TIMEOUT * heartbeat {
+            if drawn.contains_key(&wto) {
+                drawn.insert(wto, SWARM_HEARTBEATS_PER_TIMEOUT * heartbeat);
+            } else {
+                drawn.insert(hb, (timeout / SWARM_HEARTBEATS_PER_TIMEOUT).max(hb.range().accepted.0));
+            }
+        }
+        for (name, value) in &drawn {
+            let (lo, hi) = name.range().accepted;
+            assert!((lo..=hi).contains(value), "{}: drew {value}, outside [{lo}, {hi}]", name.name());
+        }
+        drawn
     }
 
     /// The window clipped to the job's life: faults start before the job would end without them.
@@ -366,10 +413,21 @@ pub fn instantiate_within(
             knobs.insert("network_loss".into(), loss);
         }
     }
+    // The drawn timings replace the scenario's; the reported knob is the value drawn.
+    let timings = swarm.draw_timings(s, seed);
+    if !timings.is_empty() {
+        let table = doc.entry("timings").or_insert(toml_edit::table()).as_table_like_mut();
+        let table = table.expect("a validated scenario's [timings] is a table");
+        for (name, value) in &timings {
+            table.insert(name.name(), toml_edit::Item::Value(int(*value)));
+            knobs.insert(name.knob(), *value as f64);
+        }
+    }
     // The scenario's expected status was written for the faults it lists; with others drawn it no longer applies
     // (the checkers still judge the run).
-    let unlisted: Vec<&String> =
-        knobs.keys().filter(|k| !s.swarm.as_ref().is_some_and(|w| w.knobs.contains_key(*k))).collect();
+    let listed =
+        |k: &str| s.swarm.as_ref().is_some_and(|w| w.knobs.contains_key(k) || w.timings.keys().any(|t| t.knob() == k));
+    let unlisted: Vec<&String> = knobs.keys().filter(|k| !listed(k)).collect();
     let mut dropped_expectation = false;
     if let Some(expect) = doc.get_mut("expect").and_then(|e| e.as_table_like_mut()) {
         if !unlisted.is_empty() {
@@ -535,14 +593,54 @@ delay_ms = 100
     }
 
     #[test]
+    fn timing_knobs_draw_the_run_timings_within_their_ranges_and_write_them_down() {
+        let knobs =
+            "timing_tick_ms = [20, 30]\ntiming_heartbeat_ms = [150, 250]\ntiming_worker_timeout_ms = [500, 900]\n";
+        let s = with_swarm(knobs);
+        let mut ticks = std::collections::BTreeSet::new();
+        for seed in 0..40 {
+            let (run, knobs) = instantiate(&s, seed, SwarmMode::AsWritten);
+            let (knobs, t) = (knobs.unwrap(), &run.job.timings);
+            assert!((20..=30).contains(&t.tick_ms) && (150..=250).contains(&t.heartbeat_ms), "seed {seed}: {t:?}");
+            assert!(t.worker_timeout_ms >= SWARM_HEARTBEATS_PER_TIMEOUT * t.heartbeat_ms, "seed {seed}: {t:?}");
+            assert_eq!(knobs["timing_tick_ms"], t.tick_ms as f64, "the reported knob is the value drawn");
+            assert_eq!(knobs["timing_worker_timeout_ms"], t.worker_timeout_ms as f64);
+            assert_eq!(t.flush_ms, 50, "a timing no knob draws keeps its default");
+            // The as-run text carries the timings: parsed again (a failure file's replay), the same job.
+            assert_eq!(Scenario::parse(&run.text, "again.toml", "t").unwrap().job, run.job);
+            assert_eq!(run, instantiate(&s, seed, SwarmMode::AsWritten).0, "a function of the seed");
+            ticks.insert(t.tick_ms);
+        }
+        assert!(ticks.len() > 5, "the values vary by seed: {ticks:?}");
+    }
+
+    #[test]
+    fn swarm_leaves_a_timing_the_scenario_pins_unless_it_lists_it() {
+        let pinned = BASE.replace("[job.checkpoint]", "[timings]\ntick_ms = 40\nflush_ms = 7\n[job.checkpoint]");
+        let s = Scenario::parse(&format!("{pinned}[swarm]\ntiming_flush_ms = [100, 200]\n"), "t", "t").unwrap();
+        let mut drawn = std::collections::BTreeSet::new();
+        for seed in 0..32 {
+            let (run, _) = instantiate(&s, seed, SwarmMode::DrawKnobs);
+            assert_eq!(run.job.timings.tick_ms, 40, "seed {seed}: pinned and not listed");
+            let flush = run.job.timings.flush_ms;
+            assert!(flush == 7 || (100..=200).contains(&flush), "seed {seed}: listed: {flush}");
+            drawn.insert(run.job.timings.heartbeat_ms);
+        }
+        assert!(drawn.len() > 5, "a timing neither pinned nor listed is drawn from its swarm range: {drawn:?}");
+    }
+
+    #[test]
     fn unlisted_knobs_drop_the_expected_status_and_listed_ones_keep_it() {
-        // Every knob listed (0 keeps it off) but store_crash_probability.
+        // Every knob listed (0 keeps it off) but store_crash_probability; every timing pinned in [timings].
         let table: String = KNOBS
             .iter()
+            .chain(&NETWORK_KNOBS)
             .filter(|k| **k != "store_crash_probability")
             .map(|k| format!("{k} = {}\n", if *k == "worker_crash_probability" { 0.2 } else { 0.0 }))
             .collect();
-        let s = Scenario::parse(&format!("{BASE}[expect]\nstatus = \"FINISHED\"\n[swarm]\n{table}"), "t", "t").unwrap();
+        let pinned: String = TIMINGS.iter().map(|r| format!("{} = {}\n", r.name.name(), r.default)).collect();
+        let text = format!("{BASE}[timings]\n{pinned}[expect]\nstatus = \"FINISHED\"\n[swarm]\n{table}");
+        let s = Scenario::parse(&text, "t", "t").unwrap();
         assert_eq!(instantiate(&s, 1, SwarmMode::AsWritten).0.expect.status, Some(sluice_engine::JobStatus::Finished));
         let mut kept = 0;
         for seed in 0..32 {
@@ -565,6 +663,9 @@ delay_ms = 100
             ("window_ms = [0, 29_000]\nstep_ms = 1\n", "swarm.step_ms"),
             ("network_latency_ms = 101\n", "swarm.network_latency_ms"),
             ("network_loss = 0.2\n", "swarm.network_loss"),
+            ("timing_tick_ms = [30, 20]\n", "swarm.timing_tick_ms"),
+            ("timing_tick_ms = [1, 20]\n", "swarm.timing_tick_ms"),
+            ("timing_stream_window = [1, 5000]\n", "swarm.timing_stream_window"),
         ] {
             match Scenario::parse(&format!("{BASE}[swarm]\n{table}"), "t.toml", "t") {
                 Err(ScenarioError::Invalid { key: k, .. }) => assert_eq!(k, key, "{table}"),

@@ -1,15 +1,15 @@
 //! `autoscaler-follows-rule`: the autoscaler decides as the README says, from the backlogs it sampled.
 //!
 //! The model (README, "Autoscaler"): the autoscaler samples every vertex's backlog once per
-//! [`AUTOSCALE_PERIOD_MS`], never while a pause is desired; for each map or sink whose `scale.min < scale.max` it
-//! wishes `ceil(backlog / `[`RECORDS_PER_REPLICA`]`)` replicas (at least one) clamped into `[min, max]`, every other
+//! `bounds.autoscale_period_ms`, never while a pause is desired; for each map or sink whose `scale.min < scale.max` it
+//! wishes `ceil(backlog / ``bounds.records_per_replica``)` replicas (at least one) clamped into `[min, max]`, every other
 //! vertex keeps its replicas; a wish that differs from the replicas and is the same in two samples in a row rescales
 //! exactly the vertices it changes, at once, and the count starts over. No other rescale happens, replicas stay
 //! within their bounds, and a job whose vertices all have `min = max` is never sampled. The backlog is the engine's
 //! sample (what it saw); the decision is judged here.
 //!
 //! And the autoscaler must act: a job with some `scale.min < scale.max` that the coordinator reports RUNNING, with no
-//! pause desired, is sampled at the latest [`SAMPLE_SLACK_MS`] after the later of entering RUNNING, the resume, and the
+//! pause desired, is sampled at the latest `bounds.sample_slack_ms` after the later of entering RUNNING, the resume, and the
 //! last sample plus the period.
 
 use super::{Checker, End, FailureClass, Setup, Violation};
@@ -18,14 +18,8 @@ use sluice_engine::{Event, JobStatus, ReplicaCause, VertexKind};
 use std::collections::BTreeMap;
 
 pub(crate) const NAME: &str = "autoscaler-follows-rule";
-/// README: the autoscaler looks at the backlog every 2 s.
-pub const AUTOSCALE_PERIOD_MS: u64 = 2_000;
-/// README: replicas = backlog / 16 records.
-pub const RECORDS_PER_REPLICA: u64 = 16;
 /// The coordinator's clock is read in whole ms.
 const CLOCK_GRAIN_MS: u64 = 1;
-/// The coordinator's tick (50 ms) and a report round trip, with room: how late a due sample may come.
-pub const SAMPLE_SLACK_MS: u64 = 1_000;
 
 /// A vertex as the scenario scales it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +32,8 @@ pub struct Scale {
 }
 
 pub struct AutoscalerFollowsRule {
+    /// The time bounds, from the scenario's timings.
+    bounds: super::bounds::Bounds,
     scales: Vec<Scale>,
     /// Some vertex has `scale.min < scale.max` (fixed by the scenario).
     may_scale: bool,
@@ -60,6 +56,7 @@ pub struct AutoscalerFollowsRule {
 impl AutoscalerFollowsRule {
     pub fn new(setup: &Setup) -> AutoscalerFollowsRule {
         AutoscalerFollowsRule {
+            bounds: setup.bounds,
             scales: setup.scales.clone(),
             may_scale: setup.scales.iter().any(|s| s.min < s.max),
             replicas: setup.scales.iter().map(|s| s.replicas).collect(),
@@ -85,8 +82,8 @@ impl AutoscalerFollowsRule {
         if self.pause_desired || !self.may_scale {
             return None;
         }
-        let after_last = self.last_sample_ms.map_or(0, |t| t + AUTOSCALE_PERIOD_MS);
-        Some(since.max(self.resumed_ms).max(after_last) + SAMPLE_SLACK_MS)
+        let after_last = self.last_sample_ms.map_or(0, |t| t + self.bounds.autoscale_period_ms);
+        Some(since.max(self.resumed_ms).max(after_last) + self.bounds.sample_slack_ms)
     }
 
     /// A sample that was due and did not come (once per RUNNING stretch).
@@ -97,9 +94,10 @@ impl AutoscalerFollowsRule {
         let Some(due) = self.sample_due_ms().filter(|due| now_ms > *due) else { return };
         self.missed_flagged = true;
         let last = self.last_sample_ms.map_or("never".to_string(), |t| format!("last at {t} ms"));
+        let autoscale_period_ms = self.bounds.autoscale_period_ms;
         let detail = format!(
             "the job is RUNNING and some vertex may scale, but the autoscaler did not sample by {due} ms ({last}, \
-             period {AUTOSCALE_PERIOD_MS} ms)"
+             period {autoscale_period_ms} ms)"
         );
         self.violation(due, detail);
     }
@@ -128,9 +126,12 @@ impl AutoscalerFollowsRule {
             self.violation(at_ms, "the autoscaler sampled while a pause is desired".into());
         }
         // The coordinator reads its clock in whole ms: a period may look 1 ms short on the run's clock.
-        if let Some(last) = self.last_sample_ms.filter(|last| at_ms + CLOCK_GRAIN_MS < last + AUTOSCALE_PERIOD_MS) {
+        if let Some(last) =
+            self.last_sample_ms.filter(|last| at_ms + CLOCK_GRAIN_MS < last + self.bounds.autoscale_period_ms)
+        {
+            let autoscale_period_ms = self.bounds.autoscale_period_ms;
             let detail = format!(
-                "the autoscaler sampled {} ms after its last sample, period {AUTOSCALE_PERIOD_MS} ms",
+                "the autoscaler sampled {} ms after its last sample, period {autoscale_period_ms} ms",
                 at_ms - last
             );
             self.violation(at_ms, detail);
@@ -145,7 +146,7 @@ impl AutoscalerFollowsRule {
                 if s.kind == VertexKind::Source || s.min >= s.max {
                     return *current;
                 }
-                let wanted = backlog.div_ceil(RECORDS_PER_REPLICA).clamp(1, u16::MAX as u64) as u16;
+                let wanted = backlog.div_ceil(self.bounds.records_per_replica).clamp(1, u16::MAX as u64) as u16;
                 wanted.clamp(s.min, s.max)
             })
             .collect();

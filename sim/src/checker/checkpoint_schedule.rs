@@ -8,7 +8,7 @@
 //! - a checkpoint completes only after every task of the attempt acknowledged it and checkpoint storage saved it,
 //!   and its completion (or failure) is reported for the attempt that triggered it;
 //! - it expires no sooner than `timeout_ms` after its trigger, and while the job runs it has an outcome (completed
-//!   or failed) by then, give or take [`OUTCOME_SLACK_MS`].
+//!   or failed) by then, give or take `bounds.outcome_slack_ms`.
 
 use super::{Checker, End, FailureClass, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
@@ -17,8 +17,6 @@ use sluice_engine::{CheckpointSpec, Event, JobStatus, TaskId};
 use std::collections::BTreeSet;
 
 pub(crate) const NAME: &str = "checkpoint-schedule";
-/// The coordinator looks at its checkpoint every tick (50 ms) and hears of acknowledgements with heartbeats.
-pub const OUTCOME_SLACK_MS: u64 = 500;
 
 /// The checkpoint in flight.
 struct Pending {
@@ -32,6 +30,8 @@ struct Pending {
 }
 
 pub struct CheckpointSchedule {
+    /// The time bounds, from the scenario's timings.
+    bounds: super::bounds::Bounds,
     spec: Option<CheckpointSpec>,
     partitions: u32,
     status: JobStatus,
@@ -48,6 +48,7 @@ pub struct CheckpointSchedule {
 impl CheckpointSchedule {
     pub fn new(setup: &Setup) -> CheckpointSchedule {
         CheckpointSchedule {
+            bounds: setup.bounds,
             spec: setup.checkpoint,
             partitions: setup.partitions,
             status: JobStatus::Created,
@@ -68,7 +69,7 @@ impl CheckpointSchedule {
     fn check_overdue(&mut self, now_ms: u64) {
         let (Some(spec), JobStatus::Running) = (self.spec, self.status) else { return };
         let Some(p) = self.pending.as_mut().filter(|p| !p.overdue_reported) else { return };
-        let deadline = p.triggered_ms + spec.timeout_ms + OUTCOME_SLACK_MS;
+        let deadline = p.triggered_ms + spec.timeout_ms + self.bounds.outcome_slack_ms;
         if now_ms > deadline {
             p.overdue_reported = true;
             let detail = format!(

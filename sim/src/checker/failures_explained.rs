@@ -4,18 +4,21 @@
 //!
 //! The model is the typed fault actions in the trace:
 //! - a worker lost (no heartbeat) ⇐ that worker or the coordinator was crashed, cut off or clogged within
-//!   [`LOST_WINDOW_MS`] (or still is), or the network loses enough datagrams (`loss` ≥ [`LOSSY`]) for ten heartbeats
-//!   in a row to go missing;
+//!   `bounds.lost_window_ms` (or still is), or the network loses enough datagrams for a worker timeout's worth of
+//!   heartbeats in a row to go missing: `loss` to the power of `bounds.heartbeats_per_timeout` at least [`LOSSY`] (at
+//!   the default timings, ten heartbeats: a loss of 0.1);
 //! - a worker restarted ⇐ a `restart` of it (each explains one);
-//! - a task failed ⇐ some node or link fault within [`TASK_WINDOW_MS`] (streams retry for seconds after a heal);
+//! - a task failed ⇐ some node or link fault within `bounds.task_window_ms` (streams retry for seconds after a heal);
 //! - a deploy refused, or the checkpoint coordinator failed ⇐ a canary;
 //! - checkpoint tolerance exceeded ⇐ its last failed checkpoint was explained;
 //! - a restart through the API ⇐ a platform policy fired a restart (each explains one);
 //! - a checkpoint failed as declined, with an I/O error, or expired ⇐ an injected failure of that reason (each
 //!   explains one); an expiry also ⇐ delayed acknowledgements, a node or link fault in force, or one on the data path
-//!   (workers and store: streams retry for up to 10 s after a heal) within [`CHECKPOINT_WINDOW_MS`] of the
+//!   (workers and store: streams retry for up to 10 s after a heal) within `bounds.checkpoint_window_ms` of the
 //!   checkpoint's life, or one on the control path only (the coordinator's datagrams are re-sent every tick) within
-//!   [`CONTROL_WINDOW_MS`]; an I/O error also ⇐ a fault of the store.
+//!   `bounds.control_window_ms`, or a checkpoint timeout shorter than the timings let a healthy checkpoint take
+//!   (`bounds.checkpoint_need_ms`: a barrier crosses every vertex behind the records ahead of it, each sink flushing
+//!   within `flush_ms`); an I/O error also ⇐ a fault of the store.
 //!
 //! And a failover tells the user why (README, "How it works": status changes carry their cause): the status change
 //! it makes in the same instant (RESTARTING or FAILING) has a cause that names what failed: the worker
@@ -32,19 +35,16 @@ use sluice_engine::{Event, FailureCause, PolicyAction};
 use std::collections::BTreeMap;
 
 pub(crate) const NAME: &str = "failures-explained";
-/// A worker is declared lost 1 s after its last heartbeat; a fault this recent (or still in force) explains it.
-pub const LOST_WINDOW_MS: u64 = 5_000;
-/// Streams retry through a clog and reconnect after a heal for up to 10 s; store responses wait 5 s.
-pub const TASK_WINDOW_MS: u64 = 30_000;
-/// A checkpoint in flight when a fault on the data path came may expire for it (streams back off up to 10 s).
-pub const CHECKPOINT_WINDOW_MS: u64 = 10_000;
-/// A fault that touched only the control path (a link of the coordinator or the platform) costs a few ticks.
-pub const CONTROL_WINDOW_MS: u64 = 1_000;
-/// Datagram loss at which ten heartbeats in a row go missing often enough to count as an injected fault.
-pub const LOSSY: f64 = 0.1;
+/// The chance that a worker timeout's worth of heartbeats in a row go missing at which that counts as an injected
+/// fault.
+pub const LOSSY: f64 = 1e-10;
 
 pub struct FailuresExplained {
+    /// The time bounds, from the scenario's timings.
+    bounds: super::bounds::Bounds,
     lossy: bool,
+    /// The checkpoint timeout is shorter than the timings let a checkpoint take on a healthy cluster.
+    timeout_too_short: bool,
     canary: bool,
     /// Which nodes are down or cut off, and when faults named them.
     net: Reachability,
@@ -64,10 +64,20 @@ pub struct FailuresExplained {
     violations: Vec<Violation>,
 }
 
+/// Whether a network losing `loss` of its datagrams loses `heartbeats` heartbeats in a row with a chance of at least
+/// [`LOSSY`] (compared in logarithms, with room for rounding: at 0.1 and ten heartbeats it is exactly the limit).
+fn lossy(loss: f64, heartbeats: u64) -> bool {
+    loss > 0.0 && heartbeats as f64 * loss.ln() >= LOSSY.ln() - 1e-9
+}
+
 impl FailuresExplained {
     pub fn new(setup: &Setup) -> FailuresExplained {
         FailuresExplained {
-            lossy: setup.loss >= LOSSY,
+            bounds: setup.bounds,
+            lossy: lossy(setup.loss, setup.bounds.heartbeats_per_timeout),
+            timeout_too_short: setup
+                .checkpoint
+                .is_some_and(|c| c.timeout_ms < setup.bounds.checkpoint_need_ms(setup.scales.len())),
             canary: !setup.canaries.is_empty(),
             net: Reachability::default(),
             restarts: BTreeMap::new(),
@@ -116,8 +126,8 @@ impl FailuresExplained {
             FailureCause::WorkerLost { worker } => {
                 let w = NodeName::Worker(*worker).label();
                 self.lossy
-                    || self.touched(&w, at_ms, LOST_WINDOW_MS)
-                    || self.touched(&coordinator, at_ms, LOST_WINDOW_MS)
+                    || self.touched(&w, at_ms, self.bounds.lost_window_ms)
+                    || self.touched(&coordinator, at_ms, self.bounds.lost_window_ms)
             }
             FailureCause::WorkerRestarted { worker } => {
                 let left = self.restarts.entry(NodeName::Worker(*worker).label()).or_default();
@@ -125,7 +135,7 @@ impl FailuresExplained {
                 *left = left.saturating_sub(1);
                 explained
             }
-            FailureCause::TaskFailed { .. } => self.disturbed(at_ms, TASK_WINDOW_MS),
+            FailureCause::TaskFailed { .. } => self.disturbed(at_ms, self.bounds.task_window_ms),
             FailureCause::DeployRefused { .. } | FailureCause::CheckpointCoordinatorFailed { .. } => false,
             FailureCause::CheckpointTolerance { .. } => self.last_checkpoint_failure_explained,
             FailureCause::RestartRequested { .. } => {
@@ -139,10 +149,17 @@ impl FailuresExplained {
     fn checkpoint_failure_explained(&mut self, epoch: u64, reason: FailReason, at_ms: u64) -> bool {
         let triggered = self.triggered_ms.get(&epoch).copied().unwrap_or(at_ms);
         let age = at_ms - triggered.min(at_ms);
-        let data_fault = self.last_data_fault_ms.is_some_and(|t| at_ms <= t + age + CHECKPOINT_WINDOW_MS);
+        let data_fault = self.last_data_fault_ms.is_some_and(|t| at_ms <= t + age + self.bounds.checkpoint_window_ms);
         let other = match reason {
-            FailReason::Expired => self.delayed_acks || data_fault || self.disturbed(at_ms, age + CONTROL_WINDOW_MS),
-            FailReason::IoError => self.touched(&NodeName::Store.label(), at_ms, age + CHECKPOINT_WINDOW_MS),
+            FailReason::Expired => {
+                self.timeout_too_short
+                    || self.delayed_acks
+                    || data_fault
+                    || self.disturbed(at_ms, age + self.bounds.control_window_ms)
+            }
+            FailReason::IoError => {
+                self.touched(&NodeName::Store.label(), at_ms, age + self.bounds.checkpoint_window_ms)
+            }
             FailReason::Declined | FailReason::Subsumed | FailReason::TaskNotReady => false,
         };
         if other {
@@ -251,6 +268,31 @@ mod tests {
 
     fn check(trace: &[TraceEntry]) -> Vec<Violation> {
         run(&mut FailuresExplained::new(&setup(vec![1])), trace, 100_000)
+    }
+
+    #[test]
+    fn a_network_is_lossy_when_a_timeouts_worth_of_heartbeats_can_go_missing() {
+        assert!(lossy(0.1, 10) && !lossy(0.09, 10), "the default timings: ten heartbeats, a loss of 0.1");
+        assert!(lossy(0.02, 5) && !lossy(0.02, 8), "fewer heartbeats per timeout: less loss suffices");
+        assert!(!lossy(0.0, 1));
+    }
+
+    #[test]
+    fn an_expiry_is_explained_by_a_timeout_shorter_than_the_timings_need() {
+        let expired = [
+            at(1_000, "coordinator", Event::CheckpointTriggered { attempt: 1, epoch: 1, is_final: false }),
+            failed(1_800, 1, FailReason::Expired),
+        ];
+        let mut s = setup(vec![1]);
+        s.scales =
+            vec![crate::checker::Scale { kind: sluice_engine::VertexKind::Source, min: 1, max: 1, replicas: 1 }; 3];
+        s.checkpoint =
+            Some(sluice_engine::CheckpointSpec { interval_ms: 1_000, timeout_ms: 800, tolerable_failures: 0 });
+        assert_eq!(run(&mut FailuresExplained::new(&s), &expired, 10_000).len(), 1, "default timings: 300 ms needed");
+        let slow =
+            sluice_engine::Timings { flush_ms: 326, tick_ms: 119, ..crate::scenario::timings::default_timings() };
+        s.bounds = crate::checker::bounds::Bounds::of(&slow);
+        assert!(run(&mut FailuresExplained::new(&s), &expired, 10_000).is_empty(), "3 × 326 + 219 ms needed");
     }
 
     #[test]

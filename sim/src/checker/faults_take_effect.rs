@@ -19,14 +19,14 @@
 //!   (`cancel-delayed`) and its execution ends `by_ms` later, not sooner.
 //! - `slow from to by_ms`: a `control-delayed` from a node to another names a link slowed now, by that amount; a
 //!   node that sends on its own every 100 ms (a worker's heartbeat, the client's status read, both to the
-//!   coordinator) shows the delay within [`SLOW_BOUND_MS`] of the fault or of its restart, while it is up; and the
+//!   coordinator) shows the delay within `bounds.slow_bound_ms` of the fault or of its restart, while it is up; and the
 //!   store, which answers the coordinator's fences and checkpoint saves at once, shows it with its first answer
 //!   (`fenced`, `checkpoint-stored`, `checkpoint-storage-failed`) after the slow, in the same millisecond.
 //! - `end-partition p`: unless p's EOT was already sent, a source sends it within [`END_BOUND_MS`] of its last record
 //!   of p (an attempt restored from a checkpoint replays up to the cut first) while the job runs with no node or link
 //!   fault;
 //! - `pause` / `resume`: the coordinator takes the request (`pause-requested` / `resume-requested`) within
-//!   [`PHASE_BOUND_MS`] of the fault or of the coordinator's heal, unless a newer request overtook it.
+//!   `bounds.phase_bound_ms` of the fault or of the coordinator's heal, unless a newer request overtook it.
 
 use super::reachability::Reachability;
 use super::{Checker, End, FailureClass, Setup, Violation};
@@ -44,17 +44,13 @@ pub const START_BOUND_MS: u64 = 1_000;
 pub const DUPLICATE_BOUND_MS: u64 = 2_000;
 /// A source reads at most one record past an `end-partition` cut, at its pace (at most 1 s), then sends the EOT.
 pub const END_BOUND_MS: u64 = 2_000;
-/// The client re-sends a request every 100 ms until the coordinator acknowledges it.
-pub const PHASE_BOUND_MS: u64 = 1_500;
-/// Workers heartbeat and the client reads the status every 100 ms; this much is slack.
-pub const SLOW_BOUND_MS: u64 = 1_000;
-/// A decline reaches the coordinator with the next heartbeat (100 ms) and a tick: a shorter timeout may win the race.
-const DECLINE_RACE_MS: u64 = 1_000;
 
 /// Armed checkpoint failures: (armed at ms, reason, checkpoints left).
 type Armed = VecDeque<(u64, FailReason, u32)>;
 
 pub struct FaultsTakeEffect {
+    /// The time bounds, from the scenario's timings.
+    bounds: super::bounds::Bounds,
     timeout_ms: u64,
     /// Crashed nodes, since when, and whether their silence was already found broken.
     down: BTreeMap<String, (u64, bool)>,
@@ -105,6 +101,7 @@ pub struct FaultsTakeEffect {
 impl FaultsTakeEffect {
     pub fn new(setup: &Setup) -> FaultsTakeEffect {
         FaultsTakeEffect {
+            bounds: setup.bounds,
             timeout_ms: setup.checkpoint.map_or(0, |c| c.timeout_ms),
             down: BTreeMap::new(),
             starting: Vec::new(),
@@ -186,7 +183,7 @@ impl FaultsTakeEffect {
         }
         if let Some((t, pause)) = self.phase_request {
             let coordinator = NodeName::Coordinator.label();
-            let deadline = t.max(self.net.reachable_since_ms(&coordinator)) + PHASE_BOUND_MS;
+            let deadline = t.max(self.net.reachable_since_ms(&coordinator)) + self.bounds.phase_bound_ms;
             if now_ms > deadline && !self.net.disrupted(&coordinator) {
                 self.phase_request = None;
                 let what = if pause { "pause" } else { "resume" };
@@ -219,7 +216,7 @@ impl FaultsTakeEffect {
                 let link = (from.label(), to.label());
                 let periodic = matches!(from, NodeName::Worker(_) | NodeName::Client) && *to == NodeName::Coordinator;
                 if periodic {
-                    self.slow_due.insert(link.clone(), at_ms + SLOW_BOUND_MS);
+                    self.slow_due.insert(link.clone(), at_ms + self.bounds.slow_bound_ms);
                 }
                 self.slow_shown.remove(&link);
                 self.slowed.insert(link, *by_ms);
@@ -233,7 +230,7 @@ impl FaultsTakeEffect {
                 // A restarted sender starts afresh (its first heartbeat follows its start-up).
                 for ((from, _), by_ms) in self.slow_due.iter_mut() {
                     if *from == node.label() {
-                        *by_ms = at_ms + START_BOUND_MS + SLOW_BOUND_MS;
+                        *by_ms = at_ms + START_BOUND_MS + self.bounds.slow_bound_ms;
                     }
                 }
             }
@@ -383,7 +380,7 @@ impl FaultsTakeEffect {
             (Some(armed), Some(FailReason::Expired))
                 if declined_by_a_task(armed)
                     && !self.ambiguous
-                    && self.timeout_ms >= DECLINE_RACE_MS
+                    && self.timeout_ms >= self.bounds.decline_race_ms
                     && !self.net.disturbed_since(triggered_ms) =>
             {
                 let detail = format!(

@@ -4,6 +4,7 @@
 //! failing and one that shows it passing.
 
 mod autoscaler_follows_rule;
+pub mod bounds;
 mod checkpoint_schedule;
 mod commits_match_checkpoint;
 pub mod config;
@@ -195,6 +196,8 @@ pub struct Setup {
     pub sink_batch_size: u32,
     /// Partitions of the sink's buffer, as the scenario sets them (`job.partitions` unless the sink names its own).
     pub sink_partitions: u32,
+    /// The time bounds, from the scenario's `[timings]`.
+    pub bounds: bounds::Bounds,
 }
 
 impl Setup {
@@ -247,6 +250,7 @@ impl Setup {
             pause_grace_period_ms: s.job.pause_grace_period_ms,
             // README: with checkpoints, an exactly-once sink stages its writes and commits them with checkpoints.
             two_phase: s.job.delivery == Delivery::ExactlyOnce && s.job.checkpoint.is_some(),
+            bounds: bounds::Bounds::of(&s.job.timings),
             sink_batch_size: s
                 .job
                 .vertices
@@ -347,6 +351,7 @@ pub(crate) mod tests_support {
             two_phase: false,
             sink_batch_size: 10,
             sink_partitions,
+            bounds: super::bounds::Bounds::default(),
         }
     }
 

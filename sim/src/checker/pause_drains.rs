@@ -3,7 +3,7 @@
 //!   (unless a crash, isolation or clog of the store, the coordinator or a worker that runs the current attempt, or a
 //!   failover, intervenes, or a resume comes first); and, with data or without, once a pause in progress has no
 //!   source execution of the current attempt running and every record it emitted acknowledged by the store, a drain
-//!   check finds it drained within [`DRAIN_CHECK_BOUND_MS`] (under the same excuses);
+//!   check finds it drained within `bounds.drain_check_bound_ms` (under the same excuses);
 //! - D2: `drained_on_pause = true` ⇒ at that instant no source execution runs and every record emitted was
 //!   acknowledged by the store, and a drain check since the pause request found no source running and nothing pending
 //!   or awaiting acknowledgement; a drain check is made only once no source replica runs (as it counts them, and as
@@ -28,14 +28,10 @@ use sluice_engine::{Event, JobStatus, RecordId};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub(crate) const NAME: &str = "pause-drains";
-/// Time for a pause request to reach the coordinator through the client and for the sources to stop.
-const STOP_BOUND_MS: u64 = 2_000;
-/// Slack on the grace period: the client's poll, the controller's tick, the cancellation's confirmation.
-const GRACE_SLACK_MS: u64 = 1_000;
-/// Tasks report what they hold with every heartbeat (100 ms); the controller checks every tick (50 ms).
-pub const DRAIN_CHECK_BOUND_MS: u64 = 1_500;
 
 pub struct PauseDrains {
+    /// The time bounds, from the scenario's timings.
+    bounds: super::bounds::Bounds,
     grace_ms: u64,
     /// Emitted and acknowledged by the store to the sink, in the current attempt (an older attempt's records are
     /// not in flight: its executions are gone or fenced, and a new attempt replays what it did not deliver).
@@ -73,6 +69,7 @@ pub struct PauseDrains {
 impl PauseDrains {
     pub fn new(setup: &Setup) -> PauseDrains {
         PauseDrains {
+            bounds: setup.bounds,
             grace_ms: setup.pause_grace_period_ms,
             emitted: DistinctIds::new(),
             acked: DistinctIds::new(),
@@ -90,7 +87,7 @@ impl PauseDrains {
             flag: false,
             drained_check: false,
             status: JobStatus::Created,
-            grace: PauseGrace::new(setup.pause_grace_period_ms),
+            grace: PauseGrace::new(setup.pause_grace_period_ms, setup.bounds),
             violations: Vec::new(),
         }
     }
@@ -103,14 +100,15 @@ impl PauseDrains {
         if let Some(v) = self.grace.check(now_ms) {
             self.violations.push(v);
         }
-        if let Some(t) = self.drained_since.filter(|t| now_ms > t + DRAIN_CHECK_BOUND_MS) {
+        if let Some(t) = self.drained_since.filter(|t| now_ms > t + self.bounds.drain_check_bound_ms) {
             self.drained_since = None;
             self.drain_excused = true; // once per pause
+            let drain_check_bound_ms = self.bounds.drain_check_bound_ms;
             let detail = format!(
                 "pausing with no source running and nothing in flight since {t} ms, but no drain check found it drained \
-                 within {DRAIN_CHECK_BOUND_MS} ms"
+                 within {drain_check_bound_ms} ms"
             );
-            self.violation(t + DRAIN_CHECK_BOUND_MS, FailureClass::Liveness, detail);
+            self.violation(t + self.bounds.drain_check_bound_ms, FailureClass::Liveness, detail);
         }
         if let Some((t0, deadline)) = self.d1.filter(|(_, d)| now_ms > *d) {
             self.d1 = None;
@@ -124,15 +122,16 @@ impl PauseDrains {
         let deadline = |key: &(String, u16, u32)| -> Option<u64> {
             let slow_until_ms = self.slow_until_ms.get(key).copied().unwrap_or(0);
             let from = since.max(self.net.reachable_since_ms(&key.0)).max(slow_until_ms);
-            (!self.net.cut_off(&key.0)).then_some(from + STOP_BOUND_MS)
+            (!self.net.cut_off(&key.0)).then_some(from + self.bounds.stop_bound_ms)
         };
         let late = |key: &&(String, u16, u32)| deadline(key).is_some_and(|d| now_ms > d);
         let Some(first) = self.sources.iter().filter(late).filter_map(deadline).min() else { return };
         let live: Vec<String> =
             self.sources.iter().filter(late).map(|(n, r, a)| format!("replica {r} on {n} (attempt {a})")).collect();
         self.d3_flagged = true;
+        let stop_bound_ms = self.bounds.stop_bound_ms;
         let detail = format!(
-            "pause desired since {since} ms, but {STOP_BOUND_MS} ms later (counted from the heal of a node that was cut \
+            "pause desired since {since} ms, but {stop_bound_ms} ms later (counted from the heal of a node that was cut \
              off, or from the end of an announced slow cancellation) the source still runs: {}",
             live.join(", ")
         );
@@ -151,7 +150,7 @@ impl Checker for PauseDrains {
                 // A job node cut off or slowed, or delayed datagrams still arriving, excuse D1 as a fault during
                 // the pause would.
                 Action::Pause if self.in_flight == 0 && self.status == JobStatus::Running && !self.unsettled(at_ms) => {
-                    self.d1 = Some((at_ms, at_ms + self.grace_ms + GRACE_SLACK_MS));
+                    self.d1 = Some((at_ms, at_ms + self.grace_ms + self.bounds.grace_slack_ms));
                 }
                 Action::Resume => self.d1 = None,
                 // A fault of a node the job runs on may legitimately end the pause undrained.

@@ -1,20 +1,19 @@
 //! `pause-drains` D4 (class D): a pause in progress ends, drained or not. README, "Lifecycle" (NumaFlow's
 //! controller): once pausing, the job is PAUSED when its buffers drained *or* when `pause_grace_period_ms` passed,
 //! drained or not. So from the instant the job reports PAUSING it reports PAUSED, or leaves PAUSING another way (a
-//! failover, a resume, a terminal status), within the grace period + [`PAUSED_SLACK_MS`] (the controller's tick, the
+//! failover, a resume, a terminal status), within the grace period + `bounds.paused_slack_ms` (the controller's tick, the
 //! workers' confirmation that the executions stopped).
 //!
 //! The confirmation is the only part that waits on other nodes: the pause needs no fence (nothing is left to write),
 //! only the workers' word, on the coordinator ↔ worker path. When that path is disrupted during the pause (a crash,
 //! restart, isolation, heal, clog or slow of a worker or of the coordinator, or of a link between them; or one was
 //! not settled when the pause began) or a worker announces a slow cancellation (`cancel-delayed`), the coordinator
-//! may also wait out its documented cancel bound: + [`CANCEL_WAIT_MS`] + [`GIVE_UP_SLACK_MS`]. A fault of the store
+//! may also wait out its documented cancel bound: + `bounds.cancel_wait_ms` + `bounds.give_up_slack_ms`. A fault of the store
 //! or of a worker's link to it extends nothing: it may keep the buffers from draining, which is what the grace
 //! period is for.
 //!
 //! Its own model: the job status from the trace, the scenario's grace period, and the faults by kind and subject.
 
-use super::superseded_executions_end::{CANCEL_WAIT_MS, GIVE_UP_SLACK_MS};
 use super::{FailureClass, Violation};
 use crate::fault::Action;
 use crate::trace::{TraceEntry, TraceEvent};
@@ -22,15 +21,10 @@ use sluice_engine::net::NodeName;
 use sluice_engine::{Event, JobStatus};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The controller's tick (50 ms), the cancel sent to the workers, their heartbeats (100 ms) saying the executions
-/// stopped, with room for a lossy network.
-pub const PAUSED_SLACK_MS: u64 = 1_000;
-/// After a heal, the coordinator hears a worker's heartbeat again within this (REPORT_STALE_MS's reasoning).
-const SETTLE_MS: u64 = 1_000;
-
 /// D4's model.
 pub struct PauseGrace {
     grace_ms: u64,
+    bounds: super::bounds::Bounds,
     /// The pause in progress: since when the job reports PAUSING, and whether its control path was disrupted.
     pausing: Option<(u64, bool)>,
     /// Control-path disruptions in force (a crashed node, an isolated node, a clogged or slowed link), and each slowed
@@ -42,14 +36,25 @@ pub struct PauseGrace {
 }
 
 impl PauseGrace {
-    pub fn new(grace_ms: u64) -> PauseGrace {
-        PauseGrace { grace_ms, pausing: None, in_force: BTreeSet::new(), slowed_ms: BTreeMap::new(), settled_at_ms: 0 }
+    pub fn new(grace_ms: u64, bounds: super::bounds::Bounds) -> PauseGrace {
+        PauseGrace {
+            grace_ms,
+            bounds,
+            pausing: None,
+            in_force: BTreeSet::new(),
+            slowed_ms: BTreeMap::new(),
+            settled_at_ms: 0,
+        }
     }
 
     /// The deadline of the pause in progress.
     fn deadline_ms(&self) -> Option<u64> {
         let (since, disrupted) = self.pausing?;
-        let wait_ms = if disrupted { CANCEL_WAIT_MS + GIVE_UP_SLACK_MS } else { PAUSED_SLACK_MS };
+        let wait_ms = if disrupted {
+            self.bounds.cancel_wait_ms + self.bounds.give_up_slack_ms
+        } else {
+            self.bounds.paused_slack_ms
+        };
         Some(since + self.grace_ms + wait_ms)
     }
 
@@ -127,7 +132,7 @@ impl PauseGrace {
 
     fn healed(&mut self, disruption: &str, at_ms: u64) {
         self.in_force.remove(disruption);
-        self.settled_at_ms = self.settled_at_ms.max(at_ms + SETTLE_MS);
+        self.settled_at_ms = self.settled_at_ms.max(at_ms + self.bounds.settle_ms);
     }
 }
 
@@ -192,7 +197,8 @@ mod tests {
 
     #[test]
     fn a_disrupted_control_path_allows_the_cancel_bound_and_a_store_fault_does_not() {
-        let late = CANCEL_WAIT_MS + GIVE_UP_SLACK_MS + 3_000;
+        let bounds = crate::checker::bounds::Bounds::default();
+        let late = bounds.cancel_wait_ms + bounds.give_up_slack_ms + 3_000;
         let clog = |from, to| fault(1_500, Action::Clog { from, to });
         let to_store = clog(worker(1), NodeName::Store);
         let v = d4(&[pausing(1_000), to_store, paused(late)], 30_000);

@@ -5,10 +5,10 @@
 //! The model: an attempt is superseded when a newer one is deployed, when cancellation below it is requested, or when
 //! the job becomes PAUSED or terminal. Each execution of it (from `execution-started` until `execution-ended` or a
 //! crash of its node) must end by `max(superseded, its node reachable again) + its largest slow-cancel +
-//! `[`CANCEL_BOUND_MS`]; a node that is cut off now owes nothing yet.
+//! ``bounds.cancel_bound_ms`; a node that is cut off now owes nothing yet.
 //!
 //! And the coordinator's `cancel-unconfirmed` (it gave up waiting for some workers) names only workers that still
-//! ran an execution of an attempt below the one it cancels for, at most [`REPORT_STALE_MS`] before (its view is a
+//! ran an execution of an attempt below the one it cancels for, at most `bounds.report_stale_ms` before (its view is a
 //! heartbeat old), and names at least one.
 //!
 //! And an execution that ended is gone for good: none of its parts (a sink's per-partition forwarders) sends a batch,
@@ -25,7 +25,7 @@
 //!
 //! And the coordinator's wait for a cancellation is bounded (README, "How it works": the cancel bound, 10 s): once it
 //! requested cancellation below an attempt, an execution below it that still runs on a reachable worker
-//! [`CANCEL_WAIT_MS`] later (+ [`GIVE_UP_SLACK_MS`]) means the coordinator must have given up waiting and said so
+//! `bounds.cancel_wait_ms` later (+ `bounds.give_up_slack_ms`) means the coordinator must have given up waiting and said so
 //! (`cancel-unconfirmed`) by then, unless a newer cancellation replaced the wait, or the coordinator, the store or that
 //! worker was disrupted meanwhile (its view of who holds what, or its fence, may then lag).
 
@@ -37,17 +37,11 @@ use sluice_engine::{Event, JobStatus, TaskId};
 use std::collections::BTreeMap;
 
 pub(crate) const NAME: &str = "superseded-executions-end";
-/// Heartbeat (100 ms), a coordinator tick (50 ms) and a re-sent cancel, with room for a lossy network.
-pub const CANCEL_BOUND_MS: u64 = 2_000;
-/// How old the coordinator's view of a worker's executions may be (its last heartbeat, and its travel).
-pub const REPORT_STALE_MS: u64 = 1_000;
-/// The coordinator's cancel bound (README): how long it waits for workers to confirm a cancellation.
-pub const CANCEL_WAIT_MS: u64 = 10_000;
-/// Its ticks (50 ms), the fence's round trip and a heartbeat, with room for a lossy network.
-pub const GIVE_UP_SLACK_MS: u64 = 1_500;
 
 #[derive(Default)]
 pub struct SupersededExecutionsEnd {
+    /// The time bounds, from the scenario's timings.
+    bounds: super::bounds::Bounds,
     /// (node, task, attempt) → started at; and when executions that are gone ended.
     running: BTreeMap<(String, TaskId, u32), u64>,
     ended_ms: BTreeMap<(String, TaskId, u32), u64>,
@@ -69,8 +63,8 @@ pub struct SupersededExecutionsEnd {
 }
 
 impl SupersededExecutionsEnd {
-    pub fn new(_setup: &Setup) -> SupersededExecutionsEnd {
-        SupersededExecutionsEnd::default()
+    pub fn new(setup: &Setup) -> SupersededExecutionsEnd {
+        SupersededExecutionsEnd { bounds: setup.bounds, ..Default::default() }
     }
 
     fn supersede_below(&mut self, below: u32, at_ms: u64) {
@@ -86,7 +80,7 @@ impl SupersededExecutionsEnd {
             return None;
         }
         let reachable = self.net.reachable_since_ms(node);
-        Some(since.max(reachable) + self.slow_ms.get(node).copied().unwrap_or(0) + CANCEL_BOUND_MS)
+        Some(since.max(reachable) + self.slow_ms.get(node).copied().unwrap_or(0) + self.bounds.cancel_bound_ms)
     }
 
     fn check(&mut self, now_ms: u64) {
@@ -110,22 +104,23 @@ impl SupersededExecutionsEnd {
     /// since shortly before the request means the coordinator waited on without giving up.
     fn check_cancel_wait(&mut self, now_ms: u64) {
         let Some((below, since)) = self.cancel_wait else { return };
-        let deadline = since + CANCEL_WAIT_MS + GIVE_UP_SLACK_MS;
+        let deadline = since + self.bounds.cancel_wait_ms + self.bounds.give_up_slack_ms;
         if now_ms <= deadline {
             return;
         }
         self.cancel_wait = None;
-        let window_ms = now_ms - since.saturating_sub(REPORT_STALE_MS);
+        let window_ms = now_ms - since.saturating_sub(self.bounds.report_stale_ms);
         let touched = |node: &str| self.net.touched_within(node, now_ms, window_ms);
         if touched("coordinator") || touched("store") {
             return;
         }
         let holding = self.running.keys().find(|(node, _, attempt)| *attempt < below && !touched(node));
         if let Some((node, task, attempt)) = holding {
+            let cancel_wait_ms = self.bounds.cancel_wait_ms;
             let detail = format!(
                 "cancellation below attempt {below} requested at {since} ms: {task} of attempt {attempt} still ran on \
                  {node} at {deadline} ms, and the coordinator neither saw it end nor gave up waiting \
-                 (cancel-unconfirmed) within its {CANCEL_WAIT_MS} ms cancel bound"
+                 (cancel-unconfirmed) within its {cancel_wait_ms} ms cancel bound"
             );
             self.violations.push(Violation::new(NAME, deadline, FailureClass::Liveness, detail));
         }
@@ -133,15 +128,15 @@ impl SupersededExecutionsEnd {
 
     /// Attempt `attempt` is deployed: the coordinator goes on past a cancellation only once every execution below it
     /// is gone, or once it gave up waiting for that execution's worker and said so. Excused: an execution the
-    /// coordinator may not have seen yet (started less than [`REPORT_STALE_MS`] before the cancellation), and any
+    /// coordinator may not have seen yet (started less than `bounds.report_stale_ms` before the cancellation), and any
     /// whose worker or the coordinator was disrupted since shortly before the cancellation (its view lags).
     fn on_deployed(&mut self, attempt: u32, at_ms: u64) {
         if let Some((below, since)) = self.last_cancel.filter(|(below, _)| *below <= attempt) {
-            let window_ms = at_ms - since.saturating_sub(REPORT_STALE_MS).min(at_ms);
+            let window_ms = at_ms - since.saturating_sub(self.bounds.report_stale_ms).min(at_ms);
             let touched = |node: &str| self.net.touched_within(node, at_ms, window_ms);
             let beside = self.running.iter().find(|((node, _, a), started)| {
                 *a < below
-                    && **started + REPORT_STALE_MS <= since
+                    && **started + self.bounds.report_stale_ms <= since
                     && !touched(node)
                     && self.unconfirmed_below.get(node).is_none_or(|u| *u <= *a)
             });
@@ -174,11 +169,12 @@ impl SupersededExecutionsEnd {
             let node = sluice_engine::net::NodeName::Worker(*w).label();
             let ran = |(n, _, a): &(String, TaskId, u32)| *n == node && *a < below;
             let holds = self.running.keys().any(ran)
-                || self.ended_ms.iter().any(|(k, t)| ran(k) && at_ms <= t + REPORT_STALE_MS);
+                || self.ended_ms.iter().any(|(k, t)| ran(k) && at_ms <= t + self.bounds.report_stale_ms);
             if !holds {
+                let report_stale_ms = self.bounds.report_stale_ms;
                 let detail = format!(
                     "cancel-unconfirmed below attempt {below} names {node}, which ran nothing below it in the last \
-                     {REPORT_STALE_MS} ms"
+                     {report_stale_ms} ms"
                 );
                 self.violations.push(Violation::new(NAME, at_ms, FailureClass::Safety, detail));
             }
@@ -353,7 +349,7 @@ mod tests {
         ];
         let v = check(&trace);
         assert_eq!(v.len(), 1, "{v:?}");
-        assert_eq!(v[0].at_ms, 1_000 + CANCEL_BOUND_MS);
+        assert_eq!(v[0].at_ms, 1_000 + crate::checker::bounds::Bounds::default().cancel_bound_ms);
     }
 
     #[test]
@@ -377,7 +373,7 @@ mod tests {
         let healed = [base.clone(), vec![fault(8_000, Action::Heal { node: worker(1) })]].concat();
         let v = check(&healed);
         assert_eq!(v.len(), 1);
-        assert_eq!(v[0].at_ms, 8_000 + CANCEL_BOUND_MS);
+        assert_eq!(v[0].at_ms, 8_000 + crate::checker::bounds::Bounds::default().cancel_bound_ms);
         let ends = [healed, vec![ended(9_000, "worker-1", 1)]].concat();
         assert!(check(&ends).is_empty());
     }

@@ -4,18 +4,18 @@
 //! 1 s without one, fails the attempt that runs on it over, and places attempts on the workers it heard from):
 //! - a worker that crashed while it ran an execution of the current attempt (the job RUNNING or SCHEDULED, the attempt
 //!   not failing already) and is not restarted makes the coordinator fail that attempt over within
-//!   [`DOWN_NOTICED_MS`] of the crash, unless the job leaves RUNNING/SCHEDULED first (a pause, a rescale);
+//!   `bounds.down_noticed_ms` of the crash, unless the job leaves RUNNING/SCHEDULED first (a pause, a rescale);
 //! - once that bound passed since its crash, or once the coordinator reported it lost, no attempt is placed on it
 //!   until it restarts; and every placement names a worker of the cluster (`1..=workers`);
 //! - the first attempt waits for the cluster: it starts once every worker has reported, or after the worker timeout
-//!   with those heard from; so a first attempt deployed before [`WORKER_TIMEOUT_MS`] had every worker to place on and
+//!   with those heard from; so a first attempt deployed before `bounds.worker_timeout_ms` had every worker to place on and
 //!   spreads its tasks over `min(tasks, workers)` of them (round-robin over the live workers); and it does not wait
-//!   longer: with some worker up, it is deployed by [`WORKER_TIMEOUT_MS`] + [`FIRST_DEPLOY_SLACK_MS`] (+ 4 of the
+//!   longer: with some worker up, it is deployed by `bounds.worker_timeout_ms` + `bounds.first_deploy_slack_ms` (+ 4 of the
 //!   network's longest latencies: a heartbeat, the store's fence and its answer, with room), unless a fault
 //!   other than a worker's crash (the store, the coordinator, a link, a pause) or a lossy network intervenes first;
 //! - a batch job that settles (FAILING after failed checkpoints, its tasks running on: README, "Platform") stops
 //!   settling when a worker that runs one of its executions is lost: the coordinator cancels the attempt
-//!   (`cancel-requested`) within [`DOWN_NOTICED_MS`] of the crash, unless the worker is restarted first.
+//!   (`cancel-requested`) within `bounds.down_noticed_ms` of the crash, unless the worker is restarted first.
 //!
 //! Crashes and restarts come from the trace's faults; executions, deployments and failovers from its events.
 
@@ -28,14 +28,10 @@ use sluice_engine::{Event, FailureCause, JobStatus, Mode, TaskId};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub(crate) const NAME: &str = "worker-loss-handled";
-/// The worker timeout (1 s) after the last heartbeat (every 100 ms), a coordinator tick and room for latency.
-pub const DOWN_NOTICED_MS: u64 = 1_500;
-/// A worker silent this long is lost; the first attempt waits this long at most for every worker to report.
-pub const WORKER_TIMEOUT_MS: u64 = 1_000;
-/// The store's fence before the first deploy, a coordinator tick and latency.
-pub const FIRST_DEPLOY_SLACK_MS: u64 = 500;
 
 pub struct WorkerLossHandled {
+    /// The time bounds, from the scenario's timings.
+    bounds: super::bounds::Bounds,
     workers: u16,
     /// The current attempt, whether it is failing already, and the job status as the coordinator reports it.
     attempt: u32,
@@ -61,6 +57,7 @@ pub struct WorkerLossHandled {
 impl WorkerLossHandled {
     pub fn new(setup: &Setup) -> WorkerLossHandled {
         WorkerLossHandled {
+            bounds: setup.bounds,
             workers: setup.workers,
             attempt: 0,
             failing: false,
@@ -72,7 +69,9 @@ impl WorkerLossHandled {
             settling: false,
             settle_by_ms: BTreeMap::new(),
             first_deploy_owed: setup.loss == 0.0,
-            first_deploy_by_ms: WORKER_TIMEOUT_MS + FIRST_DEPLOY_SLACK_MS + 4 * setup.latency_max_ms,
+            first_deploy_by_ms: setup.bounds.worker_timeout_ms
+                + setup.bounds.first_deploy_slack_ms
+                + 4 * setup.latency_max_ms,
             violations: Vec::new(),
         }
     }
@@ -86,9 +85,10 @@ impl WorkerLossHandled {
         self.first_deploy_owed = false;
         let up = self.workers as usize - self.down_noticed_ms.len();
         if self.attempt == 0 && up > 0 {
+            let worker_timeout_ms = self.bounds.worker_timeout_ms;
             let detail = format!(
                 "no attempt was deployed by {deadline} ms although {up} of {} workers were up: the first attempt waits \
-                 at most the {WORKER_TIMEOUT_MS} ms worker timeout for the rest",
+                 at most the {worker_timeout_ms} ms worker timeout for the rest",
                 self.workers
             );
             self.violations.push(Violation::new(NAME, deadline, FailureClass::Liveness, detail));
@@ -103,15 +103,15 @@ impl WorkerLossHandled {
         }
         match action {
             Action::Crash { node: NodeName::Worker(w) } => {
-                self.down_noticed_ms.entry(*w).or_insert(at_ms + DOWN_NOTICED_MS);
+                self.down_noticed_ms.entry(*w).or_insert(at_ms + self.bounds.down_noticed_ms);
                 let live = matches!(self.status, JobStatus::Running | JobStatus::Scheduled) && !self.failing;
                 let node = NodeName::Worker(*w).label();
                 let runs_attempt = || self.executions.live().any(|(k, _)| k.node == node && k.attempt == self.attempt);
                 if live && runs_attempt() {
-                    self.detect_by_ms.entry(*w).or_insert(at_ms + DOWN_NOTICED_MS);
+                    self.detect_by_ms.entry(*w).or_insert(at_ms + self.bounds.down_noticed_ms);
                 }
                 if self.settling && runs_attempt() {
-                    self.settle_by_ms.entry(*w).or_insert(at_ms + DOWN_NOTICED_MS);
+                    self.settle_by_ms.entry(*w).or_insert(at_ms + self.bounds.down_noticed_ms);
                 }
             }
             Action::Restart { node: NodeName::Worker(w) } => {
@@ -129,9 +129,10 @@ impl WorkerLossHandled {
             return;
         };
         self.settle_by_ms.clear(); // found once: the settling it owed is over
+        let down_noticed_ms = self.bounds.down_noticed_ms;
         let detail = format!(
             "worker-{w} crashed while it ran attempt {} of the settling batch job, but the coordinator did not stop \
-             settling (cancel the attempt) by {by} ms ({DOWN_NOTICED_MS} ms after the crash)",
+             settling (cancel the attempt) by {by} ms ({down_noticed_ms} ms after the crash)",
             self.attempt
         );
         self.violations.push(Violation::new(NAME, by, FailureClass::Liveness, detail));
@@ -146,9 +147,10 @@ impl WorkerLossHandled {
             self.detect_by_ms.iter().filter(|(_, by)| now_ms > **by).map(|(w, by)| (*w, *by)).collect();
         for (w, by) in late {
             self.detect_by_ms.remove(&w);
+            let down_noticed_ms = self.bounds.down_noticed_ms;
             let detail = format!(
                 "worker-{w} crashed while it ran attempt {} and was not restarted, but the coordinator did not fail \
-                 the attempt over by {by} ms ({DOWN_NOTICED_MS} ms after the crash)",
+                 the attempt over by {by} ms ({down_noticed_ms} ms after the crash)",
                 self.attempt
             );
             self.violations.push(Violation::new(NAME, by, FailureClass::Liveness, detail));
@@ -194,9 +196,10 @@ impl WorkerLossHandled {
         let first = self.attempt == 0;
         let used: BTreeSet<u16> = placement.iter().map(|(_, w)| *w).collect();
         let owed = placement.len().min(usize::from(self.workers));
-        if first && at_ms < WORKER_TIMEOUT_MS && used.len() < owed {
+        if first && at_ms < self.bounds.worker_timeout_ms && used.len() < owed {
+            let worker_timeout_ms = self.bounds.worker_timeout_ms;
             let detail = format!(
-                "the first attempt ({attempt}) was deployed at {at_ms} ms, before the {WORKER_TIMEOUT_MS} ms worker \
+                "the first attempt ({attempt}) was deployed at {at_ms} ms, before the {worker_timeout_ms} ms worker \
                  timeout (so after all {} workers reported), but spreads its {} tasks over {} of them: {used:?}",
                 self.workers,
                 placement.len(),
@@ -320,6 +323,24 @@ mod tests {
         let idle = vec![deployed(100, 1, 2), status(300, JobStatus::Scheduled, JobStatus::Running)];
         let idle = [idle, vec![fault(1_000, Action::Crash { node: NodeName::Worker(1) })]].concat();
         assert!(check(&idle).is_empty(), "a worker that runs nothing of the attempt owes no failover");
+    }
+
+    #[test]
+    fn the_loss_bound_follows_the_scenarios_timings() {
+        let running = status(300, JobStatus::Scheduled, JobStatus::Running);
+        let crash = fault(1_000, Action::Crash { node: NodeName::Worker(1) });
+        let found_late = vec![deployed(100, 1, 1), started(200, 1, 1), running, crash, lost(3_500, 1, 1)];
+        assert_eq!(check(&found_late).len(), 1, "at the default timings a loss is found by 2500 ms");
+        let mut slow = setup(vec![1]);
+        slow.workers = 2;
+        let timings = sluice_engine::Timings {
+            heartbeat_ms: 250,
+            worker_timeout_ms: 2_000,
+            ..crate::scenario::timings::default_timings()
+        };
+        slow.bounds = crate::checker::bounds::Bounds::of(&timings);
+        let v = run(&mut WorkerLossHandled::new(&slow), &found_late, 60_000);
+        assert!(v.is_empty(), "a 2 s worker timeout finds it by 3650 ms: {v:?}");
     }
 
     #[test]

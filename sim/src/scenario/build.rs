@@ -39,6 +39,7 @@ pub(super) fn build(raw: RawScenario, ctx: &Ctx, default_name: &str, text: &str)
     let policy = build_policy(job.checkpoint_failure_policy.as_ref(), checkpoint.is_some(), ctx)?;
     let network = build_network(raw.network.as_ref(), ctx)?;
     let expect = build_expect(raw.expect.as_ref(), raw.duration_ms, ctx)?;
+    let (timings, pinned_timings) = super::timings::validate(raw.timings.as_ref(), ctx)?;
     let spec = JobSpec {
         mode,
         delivery,
@@ -49,7 +50,7 @@ pub(super) fn build(raw: RawScenario, ctx: &Ctx, default_name: &str, text: &str)
         policy,
         pause_grace_period_ms,
         workers,
-        timings: Timings::default(),
+        timings,
     };
     let name = raw.name.clone().unwrap_or_else(|| default_name.to_string());
     check_name(&name, "name", ctx)?;
@@ -63,6 +64,7 @@ pub(super) fn build(raw: RawScenario, ctx: &Ctx, default_name: &str, text: &str)
         faults: Vec::new(),
         expect,
         swarm: None,
+        pinned_timings,
         text: text.to_string(),
     };
     for (i, f) in raw.faults.iter().enumerate() {

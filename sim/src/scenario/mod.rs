@@ -2,11 +2,12 @@
 //!
 //! Bad input is refused before anything runs, with the file, line, column and key in the message. This module owns
 //! all of it: the job's rules beyond types in `build.rs`, `[[faults]]` in `faults.rs`, `[swarm]` in
-//! `swarm_table.rs`; `crate::fault` and `crate::swarm` hold the validated types and what runs them.
+//! `swarm_table.rs`, `[timings]` in `timings.rs`; `crate::fault` and `crate::swarm` hold the validated types and what runs them.
 
 mod build;
 mod faults;
 mod swarm_table;
+pub mod timings;
 
 use crate::fault::Fault;
 use crate::locate::KeyMap;
@@ -15,8 +16,8 @@ use sluice_engine::faults::FailReason;
 use sluice_engine::job::split_records;
 use sluice_engine::net::NodeName;
 use sluice_engine::{
-    CheckpointSpec, Delivery, JobSpec, JobStatus, Mode, Point, PolicyAction, PolicySpec, RestartSpec, Timings,
-    VertexKind, VertexSpec,
+    CheckpointSpec, Delivery, JobSpec, JobStatus, Mode, Point, PolicyAction, PolicySpec, RestartSpec, VertexKind,
+    VertexSpec,
 };
 use std::path::Path;
 use thiserror::Error;
@@ -60,6 +61,7 @@ struct RawScenario {
     job: RawJob,
     cluster: Option<RawCluster>,
     network: Option<RawNetwork>,
+    timings: Option<timings::RawTimings>,
     #[serde(default)]
     faults: Vec<RawFault>,
     expect: Option<RawExpect>,
@@ -227,6 +229,9 @@ pub struct Scenario {
     pub expect: Expect,
     /// `[swarm]`: faults drawn from the seed on top of `faults` (see [`crate::swarm`]).
     pub swarm: Option<crate::swarm::Swarm>,
+    /// The timings the scenario sets in `[timings]` (the rest are defaults); `--swarm` draws none of them unless
+    /// `[swarm]` lists it.
+    pub pinned_timings: Vec<timings::TimingName>,
     /// The TOML text it was read from: what a failure file carries and what the shrinker edits.
     pub text: String,
 }

@@ -2,6 +2,7 @@
 //! `duration_ms` with a bounded number of steps, bounded fault counts and lengths. Part of the scenario module, which
 //! owns all validation; `swarm` holds the knobs, their draw and the instantiation of a seed.
 
+use super::timings::{TimingName, TIMINGS};
 use super::{Ctx, Scenario, ScenarioError};
 use crate::swarm::{
     applies, Swarm, DEFAULT_FAULT_MS, DEFAULT_MAX_FAULTS, DEFAULT_STEP_MS, KNOBS, MAX_FAULTS_LIMIT, MAX_LATENCY_CAP_MS,
@@ -32,9 +33,32 @@ pub(crate) struct RawSwarm {
     link_slow_probability: Option<f64>,
     network_latency_ms: Option<u64>,
     network_loss: Option<f64>,
+    timing_heartbeat_ms: Option<[u64; 2]>,
+    timing_worker_timeout_ms: Option<[u64; 2]>,
+    timing_tick_ms: Option<[u64; 2]>,
+    timing_flush_ms: Option<[u64; 2]>,
+    timing_stream_window: Option<[u64; 2]>,
+    timing_connect_wait_ms: Option<[u64; 2]>,
+    timing_store_response_timeout_ms: Option<[u64; 2]>,
+    timing_cancel_timeout_ms: Option<[u64; 2]>,
+    timing_autoscale_period_ms: Option<[u64; 2]>,
 }
 
 impl RawSwarm {
+    fn timing_knob(&self, name: TimingName) -> Option<[u64; 2]> {
+        match name {
+            TimingName::HeartbeatMs => self.timing_heartbeat_ms,
+            TimingName::WorkerTimeoutMs => self.timing_worker_timeout_ms,
+            TimingName::TickMs => self.timing_tick_ms,
+            TimingName::FlushMs => self.timing_flush_ms,
+            TimingName::StreamWindow => self.timing_stream_window,
+            TimingName::ConnectWaitMs => self.timing_connect_wait_ms,
+            TimingName::StoreResponseTimeoutMs => self.timing_store_response_timeout_ms,
+            TimingName::CancelTimeoutMs => self.timing_cancel_timeout_ms,
+            TimingName::AutoscalePeriodMs => self.timing_autoscale_period_ms,
+        }
+    }
+
     fn knobs(&self) -> [Option<f64>; 12] {
         [
             self.worker_crash_probability,
@@ -106,5 +130,15 @@ pub(crate) fn validate(raw: &RawSwarm, s: &Scenario, ctx: &Ctx) -> Result<Swarm,
         Some([lo, hi]) => (lo, hi),
         None => DEFAULT_FAULT_MS,
     };
-    Ok(Swarm { knobs, window_ms, step_ms, max_faults, fault_ms })
+    let mut timings = BTreeMap::new();
+    for range in &TIMINGS {
+        let Some([lo, hi]) = raw.timing_knob(range.name) else { continue };
+        let (least, most) = range.accepted;
+        if lo > hi || lo < least || hi > most {
+            let detail = format!("must be [lowest, highest] within [{least}, {most}]");
+            return Err(ctx.err(&key(&range.name.knob()), detail));
+        }
+        timings.insert(range.name, (lo, hi));
+    }
+    Ok(Swarm { knobs, window_ms, step_ms, max_faults, fault_ms, timings })
 }
