@@ -1,8 +1,9 @@
 //! `sluice`: the command line of the harness.
 //!
-//! - `sluice run SCENARIO [--seed N] [--canary NAME]... [--json] [--trace]`: one run, judged.
+//! - `sluice run SCENARIO [--seed N] [--canary NAME]... [--json] [--trace] [--buggify]`: one run, judged.
 //! - `sluice explore SCENARIO|DIR... [--seeds N] [--first-seed S] [--canary NAME]... [--threads T] [--json]
-//!   [--swarm] [--shard I/N] [--check-determinism P] [--failures DIR] [--corpus DIR] [--max-failure-files N]`:
+//!   [--swarm] [--buggify] [--shard I/N] [--check-determinism P] [--failures DIR] [--corpus DIR]
+//!   [--max-failure-files N] [--require-coverage]`:
 //!   a sweep; every failing run is written as a failure file the moment it is found.
 //! - `sluice replay FILE [--json] [--trace] [--bisect]`: reruns a failure file.
 //! - `sluice shrink FILE [--out FILE] [--max-runs N] [--json]`: minimizes a failure file.
@@ -60,6 +61,10 @@ enum Command {
         /// Print the readable trace as well (text mode only).
         #[arg(long)]
         trace: bool,
+        /// Turn buggify on: every point fires at the default probability (a
+        /// scenario's own `[buggify]` is kept); failure files carry it.
+        #[arg(long)]
+        buggify: bool,
     },
     /// Run many seeds of one or more scenarios (files or directories of *.toml).
     Explore {
@@ -101,6 +106,10 @@ enum Command {
         /// Exit 1 when a coverage point a scenario lists under `[expect] reaches` was reached by no run.
         #[arg(long)]
         require_coverage: bool,
+        /// Turn buggify on: every point fires at the default probability (a
+        /// scenario's own `[buggify]` is kept); failure files carry it.
+        #[arg(long)]
+        buggify: bool,
     },
     /// Rerun a failure file: does it still fail the same way, with the same trace_hash?
     Replay {
@@ -152,7 +161,9 @@ type Outcome = Result<u8, UsageError>;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { scenario, seed, canaries, json, trace } => cmd_run(&scenario, seed, &canaries, json, trace),
+        Command::Run { scenario, seed, canaries, json, trace, buggify } => {
+            cmd_run(&scenario, seed, &canaries, RunFlags { json, trace, buggify })
+        }
         Command::Explore {
             paths,
             seeds,
@@ -167,9 +178,10 @@ fn main() -> ExitCode {
             corpus,
             max_failure_files,
             require_coverage,
+            buggify,
         } => {
             let files = FailureFiles { dir: failures, corpus, max: max_failure_files };
-            let extra = ExploreExtras { swarm, shard, check_determinism, require_coverage };
+            let extra = ExploreExtras { swarm, shard, check_determinism, require_coverage, buggify };
             cmd_explore(&paths, seeds, first_seed, &canaries, threads, json, extra, files)
         }
         Command::Replay { file, json, trace, bisect } => cmd_replay(&file, json, trace, bisect),
@@ -214,20 +226,28 @@ fn failure_line(report: &RunReport) -> String {
     format!("FAIL {} seed {}: {first}", report.scenario, report.seed)
 }
 
-fn print_failure_header(file: &str, report: &RunReport) {
-    errln!("{}\n  replay: {}", failure_line(report), replay_command(file, report.seed, &report.canaries));
+fn print_failure_header(file: &str, report: &RunReport, buggify: bool) {
+    let replay = replay_command(file, report.seed, &report.canaries) + if buggify { " --buggify" } else { "" };
+    errln!("{}\n  replay: {replay}", failure_line(report));
 }
 
-fn cmd_run(path: &Path, seed: u64, canary_names: &[String], json: bool, trace: bool) -> Outcome {
-    let canaries = parse_canaries(canary_names)?;
+/// A loaded scenario, with buggify turned on when asked.
+fn load_with(path: &Path, buggify: bool) -> Result<Scenario, UsageError> {
     let scenario = load(path)?;
+    Ok(if buggify { scenario.with_buggify() } else { scenario })
+}
+
+fn cmd_run(path: &Path, seed: u64, canary_names: &[String], flags: RunFlags) -> Outcome {
+    let RunFlags { json, trace, buggify } = flags;
+    let canaries = parse_canaries(canary_names)?;
+    let scenario = load_with(path, buggify)?;
     // Without --trace, the run keeps only its recent entries: its memory stays flat however long it runs.
     let keep = if trace { TraceKeep::All } else { TraceKeep::Recent(RECENT_ENTRIES) };
     let report = run_keeping(&scenario, seed, &canaries, keep);
     let failed = report.verdict == Verdict::Fail;
     if failed {
         // The seed and the command that replays it come first, before anything that could be lost.
-        print_failure_header(&scenario.file, &report);
+        print_failure_header(&scenario.file, &report, buggify);
     }
     if json {
         outln!("{}", serde_json::to_string(&report).expect("reports serialize"));
@@ -269,6 +289,14 @@ struct ExploreExtras {
     shard: Option<String>,
     check_determinism: Option<String>,
     require_coverage: bool,
+    buggify: bool,
+}
+
+/// `run`'s switches.
+struct RunFlags {
+    json: bool,
+    trace: bool,
+    buggify: bool,
 }
 
 /// Where failure files go.
@@ -322,7 +350,8 @@ fn cmd_explore(
     };
     let share = extra.check_determinism.as_deref().map(parse_share).transpose()?.unwrap_or(0.0);
     // Every scenario is validated before anything runs.
-    let scenarios = scenario_files(paths)?.iter().map(|f| load(f)).collect::<Result<Vec<_>, _>>()?;
+    let scenarios =
+        scenario_files(paths)?.iter().map(|f| load_with(f, extra.buggify)).collect::<Result<Vec<_>, _>>()?;
     let corpus_keys = match &files.corpus {
         Some(dir) => failure::corpus_keys(dir).map_err(|e| UsageError(format!("{}: {e}", dir.display())))?,
         None => Default::default(),
@@ -366,6 +395,9 @@ fn cmd_explore(
                     &format!("--swarm --first-seed {} --seeds 1", report.seed),
                     1,
                 );
+            }
+            if extra.buggify {
+                replay.push_str(" --buggify");
             }
             text.push_str(&format!("\n  replay: {replay}"));
             let failure = Failure::of_run(as_run, &scenario.file, report);

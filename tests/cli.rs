@@ -296,3 +296,28 @@ fn one_simulated_hour_of_a_streaming_job_stays_under_64_mb() {
     assert!(rss_kb < 64 * 1024, "one simulated hour took {rss_kb} kB max RSS");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn buggify_turns_on_from_the_command_line_and_its_failure_files_carry_it() {
+    let scenario = scenarios_dir().join("autoscale-backlog.toml").display().to_string();
+    let out = sluice(&["run", &scenario, "--seed", "3", "--buggify", "--trace"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"event\":\"buggified\""), "the firings are in the trace");
+    let plain = sluice(&["run", &scenario, "--seed", "3", "--trace"]);
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("buggified"), "off without the flag");
+    // A failing buggified sweep: the replay line says --buggify and the failure file holds [buggify].
+    let dir = std::env::temp_dir().join(format!("sluice-buggify-cli-{}", std::process::id()));
+    let dir_arg = dir.display().to_string();
+    let eot = eot();
+    let args = ["explore", &eot, "--seeds", "1", "--buggify", "--canary", "eot-counted-not-tracked"];
+    let out = sluice(&[&args[..], &["--failures", &dir_arg]].concat());
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--buggify"), "the replay line turns it on again");
+    let file = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
+    assert!(std::fs::read_to_string(&file).unwrap().contains("[buggify]"));
+    let replay = sluice(&["replay", &file.display().to_string()]);
+    assert_eq!(replay.status.code(), Some(1), "it replays as the same failure");
+    let said = String::from_utf8_lossy(&replay.stdout);
+    assert!(said.contains("REPRODUCED") && said.contains("same trace_hash"), "the firings replay: {said}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,5 +1,6 @@
 //! Integration tests of the whole thing: one binary, one module per concern.
 
+mod buggify;
 mod canaries;
 mod cli;
 mod corpus;

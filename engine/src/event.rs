@@ -2,6 +2,7 @@
 //!
 //! Events are facts, stated where they happen; checkers judge the engine from them and from the store's ledger.
 
+use crate::buggify::{BuggifyPoint, BuggifySpec};
 use crate::coverage::Point;
 use crate::faults::FailReason;
 use crate::job::{PolicyAction, RecordId, TaskId};
@@ -292,6 +293,11 @@ pub enum Event {
         epoch: u64,
     },
 
+    // ---- buggify: a seeded rare path taken (only when the job asks for buggify) ----
+    /// The engine took the rare path of a buggify point here.
+    Buggified {
+        point: BuggifyPoint,
+    },
     // ---- fault effects: emitted by the component where an injected fault takes effect ----
     /// A worker or the store started: at boot, and after every restart (`incarnation` is drawn anew each time).
     NodeStarted {
@@ -382,11 +388,27 @@ impl Recorder for NullRecorder {
 pub struct Tracer {
     node: Arc<str>,
     recorder: Arc<dyn Recorder>,
+    /// The job's buggify points, when it asks for them.
+    buggify: Option<Arc<BuggifySpec>>,
 }
 
 impl Tracer {
     pub fn new(node: &str, recorder: Arc<dyn Recorder>) -> Tracer {
-        Tracer { node: node.into(), recorder }
+        Tracer { node: node.into(), recorder, buggify: None }
+    }
+
+    /// The same handle, with the job's buggify points.
+    pub fn with_buggify(self, buggify: Option<Arc<BuggifySpec>>) -> Tracer {
+        Tracer { buggify, ..self }
+    }
+
+    /// Whether the buggify point fires now (never when the job did not ask for it); a firing is a trace event.
+    pub fn buggify(&self, point: BuggifyPoint) -> bool {
+        let fired = self.buggify.as_ref().is_some_and(|b| b.fires(point));
+        if fired {
+            self.emit(Event::Buggified { point });
+        }
+        fired
     }
 
     pub fn emit(&self, event: Event) {

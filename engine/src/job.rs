@@ -160,6 +160,9 @@ pub struct JobSpec {
     /// Worker node names, `worker-1..N`.
     pub workers: u16,
     pub timings: Timings,
+    /// Buggify points the engine may fire (`None`: off, nothing drawn).
+    #[serde(default)]
+    pub buggify: Option<crate::buggify::BuggifySpec>,
 }
 
 impl JobSpec {
@@ -320,6 +323,7 @@ mod tests {
             pause_grace_period_ms: 30_000,
             workers: 1,
             timings: Timings::default(),
+            buggify: None,
         };
         assert_eq!(spec.owned_partitions(TaskId { vertex: 1, replica: 0 }), vec![0, 2, 4]);
         assert_eq!(spec.owned_partitions(TaskId { vertex: 1, replica: 1 }), vec![1, 3]);

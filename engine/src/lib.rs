@@ -7,6 +7,8 @@
 //! - [`status`]: the job status state machine (terminal statuses are never left).
 //! - [`event`]: the typed events the engine emits, and the recorder that receives them.
 //! - [`canary`]: deliberately reintroduced historical bugs, off by default.
+//! - [`buggify`]: seeded rare paths (a late response, a skipped heartbeat...), off unless the job asks; each firing
+//!   is a trace event.
 //! - [`coverage`]: coverage points: rare states a run reached, counted on the side (not in the trace).
 //! - [`net`]: node addresses and the control plane (idempotent datagrams).
 //! - [`stream`]: the data plane: ordered, credit-based streams with in-band `Data`/`Eot` frames.
@@ -22,6 +24,7 @@
 //! - [`history`]: bounded histories (acknowledgements, declines, statistics, alerts): the newest entries only.
 //! - [`faults`]: the fault plane: where injected faults enter the engine, at the places real ones arise.
 
+pub mod buggify;
 pub mod canary;
 pub mod checkpoint;
 pub mod coordinator;

@@ -25,7 +25,7 @@ pub async fn run(
     let mut scope = Scope::default();
     // Outputs open concurrently: one after the other, a replica owning 1024 partitions waits 1024 round trips
     // before its first record, longer than a checkpoint timeout.
-    let opens = owned.iter().map(|&p| Output::open(&dep, spec.owner(dep.task.vertex + 1, p), p));
+    let opens = owned.iter().map(|&p| Output::open(&dep, spec.owner(dep.task.vertex + 1, p), p, &tracer));
     let opened = futures::future::try_join_all(opens).await?;
     assert_eq!(opened.len(), owned.len(), "one output per owned partition");
     let mut outputs: BTreeMap<u32, Output> = owned.iter().copied().zip(opened).collect();

@@ -263,19 +263,39 @@ pub enum Ctrl {
     Alerts { request: u64, alerts: Vec<Alert> },
 }
 
+/// Datagrams taken off the socket and not yet read by the node. When it is full the pump waits, and what arrives
+/// meanwhile stays in the simulated socket's mailbox: nothing is dropped.
+const CTRL_INBOX: usize = 1024;
+
 /// A node's control endpoint.
+///
+/// Receiving is cancel-safe: a pump task of the node takes every datagram off the socket and queues it, and
+/// [`CtrlEndpoint::recv`] reads the queue. The simulated socket's own receive is not cancel-safe (a datagram it has
+/// taken is lost if the future is dropped before it returns), and every node reads its endpoint inside `select!`
+/// beside a timer: read directly, a datagram could vanish on a reliable network whenever the timer won the race
+/// (found by the timing swarm: a coordinator ticking every 11 ms lost a platform poll).
 pub struct CtrlEndpoint {
     ep: Arc<Endpoint>,
     me: NodeName,
     faults: Arc<FaultPlane>,
     tracer: Tracer,
+    inbox: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<io::Result<(Ctrl, SocketAddr)>>>,
+    pump: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for CtrlEndpoint {
+    fn drop(&mut self) {
+        self.pump.abort();
+    }
 }
 
 impl CtrlEndpoint {
-    /// Binds the control port of the current node, `me`.
+    /// Binds the control port of the current node, `me`, and starts its pump.
     pub async fn bind(me: NodeName, faults: Arc<FaultPlane>, tracer: Tracer) -> io::Result<CtrlEndpoint> {
-        let ep = Endpoint::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), CTRL_PORT)).await?;
-        Ok(CtrlEndpoint { ep: Arc::new(ep), me, faults, tracer })
+        let ep = Arc::new(Endpoint::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), CTRL_PORT)).await?);
+        let (tx, rx) = tokio::sync::mpsc::channel(CTRL_INBOX);
+        let pump = tokio::spawn(pump(ep.clone(), tx));
+        Ok(CtrlEndpoint { ep, me, faults, tracer, inbox: tokio::sync::Mutex::new(rx), pump })
     }
 
     /// Sends a datagram. Loss is not an error: every control message is re-sent until it has effect. On a slowed
@@ -297,13 +317,31 @@ impl CtrlEndpoint {
         });
     }
 
-    /// Receives the next datagram and the address it came from.
+    /// Receives the next datagram and the address it came from. Cancel-safe: dropped before it returns, it has taken
+    /// nothing.
     pub async fn recv(&self) -> io::Result<(Ctrl, SocketAddr)> {
-        let (payload, from) = self.ep.recv_from_raw(CTRL_TAG).await?;
-        let msg = payload
-            .downcast::<Ctrl>()
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "control payload is not a Ctrl"))?;
-        Ok((*msg, from))
+        let mut inbox = self.inbox.lock().await;
+        inbox.recv().await.unwrap_or_else(|| Err(io::Error::new(io::ErrorKind::BrokenPipe, "control pump stopped")))
+    }
+}
+
+/// Takes every control datagram off the socket, in order, into the node's inbox; an error (the node's network is
+/// gone) is passed on, and the pump tries again a moment later.
+async fn pump(ep: Arc<Endpoint>, inbox: tokio::sync::mpsc::Sender<io::Result<(Ctrl, SocketAddr)>>) {
+    loop {
+        let got = ep.recv_from_raw(CTRL_TAG).await.and_then(|(payload, from)| {
+            let msg = payload
+                .downcast::<Ctrl>()
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "control payload is not a Ctrl"))?;
+            Ok((*msg, from))
+        });
+        let failed = got.is_err();
+        if inbox.send(got).await.is_err() {
+            return; // the endpoint is gone
+        }
+        if failed {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 }
 
@@ -326,5 +364,45 @@ mod tests {
         assert_eq!(NodeName::parse("worker-0"), None);
         assert_eq!(NodeName::parse("worker-x"), None);
         assert_ne!(NodeName::Worker(1).ip(), NodeName::Worker(251).ip());
+    }
+
+    #[test]
+    fn no_datagram_is_lost_when_a_timer_wins_the_select() {
+        let runtime = madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default());
+        let sender = runtime.create_node().ip(NodeName::Platform.ip()).build();
+        let receiver = runtime.create_node().ip(NodeName::Coordinator.ip()).build();
+        const SENT: u64 = 200;
+        let received = receiver.spawn(async {
+            let faults = Arc::new(FaultPlane::default());
+            let tracer = Tracer::new("coordinator", Arc::new(crate::event::NullRecorder));
+            let ctrl = CtrlEndpoint::bind(NodeName::Coordinator, faults, tracer).await.expect("port free");
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(1));
+            let mut seen = Vec::new();
+            while (seen.len() as u64) < SENT {
+                tokio::select! {
+                    biased;
+                    _ = tick.tick() => {}
+                    msg = ctrl.recv() => match msg {
+                        Ok((Ctrl::GetCheckpointStats { request }, _)) => seen.push(request),
+                        other => panic!("unexpected {other:?}"),
+                    },
+                }
+            }
+            seen
+        });
+        sender.spawn(async {
+            let tracer = Tracer::new("platform", Arc::new(crate::event::NullRecorder));
+            let ctrl = CtrlEndpoint::bind(NodeName::Platform, Arc::default(), tracer).await.expect("port free");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            for request in 1..=SENT {
+                ctrl.send(NodeName::Coordinator, Ctrl::GetCheckpointStats { request }).await;
+                tokio::time::sleep(std::time::Duration::from_micros(700)).await;
+            }
+            std::future::pending::<()>().await;
+        });
+        let seen = runtime.block_on(async { tokio::time::timeout(std::time::Duration::from_secs(10), received).await });
+        let mut seen = seen.expect("every datagram arrives").expect("the receiver ran");
+        seen.sort();
+        assert_eq!(seen, (1..=SENT).collect::<Vec<_>>(), "every one, once, on a reliable network (in any order)");
     }
 }

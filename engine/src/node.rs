@@ -28,6 +28,6 @@ impl NodeContext {
     }
 
     pub fn tracer(&self, node: &str) -> Tracer {
-        Tracer::new(node, self.recorder.clone())
+        Tracer::new(node, self.recorder.clone()).with_buggify(self.spec.buggify.clone().map(Arc::new))
     }
 }

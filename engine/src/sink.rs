@@ -8,6 +8,7 @@
 //! - `eot-counted-not-tracked`: the end of input is decided by counting EOTs, not by which partitions ended.
 //! - `shared-partition-stream`: the forwarders of one replica share one store stream.
 
+use crate::buggify::BuggifyPoint;
 use crate::canary::{Canaries, Canary};
 use crate::coverage::Point;
 use crate::event::{Event, StoreResponse, Tracer};
@@ -107,8 +108,9 @@ pub async fn run(
     let buffers: BTreeSet<u32> = buffer_of.values().copied().collect();
     let labels: BTreeSet<String> = buffers.iter().map(|&b| label_of(b)).collect();
     // Streams open concurrently: one after the other, 1024 partitions wait 1024 round trips before the first write.
+    let opener = &tracer;
     let opens = labels.iter().map(|label| async move {
-        let stream = StoreStream::open(attempt, label.clone(), timings.connect_wait_ms)
+        let stream = StoreStream::open(attempt, label.clone(), timings.connect_wait_ms, opener)
             .await
             .map_err(|why| StreamError::Connect { to: crate::net::NodeName::Store.data(), why })?;
         Ok::<_, StreamError>((label.clone(), Arc::new(stream)))
@@ -393,9 +395,14 @@ impl Forwarder {
                 .map(|(channel, _)| *channel)
                 .collect();
             for channel in due {
-                let batch = gathering.remove(&channel).expect("a due batch is gathering").records;
-                if !self.send_and_report(batch, &report).await {
-                    return;
+                let mut batch = gathering.remove(&channel).expect("a due batch is gathering").records;
+                // Buggify: the batch goes out as two smaller ones, in order.
+                let rest = (batch.len() > 1 && self.tracer.buggify(BuggifyPoint::BatchSplit))
+                    .then(|| batch.split_off(batch.len() / 2));
+                for part in std::iter::once(batch).chain(rest) {
+                    if !self.send_and_report(part, &report).await {
+                        return;
+                    }
                 }
             }
         }

@@ -256,7 +256,7 @@ async fn emit_partition(
     let pace = (rate > 0).then(|| Duration::from_micros(1_000_000 / rate));
     let buffer_partition = route(Record::at(partition, 0).key, spec.partitions);
     let downstream = spec.owner(dep.task.vertex + 1, buffer_partition);
-    let mut out = Output::open(dep, downstream, buffer_partition).await?;
+    let mut out = Output::open(dep, downstream, buffer_partition, tracer).await?;
     let attempt = dep.attempt;
     let mut offset = dep.start_offsets[partition as usize];
     let mut injected = dep.restored_epoch;

@@ -3,6 +3,7 @@
 //!
 //! Its state is durable: it lives outside the node's tasks, so a store restart keeps it.
 
+use crate::buggify::{BuggifyPoint, BuggifySpec, STORE_DELAY_MAX_MS};
 use crate::coverage::Point;
 use crate::event::{Event, StoreResponse, Tracer};
 use crate::faults::{FailReason, FaultPlane};
@@ -13,6 +14,7 @@ use madsim::net::{Endpoint, Receiver, Sender};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// A frame from a sink to the store.
 #[derive(Clone, Debug)]
@@ -239,6 +241,12 @@ async fn serve_stream(ledger: Arc<Mutex<Ledger>>, tracer: Tracer, conn: u64, tx:
             // A stream that does not open first is not a sink of ours.
             _ => return,
         };
+        // Buggify: the answer that ends a batch comes late (once per batch, not per write: a rare path, not a slow
+        // store).
+        let batch_end = matches!(response, StoreResponse::EotAck { .. });
+        if batch_end && tracer.buggify(BuggifyPoint::StoreResponseDelayed) {
+            tokio::time::sleep(Duration::from_millis(BuggifySpec::draw_ms(STORE_DELAY_MAX_MS))).await;
+        }
         if tx.send(Box::new(response)).await.is_err() {
             return;
         }
@@ -253,8 +261,8 @@ pub struct StoreStream {
 }
 
 impl StoreStream {
-    pub async fn open(attempt: u32, label: String, wait_ms: u64) -> Result<StoreStream, String> {
-        let (tx, rx) = connect(NodeName::Store.data(), wait_ms).await.map_err(|e| e.to_string())?;
+    pub async fn open(attempt: u32, label: String, wait_ms: u64, tracer: &Tracer) -> Result<StoreStream, String> {
+        let (tx, rx) = connect(NodeName::Store.data(), wait_ms, tracer).await.map_err(|e| e.to_string())?;
         tx.send(Box::new(StoreFrame::Open { attempt, label: label.clone() })).await.map_err(|e| e.to_string())?;
         Ok(StoreStream { label, tx, rx: tokio::sync::Mutex::new(rx) })
     }

@@ -5,6 +5,8 @@
 //! partition never holds more than the window. Streams cross the simulated network: latency, loss (as delay), clogs
 //! and node kills apply to them.
 
+use crate::buggify::BuggifyPoint;
+use crate::event::Tracer;
 use crate::job::{Record, TaskId};
 use crate::net::Deployment;
 use madsim::net::{Endpoint, Receiver, Sender};
@@ -97,7 +99,7 @@ pub async fn recv_frame(rx: &mut Receiver, partition: u32) -> Result<Frame, Stre
 }
 
 /// Opens a reliable stream to `addr`, retrying while the link refuses (clog, loss), at most `wait_ms`.
-pub async fn connect(addr: SocketAddr, wait_ms: u64) -> Result<(Sender, Receiver), StreamError> {
+pub async fn connect(addr: SocketAddr, wait_ms: u64, tracer: &Tracer) -> Result<(Sender, Receiver), StreamError> {
     let ep = Endpoint::bind(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0))
         .await
         .map_err(|e| StreamError::Connect { to: addr, why: e.to_string() })?;
@@ -108,7 +110,10 @@ pub async fn connect(addr: SocketAddr, wait_ms: u64) -> Result<(Sender, Receiver
             Err(e) if tokio::time::Instant::now() >= deadline => {
                 return Err(StreamError::Connect { to: addr, why: e.to_string() })
             }
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(_) => {
+                let pause_ms = if tracer.buggify(BuggifyPoint::ReconnectEarly) { 1 } else { 20 };
+                tokio::time::sleep(Duration::from_millis(pause_ms)).await
+            }
         }
     }
 }
@@ -137,10 +142,10 @@ impl Drop for Output {
 
 impl Output {
     /// Opens the stream of `partition` to the task `to` of this attempt and waits to be accepted.
-    pub async fn open(dep: &Deployment, to: TaskId, partition: u32) -> Result<Output, StreamError> {
+    pub async fn open(dep: &Deployment, to: TaskId, partition: u32, tracer: &Tracer) -> Result<Output, StreamError> {
         let wait_ms = dep.spec.timings.connect_wait_ms;
         let addr = dep.worker_of(to).data();
-        let (tx, mut rx) = connect(addr, wait_ms).await?;
+        let (tx, mut rx) = connect(addr, wait_ms, tracer).await?;
         send_frame(&tx, partition, Frame::Hello { to, attempt: dep.attempt, partition }).await?;
         let first = tokio::time::timeout(Duration::from_millis(2 * wait_ms), recv_frame(&mut rx, partition))
             .await

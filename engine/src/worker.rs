@@ -2,6 +2,7 @@
 //! executions of one location: a deploy of a newer attempt replaces the older one, an older attempt's deploy is
 //! ignored. Cancellation may be slow (the fault plane says how slow): the execution then runs on until it stops.
 
+use crate::buggify::BuggifyPoint;
 use crate::coverage::Point;
 use crate::event::{Event, ExecOutcome, Tracer};
 use crate::job::{TaskId, VertexKind};
@@ -76,6 +77,9 @@ pub async fn run(ctx: NodeContext, number: u16) {
                 Err(_) => break,
             },
             _ = heartbeat.tick() => {
+                if tracer.buggify(BuggifyPoint::HeartbeatSkipped) {
+                    continue;
+                }
                 let mut reports: Vec<ExecReport> = executions
                     .iter()
                     .map(|(task, e)| ExecReport {

@@ -16,6 +16,7 @@
 mod checkpoints;
 mod pausing;
 
+use crate::buggify::BuggifyPoint;
 use crate::canary::Canary;
 use crate::checkpoint::CheckpointCoordinator;
 use crate::coverage::Point;
@@ -153,7 +154,11 @@ pub async fn run(ctx: NodeContext) {
                 Ok((msg, from)) => c.on_message(msg, from).await,
                 Err(_) => return,
             },
-            _ = tick.tick() => c.on_tick().await,
+            _ = tick.tick() => {
+                if !c.tracer.buggify(BuggifyPoint::TickSkipped) {
+                    c.on_tick().await;
+                }
+            }
         }
     }
 }

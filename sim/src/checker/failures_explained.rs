@@ -18,7 +18,8 @@
 //!   checkpoint's life, or one on the control path only (the coordinator's datagrams are re-sent every tick) within
 //!   `bounds.control_window_ms`, or a checkpoint timeout shorter than the timings let a healthy checkpoint take
 //!   (`bounds.checkpoint_need_ms`: a barrier crosses every vertex behind the records ahead of it, each sink flushing
-//!   within `flush_ms`); an I/O error also ⇐ a fault of the store.
+//!   within `flush_ms`), or a buggify point that slowed the data or the acknowledgements (every one but
+//!   `reconnect-early`) within the same window as a control-path fault; an I/O error also ⇐ a fault of the store.
 //!
 //! And a failover tells the user why (README, "How it works": status changes carry their cause): the status change
 //! it makes in the same instant (RESTARTING or FAILING) has a cause that names what failed: the worker
@@ -29,6 +30,7 @@ use super::reachability::Reachability;
 use super::{Checker, End, FailureClass, Setup, Violation};
 use crate::fault::Action;
 use crate::trace::{TraceEntry, TraceEvent};
+use sluice_engine::buggify::BuggifyPoint;
 use sluice_engine::faults::FailReason;
 use sluice_engine::net::NodeName;
 use sluice_engine::{Event, FailureCause, PolicyAction};
@@ -56,6 +58,8 @@ pub struct FailuresExplained {
     /// between two of them clogged or unclogged).
     last_data_fault_ms: Option<u64>,
     delayed_acks: bool,
+    /// The last buggify point that slowed the data or the acknowledgements.
+    last_slowed_ms: Option<u64>,
     policy_restarts: u32,
     triggered_ms: BTreeMap<u64, u64>,
     last_checkpoint_failure_explained: bool,
@@ -84,6 +88,7 @@ impl FailuresExplained {
             injected: BTreeMap::new(),
             last_data_fault_ms: None,
             delayed_acks: false,
+            last_slowed_ms: None,
             policy_restarts: 0,
             triggered_ms: BTreeMap::new(),
             failover_names: None,
@@ -152,7 +157,9 @@ impl FailuresExplained {
         let data_fault = self.last_data_fault_ms.is_some_and(|t| at_ms <= t + age + self.bounds.checkpoint_window_ms);
         let other = match reason {
             FailReason::Expired => {
+                let slowed = self.last_slowed_ms.is_some_and(|t| at_ms <= t + age + self.bounds.control_window_ms);
                 self.timeout_too_short
+                    || slowed
                     || self.delayed_acks
                     || data_fault
                     || self.disturbed(at_ms, age + self.bounds.control_window_ms)
@@ -188,6 +195,9 @@ impl Checker for FailuresExplained {
                 self.triggered_ms.insert(*epoch, at_ms);
             }
             Event::PolicyFired { action: PolicyAction::Restart, .. } => self.policy_restarts += 1,
+            // Buggify's rare paths that slow the checkpoint's path (a late store answer, a smaller batch, a late
+            // acknowledgement or look) are mild injected faults: they may make a checkpoint in flight expire.
+            Event::Buggified { point } if *point != BuggifyPoint::ReconnectEarly => self.last_slowed_ms = Some(at_ms),
             Event::CheckpointFailed { epoch, reason, detail, .. } => {
                 let explained = self.checkpoint_failure_explained(*epoch, *reason, at_ms) || self.canary;
                 self.last_checkpoint_failure_explained = explained;

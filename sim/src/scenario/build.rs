@@ -51,6 +51,7 @@ pub(super) fn build(raw: RawScenario, ctx: &Ctx, default_name: &str, text: &str)
         pause_grace_period_ms,
         workers,
         timings,
+        buggify: build_buggify(raw.buggify.as_ref(), ctx)?,
     };
     let name = raw.name.clone().unwrap_or_else(|| default_name.to_string());
     check_name(&name, "name", ctx)?;
@@ -385,6 +386,26 @@ fn build_exponential(r: &RawRestart, ctx: &Ctx) -> Result<RestartSpec, ScenarioE
         jitter_factor_milli,
         attempts_before_reset_backoff: r.attempts_before_reset_backoff,
     })
+}
+
+/// `[buggify]`: every point unless `points` names some (each once), firing with `probability` in (0, 0.5].
+fn build_buggify(raw: Option<&RawBuggify>, ctx: &Ctx) -> Result<Option<BuggifySpec>, ScenarioError> {
+    use strum::VariantArray;
+    let Some(b) = raw else { return Ok(None) };
+    let probability = b.probability.unwrap_or(DEFAULT_BUGGIFY_PROBABILITY);
+    let most = sluice_engine::buggify::MAX_PROBABILITY;
+    if !(probability > 0.0 && probability <= most) {
+        return Err(ctx.err("buggify.probability", format!("must be in (0, {most}]")));
+    }
+    let points = b.points.clone().unwrap_or_else(|| BuggifyPoint::VARIANTS.to_vec());
+    if points.is_empty() {
+        return Err(ctx.err("buggify.points", "names no point (leave it out for every point)"));
+    }
+    let spec = BuggifySpec::new(points.clone(), probability);
+    if spec.points.len() < points.len() {
+        return Err(ctx.err("buggify.points", "lists a point twice"));
+    }
+    Ok(Some(spec))
 }
 
 fn build_network(raw: Option<&RawNetwork>, ctx: &Ctx) -> Result<Network, ScenarioError> {

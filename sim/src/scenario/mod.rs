@@ -12,6 +12,7 @@ pub mod timings;
 use crate::fault::Fault;
 use crate::locate::KeyMap;
 use serde::Deserialize;
+use sluice_engine::buggify::{BuggifyPoint, BuggifySpec};
 use sluice_engine::faults::FailReason;
 use sluice_engine::job::split_records;
 use sluice_engine::net::NodeName;
@@ -62,6 +63,7 @@ struct RawScenario {
     cluster: Option<RawCluster>,
     network: Option<RawNetwork>,
     timings: Option<timings::RawTimings>,
+    buggify: Option<RawBuggify>,
     #[serde(default)]
     faults: Vec<RawFault>,
     expect: Option<RawExpect>,
@@ -139,6 +141,16 @@ struct RawRestart {
     jitter_factor: Option<f64>,
     attempts_before_reset_backoff: Option<u32>,
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBuggify {
+    points: Option<Vec<BuggifyPoint>>,
+    probability: Option<f64>,
+}
+
+/// The firing probability of a buggify point when `[buggify]` (or `--buggify`) does not set one.
+pub const DEFAULT_BUGGIFY_PROBABILITY: f64 = 0.05;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -283,6 +295,34 @@ impl Scenario {
             ScenarioError::Invalid { file: file.to_string(), line, column, key, message }
         })?;
         build::build(raw, &ctx, default_name, text)
+    }
+
+    /// The scenario with buggify on (`--buggify`): a `[buggify]` table with every point at the default probability
+    /// is added to its text, so that a failure file carries it; a scenario with its own `[buggify]` keeps it. Like a
+    /// swarm knob the scenario does not list, buggify drops `[expect] status` and `within_ms`: the author expected
+    /// the faults the scenario names (the checkers still judge the run).
+    pub fn with_buggify(&self) -> Scenario {
+        if self.job.buggify.is_some() {
+            return self.clone();
+        }
+        let mut doc: toml_edit::DocumentMut = self.text.parse().expect("a validated scenario is a TOML document");
+        let mut table = toml_edit::Table::new();
+        table.insert("probability", toml_edit::value(DEFAULT_BUGGIFY_PROBABILITY));
+        doc.insert("buggify", toml_edit::Item::Table(table));
+        let mut dropped = false;
+        if let Some(expect) = doc.get_mut("expect").and_then(|e| e.as_table_like_mut()) {
+            dropped |= expect.remove("status").is_some();
+            dropped |= expect.remove("within_ms").is_some();
+        }
+        let mut text = doc.to_string();
+        if dropped {
+            text.push_str("# [expect] status dropped: --buggify turned buggify on\n");
+        }
+        let mut on = Scenario::parse(&text, &self.file, &self.name)
+            .unwrap_or_else(|e| panic!("adding [buggify] broke a valid scenario (a bug): {e}"));
+        on.name = self.name.clone();
+        assert!(on.job.buggify.is_some(), "the table just added turns buggify on");
+        on
     }
 
     /// Index of the vertex named `name`.
