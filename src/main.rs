@@ -3,7 +3,7 @@
 //! - `sluice run SCENARIO [--seed N] [--canary NAME]... [--json] [--trace] [--buggify]`: one run, judged.
 //! - `sluice explore SCENARIO|DIR... [--seeds N] [--first-seed S] [--canary NAME]... [--threads T] [--json]
 //!   [--swarm] [--buggify] [--shard I/N] [--check-determinism P] [--failures DIR] [--corpus DIR]
-//!   [--max-failure-files N] [--require-coverage]`:
+//!   [--max-failure-files N] [--require-coverage] [--guided]`:
 //!   a sweep; every failing run is written as a failure file the moment it is found.
 //! - `sluice replay FILE [--json] [--trace] [--bisect]`: reruns a failure file.
 //! - `sluice shrink FILE [--out FILE] [--max-runs N] [--json]`: minimizes a failure file.
@@ -106,6 +106,10 @@ enum Command {
         /// Exit 1 when a coverage point a scenario lists under `[expect] reaches` was reached by no run.
         #[arg(long)]
         require_coverage: bool,
+        /// With --swarm: favour knob settings that reached rarely covered points in earlier seeds of this sweep (a
+        /// seed's knobs then depend on earlier seeds; its failure file still replays exactly).
+        #[arg(long)]
+        guided: bool,
         /// Turn buggify on: every point fires at the default probability (a
         /// scenario's own `[buggify]` is kept); failure files carry it.
         #[arg(long)]
@@ -179,9 +183,10 @@ fn main() -> ExitCode {
             max_failure_files,
             require_coverage,
             buggify,
+            guided,
         } => {
             let files = FailureFiles { dir: failures, corpus, max: max_failure_files };
-            let extra = ExploreExtras { swarm, shard, check_determinism, require_coverage, buggify };
+            let extra = ExploreExtras { swarm, shard, check_determinism, require_coverage, buggify, guided };
             cmd_explore(&paths, seeds, first_seed, &canaries, threads, json, extra, files)
         }
         Command::Replay { file, json, trace, bisect } => cmd_replay(&file, json, trace, bisect),
@@ -290,6 +295,7 @@ struct ExploreExtras {
     check_determinism: Option<String>,
     require_coverage: bool,
     buggify: bool,
+    guided: bool,
 }
 
 /// `run`'s switches.
@@ -349,6 +355,9 @@ fn cmd_explore(
         None => Shard { index: 0, count: 1 },
     };
     let share = extra.check_determinism.as_deref().map(parse_share).transpose()?.unwrap_or(0.0);
+    if extra.guided && !extra.swarm {
+        return Err(UsageError("--guided guides the knobs --swarm draws: give --swarm too".into()));
+    }
     // Every scenario is validated before anything runs.
     let scenarios =
         scenario_files(paths)?.iter().map(|f| load_with(f, extra.buggify)).collect::<Result<Vec<_>, _>>()?;
@@ -366,6 +375,7 @@ fn cmd_explore(
         swarm: if extra.swarm { SwarmMode::DrawKnobs } else { SwarmMode::AsWritten },
         shard,
         check_determinism: share,
+        guided: extra.guided,
     };
     let runs = scenarios.len() as u64 * shard.seed_count(seeds);
     let bar = (!json && std::io::stderr().is_terminal()).then(|| {
@@ -388,7 +398,10 @@ fn cmd_explore(
                 text.push_str(&format!("\n  swarm knobs: {}", knobs_line(knobs)));
             }
             let mut replay = replay_command(&scenario.file, report.seed, &report.canaries);
-            if report.swarm.is_some() && extra.swarm {
+            if report.swarm.is_some() && extra.guided {
+                // The knobs depend on earlier seeds of the sweep: only the failure file reproduces the run.
+                replay = "sluice replay <the failure file below> (a guided seed's knobs depend on the sweep)".into();
+            } else if report.swarm.is_some() && extra.swarm {
                 // The knobs were drawn from the seed: `run` uses the scenario's own; a one-seed sweep redraws them.
                 replay = replay.replacen("sluice run", "sluice explore", 1).replacen(
                     &format!("--seed {}", report.seed),
@@ -455,8 +468,9 @@ fn print_explore_summary(report: &ExploreReport) {
         [] | [_] => String::new(),
         many => format!(" ({} of {} shards)", many.len(), many[0].count),
     };
+    let guided = if report.guided { " (guided)" } else { "" };
     outln!(
-        "{} scenarios x {} seeds{shard} = {} runs: {} failed  ({:.0} runs/s, simulated/wall {:.0}x, {} ms)",
+        "{} scenarios x {} seeds{shard}{guided} = {} runs: {} failed  ({:.0} runs/s, simulated/wall {:.0}x, {} ms)",
         report.scenarios,
         report.seeds,
         report.runs,

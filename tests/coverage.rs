@@ -68,3 +68,23 @@ fn the_eot_swarm_catches_eot_counting_within_1000_seeds() {
     assert_eq!(r.first_invariant(), Some("status-matches-ledger"), "{:?}", r.violations);
     assert!(r.coverage.contains(&Point::DuplicateEotWhileSiblingOpen), "caught where the state was reached");
 }
+
+#[test]
+fn a_guided_sweep_is_the_same_sweep_whatever_the_thread_count_and_says_it_is_guided() {
+    let s = shipped_named("swarm-batch-eot");
+    let sweep = |threads| Sweep {
+        swarm: SwarmMode::DrawKnobs,
+        guided: true,
+        ..Sweep::new(3 * sluice_sim::guide::GENERATION_SEEDS, 0, vec![Canary::EotCountedNotTracked], threads)
+    };
+    let one = explore(std::slice::from_ref(&s), &sweep(1), &|_| {}, &|_, _| {});
+    let two = explore(std::slice::from_ref(&s), &sweep(2), &|_| {}, &|_, _| {});
+    assert!(one.guided && two.guided);
+    assert_eq!(one.coverage, two.coverage, "generations learn in seed order");
+    let seeds = |r: &sluice_sim::ExploreReport| r.failing.iter().map(|f| (f.seed, f.swarm.clone())).collect::<Vec<_>>();
+    assert_eq!(seeds(&one), seeds(&two));
+    // From the second generation on, some seeds run with a parent's knobs: not the knobs the seed alone draws.
+    let plain = explore(std::slice::from_ref(&s), &Sweep { guided: false, ..sweep(2) }, &|_| {}, &|_, _| {});
+    assert!(!plain.guided);
+    assert_ne!(seeds(&plain), seeds(&one), "guidance changed what later seeds ran");
+}

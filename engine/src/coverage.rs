@@ -58,6 +58,9 @@ pub enum Point {
     RescaleWhileCheckpointPending,
     /// A worker reported a running execution of a superseded attempt, and was told again to cancel it (a zombie).
     ZombieExecutionRecanceled,
+    /// The platform's checkpoint-failure policy saw a new failure after an earlier counted one had left its window,
+    /// without having fired (where a window that never moves, or moves in whole minutes, goes wrong).
+    PolicyFailureAgedOut,
     /// A deploy of an attempt the worker already knew to be superseded arrived late and was not started.
     LateDeployDropped,
     /// The store refused a write of a fenced attempt.

@@ -10,6 +10,7 @@
 //! `policy-window-whole-minutes` (the window anchored at the first failure, in whole minutes).
 
 use crate::canary::{Canaries, Canary};
+use crate::coverage::Point;
 use crate::event::{Event, Tracer};
 use crate::job::{PolicyAction, PolicySpec};
 use crate::net::{Alert, CheckpointStats, Ctrl, CtrlEndpoint, NodeName};
@@ -32,6 +33,8 @@ pub struct Policy {
     poll_count: u32,
     /// Ids seen by the canary's counter (only to report them).
     poll_ids: Vec<u64>,
+    /// A counted failure left the window before the policy fired (coverage: `policy-failure-aged-out`).
+    aged_out: bool,
 }
 
 /// What the policy decided after one poll.
@@ -43,7 +46,8 @@ pub struct Firing {
 
 impl Policy {
     pub fn new(spec: PolicySpec, canaries: Canaries) -> Policy {
-        Policy { spec, canaries, counted: BTreeMap::new(), seen: BTreeSet::new(), poll_count: 0, poll_ids: Vec::new() }
+        let (counted, seen) = (BTreeMap::new(), BTreeSet::new());
+        Policy { spec, canaries, counted, seen, poll_count: 0, poll_ids: Vec::new(), aged_out: false }
     }
 
     /// Takes one poll's statistics; returns the counted failures (id, count after it) and the firings, in order.
@@ -80,6 +84,9 @@ impl Policy {
                 self.counted.clear();
                 continue;
             }
+            // A failure counted earlier has left the trailing window by this one without the policy firing: the state
+            // in which a window that never moves, or moves in whole minutes, goes wrong.
+            self.aged_out |= self.counted.values().any(|t| *t + self.spec.window_ms <= *at_ms);
             self.counted.insert(*epoch, *at_ms);
             // The trailing window ends at this failure: older ones leave it.
             let within_window = if never_resets {
@@ -215,6 +222,9 @@ pub async fn run(ctx: NodeContext) {
 /// Feeds one poll's statistics to the policy and traces what it counted and how it fired.
 fn observe(policy: &mut Policy, stats: &CheckpointStats, tracer: &Tracer) -> Vec<Firing> {
     let (counted, firings) = policy.observe(stats);
+    if std::mem::take(&mut policy.aged_out) {
+        tracer.reach(Point::PolicyFailureAgedOut);
+    }
     for (epoch, count) in counted {
         tracer.emit(Event::PolicyFailureCounted { epoch, count });
     }

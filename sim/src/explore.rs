@@ -5,9 +5,10 @@
 //! CI matrix jobs or a cluster's batch jobs, and their reports are joined with [`merge`]. A share of the seeds can be
 //! run twice and their traces compared (`--check-determinism`): the first differing event is reported.
 
+use crate::guide::{Guide, Lesson, GENERATION_SEEDS};
 use crate::runner::{run_as_is_keeping, RunReport, Verdict};
 use crate::scenario::Scenario;
-use crate::swarm::{instantiate_within, life_ms, SwarmMode};
+use crate::swarm::{instantiate_drawn, instantiate_within, life_ms, SwarmMode};
 use crate::trace::{render, TraceEntry, TraceKeep, RECENT_ENTRIES};
 use serde::{Deserialize, Serialize};
 use sluice_engine::{Canary, Point};
@@ -105,6 +106,9 @@ pub struct ExploreReport {
     pub canaries: Vec<String>,
     /// Knobs drawn from the seed (`--swarm`).
     pub swarm: bool,
+    /// Guided seeds (`--guided`): a seed's knobs depend on earlier seeds of the sweep.
+    #[serde(default)]
+    pub guided: bool,
     /// The shards this report covers (one for a shard's own report, all of them after `merge`).
     pub shards: Vec<Shard>,
     /// Runs repeated to compare traces, and the seeds whose traces differed.
@@ -185,6 +189,9 @@ pub struct Sweep {
     pub shard: Shard,
     /// Share of the seeds (0..=1) run twice to compare their traces.
     pub check_determinism: f64,
+    /// Guided seeds (`--guided`, with `--swarm`): knobs favoured by what earlier generations reached (see
+    /// [`crate::guide`]).
+    pub guided: bool,
 }
 
 impl Sweep {
@@ -198,6 +205,7 @@ impl Sweep {
             swarm: SwarmMode::AsWritten,
             shard: Shard { index: 0, count: 1 },
             check_determinism: 0.0,
+            guided: false,
         }
     }
 }
@@ -262,56 +270,92 @@ pub fn explore_with(
     let lives: Vec<u64> = scenarios.iter().map(life_ms).collect();
     let threads = sweep.threads.max(1).min(total.max(1) as usize);
     let wall = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= total {
-                    break;
-                }
-                // Seed-major order: the first seeds of every scenario come first.
-                let scenario_index = (i % scenarios.len() as u64) as usize;
-                let scenario = &scenarios[scenario_index];
-                let index = sweep.shard.seed_index(i / scenarios.len() as u64);
-                let seed = sweep.first_seed.wrapping_add(index);
-                let (as_run, knobs) = instantiate_within(scenario, seed, sweep.swarm, lives[scenario_index]);
-                // A run keeps its recent entries only, unless the determinism check will compare it entry by entry.
-                let checks_determinism = determinism_checked(seed, sweep.check_determinism);
-                let keep = if checks_determinism { TraceKeep::All } else { TraceKeep::Recent(RECENT_ENTRIES) };
-                let mut report = run(&as_run, seed, &sweep.canaries, keep);
-                report.swarm = knobs.clone();
-                sim_ms.fetch_add(report.sim_ms, Ordering::Relaxed);
-                coverage.add(scenario_index, &report.coverage);
-                if report.verdict == Verdict::Fail {
-                    on_finding(Finding::Failure { scenario, as_run: &as_run, report: &report });
-                    failing.lock().expect("failing lock").push(Failing {
-                        scenario: scenario.name.clone(),
-                        seed,
-                        invariant: report.first_invariant().unwrap_or_default().to_string(),
-                        swarm: knobs,
-                    });
-                }
-                if checks_determinism {
-                    let again = run(&as_run, seed, &sweep.canaries, TraceKeep::All);
-                    sim_ms.fetch_add(again.sim_ms, Ordering::Relaxed);
-                    checked.fetch_add(1, Ordering::Relaxed);
-                    let differs = again.trace_hash != report.trace_hash || again.violations != report.violations;
-                    if differs {
-                        let (index, first, second) = first_difference(&report.trace, &again.trace).unwrap_or((
-                            report.trace.len(),
-                            Some("(same trace, other verdict)".into()),
-                            None,
-                        ));
-                        let m = Mismatch { scenario: scenario.name.clone(), seed, index, first, second };
-                        on_finding(Finding::Nondeterministic(&m));
-                        mismatches.lock().expect("mismatch lock").push(m);
+    // Unguided, one generation holds every run. Guided, a generation is GENERATION_SEEDS seeds of every scenario
+    // (runs are seed-major, so a generation is a range of run indexes), and the guide learns between generations.
+    let generation_runs = if sweep.guided { GENERATION_SEEDS * scenarios.len() as u64 } else { total.max(1) };
+    let mut guide = Guide::new(scenarios.len());
+    let lessons: Mutex<Vec<(usize, Lesson)>> = Mutex::new(Vec::new());
+    let mut generation_start = 0;
+    while generation_start < total {
+        let generation_end = (generation_start + generation_runs).min(total);
+        next.store(generation_start, Ordering::SeqCst);
+        let guide_now = &guide;
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= generation_end {
+                        break;
                     }
-                }
-                let d = done.fetch_add(1, Ordering::SeqCst) + 1;
-                on_progress(d, total);
-            });
+                    // Seed-major order: the first seeds of every scenario come first.
+                    let scenario_index = (i % scenarios.len() as u64) as usize;
+                    let scenario = &scenarios[scenario_index];
+                    let index = sweep.shard.seed_index(i / scenarios.len() as u64);
+                    let seed = sweep.first_seed.wrapping_add(index);
+                    // Guided: the knobs the guide chooses from the seed's own draw and what earlier generations reached.
+                    let chosen = match (&scenario.swarm, sweep.guided) {
+                        (Some(swarm), true) => {
+                            Some(guide_now.knobs(scenario_index, &swarm.redraw(scenario, seed), seed).0)
+                        }
+                        _ => None,
+                    };
+                    let (as_run, knobs) = match &chosen {
+                        Some(chosen) => instantiate_drawn(scenario, seed, chosen, lives[scenario_index]),
+                        None => instantiate_within(scenario, seed, sweep.swarm, lives[scenario_index]),
+                    };
+                    // A run keeps its recent entries only, unless the determinism check will compare it entry by entry.
+                    let checks_determinism = determinism_checked(seed, sweep.check_determinism);
+                    let keep = if checks_determinism { TraceKeep::All } else { TraceKeep::Recent(RECENT_ENTRIES) };
+                    let mut report = run(&as_run, seed, &sweep.canaries, keep);
+                    report.swarm = knobs.clone();
+                    sim_ms.fetch_add(report.sim_ms, Ordering::Relaxed);
+                    coverage.add(scenario_index, &report.coverage);
+                    if let Some(knobs) = chosen {
+                        let lesson = Lesson { order: i, knobs, reached: report.coverage.clone() };
+                        lessons.lock().expect("lessons lock").push((scenario_index, lesson));
+                    }
+                    if report.verdict == Verdict::Fail {
+                        on_finding(Finding::Failure { scenario, as_run: &as_run, report: &report });
+                        failing.lock().expect("failing lock").push(Failing {
+                            scenario: scenario.name.clone(),
+                            seed,
+                            invariant: report.first_invariant().unwrap_or_default().to_string(),
+                            swarm: knobs,
+                        });
+                    }
+                    if checks_determinism {
+                        let again = run(&as_run, seed, &sweep.canaries, TraceKeep::All);
+                        sim_ms.fetch_add(again.sim_ms, Ordering::Relaxed);
+                        checked.fetch_add(1, Ordering::Relaxed);
+                        let differs = again.trace_hash != report.trace_hash || again.violations != report.violations;
+                        if differs {
+                            let (index, first, second) = first_difference(&report.trace, &again.trace).unwrap_or((
+                                report.trace.len(),
+                                Some("(same trace, other verdict)".into()),
+                                None,
+                            ));
+                            let m = Mismatch { scenario: scenario.name.clone(), seed, index, first, second };
+                            on_finding(Finding::Nondeterministic(&m));
+                            mismatches.lock().expect("mismatch lock").push(m);
+                        }
+                    }
+                    let d = done.fetch_add(1, Ordering::SeqCst) + 1;
+                    on_progress(d, total);
+                });
+            }
+        });
+        // The generation is complete: the guide learns from it in seed order, whichever thread ran what.
+        let mut learned = std::mem::take(&mut *lessons.lock().expect("lessons lock"));
+        learned.sort_by_key(|(_, l)| l.order);
+        for scenario_index in 0..scenarios.len() {
+            let row: Vec<Lesson> =
+                learned.iter().filter(|(k, _)| *k == scenario_index).map(|(_, l)| l.clone()).collect();
+            if !row.is_empty() {
+                guide.learn(scenario_index, &row);
+            }
         }
-    });
+        generation_start = generation_end;
+    }
     let wall_s = wall.elapsed().as_secs_f64().max(1e-9);
     let failing = failing.into_inner().expect("failing lock");
     let determinism_mismatches = mismatches.into_inner().expect("mismatch lock");
@@ -329,6 +373,7 @@ pub fn explore_with(
         scenario_names: scenarios.iter().map(|s| s.name.clone()).collect(),
         canaries: sweep.canaries.iter().map(|c| c.name().to_string()).collect(),
         swarm: sweep.swarm == SwarmMode::DrawKnobs,
+        guided: sweep.guided,
         shards: vec![sweep.shard],
         determinism_checked: checked.load(Ordering::Relaxed),
         determinism_mismatches,
@@ -373,12 +418,13 @@ pub fn merge(reports: &[ExploreReport]) -> Result<ExploreReport, MergeError> {
     }
     let mut out = first.clone();
     for (index, r) in reports.iter().enumerate().skip(1) {
-        let same: [(&'static str, bool); 5] = [
+        let same: [(&'static str, bool); 6] = [
             ("scenario list", r.scenario_names == first.scenario_names),
             ("seed count", r.seeds == first.seeds),
             ("first seed", r.first_seed == first.first_seed),
             ("canary list", r.canaries == first.canaries),
             ("swarm flag", r.swarm == first.swarm),
+            ("guided flag (a guided sweep is not comparable with an unguided one)", r.guided == first.guided),
         ];
         if let Some((what, _)) = same.iter().find(|(_, same)| !same) {
             return Err(MergeError::OtherSweep { index, what });
@@ -469,6 +515,7 @@ mod tests {
             scenario_names: vec!["x".into()],
             canaries: vec![],
             swarm: false,
+            guided: false,
             shards: vec![Shard { index: shard, count: 2 }],
             determinism_checked: 1,
             determinism_mismatches: vec![],
@@ -491,6 +538,9 @@ mod tests {
         let mut other = report(1, &[]);
         other.seeds = 11;
         assert!(matches!(merge(&[report(0, &[]), other]), Err(MergeError::OtherSweep { what: "seed count", .. })));
+        let guided = ExploreReport { guided: true, ..report(1, &[]) };
+        let refused = merge(&[report(0, &[]), guided]);
+        assert!(matches!(refused, Err(MergeError::OtherSweep { what, .. }) if what.starts_with("guided flag")));
         assert_eq!(merge(&[]).unwrap_err(), MergeError::Empty);
         // Coverage adds up over shards; a listed point reached in one shard is no gap of the whole.
         let (mut a, mut b) = (report(0, &[]), report(1, &[]));

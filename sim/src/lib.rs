@@ -1,7 +1,7 @@
 //! sluice-sim: the harness. Data flows one way: scenario → world → trace → checkers → verdict.
 //!
 //! Map of the crate:
-//! - [`scenario`]: the TOML schema and all its validation (job, `[[faults]]`, `[swarm]`) with file/line/column/key
+//! - [`scenario`]: the TOML schema and all its validation (job, `[[faults]]`, `[swarm]`, `[timings]`, `[buggify]`) with file/line/column/key
 //!   errors, the validated [`Scenario`].
 //! - [`locate`]: where a key stands in a TOML text.
 //! - [`fault`]: faults, their timeline of actions, and when the liveness phase starts.
@@ -11,6 +11,7 @@
 //! - [`checker`]: one file per invariant, each with its own small model.
 //! - [`runner`]: one run → a [`RunReport`] (verdict, violations, counts, hash); engine panics become a verdict.
 //! - [`swarm`]: `[swarm]` knobs, faults drawn from the seed and materialized into the scenario as run.
+//! - [`guide`]: guided seeds (`--guided`): knob settings that reached rare coverage points are favoured.
 //! - [`failure`]: failure files (the scenario as run, seed, canaries, invariant, hash) and their replay.
 //! - [`shrink`]: minimizes a failure file while it keeps failing the same invariant.
 //! - [`explore`]: sweeps of seeds × scenarios over threads, failures reported as found; shards, merge, the
@@ -20,6 +21,7 @@ pub mod checker;
 pub mod explore;
 pub mod failure;
 pub mod fault;
+pub mod guide;
 pub mod locate;
 pub mod runner;
 pub mod scenario;

@@ -393,8 +393,20 @@ pub fn instantiate_within(
     let swarm = match mode {
         SwarmMode::AsWritten => swarm.clone(),
         SwarmMode::DrawKnobs => swarm.redraw(s, seed),
-    }
-    .within_life(life_ms);
+    };
+    instantiate_drawn(s, seed, &swarm, life_ms)
+}
+
+/// A scenario as it runs under one seed with the knobs given (drawn from the seed, or chosen by a guided sweep):
+/// network, timings and faults drawn from the seed with them, written into the as-run text.
+pub fn instantiate_drawn(
+    s: &Scenario,
+    seed: u64,
+    swarm: &Swarm,
+    life_ms: u64,
+) -> (Scenario, Option<BTreeMap<String, f64>>) {
+    assert!(s.swarm.is_some(), "only a scenario with [swarm] draws");
+    let swarm = swarm.within_life(life_ms);
     let mut doc: toml_edit::DocumentMut = s.text.parse().expect("a validated scenario is a TOML document");
     doc.remove("swarm");
     let mut knobs = swarm.active_knobs();
