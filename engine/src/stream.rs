@@ -184,6 +184,18 @@ impl Output {
         Ok(())
     }
 
+    /// Takes a credit if one is there now (kept for the next [`Output::send`]); never waits.
+    pub fn try_reserve(&mut self) -> bool {
+        if !self.reserved {
+            match self.credits.try_acquire() {
+                Ok(credit) => credit.forget(),
+                Err(_) => return false,
+            }
+            self.reserved = true;
+        }
+        self.reserved
+    }
+
     /// Sends one record, with the credit [`Output::reserve`] kept, or waiting for one first.
     pub async fn send(&mut self, record: Record) -> Result<(), StreamError> {
         self.reserve().await?;

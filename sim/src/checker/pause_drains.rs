@@ -3,7 +3,9 @@
 //!   (unless a crash, isolation or clog of the store, the coordinator or a worker that runs the current attempt, or a
 //!   failover, intervenes, or a resume comes first); and, with data or without, once a pause in progress has no
 //!   source execution of the current attempt running and every record it emitted acknowledged by the store, a drain
-//!   check finds it drained within `bounds.drain_check_bound_ms` (under the same excuses);
+//!   check finds it drained within `bounds.drain_check_bound_ms` (under the same excuses), unless the grace period
+//!   of PAUSING ends first: then the pause is decided undrained (NumaFlow pauses once the grace period has passed or
+//!   the drain completed, whichever comes first);
 //! - D2: `drained_on_pause = true` ⇒ at that instant no source execution runs and every record emitted was
 //!   acknowledged by the store, and a drain check since the pause request found no source running and nothing pending
 //!   or awaiting acknowledgement; a drain check is made only once no source replica runs (as it counts them, and as
@@ -51,6 +53,8 @@ pub struct PauseDrains {
     /// fault of a node the job runs on excuses it until the next pause.
     drained_since: Option<u64>,
     drain_excused: bool,
+    /// When the job last entered PAUSING: its grace period ends the drain clock.
+    pausing_since_ms: Option<u64>,
     /// D3: when the coordinator took the pause request, until a resume.
     d3_since: Option<u64>,
     d3_flagged: bool,
@@ -81,6 +85,7 @@ impl PauseDrains {
             d1: None,
             drained_since: None,
             drain_excused: false,
+            pausing_since_ms: None,
             d3_since: None,
             d3_flagged: false,
             net: Reachability::default(),
@@ -103,6 +108,10 @@ impl PauseDrains {
         if let Some(t) = self.drained_since.filter(|t| now_ms > t + self.bounds.drain_check_bound_ms) {
             self.drained_since = None;
             self.drain_excused = true; // once per pause
+            let grace_end_ms = self.pausing_since_ms.map(|p| p + self.grace_ms);
+            if grace_end_ms.is_some_and(|g| g <= t + self.bounds.drain_check_bound_ms) {
+                return self.check_d1_and_d3(now_ms); // the grace period decided the pause before a check was due
+            }
             let drain_check_bound_ms = self.bounds.drain_check_bound_ms;
             let detail = format!(
                 "pausing with no source running and nothing in flight since {t} ms, but no drain check found it drained \
@@ -110,6 +119,10 @@ impl PauseDrains {
             );
             self.violation(t + self.bounds.drain_check_bound_ms, FailureClass::Liveness, detail);
         }
+        self.check_d1_and_d3(now_ms);
+    }
+
+    fn check_d1_and_d3(&mut self, now_ms: u64) {
         if let Some((t0, deadline)) = self.d1.filter(|(_, d)| now_ms > *d) {
             self.d1 = None;
             let detail =
@@ -176,6 +189,9 @@ impl Checker for PauseDrains {
             TraceEvent::Observed { .. } | TraceEvent::Alerted { .. } => {}
             TraceEvent::Engine(event) => {
                 if let Event::StatusChanged { to, .. } = event {
+                    if *to == JobStatus::Pausing && self.status != JobStatus::Pausing {
+                        self.pausing_since_ms = Some(at_ms);
+                    }
                     self.status = *to;
                 }
                 self.on_engine_event(event, &entry.node, at_ms);
@@ -516,6 +532,14 @@ mod tests {
         let found = [base.clone(), vec![checked(1_400, true)]].concat();
         let v = run(&mut PauseDrains::new(&setup(vec![1])), &found, 5_000);
         assert!(v.iter().all(|v| !v.detail.contains("no drain check")), "{v:?}");
+        // A grace period that ends before a check is due decides the pause undrained; one that ends after does not.
+        let mut short = setup(vec![1]);
+        short.pause_grace_period_ms = 1_000;
+        let v = run(&mut PauseDrains::new(&short), &base, 5_000);
+        assert!(v.iter().all(|v| !v.detail.contains("no drain check")), "{v:?}");
+        short.pause_grace_period_ms = 1_700;
+        let v = run(&mut PauseDrains::new(&short), &base, 5_000);
+        assert!(v.iter().any(|v| v.detail.contains("no drain check found it drained")), "{v:?}");
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //!
 //! And the coordinator's `cancel-unconfirmed` (it gave up waiting for some workers) names only workers that still
 //! ran an execution of an attempt below the one it cancels for, at most `bounds.report_stale_ms` before (its view is a
-//! heartbeat old), and names at least one.
+//! heartbeat old), or, when the execution ended with its node's crash, at most `bounds.down_noticed_ms` before (a
+//! dead worker sends no report: the coordinator holds its last one until the worker timeout), and names at least one.
 //!
 //! And an execution that ended is gone for good: none of its parts (a sink's per-partition forwarders) sends a batch,
 //! reads an answer or has a batch acknowledged after the instant of its `execution-ended`, unless the execution is
@@ -42,9 +43,10 @@ pub(crate) const NAME: &str = "superseded-executions-end";
 pub struct SupersededExecutionsEnd {
     /// The time bounds, from the scenario's timings.
     bounds: super::bounds::Bounds,
-    /// (node, task, attempt) → started at; and when executions that are gone ended.
+    /// (node, task, attempt) → started at; and when executions that are gone ended, and how long the coordinator's
+    /// view may still show them (a report's age, or a dead worker's timeout).
     running: BTreeMap<(String, TaskId, u32), u64>,
-    ended_ms: BTreeMap<(String, TaskId, u32), u64>,
+    ended_ms: BTreeMap<(String, TaskId, u32), (u64, u64)>,
     /// Executions that ended and were not started again: (task, attempt) → node → ended at. Keyed so that the
     /// per-record forwarder events look it up without building a key.
     gone_ms: BTreeMap<(TaskId, u32), BTreeMap<String, u64>>,
@@ -169,7 +171,7 @@ impl SupersededExecutionsEnd {
             let node = sluice_engine::net::NodeName::Worker(*w).label();
             let ran = |(n, _, a): &(String, TaskId, u32)| *n == node && *a < below;
             let holds = self.running.keys().any(ran)
-                || self.ended_ms.iter().any(|(k, t)| ran(k) && at_ms <= t + self.bounds.report_stale_ms);
+                || self.ended_ms.iter().any(|(k, (t, stale_ms))| ran(k) && at_ms <= t + stale_ms);
             if !holds {
                 let report_stale_ms = self.bounds.report_stale_ms;
                 let detail = format!(
@@ -181,10 +183,10 @@ impl SupersededExecutionsEnd {
         }
     }
 
-    /// An execution ended on a node, or its node went down.
-    fn ended(&mut self, key: (String, TaskId, u32), at_ms: u64) {
+    /// An execution ended on a node, or its node went down; the coordinator may show it `stale_ms` longer.
+    fn ended(&mut self, key: (String, TaskId, u32), at_ms: u64, stale_ms: u64) {
         self.gone_ms.entry((key.1, key.2)).or_default().insert(key.0.clone(), at_ms);
-        self.ended_ms.insert(key, at_ms);
+        self.ended_ms.insert(key, (at_ms, stale_ms));
     }
 
     /// A sink's forwarder acted (`what` the store): its execution must still run there.
@@ -208,7 +210,7 @@ impl SupersededExecutionsEnd {
                 let gone: Vec<_> = self.running.keys().filter(|(n, _, _)| *n == node).cloned().collect();
                 for key in gone {
                     self.running.remove(&key);
-                    self.ended(key, at_ms);
+                    self.ended(key, at_ms, self.bounds.down_noticed_ms);
                 }
             }
             Action::SlowCancel { worker, by_ms } => {
@@ -241,7 +243,7 @@ impl Checker for SupersededExecutionsEnd {
             Event::ExecutionEnded { task, attempt, .. } => {
                 let key = (entry.node.clone(), *task, *attempt);
                 self.running.remove(&key);
-                self.ended(key, at_ms);
+                self.ended(key, at_ms, self.bounds.report_stale_ms);
             }
             Event::SinkBatchSent { attempt, task, partition, .. } => {
                 self.on_part_acted(&entry.node, *task, *attempt, *partition, "sent a batch to", at_ms)
@@ -362,8 +364,20 @@ mod tests {
             .all(|v| !v.detail.contains("names")));
         let v = check(&[base.clone(), vec![unconfirmed(500, vec![2])]].concat());
         assert!(v.iter().any(|v| v.detail.contains("names worker-2")), "{v:?}");
-        let v = check(&[base, vec![unconfirmed(500, vec![])]].concat());
+        let v = check(&[base.clone(), vec![unconfirmed(500, vec![])]].concat());
         assert!(v.iter().any(|v| v.detail.contains("names no worker")), "{v:?}");
+        // An execution that ended normally leaves the coordinator's view with the next report; one that died with its
+        // worker stays in it until the worker timeout.
+        let b = crate::checker::bounds::Bounds::default();
+        let late = 200 + b.report_stale_ms + 100;
+        assert!(late < 200 + b.down_noticed_ms, "the test needs a report's age below the worker timeout");
+        let ended_normally = [base.clone(), vec![ended(200, "worker-1", 1), unconfirmed(late, vec![1])]].concat();
+        assert!(check(&ended_normally).iter().any(|v| v.detail.contains("names worker-1")));
+        let crashed = fault(200, Action::Crash { node: worker(1) });
+        let died = [base.clone(), vec![crashed.clone(), unconfirmed(late, vec![1])]].concat();
+        assert!(check(&died).iter().all(|v| !v.detail.contains("names")), "{:?}", check(&died));
+        let long_after = [base, vec![crashed, unconfirmed(200 + b.down_noticed_ms + 100, vec![1])]].concat();
+        assert!(check(&long_after).iter().any(|v| v.detail.contains("names worker-1")));
     }
 
     #[test]
