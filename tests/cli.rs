@@ -321,3 +321,25 @@ fn buggify_turns_on_from_the_command_line_and_its_failure_files_carry_it() {
     assert!(said.contains("REPRODUCED") && said.contains("same trace_hash"), "the firings replay: {said}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn bench_json_reports_every_case_against_its_baseline() {
+    let out = sluice(&["bench", "--seeds", "3", "--threads", "2", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = json(&out);
+    let cases = v["cases"].as_array().expect("cases");
+    let names: Vec<&str> = cases.iter().map(|c| c["scenario"].as_str().expect("a name")).collect();
+    assert_eq!(names, ["multi-partition-eot", "checkpoint-failure-policy", "swarm-streaming-exactly-once"]);
+    for c in cases {
+        // Figures of wall time are only checked to be there: a test never asserts on wall time.
+        for key in ["seeds_per_sec_one_thread", "seeds_per_sec", "scaling", "sim_to_wall", "records_per_sec"] {
+            assert!(c[key].as_f64().is_some_and(|x| x > 0.0), "{key} in {c}");
+        }
+        assert!(c["baseline_seeds_per_sec"].as_f64().is_some_and(|x| x > 0.0), "{c}");
+        assert!(c["messages_per_run"].as_f64().is_some_and(|m| m > 100.0), "a run carries messages: {c}");
+        assert!(c["allocations_per_record"].as_f64().is_some_and(|a| a > 0.0), "the binary counts allocations: {c}");
+        assert_eq!((c["seeds"].as_u64(), c["threads"].as_u64(), c["failures"].as_u64()), (Some(3), Some(2), Some(0)));
+    }
+    let bad = sluice(&["bench", "--seeds", "0"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", String::from_utf8_lossy(&bad.stderr));
+}

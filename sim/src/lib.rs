@@ -16,7 +16,10 @@
 //! - [`shrink`]: minimizes a failure file while it keeps failing the same invariant.
 //! - [`explore`]: sweeps of seeds × scenarios over threads, failures reported as found; shards, merge, the
 //!   determinism self-check.
+//! - [`bench`]: `sluice bench`, seeds per second of a fixed set of shipped scenarios against a raw-madsim baseline of
+//!   the same message volume.
 
+pub mod bench;
 pub mod checker;
 pub mod explore;
 pub mod failure;

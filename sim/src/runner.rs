@@ -43,6 +43,8 @@ pub struct RunReport {
     pub trace_hash: String,
     pub sim_ms: u64,
     pub wall_ms: u64,
+    /// Messages the simulated network carried (stream frames and datagrams that got through).
+    pub messages: u64,
     /// The `[swarm]` knobs that were on when the faults were drawn (absent without `[swarm]`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub swarm: Option<BTreeMap<String, f64>>,
@@ -141,6 +143,7 @@ pub fn run_as_is_keeping(scenario: &Scenario, seed: u64, canaries: &[Canary], ke
         trace_hash: recorded.hash,
         sim_ms: recorded.entries.last().map_or(0, |e| e.at_ms()),
         wall_ms,
+        messages: 0,
         swarm: None,
         coverage: recorded.reached.iter().collect(),
         first_terminal_ms: None,
@@ -171,6 +174,7 @@ pub fn run_as_is_keeping(scenario: &Scenario, seed: u64, canaries: &[Canary], ke
     (report.status, report.drained_on_pause, report.sim_ms) =
         (outcome.status, outcome.drained_on_pause, outcome.sim_ms);
     report.first_terminal_ms = outcome.first_terminal_ms;
+    report.messages = outcome.messages;
     report
 }
 

@@ -30,6 +30,8 @@ pub struct Outcome {
     pub sim_ms: u64,
     /// When the client first read a terminal status, if it did.
     pub first_terminal_ms: Option<u64>,
+    /// Messages the simulated network carried (stream frames and datagrams that got through): the run's volume.
+    pub messages: u64,
 }
 
 /// What the client knows and what it has to ask: shared by the supervisor and the client node.
@@ -59,7 +61,7 @@ pub fn simulate(scenario: &Scenario, seed: u64, canaries: Canaries, recorder: Ar
     let ledger = ctx.ledger.clone();
     let rt = Runtime::with_seed_and_config(seed, net_config(scenario));
     let client: Arc<Mutex<Client>> = Arc::default();
-    let sim_ms = rt.block_on(supervise(scenario.clone(), ctx, recorder.clone(), client.clone()));
+    let (sim_ms, messages) = rt.block_on(supervise(scenario.clone(), ctx, recorder.clone(), client.clone()));
     drop(rt);
     let ledger = ledger.lock().expect("ledger lock").commits().to_vec();
     let (observed, first_terminal_ms) = {
@@ -72,6 +74,7 @@ pub fn simulate(scenario: &Scenario, seed: u64, canaries: Canaries, recorder: Ar
         drained_on_pause: observed.is_some_and(|(_, d)| d),
         sim_ms,
         first_terminal_ms,
+        messages,
     }
 }
 
@@ -100,7 +103,7 @@ async fn supervise(
     ctx: NodeContext,
     recorder: Arc<TraceRecorder>,
     client: Arc<Mutex<Client>>,
-) -> u64 {
+) -> (u64, u64) {
     let handle = Handle::current();
     let mut names = vec![NodeName::Store, NodeName::Coordinator, NodeName::Client];
     names.extend((1..=scenario.job.workers).map(NodeName::Worker));
@@ -160,7 +163,7 @@ async fn supervise(
             for n in nodes.values() {
                 handle.kill(n.id());
             }
-            return now;
+            return (now, madsim::net::NetSim::current().stat().msg_count);
         }
         let next_action = actions.get(next).map(|a| a.0).unwrap_or(u64::MAX);
         let wake = next_action.min(now + STATUS_POLL_MS).min(scenario.duration_ms);
