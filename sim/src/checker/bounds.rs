@@ -12,6 +12,8 @@ use sluice_engine::Timings;
 pub struct Bounds {
     /// A worker silent this long is lost; the first attempt waits this long at most for every worker to report.
     pub worker_timeout_ms: u64,
+    /// A worker reports (its executions, their checkpoint acknowledgements) this often.
+    pub heartbeat_ms: u64,
     /// From a crash to the coordinator noticing it: the worker timeout after the last heartbeat, and a tick.
     pub down_noticed_ms: u64,
     /// The store's fence before the first deploy, and a tick.
@@ -73,6 +75,7 @@ impl Bounds {
         let (hb, tick, wto) = (t.heartbeat_ms, t.tick_ms, t.worker_timeout_ms);
         let bounds = Bounds {
             worker_timeout_ms: wto,
+            heartbeat_ms: hb,
             down_noticed_ms: wto + hb + tick + 350,
             first_deploy_slack_ms: tick + 450,
             autoscale_period_ms: t.autoscale_period_ms,

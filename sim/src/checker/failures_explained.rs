@@ -18,7 +18,9 @@
 //!   checkpoint's life, or one on the control path only (the coordinator's datagrams are re-sent every tick) within
 //!   `bounds.control_window_ms`, or a checkpoint timeout shorter than the timings let a healthy checkpoint take
 //!   (`bounds.checkpoint_need_ms`: a barrier crosses every vertex behind the records ahead of it, each sink flushing
-//!   within `flush_ms`), or a buggify point that slowed the data or the acknowledgements (every one but
+//!   within `flush_ms`), or a network that loses enough datagrams for every heartbeat that could carry an
+//!   acknowledgement within the checkpoint timeout to go missing (`loss` to the power of the timeout's heartbeats at
+//!   least [`LOSSY`], as for a lost worker), or a buggify point that slowed the data or the acknowledgements (every one but
 //!   `reconnect-early`) within the same window as a control-path fault; an I/O error also ⇐ a fault of the store.
 //!
 //! And a failover tells the user why (README, "How it works": status changes carry their cause): the status change
@@ -45,6 +47,8 @@ pub struct FailuresExplained {
     /// The time bounds, from the scenario's timings.
     bounds: super::bounds::Bounds,
     lossy: bool,
+    /// The heartbeats of one checkpoint timeout can all go missing (see [`LOSSY`]).
+    checkpoint_lossy: bool,
     /// The checkpoint timeout is shorter than the timings let a checkpoint take on a healthy cluster.
     timeout_too_short: bool,
     canary: bool,
@@ -79,6 +83,9 @@ impl FailuresExplained {
         FailuresExplained {
             bounds: setup.bounds,
             lossy: lossy(setup.loss, setup.bounds.heartbeats_per_timeout),
+            checkpoint_lossy: setup
+                .checkpoint
+                .is_some_and(|c| lossy(setup.loss, (c.timeout_ms / setup.bounds.heartbeat_ms.max(1)).max(1))),
             timeout_too_short: setup
                 .checkpoint
                 .is_some_and(|c| c.timeout_ms < setup.bounds.checkpoint_need_ms(setup.scales.len())),
@@ -159,6 +166,7 @@ impl FailuresExplained {
             FailReason::Expired => {
                 let slowed = self.last_slowed_ms.is_some_and(|t| at_ms <= t + age + self.bounds.control_window_ms);
                 self.timeout_too_short
+                    || self.checkpoint_lossy
                     || slowed
                     || self.delayed_acks
                     || data_fault
@@ -303,6 +311,25 @@ mod tests {
             sluice_engine::Timings { flush_ms: 326, tick_ms: 119, ..crate::scenario::timings::default_timings() };
         s.bounds = crate::checker::bounds::Bounds::of(&slow);
         assert!(run(&mut FailuresExplained::new(&s), &expired, 10_000).is_empty(), "3 × 326 + 219 ms needed");
+    }
+
+    #[test]
+    fn an_expiry_is_explained_by_a_loss_that_can_drop_every_heartbeat_of_the_timeout() {
+        let expired = [
+            at(1_000, "coordinator", Event::CheckpointTriggered { attempt: 1, epoch: 1, is_final: false }),
+            failed(2_000, 1, FailReason::Expired),
+        ];
+        let mut s = setup(vec![1]);
+        s.checkpoint =
+            Some(sluice_engine::CheckpointSpec { interval_ms: 2_000, timeout_ms: 1_000, tolerable_failures: 0 });
+        let timings = sluice_engine::Timings { heartbeat_ms: 241, ..crate::scenario::timings::default_timings() };
+        s.bounds = crate::checker::bounds::Bounds::of(&timings);
+        s.loss = 0.0186; // four heartbeats per timeout: 0.0186⁴ ≈ 1.2e-7, above LOSSY
+        assert!(run(&mut FailuresExplained::new(&s), &expired, 10_000).is_empty(), "heartbeats lost by the network");
+        s.loss = 0.003; // 0.003⁴ ≈ 8e-11, below it
+        assert_eq!(run(&mut FailuresExplained::new(&s), &expired, 10_000).len(), 1, "too little loss to explain it");
+        s.loss = 0.0;
+        assert_eq!(run(&mut FailuresExplained::new(&s), &expired, 10_000).len(), 1, "a healthy network");
     }
 
     #[test]
