@@ -12,6 +12,7 @@
 //! - [`coverage`]: coverage points: rare states a run reached, counted on the side (not in the trace).
 //! - [`net`]: node addresses and the control plane (idempotent datagrams).
 //! - [`stream`]: the data plane: ordered, credit-based streams with in-band `Data`/`Eot` frames.
+//! - [`timer`]: a deadline that registers one simulated timer, not one per poll (madsim's sleeps pile them up).
 //! - [`node`]: what the nodes of one run share (job, canaries, recorder, external source, ledger).
 //! - [`coordinator`]: the job master: attempts, fencing, failure detection, restarts, status API.
 //! - [`worker`]: runs executions, one live execution per location, heartbeats.
@@ -44,6 +45,7 @@ pub mod source;
 pub mod status;
 pub mod store;
 pub mod stream;
+pub mod timer;
 pub mod worker;
 
 pub use canary::{BugClass, Canaries, Canary};

@@ -166,14 +166,17 @@ pub async fn run(ctx: NodeContext) {
     let mut policy = Policy::new(spec, ctx.canaries);
     let mut request = 0u64;
     let mut restart: Option<(u64, String, u32)> = None;
-    let mut poll = tokio::time::interval(Duration::from_millis(spec.poll_ms));
+    // A poll at once, then every `poll_ms`, on one deadline (one simulated timer per poll, not one per message).
+    let poll_every = Duration::from_millis(spec.poll_ms);
+    let mut poll = crate::timer::Deadline::after(Duration::ZERO);
     let mut alerts = Alerts::default();
     // The statistics read in flight, and until when its answer is taken.
     let mut awaiting: Option<(u64, tokio::time::Instant)> = None;
     loop {
         tokio::select! {
             biased;
-            _ = poll.tick() => {
+            _ = &mut poll => {
+                poll.reset(poll.deadline() + poll_every);
                 if let Some((id, cause, left)) = restart.as_mut() {
                     ctrl.send(NodeName::Coordinator, Ctrl::RestartJob { request: *id, cause: cause.clone() }).await;
                     *left -= 1;

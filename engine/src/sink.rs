@@ -17,6 +17,7 @@ use crate::net::{Deployment, TaskControl};
 use crate::source::TaskIo;
 use crate::store::{StoreFrame, StoreStream};
 use crate::stream::{Inbound, InputEvent, Inputs, Scope, StreamError};
+use crate::timer::Deadline;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -356,8 +357,12 @@ impl Forwarder {
     async fn run(self, mut rx: mpsc::Receiver<ToForwarder>, report: mpsc::Sender<FromForwarder>) {
         let flush_after = Duration::from_millis(self.dep.spec.timings.flush_ms);
         let mut gathering: BTreeMap<u32, Gathering> = BTreeMap::new();
+        // One deadline for the whole life of the forwarder, moved every round and every answer: a timer per record
+        // (a `timeout` around each receive) filled the runtime's heap with timers that later woke it for nothing.
+        let mut round_deadline = Deadline::after(flush_after);
+        let mut response_deadline = Deadline::after(Duration::ZERO);
         loop {
-            let deadline = tokio::time::Instant::now() + flush_after;
+            round_deadline.reset(tokio::time::Instant::now() + flush_after);
             let (mut flush, mut timed_out) = (false, false);
             // Full batches went out last round, so none is full yet; only the batch a record joins can become full.
             debug_assert!(gathering.values().all(|b| (b.records.len() as u32) < self.batch_size));
@@ -366,10 +371,10 @@ impl Forwarder {
                 let next = if gathering.is_empty() {
                     rx.recv().await
                 } else {
-                    let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
-                    match tokio::time::timeout(wait, rx.recv()).await {
-                        Ok(next) => next,
-                        Err(_) => {
+                    tokio::select! {
+                        biased;
+                        next = rx.recv() => next,
+                        _ = &mut round_deadline => {
                             timed_out = true;
                             break;
                         }
@@ -400,7 +405,7 @@ impl Forwarder {
                 let rest = (batch.len() > 1 && self.tracer.buggify(BuggifyPoint::BatchSplit))
                     .then(|| batch.split_off(batch.len() / 2));
                 for part in std::iter::once(batch).chain(rest) {
-                    if !self.send_and_report(part, &report).await {
+                    if !self.send_and_report(part, &report, &mut response_deadline).await {
                         return;
                     }
                 }
@@ -410,13 +415,18 @@ impl Forwarder {
 
     /// Writes one channel's batch and reports the outcome to the consume loop; `false`: the forwarder stops (the
     /// batch failed, or the loop is gone).
-    async fn send_and_report(&self, batch: Vec<(Record, Option<u64>)>, report: &mpsc::Sender<FromForwarder>) -> bool {
+    async fn send_and_report(
+        &self,
+        batch: Vec<(Record, Option<u64>)>,
+        report: &mpsc::Sender<FromForwarder>,
+        response_deadline: &mut Deadline,
+    ) -> bool {
         let count = batch.len() as u32;
         let partition = batch[0].0.id.partition;
         assert!(count <= self.batch_size, "a batch of {count} records, above the batch size {}", self.batch_size);
         assert!(batch.iter().all(|(r, _)| r.id.partition == partition), "a batch holds one channel's records");
         self.in_flight.fetch_add(count as u64, Ordering::SeqCst);
-        let result = self.write_batch(batch).await;
+        let result = self.write_batch(batch, response_deadline).await;
         let before = self.in_flight.fetch_sub(count as u64, Ordering::SeqCst);
         assert!(before >= count as u64, "{count} records answered, but only {before} were in flight");
         let msg = match result {
@@ -427,8 +437,13 @@ impl Forwarder {
         report.send(msg).await.is_ok() && !failed
     }
 
-    /// Sends N records and the EOT, then reads until N responses and the EOT response have arrived.
-    async fn write_batch(&self, batch: Vec<(Record, Option<u64>)>) -> Result<(), StreamError> {
+    /// Sends N records and the EOT, then reads until N responses and the EOT response have arrived, each within the
+    /// response timeout of the one before (`response_deadline` is moved along).
+    async fn write_batch(
+        &self,
+        batch: Vec<(Record, Option<u64>)>,
+        response_deadline: &mut Deadline,
+    ) -> Result<(), StreamError> {
         let (attempt, task, partition) = (self.dep.attempt, self.dep.task, batch[0].0.id.partition);
         let label = self.stream.label.clone();
         let broken = |why: String| StreamError::Broken { partition, why };
@@ -453,10 +468,14 @@ impl Forwarder {
         let mut answered = 0usize;
         let timeout = Duration::from_millis(self.dep.spec.timings.store_response_timeout_ms);
         loop {
-            let response = tokio::time::timeout(timeout, self.stream.recv())
-                .await
-                .map_err(|_| broken(format!("no response from the store within {} ms", timeout.as_millis())))?
-                .map_err(broken)?;
+            response_deadline.reset(tokio::time::Instant::now() + timeout);
+            let response = tokio::select! {
+                biased;
+                response = self.stream.recv() => response.map_err(broken)?,
+                _ = &mut *response_deadline => {
+                    return Err(broken(format!("no response from the store within {} ms", timeout.as_millis())));
+                }
+            };
             self.tracer.emit(Event::SinkResponse { attempt, task, partition, stream: label.clone(), response });
             let protocol = |why: String| StreamError::Protocol { partition, why };
             match response {

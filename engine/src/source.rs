@@ -11,6 +11,7 @@ use crate::faults::{FailReason, FaultPlane};
 use crate::job::{route, Mode, Record};
 use crate::net::{CheckpointReport, Deployment, TaskControl};
 use crate::stream::{Output, Scope, StreamError};
+use crate::timer::Deadline;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -264,6 +265,9 @@ async fn emit_partition(
     let idle = Duration::from_millis(10).max(pace.unwrap_or_default());
     // When the next record may go out (paced sources); a barrier or a pause does not wait for it.
     let mut next_emit: Option<tokio::time::Instant> = None;
+    // The emitters of a replica are joined, and a join polls all of them whenever one wakes: one deadline, moved
+    // record by record, puts one timer per record into the runtime, not one per poll.
+    let mut pacing = Deadline::after(Duration::ZERO);
     loop {
         // A pending barrier goes out first; the offset it records is where a restore resumes.
         let now = *control.borrow_and_update();
@@ -295,10 +299,11 @@ async fn emit_partition(
             return Ok(());
         }
         if let Some(at) = next_emit.filter(|at| !eot_sent && *at > tokio::time::Instant::now()) {
+            pacing.reset(at);
             tokio::select! {
                 biased;
                 changed = control.changed() => if changed.is_err() { return Ok(()); },
-                _ = tokio::time::sleep_until(at) => {}
+                _ = &mut pacing => {}
             }
             continue;
         }
@@ -351,10 +356,11 @@ async fn emit_partition(
                 return Ok(());
             }
         }
+        pacing.reset(tokio::time::Instant::now() + idle);
         tokio::select! {
             biased;
             changed = control.changed() => if changed.is_err() { return Ok(()); },
-            _ = tokio::time::sleep(idle) => {}
+            _ = &mut pacing => {}
         }
     }
 }

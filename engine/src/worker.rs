@@ -10,6 +10,7 @@ use crate::net::{CheckpointReport, Ctrl, CtrlEndpoint, Deployment, ExecReport, E
 use crate::node::NodeContext;
 use crate::source::{TaskEnd, TaskIo};
 use crate::stream::{accept_loop, Registry, StreamError};
+use crate::timer::Deadline;
 use crate::{sink, source};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -47,7 +48,10 @@ pub async fn run(ctx: NodeContext, number: u16) {
     let acceptor = tokio::spawn(accept_loop(registry.clone(), timings.connect_wait_ms));
     let mut executions: BTreeMap<TaskId, Execution> = BTreeMap::new();
     let stopping: Stopping = Arc::default();
-    let mut heartbeat = tokio::time::interval(Duration::from_millis(timings.heartbeat_ms));
+    // A heartbeat at once, then every `heartbeat_ms` (a late one is caught up at once, as an interval bursts); one
+    // deadline, polled on every message, puts one timer per heartbeat into the runtime, not one per poll.
+    let heartbeat_every = Duration::from_millis(timings.heartbeat_ms);
+    let mut heartbeat = Deadline::after(Duration::ZERO);
     // The newest "cancel below" heard in this incarnation: attempts below it are never started here.
     let mut canceled_below = 0u32;
     loop {
@@ -76,7 +80,8 @@ pub async fn run(ctx: NodeContext, number: u16) {
                 Ok(_) => {}
                 Err(_) => break,
             },
-            _ = heartbeat.tick() => {
+            _ = &mut heartbeat => {
+                heartbeat.reset(heartbeat.deadline() + heartbeat_every);
                 if tracer.buggify(BuggifyPoint::HeartbeatSkipped) {
                     continue;
                 }

@@ -7,6 +7,7 @@ use crate::trace::{TraceEvent, TraceRecorder};
 use madsim::runtime::{Handle, NodeHandle, Runtime};
 use sluice_engine::net::{Ctrl, CtrlEndpoint, NodeName};
 use sluice_engine::store::Commit;
+use sluice_engine::timer::Deadline;
 use sluice_engine::{
     coordinator, platform, store, worker, Canaries, JobStatus, Mode, NodeContext, Point, PolicyAction,
 };
@@ -235,10 +236,15 @@ async fn run_client(recorder: Arc<TraceRecorder>, client: Arc<Mutex<Client>>, ct
         if reads_alerts {
             ctrl.send(NodeName::Platform, Ctrl::GetAlerts { request, after: last_alert }).await;
         }
-        let deadline = madsim::time::Instant::now() + Duration::from_millis(STATUS_POLL_MS);
-        while let Ok(Ok((msg, _))) =
-            madsim::time::timeout(deadline.saturating_duration_since(madsim::time::Instant::now()), ctrl.recv()).await
-        {
+        // One deadline for the poll's window: a `timeout` per answer left a timer behind for each.
+        let mut window = Deadline::after(Duration::from_millis(STATUS_POLL_MS));
+        loop {
+            let received = tokio::select! {
+                biased;
+                received = ctrl.recv() => received,
+                _ = &mut window => break,
+            };
+            let Ok((msg, _)) = received else { break };
             let mut c = client.lock().expect("client lock");
             match msg {
                 Ctrl::PhaseAck { request: id } => c.requests.retain(|(r, _)| *r != id),
@@ -267,6 +273,6 @@ async fn run_client(recorder: Arc<TraceRecorder>, client: Arc<Mutex<Client>>, ct
                 _ => {}
             }
         }
-        madsim::time::sleep_until(deadline).await;
+        (&mut window).await;
     }
 }

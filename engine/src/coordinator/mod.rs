@@ -146,7 +146,10 @@ pub async fn run(ctx: NodeContext) {
         next_autoscale_ms: 0,
         trigger_fault_clock_ms: 0,
     };
-    let mut tick = tokio::time::interval(Duration::from_millis(c.spec.timings.tick_ms));
+    // A tick at once, then every `tick_ms` (late ones caught up at once, as an interval bursts); one deadline, polled
+    // on every message, puts one timer per tick into the runtime, not one per poll.
+    let tick_every = Duration::from_millis(c.spec.timings.tick_ms);
+    let mut tick = crate::timer::Deadline::after(Duration::ZERO);
     loop {
         tokio::select! {
             biased;
@@ -154,7 +157,8 @@ pub async fn run(ctx: NodeContext) {
                 Ok((msg, from)) => c.on_message(msg, from).await,
                 Err(_) => return,
             },
-            _ = tick.tick() => {
+            _ = &mut tick => {
+                tick.reset(tick.deadline() + tick_every);
                 if !c.tracer.buggify(BuggifyPoint::TickSkipped) {
                     c.on_tick().await;
                 }
