@@ -57,6 +57,11 @@ impl Lifecycle {
             return false;
         }
         self.latest_request = request;
+        if !pause {
+            // A pause no longer desired has no grace period running, whatever phase the job is in: a pause cut
+            // short by a failover and resumed while restarting must not lend its start to the next pause.
+            self.pausing = None;
+        }
         self.desired_paused = pause;
         true
     }
@@ -133,6 +138,18 @@ mod tests {
         l.paused(true);
         assert!(l.resumed(), "resume clears the flag");
         assert!(!l.drained_on_pause);
+    }
+
+    #[test]
+    fn a_resume_ends_the_grace_period_of_a_pause_in_progress_whatever_the_phase() {
+        let mut l = Lifecycle::new(Canaries::NONE, 1_000);
+        l.request(1, true);
+        assert_eq!(l.step(0, 1, false, 5, 0).0, PauseStep::Wait, "pausing since 0");
+        // A failover interrupts the pause and the resume comes while restarting: `resumed` is never called.
+        l.request(2, false);
+        l.request(3, true);
+        assert_eq!(l.step(5_000, 1, false, 5, 0).0, PauseStep::Wait, "the new pause's grace starts at 5000");
+        assert_eq!(l.step(6_000, 1, false, 5, 0).0, PauseStep::Pause { drained: false }, "and ends at 6000");
     }
 
     #[test]
