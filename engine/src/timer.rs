@@ -10,15 +10,36 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
 use tokio::time::{Instant, Sleep};
+
+/// What a registered timer wakes: it notes that it rang, then wakes the task that waits. A poll covered by a timer
+/// that has not rung needs no look at the clock (reading the simulated clock goes through madsim's `clock_gettime`,
+/// which a busy loop pays for on every poll).
+struct Alarm {
+    rung: AtomicBool,
+    waker: Mutex<Waker>,
+}
+
+impl Wake for Alarm {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.rung.store(true, Ordering::SeqCst);
+        self.waker.lock().expect("alarm lock").wake_by_ref();
+    }
+}
 
 /// A point in simulated time to wait for; see the module's documentation.
 pub struct Deadline {
     at: Instant,
     sleep: Pin<Box<Sleep>>,
-    /// The timer registered last: when it fires, and whom it wakes.
-    armed: Option<(Instant, Waker)>,
+    /// The timer registered last: when it rings, and its alarm.
+    armed: Option<(Instant, Arc<Alarm>)>,
 }
 
 impl Deadline {
@@ -53,21 +74,26 @@ impl Future for Deadline {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        let now = Instant::now();
-        if now >= this.at {
+        // A timer of ours that has not rung and rings by the deadline will wake this task: nothing to do but make
+        // sure it wakes the task polling now.
+        if let Some((rings, alarm)) = &this.armed {
+            if *rings <= this.at && !alarm.rung.load(Ordering::SeqCst) {
+                let mut waker = alarm.waker.lock().expect("alarm lock");
+                if !waker.will_wake(cx.waker()) {
+                    waker.clone_from(cx.waker());
+                }
+                return Poll::Pending;
+            }
+        }
+        if Instant::now() >= this.at {
             return Poll::Ready(());
         }
-        // A pending timer of ours that fires by the deadline will wake this task: then look again.
-        let covered = this
-            .armed
-            .as_ref()
-            .is_some_and(|(fires, waker)| *fires > now && *fires <= this.at && waker.will_wake(cx.waker()));
-        if !covered {
-            this.sleep.as_mut().reset(this.at);
-            let polled = this.sleep.as_mut().poll(cx);
-            assert!(polled.is_pending(), "a sleep until a deadline still ahead is pending");
-            this.armed = Some((this.at, cx.waker().clone()));
-        }
+        let alarm = Arc::new(Alarm { rung: AtomicBool::new(false), waker: Mutex::new(cx.waker().clone()) });
+        let waker = Waker::from(alarm.clone());
+        this.sleep.as_mut().reset(this.at);
+        let polled = this.sleep.as_mut().poll(&mut Context::from_waker(&waker));
+        assert!(polled.is_pending(), "a sleep until a deadline still ahead is pending");
+        this.armed = Some((this.at, alarm));
         Poll::Pending
     }
 }
