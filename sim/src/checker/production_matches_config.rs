@@ -41,8 +41,9 @@ pub struct ProductionMatchesConfig {
     rates_per_sec: Vec<u64>,
     /// Start offsets of each attempt, as deployed.
     starts: BTreeMap<u32, Vec<u64>>,
-    /// By (node, attempt, partition): within an attempt one replica owns a partition.
-    emitters: BTreeMap<(String, u32, u32), Emitter>,
+    /// By node, then (attempt, partition): within an attempt one replica owns a partition. Two levels, so that an
+    /// emitted record looks its emitter up by the entry's node name without allocating a key.
+    emitters: BTreeMap<String, BTreeMap<(u32, u32), Emitter>>,
     /// Highest offset + 1 emitted so far, per partition, by any execution.
     emitted_upto: Vec<u64>,
     /// Where an `end-partition` sealed each partition: (at least, at most).
@@ -73,7 +74,11 @@ impl ProductionMatchesConfig {
 
     fn emitter(&mut self, node: &str, attempt: u32, partition: u32, at_us: u64) -> &mut Emitter {
         let start = self.starts.get(&attempt).and_then(|s| s.get(partition as usize)).copied().unwrap_or(0);
-        self.emitters.entry((node.to_string(), attempt, partition)).or_insert(Emitter {
+        if !self.emitters.contains_key(node) {
+            self.emitters.insert(node.to_string(), BTreeMap::new());
+        }
+        let of_node = self.emitters.get_mut(node).expect("inserted above");
+        of_node.entry((attempt, partition)).or_insert(Emitter {
             next_offset: start,
             emitted: 0,
             first_us: at_us,
@@ -170,7 +175,7 @@ impl Checker for ProductionMatchesConfig {
             // emits from its attempt's start.
             TraceEvent::Fault(Action::Crash { node } | Action::Restart { node }) => {
                 let node = node.label();
-                self.emitters.retain(|(n, _, _), _| *n != node);
+                self.emitters.remove(&node);
             }
             TraceEvent::Engine(Event::AttemptDeployed { attempt, start_offsets, .. }) => {
                 self.starts.insert(*attempt, start_offsets.clone());
@@ -180,8 +185,8 @@ impl Checker for ProductionMatchesConfig {
                 self.on_eot(entry, *attempt, *task, *partition, *end_offset)
             }
             TraceEvent::Engine(Event::EotDuplicated { attempt, task, partition, end_offset, .. }) => {
-                let key = (entry.node.clone(), *attempt, *partition);
-                let eot = self.emitters.get(&key).and_then(|e| e.eot);
+                let eot =
+                    self.emitters.get(&entry.node).and_then(|e| e.get(&(*attempt, *partition))).and_then(|e| e.eot);
                 if eot != Some(*end_offset) {
                     let eot = eot.map_or("not sent".to_string(), |at| format!("at {at}"));
                     let detail = format!(
