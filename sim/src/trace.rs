@@ -1,9 +1,11 @@
 //! The trace: the ordered list of what happened in a run, and its stable hash.
 //!
 //! `trace_hash` is the XXH3-128 (a specified, stable hash; not a cryptographic one) of the canonical serialization: the
-//! line `sluice-trace v{TRACE_FORMAT_VERSION}`, then one compact JSON object per entry (fields in declaration order, no
-//! maps), each followed by `\n`; printed as 32 hex digits. A change to the format bumps the version, so hashes of
-//! different formats never compare equal.
+//! line `sluice-trace v{TRACE_FORMAT_VERSION}`, then each entry in postcard's binary encoding (postcard 1.x's
+//! documented, stable wire format: fields in declaration order, integers as varints, strings length-prefixed, enum
+//! tags as their names, no maps), one after the other; printed as 32 hex digits. A change to the format bumps the
+//! version, so hashes of different formats never compare equal. (Up to v4 an entry was a line of compact JSON; the
+//! binary form spares the hash the JSON escaping and number formatting of every entry.)
 
 use crate::fault::Action;
 use serde::Serialize;
@@ -13,7 +15,7 @@ use std::sync::Mutex;
 use xxhash_rust::xxh3::Xxh3;
 
 /// Version of the canonical trace serialization.
-pub const TRACE_FORMAT_VERSION: u32 = 4;
+pub const TRACE_FORMAT_VERSION: u32 = 5;
 
 /// What a trace entry records.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -154,10 +156,10 @@ impl Recorder for TraceRecorder {
     }
 }
 
-/// `trace_hash` computed entry by entry: the header line, then each entry as one compact JSON line.
+/// `trace_hash` computed entry by entry: the header line, then each entry in postcard's encoding.
 struct TraceHasher {
     hasher: Xxh3,
-    /// The current entry's line, reused so that hashing an entry allocates nothing.
+    /// The current entry's encoding, reused so that hashing an entry allocates nothing.
     line: Vec<u8>,
 }
 
@@ -170,8 +172,8 @@ impl TraceHasher {
 
     fn add(&mut self, entry: &TraceEntry) {
         self.line.clear();
-        serde_json::to_writer(&mut self.line, entry).expect("trace entries serialize");
-        self.line.push(b'\n');
+        let line = postcard::to_extend(entry, std::mem::take(&mut self.line)).expect("trace entries serialize");
+        self.line = line;
         self.hasher.update(&self.line);
     }
 
@@ -286,6 +288,22 @@ mod tests {
         assert_eq!(plain.entries, reaching.entries);
         assert_eq!(plain.reached.iter().count(), 0);
         assert_eq!(reaching.reached.iter().collect::<Vec<_>>(), vec![Point::PauseWhileRestarting]);
+    }
+
+    #[test]
+    fn the_canonical_form_is_pinned() {
+        // A change of this hash is a change of the trace format (or of postcard's wire format): bump
+        // TRACE_FORMAT_VERSION and pin the new value.
+        let trace = vec![
+            TraceEntry { at_us: 5, node: "sim".into(), event: TraceEvent::Fault(Action::Pause) },
+            TraceEntry {
+                at_us: 1_500,
+                node: "client".into(),
+                event: TraceEvent::Observed { status: JobStatus::Running, drained_on_pause: false },
+            },
+            TraceEntry { at_us: 2_000, node: "coordinator".into(), event: TraceEvent::Engine(Event::PauseRequested) },
+        ];
+        assert_eq!(trace_hash(&trace), "efb167e52f409501cbfa70e6106bea8d");
     }
 
     #[test]
