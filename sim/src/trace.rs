@@ -11,7 +11,7 @@ use crate::fault::Action;
 use serde::Serialize;
 use sluice_engine::{Event, JobStatus, Point, Reached, Recorder};
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use xxhash_rust::xxh3::Xxh3;
 
 /// Version of the canonical trace serialization.
@@ -31,11 +31,12 @@ pub enum TraceEvent {
     Alerted { id: u64, epochs: Vec<u64> },
 }
 
-/// One entry: simulated time (µs since the run started), node, event.
+/// One entry: simulated time (µs since the run started), node, event. The node's name is shared (a recorder keeps one
+/// copy of each name), so recording an entry allocates no string.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TraceEntry {
     pub at_us: u64,
-    pub node: String,
+    pub node: Arc<str>,
     pub event: TraceEvent,
 }
 
@@ -76,6 +77,24 @@ struct Recording {
     observer: Option<Box<dyn TraceObserver>>,
     /// Coverage points reached: on the side, not in the trace or its hash.
     reached: Reached,
+    /// The node names seen, each kept once.
+    names: Names,
+}
+
+/// The node names a recorder has seen: a handful per run (the store, the coordinator, the workers...), each shared by
+/// every entry of its node.
+#[derive(Default)]
+struct Names(Vec<Arc<str>>);
+
+impl Names {
+    fn get(&mut self, name: &str) -> Arc<str> {
+        if let Some(known) = self.0.iter().find(|n| ***n == *name) {
+            return known.clone();
+        }
+        let new: Arc<str> = Arc::from(name);
+        self.0.push(new.clone());
+        new
+    }
 }
 
 impl Recording {
@@ -88,6 +107,7 @@ impl Recording {
             hasher: TraceHasher::new(),
             observer,
             reached: Reached::default(),
+            names: Names::default(),
         }
     }
 }
@@ -121,7 +141,8 @@ impl TraceRecorder {
         let mut state = self.state.lock().expect("trace lock");
         let state = &mut *state;
         debug_assert!(state.kept.back().is_none_or(|e| e.at_us <= at_us), "trace goes back in time");
-        let entry = TraceEntry { at_us, node: node.to_string(), event };
+        let node = state.names.get(node);
+        let entry = TraceEntry { at_us, node, event };
         state.hasher.add(&entry);
         if let Some(observer) = state.observer.as_mut() {
             observer.on_entry(&entry);

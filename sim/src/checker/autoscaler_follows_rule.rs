@@ -190,7 +190,7 @@ impl Checker for AutoscalerFollowsRule {
         match event {
             Event::PauseRequested => self.pause_desired = true,
             Event::ResumeRequested => (self.pause_desired, self.resumed_ms) = (false, at_ms),
-            Event::StatusChanged { to, .. } if entry.node == "coordinator" => {
+            Event::StatusChanged { to, .. } if &*entry.node == "coordinator" => {
                 let running = *to == JobStatus::Running;
                 if running != self.running_since_ms.is_some() {
                     self.running_since_ms = running.then_some(at_ms);

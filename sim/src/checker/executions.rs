@@ -29,12 +29,12 @@ impl Executions {
     pub fn apply(&mut self, entry: &TraceEntry) -> Option<ExecutionKey> {
         match &entry.event {
             TraceEvent::Engine(Event::ExecutionStarted { task, attempt }) => {
-                let key = ExecutionKey { node: entry.node.clone(), task: *task, attempt: *attempt };
+                let key = ExecutionKey { node: entry.node.to_string(), task: *task, attempt: *attempt };
                 self.running.insert(key.clone(), entry.at_ms());
                 return Some(key);
             }
             TraceEvent::Engine(Event::ExecutionEnded { task, attempt, .. }) => {
-                self.running.remove(&ExecutionKey { node: entry.node.clone(), task: *task, attempt: *attempt });
+                self.running.remove(&ExecutionKey { node: entry.node.to_string(), task: *task, attempt: *attempt });
             }
             TraceEvent::Engine(Event::Fenced { attempt, .. }) => self.fenced_below = self.fenced_below.max(*attempt),
             // A crash (or a restart, which crashes a live node first) ends everything on the node.

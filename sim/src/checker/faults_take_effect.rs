@@ -453,7 +453,7 @@ impl FaultsTakeEffect {
     }
 
     fn on_engine(&mut self, entry: &TraceEntry, event: &Event) {
-        let (at_us, at_ms, node) = (entry.at_us, entry.at_ms(), entry.node.as_str());
+        let (at_us, at_ms, node) = (entry.at_us, entry.at_ms(), &*entry.node);
         match event {
             Event::NodeStarted { .. } => self.starting.retain(|(n, _)| n != node),
             Event::ExecutionStarted { task, attempt } if task.vertex == 0 => {
@@ -529,7 +529,7 @@ impl Checker for FaultsTakeEffect {
             TraceEvent::Fault(action) => self.on_fault(action, at_ms),
             TraceEvent::Observed { .. } | TraceEvent::Alerted { .. } => {}
             TraceEvent::Engine(event) => {
-                if let Some((since, reported)) = self.down.get_mut(&entry.node) {
+                if let Some((since, reported)) = self.down.get_mut(&*entry.node) {
                     if !*reported {
                         *reported = true;
                         let event = serde_json::to_string(event).expect("an engine event serializes");

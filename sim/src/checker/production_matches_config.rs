@@ -186,7 +186,7 @@ impl Checker for ProductionMatchesConfig {
             }
             TraceEvent::Engine(Event::EotDuplicated { attempt, task, partition, end_offset, .. }) => {
                 let eot =
-                    self.emitters.get(&entry.node).and_then(|e| e.get(&(*attempt, *partition))).and_then(|e| e.eot);
+                    self.emitters.get(&*entry.node).and_then(|e| e.get(&(*attempt, *partition))).and_then(|e| e.eot);
                 if eot != Some(*end_offset) {
                     let eot = eot.map_or("not sent".to_string(), |at| format!("at {at}"));
                     let detail = format!(

@@ -235,13 +235,13 @@ impl Checker for SupersededExecutionsEnd {
         };
         match event {
             Event::ExecutionStarted { task, attempt } => {
-                self.running.insert((entry.node.clone(), *task, *attempt), at_ms);
+                self.running.insert((entry.node.to_string(), *task, *attempt), at_ms);
                 if let Some(nodes) = self.gone_ms.get_mut(&(*task, *attempt)) {
-                    nodes.remove(&entry.node);
+                    nodes.remove(&*entry.node);
                 }
             }
             Event::ExecutionEnded { task, attempt, .. } => {
-                let key = (entry.node.clone(), *task, *attempt);
+                let key = (entry.node.to_string(), *task, *attempt);
                 self.running.remove(&key);
                 self.ended(key, at_ms, self.bounds.report_stale_ms);
             }
