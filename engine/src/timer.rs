@@ -104,7 +104,7 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn a_deadline_fires_once_at_its_time_however_often_it_is_polled_or_reset() {
+    fn a_deadline_is_due_at_its_time_however_often_it_is_polled_or_reset() {
         let runtime = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
         runtime.block_on(async {
             let start = Instant::now();

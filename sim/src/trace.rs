@@ -2,15 +2,16 @@
 //!
 //! `trace_hash` is the XXH3-128 (a specified, stable hash; not a cryptographic one) of the canonical serialization: the
 //! line `sluice-trace v{TRACE_FORMAT_VERSION}`, then each entry in postcard's binary encoding (postcard 1.x's
-//! documented, stable wire format: fields in declaration order, integers as varints, strings length-prefixed, enum
-//! tags as their names, no maps), one after the other; printed as 32 hex digits. A change to the format bumps the
+//! documented, stable wire format: fields in declaration order, integers as varints, strings length-prefixed; the
+//! internally tagged enums (the trace event, the engine event, the fault action) carry their tag names, the other
+//! enums their variant's index, so reordering a variant changes the format; no maps), one after the other; printed as 32 hex digits. A change to the format bumps the
 //! version, so hashes of different formats never compare equal. (Up to v4 an entry was a line of compact JSON; the
 //! binary form spares the hash the JSON escaping and number formatting of every entry.)
 
 use crate::fault::Action;
 use serde::Serialize;
 use sluice_engine::{Event, JobStatus, Point, Reached, Recorder};
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use xxhash_rust::xxh3::Xxh3;
 
@@ -81,18 +82,18 @@ struct Recording {
     names: Names,
 }
 
-/// The node names a recorder has seen: a handful per run (the store, the coordinator, the workers...), each shared by
-/// every entry of its node.
+/// The node names a recorder has seen (the store, the coordinator, the workers...), each shared by every entry of
+/// its node.
 #[derive(Default)]
-struct Names(Vec<Arc<str>>);
+struct Names(BTreeSet<Arc<str>>);
 
 impl Names {
     fn get(&mut self, name: &str) -> Arc<str> {
-        if let Some(known) = self.0.iter().find(|n| ***n == *name) {
+        if let Some(known) = self.0.get(name) {
             return known.clone();
         }
         let new: Arc<str> = Arc::from(name);
-        self.0.push(new.clone());
+        self.0.insert(new.clone());
         new
     }
 }
