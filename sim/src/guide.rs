@@ -26,7 +26,7 @@ pub const ELITE_SIZE: usize = 8;
 /// The seed's ChaCha stream for the guide's choices (the swarm uses 1 to 4).
 const GUIDE_STREAM: u64 = 5;
 
-/// One seed's knobs and what its run reached: what a generation teaches.
+/// One seed's knobs and what its run reached: what a generation teaches, and what a parent keeps.
 #[derive(Clone, Debug)]
 pub struct Lesson {
     /// The seed's index in the sweep (the order of learning).
@@ -35,18 +35,12 @@ pub struct Lesson {
     pub reached: Vec<Point>,
 }
 
-#[derive(Clone, Debug)]
-struct Parent {
-    order: u64,
-    knobs: Swarm,
-    reached: Vec<Point>,
-}
-
 #[derive(Clone, Debug, Default)]
 struct ScenarioGuide {
     /// Runs that reached each point so far.
     counts: BTreeMap<Point, u64>,
-    elite: Vec<Parent>,
+    /// The parents: lessons whose rarest reached point is rarest.
+    elite: Vec<Lesson>,
 }
 
 /// The guide of one sweep (one shard): a row per scenario.
@@ -91,19 +85,13 @@ impl Guide {
     pub fn learn(&mut self, scenario: usize, lessons: &[Lesson]) {
         assert!(lessons.windows(2).all(|w| w[0].order < w[1].order), "lessons come in seed order");
         let row = &mut self.scenarios[scenario];
-        for lesson in lessons.iter().filter(|l| !l.reached.is_empty()) {
-            row.elite.push(Parent {
-                order: lesson.order,
-                knobs: lesson.knobs.clone(),
-                reached: lesson.reached.clone(),
-            });
-        }
+        row.elite.extend(lessons.iter().filter(|l| !l.reached.is_empty()).cloned());
         for lesson in lessons {
             for p in &lesson.reached {
                 *row.counts.entry(*p).or_default() += 1;
             }
         }
-        let mut ranked: Vec<(u64, u64, Parent)> =
+        let mut ranked: Vec<(u64, u64, Lesson)> =
             row.elite.drain(..).map(|p| (row_rarity(&row.counts, &p.reached), p.order, p)).collect();
         ranked.sort_by_key(|(rarity, order, _)| (*rarity, *order));
         ranked.truncate(ELITE_SIZE);
