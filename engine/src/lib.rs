@@ -11,12 +11,14 @@
 //!   is a trace event.
 //! - [`coverage`]: coverage points: rare states a run reached, counted on the side (not in the trace).
 //! - [`net`]: node addresses and the control plane (idempotent datagrams).
-//! - [`stream`]: the data plane: ordered, credit-based streams with in-band `Data`/`Eot` frames.
+//! - [`stream`]: the data plane: ordered, credit-based streams with in-band `Data`/`Eot` frames; records travel in
+//!   buffers, credits come back in bulk.
 //! - [`timer`]: a deadline that registers one simulated timer, not one per poll (madsim's sleeps pile them up).
 //! - [`node`]: what the nodes of one run share (job, canaries, recorder, external source, ledger).
 //! - [`coordinator`]: the job master: attempts, fencing, failure detection, restarts, status API.
 //! - [`worker`]: runs executions, one live execution per location, heartbeats.
-//! - [`source`], [`map`], [`sink`]: the operators; the sink speaks class C's EOT-framed batch protocol.
+//! - [`source`], [`map`], [`sink`]: the operators, each a struct whose handlers do one thing and a loop that
+//!   chooses; [`forwarder`]: the sink's store side, class C's EOT-framed batch protocol.
 //! - [`store`]: the external sink target: ledger, fencing by attempt.
 //! - [`restart`]: restart strategies with Flink's semantics.
 //! - [`checkpoint`]: the checkpoint coordinator: triggers, acknowledgements, timeouts, tolerance, statistics.
@@ -32,6 +34,7 @@ pub mod coordinator;
 pub mod coverage;
 pub mod event;
 pub mod faults;
+pub mod forwarder;
 pub mod history;
 pub mod job;
 pub mod lifecycle;

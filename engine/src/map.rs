@@ -61,6 +61,14 @@ impl MapState {
         futures::future::select_all(waits).await.0
     }
 
+    /// Sends every output's buffered records: the replica is about to wait.
+    async fn flush_all(&mut self) -> Result<(), StreamError> {
+        for out in self.outputs.values_mut().filter(|out| out.buffered()) {
+            out.flush().await?;
+        }
+        Ok(())
+    }
+
     /// Forwards one event of `partition`; returns the checkpoint to acknowledge, if this completed one.
     async fn forward(&mut self, partition: u32, event: InputEvent) -> Result<Option<u64>, StreamError> {
         let out = self.outputs.get_mut(&partition).expect("an output per owned partition");
@@ -159,6 +167,7 @@ pub async fn run(
         if let Some((partition, event)) = state.next_ready() {
             ack = state.forward(partition, event).await?;
         } else {
+            state.flush_all().await?;
             let backlogged = !state.backlog.is_empty();
             tokio::select! {
                 biased;

@@ -1,46 +1,23 @@
-//! The sink operator: reads its channels' streams and writes to the store with the EOT-framed batch protocol of
-//! class C (N records, then EOT; then N responses and the EOT response), one forwarder and one store stream per
-//! partition of the sink's buffer. A buffer partition fed by several channels (the sink has fewer partitions than the
-//! source) writes their batches one after the other on its stream; a batch holds one channel's records.
+//! The sink operator: reads its channels' streams, aligns checkpoint barriers, and hands records to the forwarders
+//! that write them to the store (`forwarder.rs`, class C's protocol). It finishes once every owned partition has
+//! delivered its EOT and everything before it is acknowledged (and, with a final checkpoint, committed).
 //!
 //! Canaries living here:
 //! - `sink-stops-at-first-eot`: the consume loop is left at the first EOT read.
 //! - `eot-counted-not-tracked`: the end of input is decided by counting EOTs, not by which partitions ended.
-//! - `shared-partition-stream`: the forwarders of one replica share one store stream.
 
-use crate::buggify::BuggifyPoint;
 use crate::canary::{Canaries, Canary};
 use crate::coverage::Point;
-use crate::event::{Event, StoreResponse, Tracer};
+use crate::event::{Event, Tracer};
+use crate::forwarder::{Forwarders, FromForwarder, ToForwarder};
 use crate::job::Record;
 use crate::net::{Deployment, TaskControl};
 use crate::source::TaskIo;
-use crate::store::{StoreFrame, StoreStream};
 use crate::stream::{Inbound, InputEvent, Inputs, Scope, StreamError};
-use crate::timer::Deadline;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::mpsc;
-
-/// What the consume loop hands a forwarder.
-enum ToForwarder {
-    /// A record and the checkpoint whose transaction it belongs to (`None`: commit on write).
-    Record(Record, Option<u64>),
-    /// Flush now: the partition's EOT was read, or a barrier is aligned.
-    Flush,
-}
-
-/// What a forwarder reports back.
-enum FromForwarder {
-    /// A batch of `count` records was answered; offsets below `upto_offset` are acknowledged.
-    Acked {
-        partition: u32,
-        count: u32,
-    },
-    Failed(StreamError),
-}
 
 /// The consume loop's view of the input.
 struct InputState {
@@ -78,8 +55,228 @@ struct Alignment {
     last: u64,
 }
 
+/// One sink replica's consume side: what it read, aligns and owes, and the handlers of what comes in. Each handler
+/// does one thing; [`run`] only chooses what to handle next.
+///
+/// Fields drop in order, and the order reaches the simulation (a dropped stream or channel wakes its peer): the
+/// inputs' streams close first, the forwarders' channels last.
+struct Sink {
+    inputs: Inputs,
+    dep: Arc<Deployment>,
+    tracer: Tracer,
+    canaries: Canaries,
+    owned: Vec<u32>,
+    /// Two-phase commit: writes are staged in the transaction of the checkpoint they precede, committed when it
+    /// completes. The `commit-before-checkpoint-complete` canary commits each write at once.
+    transactional: bool,
+    input: InputState,
+    align: Alignment,
+    /// Events read from inputs a finished alignment let go, to handle before reading on.
+    replay: VecDeque<(u32, InputEvent)>,
+    /// Records handed to forwarders and not yet answered by the store.
+    pending: u64,
+    finals: BTreeSet<u64>,
+    final_complete: bool,
+    final_acked: bool,
+    /// Partitions whose producer paused: quiet, not ended, not failed.
+    paused: BTreeSet<u32>,
+    /// What was last written into the checkpoint report (it is written only when it changes).
+    reported: (u64, u64, bool, bool, u64),
+    forwarders: Forwarders,
+}
+
+impl Sink {
+    /// Writes what the pause controller and the autoscaler read, when it changed: records not yet written (queued,
+    /// held by an alignment, or handed on and not sent), records awaiting the store, quiet inputs, input ended.
+    fn report_progress(&mut self, io: &TaskIo) {
+        let ack_pending = self.forwarders.in_flight.load(Ordering::SeqCst);
+        let queued = self.inputs.queued();
+        let (input, paused, inputs) = (&self.input, &self.paused, &self.inputs);
+        // An input whose stream never opened is quiet too: a producer sends nothing before its stream is accepted.
+        let quiet = self.owned.iter().all(|p| input.ended.contains(p) || paused.contains(p) || !inputs.opened(*p));
+        let input_done = input.done();
+        let now = (self.pending, ack_pending, quiet, input_done, queued);
+        if self.reported != now {
+            self.reported = now;
+            let mut r = io.report.lock().expect("report lock");
+            let not_written = self.pending.saturating_sub(ack_pending) + queued;
+            (r.pending, r.ack_pending, r.inputs_quiet) = (not_written, ack_pending, quiet);
+            r.input_ended = input_done;
+        }
+    }
+
+    /// Whether the replica reads its inputs: until they are done, or for ever once checkpoints may come (a
+    /// `sink-stops-at-first-eot` sink stops at its first EOT).
+    fn reading(&self) -> bool {
+        let stopped = self.canaries.has(Canary::SinkStopsAtFirstEot) && self.input.eots_read > 0;
+        if self.dep.spec.checkpoint.is_some() {
+            !stopped
+        } else {
+            !self.input.done()
+        }
+    }
+
+    /// Whether the replica is done: all input read and written, no alignment open, and (with a final checkpoint)
+    /// that checkpoint committed it.
+    fn finished(&self) -> bool {
+        if !self.input.done() || self.pending > 0 || self.align.aligned.is_some() {
+            return false;
+        }
+        let early = self.final_acked && self.canaries.has(Canary::FinishedBeforeFinalCommit);
+        !self.dep.spec.final_checkpoint() || self.final_complete || early
+    }
+
+    /// Aligned and everything before the barrier is staged: acknowledges, then lets the blocked inputs go on.
+    /// Returns whether it did.
+    fn ack_if_aligned(&mut self, io: &TaskIo, scope: &mut Scope, acked: &mpsc::Sender<u64>) -> bool {
+        let (Some(epoch), 0) = (self.align.aligned, self.pending) else {
+            return false;
+        };
+        self.align.aligned = None;
+        self.align.last = epoch;
+        let is_final = self.finals.contains(&epoch);
+        let acked = acked.clone();
+        io.ack_later(scope, &self.tracer, &self.dep, epoch, is_final, Vec::new(), move || {
+            if is_final {
+                let _ = acked.try_send(epoch);
+            }
+        });
+        self.release_blocked();
+        true
+    }
+
+    /// Everything read from blocked inputs is handled next, in order.
+    fn release_blocked(&mut self) {
+        for (p, queue) in std::mem::take(&mut self.align.blocked) {
+            self.replay.extend(queue.into_iter().map(|e| (p, e)));
+        }
+    }
+
+    /// A forwarder's batch was answered (credits go back upstream) or failed (so does the replica).
+    async fn on_forwarder(&mut self, report: FromForwarder) -> Result<(), StreamError> {
+        match report {
+            FromForwarder::Acked { partition, count } => {
+                assert!(self.pending >= count as u64, "{count} records answered, {} pending", self.pending);
+                self.pending -= count as u64;
+                self.inputs.credit(partition, count).await;
+                Ok(())
+            }
+            FromForwarder::Failed(e) => Err(e),
+        }
+    }
+
+    fn on_control(&mut self, control: TaskControl) {
+        match control {
+            TaskControl::Trigger { epoch, is_final, .. } => {
+                if is_final {
+                    self.finals.insert(epoch);
+                }
+                if self.owned.is_empty() && epoch > self.align.last {
+                    // No input, so no barrier will come: this replica has nothing to stage.
+                    self.align.aligned = Some(epoch);
+                }
+            }
+            TaskControl::Complete { is_final: true, .. } => self.final_complete = true,
+            _ => {}
+        }
+    }
+
+    /// Handles one event read from `partition`, or holds it back while that input is blocked by an alignment.
+    async fn on_event(&mut self, partition: u32, event: InputEvent) -> Result<(), StreamError> {
+        if let Some(queue) = self.align.blocked.get_mut(&partition) {
+            queue.push_back(event);
+            return Ok(());
+        }
+        match event {
+            InputEvent::Data(record) => self.on_data(partition, record).await,
+            InputEvent::Eot { partition: p } => self.on_eot(partition, p).await,
+            InputEvent::Barrier { epoch, is_final } => {
+                self.on_barrier(partition, epoch, is_final).await;
+                Ok(())
+            }
+            InputEvent::Pause { partition: p } => self.on_pause(partition, p).await,
+            InputEvent::Closed { partition, error } => {
+                let fine = self.input.ended.contains(&partition) || self.paused.contains(&partition);
+                if fine {
+                    Ok(())
+                } else {
+                    Err(error)
+                }
+            }
+        }
+    }
+
+    async fn on_data(&mut self, partition: u32, record: Record) -> Result<(), StreamError> {
+        if record.id.partition != partition || self.input.ended.contains(&partition) {
+            return Err(StreamError::Protocol {
+                partition,
+                why: format!("unexpected record {} of partition {}", record.id.offset, record.id.partition),
+            });
+        }
+        self.pending += 1;
+        self.inputs.done_with(1);
+        let txn = self.transactional.then_some(self.align.last + 1);
+        self.forwarders.forward(partition, ToForwarder::Record(record, txn)).await
+    }
+
+    async fn on_eot(&mut self, partition: u32, eot_of: u32) -> Result<(), StreamError> {
+        if eot_of != partition {
+            return Err(StreamError::Protocol { partition, why: format!("EOT of partition {eot_of}") });
+        }
+        let (attempt, task) = (self.dep.attempt, self.dep.task);
+        self.tracer.emit(Event::SinkEotReceived { attempt, task, partition });
+        self.input.eots_read += 1;
+        if self.input.ended.insert(partition) {
+            self.forwarders.forward(partition, ToForwarder::Flush).await?;
+        } else if self.input.ended.len() < self.owned.len() {
+            self.tracer.reach(Point::DuplicateEotWhileSiblingOpen);
+        }
+        if self.input.done() {
+            // Whatever is buffered but not yet handed to a forwarder is flushed with what it has.
+            self.forwarders.flush_all().await;
+        }
+        Ok(())
+    }
+
+    async fn on_barrier(&mut self, partition: u32, epoch: u64, is_final: bool) {
+        if is_final {
+            self.finals.insert(epoch);
+        }
+        let current = self.align.current.as_ref().map(|(e, _)| *e);
+        if epoch <= self.align.last || current.is_some_and(|c| epoch < c) {
+            self.tracer.reach(Point::StaleBarrierIgnored);
+            return; // a barrier of a checkpoint that was given up
+        }
+        if current.is_some_and(|c| epoch > c) {
+            self.tracer.reach(Point::BarrierSupersedesAligning);
+            // A newer checkpoint subsumes the one being aligned: let the blocked inputs go.
+            self.release_blocked();
+            self.align.current = None;
+        }
+        let (_, arrived) = self.align.current.get_or_insert_with(|| (epoch, BTreeSet::new()));
+        assert!(arrived.insert(partition), "input {partition} delivered two barriers of checkpoint {epoch}");
+        if arrived.len() == self.owned.len() {
+            self.align.current = None;
+            self.align.aligned = Some(epoch);
+            self.forwarders.flush_all().await;
+        } else {
+            self.align.blocked.insert(partition, VecDeque::new());
+        }
+    }
+
+    async fn on_pause(&mut self, partition: u32, pause_of: u32) -> Result<(), StreamError> {
+        if pause_of != partition {
+            return Err(StreamError::Protocol { partition, why: format!("pause of partition {pause_of}") });
+        }
+        self.paused.insert(partition);
+        self.forwarders.forward(partition, ToForwarder::Flush).await
+    }
+}
+
 /// Runs one sink replica until every owned partition has delivered its EOT and everything before it is acknowledged
-/// (and, in a batch job with checkpoints, the final checkpoint committed it).
+/// (and, in a batch job with checkpoints, the final checkpoint committed it). The loop only chooses: a replayed
+/// event first, else whatever comes first of a forwarder's report, the control, the final acknowledgement, a new
+/// stream and the inputs (the last two only while reading, the inputs not while an alignment is being acknowledged).
 pub async fn run(
     dep: Arc<Deployment>,
     tracer: Tracer,
@@ -88,451 +285,68 @@ pub async fn run(
 ) -> Result<(), StreamError> {
     let spec = dep.spec.clone();
     let canaries = io.canaries;
-    let timings = spec.timings;
-    let (attempt, task) = (dep.attempt, dep.task);
-    let owned = spec.owned_partitions(task);
-    let batch_size = spec.vertices[task.vertex as usize].batch_size.max(1);
-    // Two-phase commit: writes are staged in the transaction of the checkpoint they precede, committed when it
-    // completes. The canary commits each write at once.
-    let transactional = spec.two_phase() && !canaries.has(Canary::CommitBeforeCheckpointComplete);
+    let owned = spec.owned_partitions(dep.task);
     let mut scope = Scope::default();
-
-    let window = timings.stream_window as usize;
     let (report_tx, mut report_rx) = mpsc::channel::<FromForwarder>(owned.len().max(1) * 4);
-    let mut forwarders: BTreeMap<u32, mpsc::Sender<ToForwarder>> = BTreeMap::new();
-    let in_flight = Arc::new(AtomicU64::new(0));
-    // The fix of numaflow#2516: a new stream for every partition. The canary shares one per replica.
-    let shared = canaries.has(Canary::SharedPartitionStream);
-    let label_of = |b: u32| if shared { format!("{task}/shared") } else { format!("{task}/p{b}") };
-    // The buffer partition each owned channel feeds: one forwarder and one stream for each.
-    let buffer_of: BTreeMap<u32, u32> = owned.iter().map(|&c| (c, spec.buffer_partition(task.vertex, c))).collect();
-    let buffers: BTreeSet<u32> = buffer_of.values().copied().collect();
-    let labels: BTreeSet<String> = buffers.iter().map(|&b| label_of(b)).collect();
-    // Streams open concurrently: one after the other, 1024 partitions wait 1024 round trips before the first write.
-    let opener = &tracer;
-    let opens = labels.iter().map(|label| async move {
-        let stream = StoreStream::open(attempt, label.clone(), timings.connect_wait_ms, opener)
-            .await
-            .map_err(|why| StreamError::Connect { to: crate::net::NodeName::Store.data(), why })?;
-        Ok::<_, StreamError>((label.clone(), Arc::new(stream)))
-    });
-    let streams: BTreeMap<String, Arc<StoreStream>> = futures::future::try_join_all(opens).await?.into_iter().collect();
-    assert_eq!(streams.len(), labels.len(), "one store stream per label");
-    for &b in &buffers {
-        let stream = streams.get(&label_of(b)).expect("every owned buffer partition's stream was opened").clone();
-        // Room for every record its channels' credits allow, and their flushes: handing a record on never waits for
-        // the forwarder, which may itself be waiting for the consume loop to take its report.
-        let channels = buffer_of.values().filter(|fed| **fed == b).count();
-        assert!(channels > 0, "buffer partition {b} is owned because a channel feeds it");
-        let (tx, rx) = mpsc::channel((window + 2) * channels);
-        forwarders.insert(b, tx);
-        let fwd = Forwarder {
-            tracer: tracer.clone(),
-            dep: dep.clone(),
-            stream,
-            batch_size,
-            in_flight: in_flight.clone(),
-            shared_stream_canary: shared,
-        };
-        scope.spawn(fwd.run(rx, report_tx.clone()));
-    }
-    assert_eq!(forwarders.len(), buffers.len(), "a forwarder per owned buffer partition");
-
-    let mut input = InputState { owned: owned.clone(), canaries, ended: BTreeSet::new(), eots_read: 0 };
-    let mut align = Alignment { last: dep.restored_epoch, ..Alignment::default() };
-    let mut replay: VecDeque<(u32, InputEvent)> = VecDeque::new();
-    let (mut inputs, mut input_rx) = Inputs::new(&owned, spec.timings.stream_window);
-    let mut pending: u64 = 0;
-    let mut finals: BTreeSet<u64> = BTreeSet::new();
-    let mut final_complete = false;
+    let forwarders = Forwarders::start(&dep, &tracer, canaries, &mut scope, &report_tx).await?;
+    let (inputs, input_rx) = Inputs::new(&owned, spec.timings.stream_window);
+    let mut sink = Sink {
+        transactional: spec.two_phase() && !canaries.has(Canary::CommitBeforeCheckpointComplete),
+        input: InputState { owned: owned.clone(), canaries, ended: BTreeSet::new(), eots_read: 0 },
+        align: Alignment { last: dep.restored_epoch, ..Alignment::default() },
+        dep: dep.clone(),
+        tracer: tracer.clone(),
+        canaries,
+        owned,
+        forwarders,
+        inputs,
+        replay: VecDeque::new(),
+        pending: 0,
+        finals: BTreeSet::new(),
+        final_complete: false,
+        final_acked: false,
+        paused: BTreeSet::new(),
+        reported: (u64::MAX, u64::MAX, false, false, u64::MAX),
+    };
+    // Dropped before the sink, and the scope last (see `Sink`).
+    let mut input_rx = input_rx;
     let (acked_tx, mut acked_rx) = mpsc::channel::<u64>(4);
-    let mut final_acked = false;
-    let final_mode = spec.final_checkpoint();
-    // Partitions whose producer paused: quiet, not ended, not failed.
-    let mut paused: BTreeSet<u32> = BTreeSet::new();
-    let mut reported = (u64::MAX, u64::MAX, false, false, u64::MAX);
     loop {
-        // What the pause controller and the autoscaler read: records read and not yet handed on (queued, or held by
-        // an alignment), records not yet written, records awaiting the store, quiet inputs.
-        let ack_pending = in_flight.load(Ordering::SeqCst);
-        let queued = inputs.queued();
-        // An input whose stream never opened is quiet too: a producer sends nothing before its stream is accepted.
-        let quiet = owned.iter().all(|p| input.ended.contains(p) || paused.contains(p) || !inputs.opened(*p));
-        let input_done = input.done();
-        if reported != (pending, ack_pending, quiet, input_done, queued) {
-            reported = (pending, ack_pending, quiet, input_done, queued);
-            let mut r = io.report.lock().expect("report lock");
-            let not_written = pending.saturating_sub(ack_pending) + queued;
-            (r.pending, r.ack_pending, r.inputs_quiet) = (not_written, ack_pending, quiet);
-            r.input_ended = input_done;
+        sink.report_progress(&io);
+        let reading = sink.reading();
+        if sink.finished() {
+            break;
         }
-        let stopped = canaries.has(Canary::SinkStopsAtFirstEot) && input.eots_read > 0;
-        let reading = if spec.checkpoint.is_some() { !stopped } else { !input_done };
-        if input_done && pending == 0 && align.aligned.is_none() {
-            let committed =
-                !final_mode || final_complete || (final_acked && canaries.has(Canary::FinishedBeforeFinalCommit));
-            if committed {
-                break;
-            }
-        }
-        if let (Some(epoch), 0) = (align.aligned, pending) {
-            // Aligned and everything before the barrier is staged: acknowledge, then let the inputs go on.
-            align.aligned = None;
-            align.last = epoch;
-            let is_final = finals.contains(&epoch);
-            let acked = acked_tx.clone();
-            io.ack_later(&mut scope, &tracer, &dep, epoch, is_final, Vec::new(), move || {
-                if is_final {
-                    let _ = acked.try_send(epoch);
-                }
-            });
-            for (p, queue) in std::mem::take(&mut align.blocked) {
-                replay.extend(queue.into_iter().map(|e| (p, e)));
-            }
+        if sink.ack_if_aligned(&io, &mut scope, &acked_tx) {
             continue;
         }
-        let next = if reading && align.aligned.is_none() { replay.pop_front() } else { None };
+        let taking = reading && sink.align.aligned.is_none();
+        let next = if taking { sink.replay.pop_front() } else { None };
         let (partition, event) = match next {
             Some(next) => next,
             None => tokio::select! {
                 biased;
                 report = report_rx.recv() => {
-                    match report.expect("forwarders outlive the loop") {
-                        FromForwarder::Acked { partition, count } => {
-                            pending -= count as u64;
-                            inputs.credit(partition, count).await;
-                        }
-                        FromForwarder::Failed(e) => return Err(e),
-                    }
+                    sink.on_forwarder(report.expect("forwarders outlive the loop")).await?;
                     continue;
                 }
                 Some(control) = io.control.recv() => {
-                    match control {
-                        TaskControl::Trigger { epoch, is_final, .. } => {
-                            if is_final {
-                                finals.insert(epoch);
-                            }
-                            if owned.is_empty() && epoch > align.last {
-                                // No input, so no barrier will come: this replica has nothing to stage.
-                                align.aligned = Some(epoch);
-                            }
-                        }
-                        TaskControl::Complete { is_final: true, .. } => final_complete = true,
-                        _ => {}
-                    }
+                    sink.on_control(control);
                     continue;
                 }
-                Some(_) = acked_rx.recv() => { final_acked = true; continue; }
+                Some(_) = acked_rx.recv() => {
+                    sink.final_acked = true;
+                    continue;
+                }
                 Some(inb) = inbound.recv(), if reading => {
-                    inputs.accept(inb, &mut scope).await?;
+                    sink.inputs.accept(inb, &mut scope).await?;
                     continue;
                 }
-                Some(next) = input_rx.recv(), if reading && align.aligned.is_none() => next,
+                Some(next) = input_rx.recv(), if taking => next,
             },
         };
-        if let Some(queue) = align.blocked.get_mut(&partition) {
-            queue.push_back(event);
-            continue;
-        }
-        match event {
-            InputEvent::Data(record) => {
-                if record.id.partition != partition || input.ended.contains(&partition) {
-                    return Err(StreamError::Protocol {
-                        partition,
-                        why: format!("unexpected record {} of partition {}", record.id.offset, record.id.partition),
-                    });
-                }
-                pending += 1;
-                inputs.done_with(1);
-                let txn = transactional.then_some(align.last + 1);
-                forward(&forwarders, &buffer_of, partition, ToForwarder::Record(record, txn)).await?;
-            }
-            InputEvent::Eot { partition: p } => {
-                if p != partition {
-                    return Err(StreamError::Protocol { partition, why: format!("EOT of partition {p}") });
-                }
-                tracer.emit(Event::SinkEotReceived { attempt, task, partition });
-                input.eots_read += 1;
-                if input.ended.insert(partition) {
-                    forward(&forwarders, &buffer_of, partition, ToForwarder::Flush).await?;
-                } else if input.ended.len() < owned.len() {
-                    tracer.reach(Point::DuplicateEotWhileSiblingOpen);
-                }
-                if input.done() {
-                    // Whatever is buffered but not yet handed to a forwarder is flushed with what it has.
-                    for tx in forwarders.values() {
-                        let _ = tx.send(ToForwarder::Flush).await;
-                    }
-                }
-            }
-            InputEvent::Barrier { epoch, is_final } => {
-                if is_final {
-                    finals.insert(epoch);
-                }
-                let current = align.current.as_ref().map(|(e, _)| *e);
-                if epoch <= align.last || current.is_some_and(|c| epoch < c) {
-                    tracer.reach(Point::StaleBarrierIgnored);
-                    continue; // a barrier of a checkpoint that was given up
-                }
-                if current.is_some_and(|c| epoch > c) {
-                    tracer.reach(Point::BarrierSupersedesAligning);
-                    // A newer checkpoint subsumes the one being aligned: let the blocked inputs go.
-                    for (p, queue) in std::mem::take(&mut align.blocked) {
-                        replay.extend(queue.into_iter().map(|e| (p, e)));
-                    }
-                    align.current = None;
-                }
-                let (_, arrived) = align.current.get_or_insert_with(|| (epoch, BTreeSet::new()));
-                assert!(arrived.insert(partition), "input {partition} delivered two barriers of checkpoint {epoch}");
-                if arrived.len() == owned.len() {
-                    align.current = None;
-                    align.aligned = Some(epoch);
-                    for tx in forwarders.values() {
-                        let _ = tx.send(ToForwarder::Flush).await;
-                    }
-                } else {
-                    align.blocked.insert(partition, VecDeque::new());
-                }
-            }
-            InputEvent::Pause { partition: p } => {
-                if p != partition {
-                    return Err(StreamError::Protocol { partition, why: format!("pause of partition {p}") });
-                }
-                paused.insert(partition);
-                forward(&forwarders, &buffer_of, partition, ToForwarder::Flush).await?;
-            }
-            InputEvent::Closed { partition, error } => {
-                if !input.ended.contains(&partition) && !paused.contains(&partition) {
-                    return Err(error);
-                }
-            }
-        }
+        sink.on_event(partition, event).await?;
     }
-    tracer.emit(Event::SinkFinished { attempt, task, partitions: owned });
+    tracer.emit(Event::SinkFinished { attempt: dep.attempt, task: dep.task, partitions: sink.owned.clone() });
     Ok(())
-}
-
-/// Hands `msg` about channel `partition` to the forwarder of the buffer partition that channel feeds.
-async fn forward(
-    forwarders: &BTreeMap<u32, mpsc::Sender<ToForwarder>>,
-    buffer_of: &BTreeMap<u32, u32>,
-    partition: u32,
-    msg: ToForwarder,
-) -> Result<(), StreamError> {
-    let buffer = buffer_of.get(&partition).expect("an owned channel feeds an owned buffer partition");
-    let tx = forwarders.get(buffer).expect("a forwarder per owned buffer partition");
-    tx.send(msg).await.map_err(|_| StreamError::Broken { partition, why: "forwarder gone".into() })
-}
-
-/// One channel's batch being gathered, and when its first record came.
-struct Gathering {
-    records: Vec<(Record, Option<u64>)>,
-    since: tokio::time::Instant,
-}
-
-impl Gathering {
-    fn new(since: tokio::time::Instant) -> Gathering {
-        Gathering { records: Vec::new(), since }
-    }
-}
-
-/// Writes one buffer partition's records to the store, one batch in flight at a time; a batch holds the records of
-/// one channel (source partition), so batches and their acknowledgements stay in the channel's order.
-struct Forwarder {
-    tracer: Tracer,
-    dep: Arc<Deployment>,
-    stream: Arc<StoreStream>,
-    batch_size: u32,
-    /// Records written to the store and not yet answered, over all forwarders of the replica.
-    in_flight: Arc<AtomicU64>,
-    /// The `shared-partition-stream` canary: NumaFlow before 1.4.4 read a batch's answers off the replica's one
-    /// shared stream without asking whose they were, and without a response timeout.
-    shared_stream_canary: bool,
-}
-
-impl Forwarder {
-    /// Gathers records into one batch per channel and writes a batch once it is full, once a flush asks for all of
-    /// them, or once it waited `flush_ms`: the round's deadline (counted from when the forwarder began gathering)
-    /// flushes every batch; a batch that waited `flush_ms` goes out with the next full one.
-    async fn run(self, mut rx: mpsc::Receiver<ToForwarder>, report: mpsc::Sender<FromForwarder>) {
-        let flush_after = Duration::from_millis(self.dep.spec.timings.flush_ms);
-        let mut gathering: BTreeMap<u32, Gathering> = BTreeMap::new();
-        // One deadline for the whole life of the forwarder, moved every round and every answer: a timer per record
-        // (a `timeout` around each receive) filled the runtime's heap with timers that later woke it for nothing.
-        let mut round_deadline = Deadline::after(flush_after);
-        let mut response_deadline = Deadline::after(Duration::ZERO);
-        loop {
-            round_deadline.reset(tokio::time::Instant::now() + flush_after);
-            let (mut flush, mut timed_out) = (false, false);
-            // Full batches went out last round, so none is full yet; only the batch a record joins can become full.
-            debug_assert!(gathering.values().all(|b| (b.records.len() as u32) < self.batch_size));
-            let mut full = false;
-            while !flush && !full {
-                let next = if gathering.is_empty() {
-                    rx.recv().await
-                } else {
-                    tokio::select! {
-                        biased;
-                        next = rx.recv() => next,
-                        _ = &mut round_deadline => {
-                            timed_out = true;
-                            break;
-                        }
-                    }
-                };
-                match next {
-                    Some(ToForwarder::Record(r, txn)) => {
-                        let since = tokio::time::Instant::now();
-                        let batch = gathering.entry(r.id.partition).or_insert_with(|| Gathering::new(since));
-                        batch.records.push((r, txn));
-                        full = batch.records.len() as u32 >= self.batch_size;
-                    }
-                    Some(ToForwarder::Flush) => flush = true,
-                    None => return,
-                }
-            }
-            let now = tokio::time::Instant::now();
-            let due: Vec<u32> = gathering
-                .iter()
-                .filter(|(_, b)| {
-                    flush || timed_out || b.records.len() as u32 >= self.batch_size || b.since + flush_after <= now
-                })
-                .map(|(channel, _)| *channel)
-                .collect();
-            for channel in due {
-                let mut batch = gathering.remove(&channel).expect("a due batch is gathering").records;
-                // Buggify: the batch goes out as two smaller ones, in order.
-                let rest = (batch.len() > 1 && self.tracer.buggify(BuggifyPoint::BatchSplit))
-                    .then(|| batch.split_off(batch.len() / 2));
-                for part in std::iter::once(batch).chain(rest) {
-                    if !self.send_and_report(part, &report, &mut response_deadline).await {
-                        return;
-                    }
-                }
-            }
-        }
-    }
-
-    /// Writes one channel's batch and reports the outcome to the consume loop; `false`: the forwarder stops (the
-    /// batch failed, or the loop is gone).
-    async fn send_and_report(
-        &self,
-        batch: Vec<(Record, Option<u64>)>,
-        report: &mpsc::Sender<FromForwarder>,
-        response_deadline: &mut Deadline,
-    ) -> bool {
-        let count = batch.len() as u32;
-        let partition = batch[0].0.id.partition;
-        assert!(count <= self.batch_size, "a batch of {count} records, above the batch size {}", self.batch_size);
-        assert!(batch.iter().all(|(r, _)| r.id.partition == partition), "a batch holds one channel's records");
-        self.in_flight.fetch_add(count as u64, Ordering::SeqCst);
-        let result = self.write_batch(batch, response_deadline).await;
-        let before = self.in_flight.fetch_sub(count as u64, Ordering::SeqCst);
-        assert!(before >= count as u64, "{count} records answered, but only {before} were in flight");
-        let msg = match result {
-            Ok(()) => FromForwarder::Acked { partition, count },
-            Err(e) => FromForwarder::Failed(e),
-        };
-        let failed = matches!(msg, FromForwarder::Failed(_));
-        report.send(msg).await.is_ok() && !failed
-    }
-
-    /// Sends N records and the EOT, then reads until N responses and the EOT response have arrived, each within the
-    /// response timeout of the one before (`response_deadline` is moved along).
-    async fn write_batch(
-        &self,
-        batch: Vec<(Record, Option<u64>)>,
-        response_deadline: &mut Deadline,
-    ) -> Result<(), StreamError> {
-        let (attempt, task, partition) = (self.dep.attempt, self.dep.task, batch[0].0.id.partition);
-        let label = self.stream.label.clone();
-        let broken = |why: String| StreamError::Broken { partition, why };
-        let first_offset = batch[0].0.id.offset;
-        let upto_offset = batch[batch.len() - 1].0.id.offset + 1;
-        self.tracer.emit(Event::SinkBatchSent {
-            attempt,
-            task,
-            partition,
-            stream: label.clone(),
-            first_offset,
-            count: batch.len() as u32,
-        });
-        let expected: BTreeSet<u64> = batch.iter().map(|(r, _)| r.id.offset).collect();
-        for (r, txn) in &batch {
-            self.stream.send(StoreFrame::Write { record: *r, txn: *txn }).await.map_err(broken)?;
-        }
-        self.stream.send(StoreFrame::Eot { partition }).await.map_err(broken)?;
-        if self.shared_stream_canary {
-            return self.canary_shared_stream_answers(partition, &expected, upto_offset).await;
-        }
-        let mut answered = 0usize;
-        let timeout = Duration::from_millis(self.dep.spec.timings.store_response_timeout_ms);
-        loop {
-            response_deadline.reset(tokio::time::Instant::now() + timeout);
-            let response = tokio::select! {
-                biased;
-                response = self.stream.recv() => response.map_err(broken)?,
-                _ = &mut *response_deadline => {
-                    return Err(broken(format!("no response from the store within {} ms", timeout.as_millis())));
-                }
-            };
-            self.tracer.emit(Event::SinkResponse { attempt, task, partition, stream: label.clone(), response });
-            let protocol = |why: String| StreamError::Protocol { partition, why };
-            match response {
-                StoreResponse::Ack(id) => {
-                    // A partition's stream carries its own batches only, one at a time, answered in order.
-                    assert!(
-                        id.partition == partition && expected.contains(&id.offset),
-                        "{id:?} acknowledged on the stream of partition {partition}'s batch {expected:?}"
-                    );
-                    answered += 1;
-                }
-                StoreResponse::Rejected(id) => {
-                    return Err(StreamError::Fenced { partition: id.partition, offset: id.offset })
-                }
-                StoreResponse::EotAck { partition: p } => {
-                    // As for acks: a partition's stream carries its own EOT only (another is a bug of the store).
-                    assert_eq!(
-                        p, partition,
-                        "the EOT of partition {p} answered on the stream of partition {partition}"
-                    );
-                    if answered != expected.len() {
-                        return Err(protocol(format!("EOT response after {answered} of {} responses", expected.len())));
-                    }
-                    self.tracer.emit(Event::SinkBatchAcked { attempt, task, partition, upto_offset });
-                    return Ok(());
-                }
-            }
-        }
-    }
-
-    /// The `shared-partition-stream` canary's receive side (NumaFlow #2516, before 1.4.4): every result read off the
-    /// shared stream counts as one of this batch's, whoever it was for, and no response timeout applies. An EOT
-    /// response read before the batch's count of results means "we will wait indefinitely": the forwarder waits for
-    /// answers that another forwarder has taken, and so, in turn, does that one.
-    async fn canary_shared_stream_answers(
-        &self,
-        partition: u32,
-        expected: &BTreeSet<u64>,
-        upto_offset: u64,
-    ) -> Result<(), StreamError> {
-        let (attempt, task) = (self.dep.attempt, self.dep.task);
-        let label = self.stream.label.clone();
-        let mut answered = 0usize;
-        loop {
-            let response = self.stream.recv().await.map_err(|why| StreamError::Broken { partition, why })?;
-            self.tracer.emit(Event::SinkResponse { attempt, task, partition, stream: label.clone(), response });
-            match response {
-                StoreResponse::Ack(_) => answered += 1,
-                StoreResponse::Rejected(id) => {
-                    return Err(StreamError::Fenced { partition: id.partition, offset: id.offset })
-                }
-                StoreResponse::EotAck { .. } if answered >= expected.len() => {
-                    self.tracer.emit(Event::SinkBatchAcked { attempt, task, partition, upto_offset });
-                    return Ok(());
-                }
-                StoreResponse::EotAck { .. } => std::future::pending::<()>().await,
-            }
-        }
-    }
 }

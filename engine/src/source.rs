@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 
 #[derive(Debug)]
 struct ExternalState {
@@ -32,6 +32,8 @@ struct ExternalState {
 #[derive(Debug)]
 pub struct ExternalSource {
     state: Mutex<ExternalState>,
+    /// Woken when a fault changes a partition (an early end, a duplicate EOT): an ended emitter waits for it.
+    changed: Notify,
 }
 
 impl ExternalSource {
@@ -39,6 +41,7 @@ impl ExternalSource {
         let n = lens.len();
         Arc::new(ExternalSource {
             state: Mutex::new(ExternalState { lens, read_upto: vec![0; n], extra_eots: vec![0; n] }),
+            changed: Notify::new(),
         })
     }
 
@@ -64,12 +67,14 @@ impl ExternalSource {
         self.with(|s| {
             let p = partition as usize;
             s.lens[p] = s.lens[p].min(s.read_upto[p]);
-        })
+        });
+        self.changed.notify_waiters();
     }
 
     /// The partition's end marker will be delivered once more (now, if it has already been delivered).
     pub fn duplicate_eot(&self, partition: u32) {
         self.with(|s| s.extra_eots[partition as usize] += 1);
+        self.changed.notify_waiters();
     }
 
     fn take_extra_eots(&self, partition: u32) -> u32 {
@@ -146,6 +151,8 @@ struct Shared {
     owned: usize,
     /// Partitions still before their EOT.
     running: AtomicUsize,
+    /// Woken when a partition sends its EOT: its ended siblings may be done.
+    partition_ended: Notify,
     /// Offsets recorded at each barrier, by epoch.
     snapshots: Mutex<BTreeMap<u64, Vec<(u32, u64)>>>,
     report: Arc<Mutex<CheckpointReport>>,
@@ -162,6 +169,7 @@ pub async fn run(
     let shared = Arc::new(Shared {
         owned: owned.len(),
         running: AtomicUsize::new(owned.len()),
+        partition_ended: Notify::new(),
         snapshots: Mutex::default(),
         report: io.report.clone(),
     });
@@ -241,7 +249,113 @@ pub async fn run(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One owned partition's emitter: reads the external partition into its output stream at the partition's pace,
+/// injects barriers, stops at a pause, ends with the partition's EOT and then delivers the duplicate EOTs a fault
+/// asks for. Each handler does one thing; [`emit_partition`] chooses what to do next.
+struct Emitter<'a> {
+    dep: &'a Deployment,
+    tracer: &'a Tracer,
+    external: &'a ExternalSource,
+    shared: &'a Shared,
+    partition: u32,
+    out: Output,
+    /// The next offset to read.
+    offset: u64,
+    /// The latest checkpoint whose barrier went out (or that the attempt restored).
+    injected: u64,
+    eot_sent: bool,
+    pace: Option<Duration>,
+    /// A streaming partition with no rate emits nothing while it has data (it is paused with no data flowing).
+    rateless_streaming: bool,
+    /// When the next record may go out (paced sources); a barrier or a pause does not wait for it.
+    next_emit: Option<tokio::time::Instant>,
+    acks: mpsc::Sender<SourceAck>,
+}
+
+impl Emitter<'_> {
+    /// Sends the barrier of `epoch` after everything emitted so far and records the offset it stands for (where a
+    /// restore resumes); the replica acknowledges once every owned partition did.
+    async fn inject_barrier(&mut self, epoch: u64, is_final: bool) -> Result<(), StreamError> {
+        self.injected = epoch;
+        self.out.send_barrier(epoch, is_final).await?;
+        let complete = {
+            let mut snaps = self.shared.snapshots.lock().expect("snapshot lock");
+            let snap = snaps.entry(epoch).or_default();
+            snap.push((self.partition, self.offset));
+            (snap.len() == self.shared.owned).then(|| {
+                let mut snap = snaps.remove(&epoch).expect("present");
+                snap.sort();
+                snap
+            })
+        };
+        if let Some(snapshot) = complete {
+            let _ = self.acks.send((epoch, is_final, snapshot)).await;
+        }
+        Ok(())
+    }
+
+    /// Stops for a pause: everything emitted so far precedes the `Pause` on the stream, so downstream can tell
+    /// drained from lost (an ended partition has nothing to pause).
+    async fn pause(&mut self) -> Result<(), StreamError> {
+        if !self.eot_sent {
+            self.out.send_pause().await?;
+        }
+        Ok(())
+    }
+
+    /// When a paced partition may emit next, if that is still ahead.
+    fn paced_until(&self) -> Option<tokio::time::Instant> {
+        self.next_emit.filter(|at| !self.eot_sent && *at > tokio::time::Instant::now())
+    }
+
+    /// Whether the partition emits now: not ended, and not a rateless streaming partition that has data.
+    fn emitting(&self) -> bool {
+        let quiet = self.rateless_streaming && self.external.len(self.partition) > self.offset;
+        !self.eot_sent && !quiet
+    }
+
+    /// Sends `record` on the credit the caller reserved, and schedules the next one after the pace.
+    async fn emit(&mut self, record: Record) -> Result<(), StreamError> {
+        debug_assert_eq!(route(record.key, self.dep.spec.partitions), self.out.partition);
+        self.out.send(record).await?;
+        self.tracer.emit(Event::Emitted { attempt: self.dep.attempt, id: record.id });
+        self.offset += 1;
+        self.next_emit = self.pace.map(|pace| tokio::time::Instant::now() + pace);
+        Ok(())
+    }
+
+    /// Ends the partition: its EOT goes out after its last record, and the replica learns its input ended once
+    /// every owned partition did.
+    async fn end(&mut self) -> Result<(), StreamError> {
+        let (attempt, task, partition) = (self.dep.attempt, self.dep.task, self.partition);
+        self.out.send_eot().await?;
+        self.tracer.emit(Event::SourceEot { attempt, task, partition, end_offset: self.offset });
+        self.eot_sent = true;
+        let mut report = self.shared.report.lock().expect("report lock");
+        report.ended_at.push((partition, self.offset));
+        if self.shared.running.fetch_sub(1, Ordering::SeqCst) == 1 {
+            report.input_ended = true;
+        }
+        self.shared.partition_ended.notify_waiters();
+        Ok(())
+    }
+
+    /// Delivers the duplicate EOTs a fault asked for since the last look.
+    async fn deliver_extra_eots(&mut self) {
+        let (attempt, task, partition) = (self.dep.attempt, self.dep.task, self.partition);
+        for _ in 0..self.external.take_extra_eots(partition) {
+            // The consumer may be gone once it read the first EOT: a duplicate it can no longer read is no failure.
+            let delivered = self.out.send_eot().await.is_ok();
+            if delivered {
+                self.tracer.reach(Point::EotDuplicatedAfterEnd);
+            }
+            let end_offset = self.offset;
+            self.tracer.emit(Event::EotDuplicated { attempt, task, partition, end_offset, delivered });
+        }
+    }
+}
+
+/// Runs the emitter of `partition` until it ends (and, with a final checkpoint, may finish) or pauses.
 async fn emit_partition(
     dep: &Deployment,
     tracer: &Tracer,
@@ -252,53 +366,44 @@ async fn emit_partition(
     acks: mpsc::Sender<SourceAck>,
 ) -> Result<(), StreamError> {
     let spec = &dep.spec;
-    let streaming = spec.mode == Mode::Streaming;
     let rate = spec.vertices[dep.task.vertex as usize].partition_rates[partition as usize];
-    let pace = (rate > 0).then(|| Duration::from_micros(1_000_000 / rate));
     let buffer_partition = route(Record::at(partition, 0).key, spec.partitions);
     let downstream = spec.owner(dep.task.vertex + 1, buffer_partition);
-    let mut out = Output::open(dep, downstream, buffer_partition, tracer).await?;
-    let attempt = dep.attempt;
-    let mut offset = dep.start_offsets[partition as usize];
-    let mut injected = dep.restored_epoch;
-    let mut eot_sent = false;
-    let idle = Duration::from_millis(10).max(pace.unwrap_or_default());
-    // When the next record may go out (paced sources); a barrier or a pause does not wait for it.
-    let mut next_emit: Option<tokio::time::Instant> = None;
+    let out = Output::open(dep, downstream, buffer_partition, tracer).await?;
+    let mut em = Emitter {
+        dep,
+        tracer,
+        external,
+        shared,
+        partition,
+        out,
+        offset: dep.start_offsets[partition as usize],
+        injected: dep.restored_epoch,
+        eot_sent: false,
+        pace: (rate > 0).then(|| Duration::from_micros(1_000_000 / rate)),
+        rateless_streaming: spec.mode == Mode::Streaming && rate == 0,
+        next_emit: None,
+        acks,
+    };
     // The emitters of a replica are joined, and a join polls all of them whenever one wakes: one deadline, moved
     // record by record, puts one timer per record into the runtime, not one per poll.
     let mut pacing = Deadline::after(Duration::ZERO);
     loop {
-        // A pending barrier goes out first; the offset it records is where a restore resumes.
+        // Listening before looking: a fault or a sibling's end after the looks below still ends the wait at the
+        // bottom of this turn.
+        let (external_changed, sibling_ended) = (external.changed.notified(), shared.partition_ended.notified());
         let now = *control.borrow_and_update();
-        if let Some((epoch, is_final)) = now.trigger.filter(|(e, _)| *e > injected) {
-            injected = epoch;
-            out.send_barrier(epoch, is_final).await?;
-            let complete = {
-                let mut snaps = shared.snapshots.lock().expect("snapshot lock");
-                let snap = snaps.entry(epoch).or_default();
-                snap.push((partition, offset));
-                (snap.len() == shared.owned).then(|| {
-                    let mut snap = snaps.remove(&epoch).expect("present");
-                    snap.sort();
-                    snap
-                })
-            };
-            if let Some(snapshot) = complete {
-                let _ = acks.send((epoch, is_final, snapshot)).await;
-            }
+        if let Some((epoch, is_final)) = now.trigger.filter(|(e, _)| *e > em.injected) {
+            em.inject_barrier(epoch, is_final).await?;
         }
-        if now.may_finish && eot_sent {
+        if now.may_finish && em.eot_sent {
             return Ok(());
         }
         if now.pause {
-            // Everything emitted so far precedes the `Pause` on the stream: downstream can tell drained from lost.
-            if !eot_sent {
-                out.send_pause().await?;
-            }
-            return Ok(());
+            return em.pause().await;
         }
-        if let Some(at) = next_emit.filter(|at| !eot_sent && *at > tokio::time::Instant::now()) {
+        if let Some(at) = em.paced_until() {
+            em.out.flush().await?;
             pacing.reset(at);
             tokio::select! {
                 biased;
@@ -307,16 +412,18 @@ async fn emit_partition(
             }
             continue;
         }
-        let quiet = streaming && rate == 0 && external.len(partition) > offset;
-        match (!eot_sent && !quiet).then(|| external.read(partition, offset)).flatten() {
+        let emitting = em.emitting();
+        match emitting.then(|| external.read(partition, em.offset)).flatten() {
             Some(record) => {
-                debug_assert_eq!(route(record.key, spec.partitions), buffer_partition);
                 // Wait for the credit while hearing the control: a source held up by backpressure (a sink that
                 // cannot write) still stops on a pause, and injects a barrier, at once. The record stays unsent
-                // (reading it again is the same record).
+                // (reading it again is the same record). What is buffered goes out before the wait.
+                if !em.out.try_reserve() {
+                    em.out.flush().await?;
+                }
                 tokio::select! {
                     biased;
-                    reserved = out.reserve() => reserved?,
+                    reserved = em.out.reserve() => reserved?,
                     changed = control.changed() => {
                         if changed.is_err() {
                             return Ok(());
@@ -324,43 +431,26 @@ async fn emit_partition(
                         continue;
                     }
                 }
-                out.send(record).await?;
-                tracer.emit(Event::Emitted { attempt, id: record.id });
-                offset += 1;
-                next_emit = pace.map(|pace| tokio::time::Instant::now() + pace);
+                em.emit(record).await?;
                 continue;
             }
-            None if !eot_sent && !quiet => {
-                out.send_eot().await?;
-                tracer.emit(Event::SourceEot { attempt, task: dep.task, partition, end_offset: offset });
-                eot_sent = true;
-                let mut report = shared.report.lock().expect("report lock");
-                report.ended_at.push((partition, offset));
-                if shared.running.fetch_sub(1, Ordering::SeqCst) == 1 {
-                    report.input_ended = true;
-                }
-            }
+            None if emitting => em.end().await?,
             None => {}
         }
         // Ended (or a streaming partition with no data): deliver extra EOTs while siblings run, follow barriers.
-        if eot_sent {
-            for _ in 0..external.take_extra_eots(partition) {
-                // The consumer may be gone once it read the first EOT: a duplicate it can no longer read is no failure.
-                let delivered = out.send_eot().await.is_ok();
-                if delivered {
-                    tracer.reach(Point::EotDuplicatedAfterEnd);
-                }
-                tracer.emit(Event::EotDuplicated { attempt, task: dep.task, partition, end_offset: offset, delivered });
-            }
+        if em.eot_sent {
+            em.deliver_extra_eots().await;
             if shared.running.load(Ordering::SeqCst) == 0 && !spec.final_checkpoint() {
                 return Ok(());
             }
         }
-        pacing.reset(tokio::time::Instant::now() + idle);
+        // Nothing to emit until the control, the external system or a sibling changes.
+        em.out.flush().await?;
         tokio::select! {
             biased;
             changed = control.changed() => if changed.is_err() { return Ok(()); },
-            _ = &mut pacing => {}
+            _ = external_changed => {}
+            _ = sibling_ended => {}
         }
     }
 }

@@ -4,11 +4,22 @@
 //! `stream_window` credits when it accepts a stream and returns one for every record it is done with, so a buffer
 //! partition never holds more than the window. Streams cross the simulated network: latency, loss (as delay), clogs
 //! and node kills apply to them.
+//!
+//! As in Flink's network stack, records travel in buffers and credits come back in bulk:
+//! - a `Data` frame carries up to [`buffer_records`] records, in order. An [`Output`] gathers records on their
+//!   credits and sends the buffer when it is full, before any barrier, EOT or pause (in band, in order), and when
+//!   its producer is about to wait ([`Output::flush`]: for a credit, its pace or its input). A simulated producer
+//!   has nothing else to do then, so a buffer never holds a record longer than its producer is busy: no flush
+//!   timeout is needed and latency is not raised;
+//! - a consumer returns credits once it owes [`credit_batch`] of them to a stream, not one frame per record. The
+//!   producer then holds at least `window - credit_batch + 1` credits once its consumer caught up, so it never waits
+//!   on a credit the consumer keeps back.
 
 use crate::buggify::BuggifyPoint;
 use crate::event::Tracer;
 use crate::job::{Record, TaskId};
 use crate::net::Deployment;
+use crate::timer::Deadline;
 use madsim::net::{Endpoint, Receiver, Sender};
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -16,7 +27,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use thiserror::Error;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 /// A frame on a data stream; its kind names it in errors (`data`, `eot`, `credit`, ...).
@@ -29,7 +40,8 @@ pub enum Frame {
         attempt: u32,
         partition: u32,
     },
-    Data(Record),
+    /// Records of one partition, in order: at least one, at most [`buffer_records`] of the stream's window.
+    Data(Vec<Record>),
     Eot {
         partition: u32,
     },
@@ -61,6 +73,17 @@ pub enum StreamError {
     /// The store refused a write because a newer attempt fenced this one: a zombie stopped, not a broken protocol.
     #[error("the store refused record {offset} of partition {partition}: this attempt is fenced")]
     Fenced { partition: u32, offset: u64 },
+}
+
+/// Records in one `Data` frame at most: a quarter of the stream window (at least one), so that a window is a few
+/// frames in flight and a producer keeps sending while its consumer works through the first.
+pub fn buffer_records(window: u32) -> usize {
+    (window as usize / 4).max(1)
+}
+
+/// Credits a consumer gathers before it returns them (a quarter of the window, at least one).
+pub fn credit_batch(window: u32) -> u32 {
+    (window / 4).max(1)
 }
 
 /// Aborts every child task when dropped, so cancelling an execution cancels all of it.
@@ -130,6 +153,9 @@ pub struct Output {
     credits: Arc<Semaphore>,
     /// A credit taken by [`Output::reserve`] and not yet spent by [`Output::send`].
     reserved: bool,
+    /// Records sent on their credits and not yet on the network (at most `buffer_capacity`).
+    buffer: Vec<Record>,
+    buffer_capacity: usize,
     broken: Arc<Mutex<Option<StreamError>>>,
     reader: JoinHandle<()>,
 }
@@ -157,7 +183,9 @@ impl Output {
                 let credits = Arc::new(Semaphore::new(n as usize));
                 let broken = Arc::new(Mutex::new(None));
                 let reader = tokio::spawn(read_credits(rx, partition, window, credits.clone(), broken.clone()));
-                Ok(Output { partition, tx, credits, reserved: false, broken, reader })
+                let buffer_capacity = buffer_records(window);
+                let buffer = Vec::with_capacity(buffer_capacity);
+                Ok(Output { partition, tx, credits, reserved: false, buffer, buffer_capacity, broken, reader })
             }
             Frame::Refused(why) => Err(StreamError::Connect { to: addr, why }),
             other => Err(StreamError::Protocol {
@@ -196,26 +224,52 @@ impl Output {
         self.reserved
     }
 
-    /// Sends one record, with the credit [`Output::reserve`] kept, or waiting for one first.
+    /// Sends one record, with the credit [`Output::reserve`] kept, or waiting for one first (the buffer is flushed
+    /// before that wait). The record joins the buffer, which goes out once full.
     pub async fn send(&mut self, record: Record) -> Result<(), StreamError> {
-        self.reserve().await?;
+        if !self.try_reserve() {
+            self.flush().await?;
+            self.reserve().await?;
+        }
         assert!(self.reserved, "a record goes out only on a credit");
         self.reserved = false;
-        send_frame(&self.tx, self.partition, Frame::Data(record)).await
+        self.buffer.push(record);
+        if self.buffer.len() >= self.buffer_capacity {
+            self.flush().await?;
+        }
+        Ok(())
     }
 
-    /// Sends a checkpoint barrier (needs no credit).
+    /// Whether records wait in the buffer.
+    pub fn buffered(&self) -> bool {
+        !self.buffer.is_empty()
+    }
+
+    /// Sends the buffered records now, if there are any. A producer calls it before it waits for anything.
+    pub async fn flush(&mut self) -> Result<(), StreamError> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        assert!(self.buffer.len() <= self.buffer_capacity, "a buffer above its capacity");
+        let records = std::mem::replace(&mut self.buffer, Vec::with_capacity(self.buffer_capacity));
+        send_frame(&self.tx, self.partition, Frame::Data(records)).await
+    }
+
+    /// Sends a checkpoint barrier (needs no credit), after the records before it.
     pub async fn send_barrier(&mut self, epoch: u64, is_final: bool) -> Result<(), StreamError> {
+        self.flush().await?;
         send_frame(&self.tx, self.partition, Frame::Barrier { epoch, is_final }).await
     }
 
-    /// Sends the partition's `Pause` (needs no credit).
+    /// Sends the partition's `Pause` (needs no credit), after the records before it.
     pub async fn send_pause(&mut self) -> Result<(), StreamError> {
+        self.flush().await?;
         send_frame(&self.tx, self.partition, Frame::Pause { partition: self.partition }).await
     }
 
-    /// Sends the partition's EOT (needs no credit).
+    /// Sends the partition's EOT (needs no credit), after the records before it.
     pub async fn send_eot(&mut self) -> Result<(), StreamError> {
+        self.flush().await?;
         send_frame(&self.tx, self.partition, Frame::Eot { partition: self.partition }).await
     }
 }
@@ -254,8 +308,40 @@ pub struct Inbound {
     pub rx: Receiver,
 }
 
-/// Executions on a worker that accept streams, by (task, attempt).
-pub type Registry = Arc<Mutex<BTreeMap<(TaskId, u32), mpsc::Sender<Inbound>>>>;
+/// Where an execution takes its streams, and the sequence number of its deployment.
+type Inbox = (u64, mpsc::Sender<Inbound>);
+
+/// Executions on a worker that accept streams, by (task, attempt), each with its deployment's sequence number; a
+/// stream that comes before its execution waits for it to register.
+#[derive(Default)]
+pub struct Executions {
+    inboxes: Mutex<BTreeMap<(TaskId, u32), Inbox>>,
+    registered: Notify,
+}
+
+/// The worker's executions, shared with its stream acceptor.
+pub type Registry = Arc<Executions>;
+
+impl Executions {
+    /// Registers the inbox of deployment `deploy_seq` (in place of an older execution of the same attempt that is
+    /// still being stopped), and wakes the streams waiting for it.
+    pub fn register(&self, task: TaskId, attempt: u32, deploy_seq: u64, inbox: mpsc::Sender<Inbound>) {
+        self.inboxes.lock().expect("registry lock").insert((task, attempt), (deploy_seq, inbox));
+        self.registered.notify_waiters();
+    }
+
+    /// Unregisters deployment `deploy_seq` (not one registered in its place since).
+    pub fn unregister(&self, task: TaskId, attempt: u32, deploy_seq: u64) {
+        let mut inboxes = self.inboxes.lock().expect("registry lock");
+        if inboxes.get(&(task, attempt)).is_some_and(|(seq, _)| *seq == deploy_seq) {
+            inboxes.remove(&(task, attempt));
+        }
+    }
+
+    fn inbox(&self, task: TaskId, attempt: u32) -> Option<mpsc::Sender<Inbound>> {
+        self.inboxes.lock().expect("registry lock").get(&(task, attempt)).map(|(_, inbox)| inbox.clone())
+    }
+}
 
 /// Accepts data streams on this worker and hands each to its execution; refuses after `wait_ms` if none appears.
 pub async fn accept_loop(registry: Registry, wait_ms: u64) {
@@ -268,21 +354,32 @@ pub async fn accept_loop(registry: Registry, wait_ms: u64) {
     }
 }
 
+/// Hands an accepted stream to the execution its hello names, once that execution registers (it may come a little
+/// after the stream); refuses the stream if none does within `wait_ms`.
 async fn hand_over(registry: Registry, tx: Sender, mut rx: Receiver, wait_ms: u64) {
-    let Ok(Ok(Frame::Hello { to, attempt, partition })) =
-        tokio::time::timeout(Duration::from_millis(wait_ms), recv_frame(&mut rx, u32::MAX)).await
-    else {
+    let mut deadline = Deadline::after(Duration::from_millis(wait_ms));
+    let hello = tokio::select! {
+        biased;
+        hello = recv_frame(&mut rx, u32::MAX) => hello,
+        _ = &mut deadline => return,
+    };
+    let Ok(Frame::Hello { to, attempt, partition }) = hello else {
         return;
     };
-    let step_ms = 10;
-    for _ in 0..=wait_ms / step_ms {
-        let target = registry.lock().expect("registry lock").get(&(to, attempt)).cloned();
-        if let Some(target) = target {
+    deadline.reset(tokio::time::Instant::now() + Duration::from_millis(wait_ms));
+    loop {
+        // Listening before looking: a registration after the look still wakes this wait.
+        let registered = registry.registered.notified();
+        if let Some(inbox) = registry.inbox(to, attempt) {
             // The execution may end between lookup and send; then the stream just closes.
-            let _ = target.send(Inbound { partition, tx, rx }).await;
+            let _ = inbox.send(Inbound { partition, tx, rx }).await;
             return;
         }
-        tokio::time::sleep(Duration::from_millis(step_ms)).await;
+        tokio::select! {
+            biased;
+            _ = registered => {}
+            _ = &mut deadline => break,
+        }
     }
     let _ = send_frame(&tx, partition, Frame::Refused(format!("no execution {to} attempt {attempt}"))).await;
 }
@@ -316,6 +413,8 @@ pub struct Inputs {
     /// The upstream of each accepted partition, to return credits to, and the credits it holds: granted and not yet
     /// spent on a record the reader took off the stream.
     credit_to: BTreeMap<u32, (Sender, Arc<AtomicU32>)>,
+    /// Credits owed to each partition's upstream and not yet returned (fewer than [`credit_batch`]).
+    owed: BTreeMap<u32, u32>,
     /// Records the readers took off the network and the task has not finished with (its backlog).
     queued: Arc<AtomicU64>,
 }
@@ -326,7 +425,8 @@ impl Inputs {
     /// queue only makes a reader wait (back-pressure): it loses and reorders nothing.
     pub fn new(owned: &[u32], window: u32) -> (Inputs, mpsc::Receiver<(u32, InputEvent)>) {
         let (into, merged) = mpsc::channel(window as usize * owned.len().max(1) + 16);
-        (Inputs { owned: owned.to_vec(), window, into, credit_to: BTreeMap::new(), queued: Arc::default() }, merged)
+        let (credit_to, owed, queued) = (BTreeMap::new(), BTreeMap::new(), Arc::default());
+        (Inputs { owned: owned.to_vec(), window, into, credit_to, owed, queued }, merged)
     }
 
     /// Accepts a stream handed over by the worker: grants the initial window and starts its reader in `scope`.
@@ -338,6 +438,7 @@ impl Inputs {
         let unspent = Arc::new(AtomicU32::new(self.window));
         send_frame(&inb.tx, inb.partition, Frame::Credit(self.window)).await?;
         self.credit_to.insert(inb.partition, (inb.tx, unspent.clone()));
+        self.owed.remove(&inb.partition);
         scope.spawn(read_input(inb.rx, inb.partition, self.into.clone(), self.queued.clone(), unspent));
         Ok(())
     }
@@ -353,18 +454,26 @@ impl Inputs {
         self.queued.load(Ordering::SeqCst)
     }
 
-    /// Returns `count` credits to the upstream of `partition`; the upstream may be gone after its EOT or pause, and
-    /// a death before those shows as `Closed` on the stream.
-    pub async fn credit(&self, partition: u32, count: u32) {
-        if let Some((tx, unspent)) = self.credit_to.get(&partition) {
-            let before = unspent.fetch_add(count, Ordering::SeqCst);
-            assert!(
-                before + count <= self.window,
-                "partition {partition}: {count} credits returned while the upstream holds {before}, above the window {}",
-                self.window
-            );
-            let _ = send_frame(tx, partition, Frame::Credit(count)).await;
+    /// Owes `count` more credits to the upstream of `partition`, and returns what it owes once that is
+    /// [`credit_batch`] or more; the upstream may be gone after its EOT or pause, and a death before those shows as
+    /// `Closed` on the stream.
+    pub async fn credit(&mut self, partition: u32, count: u32) {
+        let Some((tx, unspent)) = self.credit_to.get(&partition) else {
+            return;
+        };
+        let owed = self.owed.entry(partition).or_default();
+        *owed += count;
+        if *owed < credit_batch(self.window) {
+            return;
         }
+        let count = std::mem::take(owed);
+        let before = unspent.fetch_add(count, Ordering::SeqCst);
+        assert!(
+            before + count <= self.window,
+            "partition {partition}: {count} credits returned while the upstream holds {before}, above the window {}",
+            self.window
+        );
+        let _ = send_frame(tx, partition, Frame::Credit(count)).await;
     }
 
     /// Whether the stream of `partition` was ever accepted (a producer sends nothing before it is).
@@ -385,11 +494,23 @@ pub async fn read_input(
 ) {
     loop {
         let event = match recv_frame(&mut rx, partition).await {
-            Ok(Frame::Data(r)) => {
-                let credits = unspent.fetch_sub(1, Ordering::SeqCst);
-                assert!(credits > 0, "partition {partition}: record {:?} arrived with no credit granted for it", r.id);
-                queued.fetch_add(1, Ordering::SeqCst);
-                InputEvent::Data(r)
+            Ok(Frame::Data(records)) => {
+                let count = records.len() as u32;
+                assert!(count > 0, "partition {partition}: an empty data frame");
+                let credits = unspent.fetch_sub(count, Ordering::SeqCst);
+                assert!(
+                    credits >= count,
+                    "partition {partition}: {count} records from {:?} arrived on {credits} credits",
+                    records[0].id
+                );
+                queued.fetch_add(count as u64, Ordering::SeqCst);
+                // The task reads records one by one, as if each had come alone: buffers are the network's business.
+                for record in records {
+                    if into.send((partition, InputEvent::Data(record))).await.is_err() {
+                        return;
+                    }
+                }
+                continue;
             }
             Ok(Frame::Eot { partition: p }) => InputEvent::Eot { partition: p },
             Ok(Frame::Barrier { epoch, is_final }) => InputEvent::Barrier { epoch, is_final },

@@ -127,7 +127,7 @@ fn stop(
         let (tracer, registry, stopping, state) = (tracer.clone(), registry.clone(), stopping.clone(), e.state.clone());
         move || {
             e.handle.abort();
-            registry.lock().expect("registry lock").remove(&(task, e.attempt));
+            registry.unregister(task, e.attempt, e.deploy_seq);
             stopping.lock().expect("stopping lock").retain(|(t, a, _)| !(*t == task && *a == e.attempt));
             let still_live = matches!(*state.lock().expect("exec state lock"), ExecState::Running);
             if still_live {
@@ -179,7 +179,7 @@ fn deploy(
         None
     } else {
         let (tx, rx) = mpsc::channel(dep.spec.partitions as usize + 1);
-        registry.lock().expect("registry lock").insert((task, dep.attempt), tx);
+        registry.register(task, dep.attempt, dep.deploy_seq, tx);
         Some(rx)
     };
     tracer.emit(Event::ExecutionStarted { task, attempt: dep.attempt });
@@ -187,7 +187,7 @@ fn deploy(
         let (ctx, tracer, state, registry, dep) =
             (ctx.clone(), tracer.clone(), state.clone(), registry.clone(), dep.clone());
         tokio::spawn(async move {
-            let attempt = dep.attempt;
+            let (attempt, deploy_seq) = (dep.attempt, dep.deploy_seq);
             let result: Result<TaskEnd, StreamError> = match (kind, inbound) {
                 (VertexKind::Source, _) => source::run(dep, tracer.clone(), ctx.external.clone(), io).await,
                 (VertexKind::Sink, Some(inbound)) => {
@@ -198,7 +198,7 @@ fn deploy(
                 }
                 (_, None) => unreachable!("only sources have no input"),
             };
-            registry.lock().expect("registry lock").remove(&(task, attempt));
+            registry.unregister(task, attempt, deploy_seq);
             let (exec_state, outcome) = match result {
                 Ok(TaskEnd::Finished) => (ExecState::Finished, ExecOutcome::Finished),
                 Ok(TaskEnd::Paused) => (ExecState::Paused, ExecOutcome::Paused),
