@@ -38,8 +38,22 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+/// The exit codes, shown by every `--help`.
+const EXIT_CODES: &str = "Exit codes:
+  0    every run passed (shrink: it wrote a minimal failure; bench: every run passed)
+  1    an invariant was violated (shrink: the failure does not reproduce; bench: a run failed)
+  2    usage or scenario error: bad arguments, an unreadable or invalid file (file, line and key named)
+  125  replay --bisect only: neither pass nor the same failure (git bisect run skips the revision)";
+
 #[derive(Parser)]
-#[command(name = "sluice", version, about = "Deterministic simulation testing for a streaming/batch dataflow engine")]
+#[command(
+    name = "sluice",
+    version,
+    about = "Deterministic simulation testing for a streaming/batch dataflow engine",
+    after_help = EXIT_CODES,
+    after_long_help = EXIT_CODES,
+    subcommand_help_heading = "Commands"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -48,19 +62,21 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run one scenario under one seed and judge it.
+    #[command(after_help = EXIT_CODES)]
     Run {
         /// The scenario file (TOML).
         scenario: PathBuf,
         /// The seed of the simulation.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Switch a canary on (repeatable); see `sluice canaries`.
-        #[arg(long = "canary", value_name = "NAME")]
+        /// Switch a canary on (repeatable); `sluice canaries` says what each one does.
+        #[arg(long = "canary", value_name = "NAME", value_parser = canary_names())]
         canaries: Vec<String>,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
-        /// Print the readable trace as well (text mode only).
+        /// Print the whole trace as well: readable lines before the report, or with --json one JSON object per
+        /// entry after the report's line (JSON lines, for jq).
         #[arg(long)]
         trace: bool,
         /// Turn buggify on: every point fires at the default probability (a
@@ -69,7 +85,9 @@ enum Command {
         buggify: bool,
     },
     /// Run many seeds of one or more scenarios (files or directories of *.toml).
+    #[command(after_help = EXIT_CODES)]
     Explore {
+        /// Scenario files, or directories whose *.toml files are all run (in name order).
         #[arg(required = true, value_name = "SCENARIO|DIR")]
         paths: Vec<PathBuf>,
         /// Seeds per scenario.
@@ -78,8 +96,8 @@ enum Command {
         /// The first seed.
         #[arg(long, default_value_t = 0)]
         first_seed: u64,
-        /// Switch a canary on (repeatable).
-        #[arg(long = "canary", value_name = "NAME")]
+        /// Switch a canary on (repeatable); `sluice canaries` says what each one does.
+        #[arg(long = "canary", value_name = "NAME", value_parser = canary_names())]
         canaries: Vec<String>,
         /// OS threads (one simulation per thread at a time); default: the machine's cores.
         #[arg(long)]
@@ -118,11 +136,15 @@ enum Command {
         buggify: bool,
     },
     /// Rerun a failure file: does it still fail the same way, with the same trace_hash?
+    #[command(after_help = EXIT_CODES)]
     Replay {
+        /// The failure file (written by `explore`, `run` or `shrink`; a corpus file).
         file: PathBuf,
+        /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
-        /// Print the readable trace as well (text mode only).
+        /// Print the whole trace as well: readable lines before the report, or with --json one JSON object per
+        /// entry after the report's line (JSON lines, for jq).
         #[arg(long)]
         trace: bool,
         /// Exit codes for `git bisect run`: 0 passes, 1 same invariant fails, 125 anything else (skip).
@@ -130,21 +152,27 @@ enum Command {
         bisect: bool,
     },
     /// Minimize a failure file while it keeps failing the same invariant.
+    #[command(after_help = EXIT_CODES)]
     Shrink {
+        /// The failure file to minimize.
         file: PathBuf,
         /// Where the minimal failure file goes; default: FILE with `.min.toml`.
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Run budget.
+        /// Run budget: at most this many candidate runs.
         #[arg(long, default_value_t = sluice_sim::shrink::DEFAULT_MAX_RUNS)]
         max_runs: u64,
+        /// Print one JSON object instead of progress lines and text.
         #[arg(long)]
         json: bool,
     },
     /// Join the JSON reports (`explore --json`) of the shards of one sweep.
+    #[command(after_help = EXIT_CODES)]
     Merge {
+        /// The shards' reports (`explore --shard I/N --json > REPORT.json`).
         #[arg(required = true, value_name = "REPORT.json")]
         reports: Vec<PathBuf>,
+        /// Print one JSON object (an `explore --json` report of the whole sweep) instead of text.
         #[arg(long)]
         json: bool,
         /// Join the shards given although some of the sweep's shards are missing (otherwise exit 2).
@@ -152,12 +180,15 @@ enum Command {
         partial: bool,
     },
     /// List the canaries: deliberately reintroduced historical bugs.
+    #[command(after_help = EXIT_CODES)]
     Canaries {
+        /// Print one JSON array of {name, class, description} instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Measure seeds per second: multi-partition-eot, checkpoint-failure-policy and swarm-streaming-exactly-once
     /// (compiled in), each on one thread and on --threads, against a raw-madsim baseline of the same message volume.
+    #[command(after_help = EXIT_CODES)]
     Bench {
         /// Seeds per scenario and thread count.
         #[arg(long, default_value_t = 400)]
@@ -226,6 +257,11 @@ fn main() -> ExitCode {
     }
 }
 
+/// The canary names `--canary` accepts (listed by `--help`; anything else is a usage error, exit 2).
+fn canary_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(Canary::ALL.iter().map(|c| c.name()))
+}
+
 fn parse_canaries(names: &[String]) -> Result<Vec<Canary>, UsageError> {
     let mut out: Vec<Canary> = Vec::new();
     for name in names {
@@ -276,6 +312,9 @@ fn cmd_run(path: &Path, seed: u64, canary_names: &[String], flags: RunFlags) -> 
     }
     if json {
         outln!("{}", serde_json::to_string(&report).expect("reports serialize"));
+        if trace {
+            out!("{}", sluice_sim::trace::render_json_lines(&report.trace));
+        }
     } else {
         print_report(&report, trace);
     }
@@ -582,6 +621,9 @@ fn cmd_replay(path: &Path, json: bool, trace: bool, bisect: bool) -> Outcome {
     };
     if json {
         outln!("{}", serde_json::to_string(&replayed).expect("replays serialize"));
+        if trace {
+            out!("{}", sluice_sim::trace::render_json_lines(&replayed.report.trace));
+        }
     } else {
         print_report(&replayed.report, trace);
         let hash = if replayed.same_trace_hash {

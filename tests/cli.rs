@@ -343,3 +343,48 @@ fn bench_json_reports_every_case_against_its_baseline() {
     let bad = sluice(&["bench", "--seeds", "0"]);
     assert_eq!(bad.status.code(), Some(2), "{}", String::from_utf8_lossy(&bad.stderr));
 }
+
+#[test]
+fn trace_with_json_is_the_report_then_one_json_object_per_entry() {
+    let out = sluice(&["run", &eot(), "--seed", "5", "--json", "--trace"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let report: serde_json::Value = serde_json::from_str(lines.next().expect("a report line")).expect("the report");
+    assert_eq!(report["verdict"], "pass");
+    let entries: Vec<serde_json::Value> =
+        lines.map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}"))).collect();
+    assert!(entries.len() > 500, "a whole trace, not its summary: {} entries", entries.len());
+    let mut last_us = 0;
+    for e in &entries {
+        let at_us = e["at_us"].as_u64().unwrap_or_else(|| panic!("no at_us in {e}"));
+        assert!(at_us >= last_us, "entries in order of simulated time");
+        last_us = at_us;
+        assert!(e["node"].is_string() && e["event"]["source"].is_string(), "{e}");
+    }
+    let eots = entries.iter().filter(|e| e["event"]["event"] == "sink-eot-received").count();
+    assert!(eots >= 3, "every partition's EOT is in the trace: {eots}");
+    // Without --trace, --json prints the report alone.
+    let alone = sluice(&["run", &eot(), "--seed", "5", "--json"]);
+    assert_eq!(String::from_utf8_lossy(&alone.stdout).lines().count(), 1);
+}
+
+#[test]
+fn every_help_lists_the_exit_codes_and_canary_takes_only_known_names() {
+    for command in [&[][..], &["run"], &["explore"], &["replay"], &["shrink"], &["merge"], &["canaries"], &["bench"]] {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let out = sluice(&args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        for code in ["Exit codes:", "  0 ", "  1 ", "  2 ", "  125 "] {
+            assert!(help.contains(code), "`sluice {}` does not list {code:?}:\n{help}", args.join(" "));
+        }
+    }
+    let help = String::from_utf8_lossy(&sluice(&["run", "--help"]).stdout).into_owned();
+    assert!(help.contains("shared-partition-stream") && help.contains("drained-flag-kept-on-resume"), "{help}");
+    let out = sluice(&["run", &eot(), "--canary", "no-such-canary"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no-such-canary") && stderr.contains("sink-stops-at-first-eot"), "{stderr}");
+}

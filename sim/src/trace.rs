@@ -229,6 +229,17 @@ pub fn render(entries: &[TraceEntry]) -> String {
     out
 }
 
+/// The trace as JSON lines: one entry per line, `{"at_us":…,"node":…,"event":{"source":"engine","event":…}}`, in
+/// order (for `jq`; the fields are those of [`TraceEntry`], the event's as in the readable trace).
+pub fn render_json_lines(entries: &[TraceEntry]) -> String {
+    let mut out = String::new();
+    for e in entries {
+        out.push_str(&serde_json::to_string(e).expect("trace entries serialize"));
+        out.push('\n');
+    }
+    out
+}
+
 /// Whether an engine event belongs in a summary: control-plane decisions, not per-record or per-checkpoint traffic.
 fn summarized(event: &Event) -> bool {
     matches!(
