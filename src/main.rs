@@ -83,6 +83,10 @@ enum Command {
         /// scenario's own `[buggify]` is kept); failure files carry it.
         #[arg(long)]
         buggify: bool,
+        /// Show the engine's and the harness's logs on stderr, stamped with simulated time (EnvFilter syntax:
+        /// `sluice_engine=debug`, `sluice_engine::checkpoint=trace,sluice_sim=info`); default: `RUST_LOG`, else none.
+        #[arg(long, value_name = "FILTER")]
+        log: Option<String>,
     },
     /// Run many seeds of one or more scenarios (files or directories of *.toml).
     #[command(after_help = EXIT_CODES)]
@@ -150,6 +154,10 @@ enum Command {
         /// Exit codes for `git bisect run`: 0 passes, 1 same invariant fails, 125 anything else (skip).
         #[arg(long)]
         bisect: bool,
+        /// Show the engine's and the harness's logs on stderr, stamped with simulated time (EnvFilter syntax:
+        /// `sluice_engine=debug`, `sluice_engine::checkpoint=trace,sluice_sim=info`); default: `RUST_LOG`, else none.
+        #[arg(long, value_name = "FILTER")]
+        log: Option<String>,
     },
     /// Minimize a failure file while it keeps failing the same invariant.
     #[command(after_help = EXIT_CODES)]
@@ -215,9 +223,8 @@ type Outcome = Result<u8, UsageError>;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { scenario, seed, canaries, json, trace, buggify } => {
-            cmd_run(&scenario, seed, &canaries, RunFlags { json, trace, buggify })
-        }
+        Command::Run { scenario, seed, canaries, json, trace, buggify, log } => install_logs(log.as_deref())
+            .and_then(|()| cmd_run(&scenario, seed, &canaries, RunFlags { json, trace, buggify })),
         Command::Explore {
             paths,
             seeds,
@@ -239,7 +246,9 @@ fn main() -> ExitCode {
             let extra = ExploreExtras { swarm, shard, check_determinism, require_coverage, buggify, guided };
             cmd_explore(&paths, seeds, first_seed, &canaries, threads, json, extra, files)
         }
-        Command::Replay { file, json, trace, bisect } => cmd_replay(&file, json, trace, bisect),
+        Command::Replay { file, json, trace, bisect, log } => {
+            install_logs(log.as_deref()).and_then(|()| cmd_replay(&file, json, trace, bisect))
+        }
         Command::Shrink { file, out, max_runs, json } => cmd_shrink(&file, out, max_runs, json),
         Command::Merge { reports, json, partial } => cmd_merge(&reports, json, partial),
         Command::Canaries { json } => {
@@ -255,6 +264,11 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Installs the stderr logger of `--log FILTER` (or `RUST_LOG`); a filter that does not parse is a usage error.
+fn install_logs(filter: Option<&str>) -> Result<(), UsageError> {
+    sluice_sim::logs::install(filter).map(|_| ()).map_err(|e| UsageError(e.to_string()))
 }
 
 /// The canary names `--canary` accepts (listed by `--help`; anything else is a usage error, exit 2).

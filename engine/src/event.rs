@@ -412,6 +412,7 @@ impl Tracer {
     }
 
     pub fn emit(&self, event: Event) {
+        crate::log::event(&event);
         self.recorder.record(&self.node, event);
     }
 

@@ -6,6 +6,7 @@
 //! - [`job`]: what to run: the chain of vertices, partitions, restart strategy, timings; record ids and routing.
 //! - [`status`]: the job status state machine (terminal statuses are never left).
 //! - [`event`]: the typed events the engine emits, and the recorder that receives them.
+//! - [`log`]: every typed event also goes to `tracing` (for people, filtered by `RUST_LOG`); the trace is the oracle.
 //! - [`canary`]: deliberately reintroduced historical bugs, off by default.
 //! - [`buggify`]: seeded rare paths (a late response, a skipped heartbeat...), off unless the job asks; each firing
 //!   is a trace event.
@@ -38,6 +39,7 @@ pub mod forwarder;
 pub mod history;
 pub mod job;
 pub mod lifecycle;
+pub mod log;
 pub mod map;
 pub mod net;
 pub mod node;

@@ -294,7 +294,7 @@ impl CtrlEndpoint {
     pub async fn bind(me: NodeName, faults: Arc<FaultPlane>, tracer: Tracer) -> io::Result<CtrlEndpoint> {
         let ep = Arc::new(Endpoint::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), CTRL_PORT)).await?);
         let (tx, rx) = tokio::sync::mpsc::channel(CTRL_INBOX);
-        let pump = tokio::spawn(pump(ep.clone(), tx));
+        let pump = tokio::spawn(tracing::Instrument::in_current_span(pump(ep.clone(), tx)));
         Ok(CtrlEndpoint { ep, me, faults, tracer, inbox: tokio::sync::Mutex::new(rx), pump })
     }
 

@@ -144,7 +144,7 @@ pub async fn run(ledger: Arc<Mutex<Ledger>>, tracer: Tracer, faults: Arc<FaultPl
     tracer.emit(Event::NodeStarted { incarnation: madsim::rand::random() });
     let streams = {
         let (ledger, tracer) = (ledger.clone(), tracer.clone());
-        tokio::spawn(async move { accept_streams(ledger, tracer).await })
+        tokio::spawn(tracing::Instrument::in_current_span(accept_streams(ledger, tracer)))
     };
     let ctrl =
         CtrlEndpoint::bind(NodeName::Store, faults.clone(), tracer.clone()).await.expect("store control port is free");
@@ -195,7 +195,7 @@ async fn accept_streams(ledger: Arc<Mutex<Ledger>>, tracer: Tracer) {
     let mut conn = 0u64;
     while let Ok((tx, rx, _from)) = ep.accept1().await {
         conn += 1;
-        tokio::spawn(serve_stream(ledger.clone(), tracer.clone(), conn, tx, rx));
+        tokio::spawn(tracing::Instrument::in_current_span(serve_stream(ledger.clone(), tracer.clone(), conn, tx, rx)));
     }
 }
 

@@ -95,7 +95,8 @@ impl Scope {
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
-        self.0.push(tokio::spawn(fut));
+        // The child runs in the span of its execution (a log line says whose task it is).
+        self.0.push(tokio::spawn(tracing::Instrument::in_current_span(fut)));
     }
 }
 
@@ -182,7 +183,8 @@ impl Output {
                 assert!(n <= window, "partition {partition}: initial credit {n} above the window {window}");
                 let credits = Arc::new(Semaphore::new(n as usize));
                 let broken = Arc::new(Mutex::new(None));
-                let reader = tokio::spawn(read_credits(rx, partition, window, credits.clone(), broken.clone()));
+                let reader = read_credits(rx, partition, window, credits.clone(), broken.clone());
+                let reader = tokio::spawn(tracing::Instrument::in_current_span(reader));
                 let buffer_capacity = buffer_records(window);
                 let buffer = Vec::with_capacity(buffer_capacity);
                 Ok(Output { partition, tx, credits, reserved: false, buffer, buffer_capacity, broken, reader })
@@ -350,7 +352,7 @@ pub async fn accept_loop(registry: Registry, wait_ms: u64) {
         Err(e) => panic!("data port of a worker is taken: {e}"),
     };
     while let Ok((tx, rx, _from)) = ep.accept1().await {
-        tokio::spawn(hand_over(registry.clone(), tx, rx, wait_ms));
+        tokio::spawn(tracing::Instrument::in_current_span(hand_over(registry.clone(), tx, rx, wait_ms)));
     }
 }
 

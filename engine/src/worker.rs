@@ -45,7 +45,8 @@ pub async fn run(ctx: NodeContext, number: u16) {
         .expect("worker control port is free");
     let registry: Registry = Arc::default();
     let timings = ctx.spec.timings;
-    let acceptor = tokio::spawn(accept_loop(registry.clone(), timings.connect_wait_ms));
+    let acceptor =
+        tokio::spawn(tracing::Instrument::in_current_span(accept_loop(registry.clone(), timings.connect_wait_ms)));
     let mut executions: BTreeMap<TaskId, Execution> = BTreeMap::new();
     let stopping: Stopping = Arc::default();
     // A heartbeat at once, then every `heartbeat_ms` (a late one is caught up at once, as an interval bursts); one
@@ -140,10 +141,10 @@ fn stop(
     } else {
         stopping.lock().expect("stopping lock").push((task, e.attempt, e.state.clone()));
         tracer.emit(Event::CancelDelayed { task, attempt: e.attempt, by_ms: delay_ms });
-        tokio::spawn(async move {
+        tokio::spawn(tracing::Instrument::in_current_span(async move {
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
             finish();
-        });
+        }));
     }
 }
 
@@ -186,7 +187,8 @@ fn deploy(
     let handle = {
         let (ctx, tracer, state, registry, dep) =
             (ctx.clone(), tracer.clone(), state.clone(), registry.clone(), dep.clone());
-        tokio::spawn(async move {
+        let span = tracing::info_span!("execution", %task, attempt = dep.attempt);
+        let execution = async move {
             let (attempt, deploy_seq) = (dep.attempt, dep.deploy_seq);
             let result: Result<TaskEnd, StreamError> = match (kind, inbound) {
                 (VertexKind::Source, _) => source::run(dep, tracer.clone(), ctx.external.clone(), io).await,
@@ -206,7 +208,8 @@ fn deploy(
             };
             *state.lock().expect("exec state lock") = exec_state;
             tracer.emit(Event::ExecutionEnded { task, attempt, outcome });
-        })
+        };
+        tokio::spawn(tracing::Instrument::instrument(execution, span))
     };
     executions.insert(
         task,

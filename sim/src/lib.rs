@@ -16,6 +16,7 @@
 //! - [`shrink`]: minimizes a failure file while it keeps failing the same invariant.
 //! - [`explore`]: sweeps of seeds × scenarios over threads, failures reported as found; shards, merge, the
 //!   determinism self-check.
+//! - [`logs`]: the stderr logger of `--log` / `RUST_LOG`, stamped with simulated time (off unless asked).
 //! - [`bench`]: `sluice bench`, seeds per second of a fixed set of shipped scenarios against a raw-madsim baseline of
 //!   the same message volume.
 
@@ -26,6 +27,7 @@ pub mod failure;
 pub mod fault;
 pub mod guide;
 pub mod locate;
+pub mod logs;
 pub mod runner;
 pub mod scenario;
 pub mod shrink;

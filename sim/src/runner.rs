@@ -168,6 +168,9 @@ pub fn run_as_is_keeping(scenario: &Scenario, seed: u64, canaries: &[Canary], ke
     let end = End { end_ms: outcome.sim_ms, final_status: outcome.status, ledger: Some(&outcome.ledger) };
     let mut judge = judge.0.lock().expect("judge lock");
     report.violations = judge.finish(&end);
+    for v in &report.violations {
+        tracing::warn!(target: "sluice_sim::checker", invariant = %v.invariant, at_ms = v.at_ms, "violated: {}", v.detail);
+    }
     report.verdict = if report.violations.is_empty() { Verdict::Pass } else { Verdict::Fail };
     report.produced = judge.produced();
     report.delivered = DistinctIds::count_of(outcome.ledger.iter().map(|c| (c.id.partition, c.id.offset)));

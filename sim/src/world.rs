@@ -96,6 +96,13 @@ fn node(
     name: NodeName,
     init: impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync + 'static,
 ) -> NodeHandle {
+    // Every node runs in a span of its name (log lines say where they happened; see `sluice_engine::log`).
+    let label = name.label();
+    let span = tracing::info_span!(target: "sluice_engine::node", "node", node = %label);
+    let init = move || {
+        Box::pin(tracing::Instrument::instrument(init(), span.clone()))
+            as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+    };
     handle.create_node().name(name.label()).ip(name.ip()).init(init).build()
 }
 
@@ -152,6 +159,7 @@ async fn supervise(
         let now = now_ms();
         while next < actions.len() && actions[next].0 <= now {
             let action = &actions[next].1;
+            tracing::info!(target: "sluice_sim::fault", "FAULT {}", action.describe());
             apply(action, &handle, &nodes, &ctx, &client);
             recorder.push("sim", TraceEvent::Fault(action.clone()));
             next += 1;
@@ -263,6 +271,7 @@ async fn run_client(recorder: Arc<TraceRecorder>, client: Arc<Mutex<Client>>, ct
                 Ctrl::Status { request: r, status, drained_on_pause } if r > answered => {
                     answered = r;
                     if c.observed != Some((status, drained_on_pause)) {
+                        tracing::debug!(target: "sluice_sim::client", %status, drained_on_pause, "client reads");
                         recorder.push("client", TraceEvent::Observed { status, drained_on_pause });
                         c.observed = Some((status, drained_on_pause));
                     }
