@@ -409,7 +409,7 @@ fn log_shows_engine_decisions_in_simulated_time_and_changes_no_run() {
     let deployed = line("sluice_engine::coordinator: AttemptDeployed");
     let at_ms: f64 = deployed.split_whitespace().next().and_then(|t| t.parse().ok()).expect("a time stamp first");
     assert!(at_ms > 0.0 && deployed.contains(" ms "), "{deployed}");
-    let last_status = stderr.lines().filter(|l| l.contains("StatusChanged")).last().unwrap_or_default();
+    let last_status = stderr.lines().rfind(|l| l.contains("StatusChanged")).unwrap_or_default();
     assert!(last_status.contains("to: Finished"), "the last status change is logged: {last_status}");
     assert!(line("sluice_engine::sink: SinkEotReceived").contains("attempt=1"), "an execution's span is named");
     assert!(line("sluice_sim::fault: FAULT end-partition").contains(" ms "));
