@@ -1,11 +1,12 @@
 //! `sluice`: the command line of the harness.
 //!
-//! - `sluice run SCENARIO [--seed N] [--canary NAME]... [--json] [--trace] [--buggify]`: one run, judged.
+//! - `sluice run SCENARIO [--seed N] [--canary NAME]... [--json] [--trace] [--buggify] [--log FILTER] [--html OUT]`:
+//!   one run, judged.
 //! - `sluice explore SCENARIO|DIR... [--seeds N] [--first-seed S] [--canary NAME]... [--threads T] [--json]
 //!   [--swarm] [--buggify] [--shard I/N] [--check-determinism P] [--failures DIR] [--corpus DIR]
 //!   [--max-failure-files N] [--require-coverage] [--guided]`:
 //!   a sweep; every failing run is written as a failure file the moment it is found.
-//! - `sluice replay FILE [--json] [--trace] [--bisect]`: reruns a failure file.
+//! - `sluice replay FILE [--json] [--trace] [--bisect] [--log FILTER] [--html OUT]`: reruns a failure file.
 //! - `sluice shrink FILE [--out FILE] [--max-runs N] [--json]`: minimizes a failure file.
 //! - `sluice merge REPORT.json... [--json] [--partial]`: joins the JSON reports of the shards of one sweep (all of
 //!   them unless `--partial`).
@@ -87,6 +88,10 @@ enum Command {
         /// `sluice_engine=debug`, `sluice_engine::checkpoint=trace,sluice_sim=info`); default: `RUST_LOG`, else none.
         #[arg(long, value_name = "FILTER")]
         log: Option<String>,
+        /// Write a self-contained HTML timeline of the run to OUT (status bands, faults, checkpoints, a lane per node
+        /// with its executions, produced and committed offsets per partition, the first violation).
+        #[arg(long, value_name = "OUT")]
+        html: Option<PathBuf>,
     },
     /// Run many seeds of one or more scenarios (files or directories of *.toml).
     #[command(after_help = EXIT_CODES)]
@@ -158,6 +163,10 @@ enum Command {
         /// `sluice_engine=debug`, `sluice_engine::checkpoint=trace,sluice_sim=info`); default: `RUST_LOG`, else none.
         #[arg(long, value_name = "FILTER")]
         log: Option<String>,
+        /// Write a self-contained HTML timeline of the run to OUT (status bands, faults, checkpoints, a lane per node
+        /// with its executions, produced and committed offsets per partition, the first violation).
+        #[arg(long, value_name = "OUT")]
+        html: Option<PathBuf>,
     },
     /// Minimize a failure file while it keeps failing the same invariant.
     #[command(after_help = EXIT_CODES)]
@@ -223,8 +232,8 @@ type Outcome = Result<u8, UsageError>;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { scenario, seed, canaries, json, trace, buggify, log } => install_logs(log.as_deref())
-            .and_then(|()| cmd_run(&scenario, seed, &canaries, RunFlags { json, trace, buggify })),
+        Command::Run { scenario, seed, canaries, json, trace, buggify, log, html } => install_logs(log.as_deref())
+            .and_then(|()| cmd_run(&scenario, seed, &canaries, RunFlags { json, trace, buggify, html })),
         Command::Explore {
             paths,
             seeds,
@@ -246,8 +255,8 @@ fn main() -> ExitCode {
             let extra = ExploreExtras { swarm, shard, check_determinism, require_coverage, buggify, guided };
             cmd_explore(&paths, seeds, first_seed, &canaries, threads, json, extra, files)
         }
-        Command::Replay { file, json, trace, bisect, log } => {
-            install_logs(log.as_deref()).and_then(|()| cmd_replay(&file, json, trace, bisect))
+        Command::Replay { file, json, trace, bisect, log, html } => {
+            install_logs(log.as_deref()).and_then(|()| cmd_replay(&file, json, trace, bisect, html.as_deref()))
         }
         Command::Shrink { file, out, max_runs, json } => cmd_shrink(&file, out, max_runs, json),
         Command::Merge { reports, json, partial } => cmd_merge(&reports, json, partial),
@@ -264,6 +273,25 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Before a run: the directory an output file goes to must exist (a run is not wasted on a path it cannot write).
+fn check_output_dir(out: Option<&Path>) -> Result<(), UsageError> {
+    let Some(out) = out else { return Ok(()) };
+    let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(UsageError(format!("{}: no directory {} to write it in", out.display(), dir.display())));
+    }
+    Ok(())
+}
+
+/// Writes the HTML timeline of a run, when asked.
+fn write_html(out: Option<&Path>, report: &RunReport) -> Result<(), UsageError> {
+    let Some(out) = out else { return Ok(()) };
+    std::fs::write(out, sluice_sim::timeline::render_html(report))
+        .map_err(|e| UsageError(format!("{}: cannot write the timeline: {e}", out.display())))?;
+    errln!("timeline: {}", out.display());
+    Ok(())
 }
 
 /// Installs the stderr logger of `--log FILTER` (or `RUST_LOG`); a filter that does not parse is a usage error.
@@ -313,12 +341,14 @@ fn load_with(path: &Path, buggify: bool) -> Result<Scenario, UsageError> {
 }
 
 fn cmd_run(path: &Path, seed: u64, canary_names: &[String], flags: RunFlags) -> Outcome {
-    let RunFlags { json, trace, buggify } = flags;
+    let RunFlags { json, trace, buggify, html } = flags;
     let canaries = parse_canaries(canary_names)?;
     let scenario = load_with(path, buggify)?;
-    // Without --trace, the run keeps only its recent entries: its memory stays flat however long it runs.
-    let keep = if trace { TraceKeep::All } else { TraceKeep::Recent(RECENT_ENTRIES) };
+    check_output_dir(html.as_deref())?;
+    // Without --trace (or --html), the run keeps only its recent entries: its memory stays flat however long it runs.
+    let keep = if trace || html.is_some() { TraceKeep::All } else { TraceKeep::Recent(RECENT_ENTRIES) };
     let report = run_keeping(&scenario, seed, &canaries, keep);
+    write_html(html.as_deref(), &report)?;
     let failed = report.verdict == Verdict::Fail;
     if failed {
         // The seed and the command that replays it come first, before anything that could be lost.
@@ -376,6 +406,7 @@ struct RunFlags {
     json: bool,
     trace: bool,
     buggify: bool,
+    html: Option<PathBuf>,
 }
 
 /// Where failure files go.
@@ -623,7 +654,8 @@ fn print_report(report: &RunReport, trace: bool) {
     );
 }
 
-fn cmd_replay(path: &Path, json: bool, trace: bool, bisect: bool) -> Outcome {
+fn cmd_replay(path: &Path, json: bool, trace: bool, bisect: bool, html: Option<&Path>) -> Outcome {
+    check_output_dir(html)?;
     // Under `git bisect run`, a revision that cannot read the file (an older schema, say) cannot be judged: skip it.
     let replayed = match load_failure(path).and_then(|f| replay(&f).map_err(|e| UsageError(e.to_string()))) {
         Ok(r) => r,
@@ -633,6 +665,7 @@ fn cmd_replay(path: &Path, json: bool, trace: bool, bisect: bool) -> Outcome {
         }
         Err(e) => return Err(e),
     };
+    write_html(html, &replayed.report)?;
     if json {
         outln!("{}", serde_json::to_string(&replayed).expect("replays serialize"));
         if trace {

@@ -11,4 +11,5 @@ mod properties;
 mod scenarios;
 mod summaries;
 mod support;
+mod timeline;
 mod workflow;

@@ -10,6 +10,8 @@
 //!   ones), `trace_hash` (versioned canonical form), a readable rendering.
 //! - [`checker`]: one file per invariant, each with its own small model.
 //! - [`runner`]: one run → a [`RunReport`] (verdict, violations, counts, hash); engine panics become a verdict.
+//! - [`timeline`]: `--html OUT`, a self-contained HTML timeline of a run (status bands, faults, checkpoints, a lane
+//!   per node with its executions, produced and committed offsets per partition, the first violation).
 //! - [`swarm`]: `[swarm]` knobs, faults drawn from the seed and materialized into the scenario as run.
 //! - [`guide`]: guided seeds (`--guided`): knob settings that reached rare coverage points are favoured.
 //! - [`failure`]: failure files (the scenario as run, seed, canaries, invariant, hash) and their replay.
@@ -32,6 +34,7 @@ pub mod runner;
 pub mod scenario;
 pub mod shrink;
 pub mod swarm;
+pub mod timeline;
 pub mod trace;
 pub mod world;
 
