@@ -28,9 +28,10 @@ use sluice_sim::explore::{missing_shards, MAX_SEEDS};
 use sluice_sim::failure;
 use sluice_sim::shrink::{shrink, ShrinkError, Size};
 use sluice_sim::swarm::SwarmMode;
+use sluice_sim::timeline::{SharedTimeline, Timeline};
 use sluice_sim::trace::{TraceKeep, RECENT_ENTRIES};
 use sluice_sim::{
-    explore, merge, replay, replay_command, run_keeping, ExploreReport, Failure, Finding, ReplayOutcome, RunReport,
+    explore, merge, replay, replay_command, run_watched, ExploreReport, Failure, Finding, ReplayOutcome, RunReport,
     Scenario, Shard, Sweep, Verdict,
 };
 use std::io::IsTerminal;
@@ -285,10 +286,9 @@ fn check_output_dir(out: Option<&Path>) -> Result<(), UsageError> {
     Ok(())
 }
 
-/// Writes the HTML timeline of a run, when asked.
-fn write_html(out: Option<&Path>, report: &RunReport) -> Result<(), UsageError> {
-    let Some(out) = out else { return Ok(()) };
-    std::fs::write(out, sluice_sim::timeline::render_html(report))
+/// Writes the HTML timeline of a run.
+fn write_html(out: &Path, timeline: &Timeline) -> Result<(), UsageError> {
+    std::fs::write(out, sluice_sim::timeline::render(timeline))
         .map_err(|e| UsageError(format!("{}: cannot write the timeline: {e}", out.display())))?;
     errln!("timeline: {}", out.display());
     Ok(())
@@ -345,10 +345,15 @@ fn cmd_run(path: &Path, seed: u64, canary_names: &[String], flags: RunFlags) -> 
     let canaries = parse_canaries(canary_names)?;
     let scenario = load_with(path, buggify)?;
     check_output_dir(html.as_deref())?;
-    // Without --trace (or --html), the run keeps only its recent entries: its memory stays flat however long it runs.
-    let keep = if trace || html.is_some() { TraceKeep::All } else { TraceKeep::Recent(RECENT_ENTRIES) };
-    let report = run_keeping(&scenario, seed, &canaries, keep);
-    write_html(html.as_deref(), &report)?;
+    // Without --trace, the run keeps only its recent entries: its memory stays flat however long it runs (a timeline
+    // is built as the entries come).
+    let keep = if trace { TraceKeep::All } else { TraceKeep::Recent(RECENT_ENTRIES) };
+    let timeline = html.as_ref().map(|_| SharedTimeline::default());
+    let watcher = timeline.clone().map(|t| Box::new(t) as Box<dyn sluice_sim::trace::TraceObserver>);
+    let report = run_watched(&scenario, seed, &canaries, keep, watcher);
+    if let (Some(out), Some(timeline)) = (html.as_deref(), timeline) {
+        write_html(out, &timeline.finish(&report))?;
+    }
     let failed = report.verdict == Verdict::Fail;
     if failed {
         // The seed and the command that replays it come first, before anything that could be lost.
@@ -665,7 +670,9 @@ fn cmd_replay(path: &Path, json: bool, trace: bool, bisect: bool, html: Option<&
         }
         Err(e) => return Err(e),
     };
-    write_html(html, &replayed.report)?;
+    if let Some(out) = html {
+        write_html(out, &Timeline::of(&replayed.report))?;
+    }
     if json {
         outln!("{}", serde_json::to_string(&replayed).expect("replays serialize"));
         if trace {

@@ -75,7 +75,7 @@ impl Forwarders {
             Ok::<_, StreamError>((label.clone(), Arc::new(stream)))
         });
         let streams: BTreeMap<String, Arc<StoreStream>> =
-            futures::future::try_join_all(opens).await?.into_iter().collect();
+            crate::join::try_join_in_order(opens).await?.into_iter().collect();
         assert_eq!(streams.len(), labels.len(), "one store stream per label");
         let in_flight = Arc::new(AtomicU64::new(0));
         let mut by_buffer = BTreeMap::new();

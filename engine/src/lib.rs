@@ -14,6 +14,7 @@
 //! - [`net`]: node addresses and the control plane (idempotent datagrams).
 //! - [`stream`]: the data plane: ordered, credit-based streams with in-band `Data`/`Eot` frames; records travel in
 //!   buffers, credits come back in bulk.
+//! - [`join`]: joins many futures deterministically (futures' `try_join_all` beyond 30 is not, under madsim).
 //! - [`timer`]: a deadline that registers one simulated timer, not one per poll (madsim's sleeps pile them up).
 //! - [`node`]: what the nodes of one run share (job, canaries, recorder, external source, ledger).
 //! - [`coordinator`]: the job master: attempts, fencing, failure detection, restarts, status API.
@@ -38,6 +39,7 @@ pub mod faults;
 pub mod forwarder;
 pub mod history;
 pub mod job;
+pub mod join;
 pub mod lifecycle;
 pub mod log;
 pub mod map;

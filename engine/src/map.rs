@@ -132,7 +132,7 @@ pub async fn run(
     // Outputs open concurrently: one after the other, a replica owning 1024 partitions waits 1024 round trips
     // before its first record, longer than a checkpoint timeout.
     let opens = owned.iter().map(|&p| Output::open(&dep, spec.owner(dep.task.vertex + 1, p), p, &tracer));
-    let opened = futures::future::try_join_all(opens).await?;
+    let opened = crate::join::try_join_in_order(opens).await?;
     assert_eq!(opened.len(), owned.len(), "one output per owned partition");
     let outputs: BTreeMap<u32, Output> = owned.iter().copied().zip(opened).collect();
     let (inputs, mut input_rx) = Inputs::new(&owned, spec.timings.stream_window);

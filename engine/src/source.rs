@@ -182,7 +182,7 @@ pub async fn run(
     let emitters = owned
         .iter()
         .map(|p| emit_partition(&dep, &tracer, &external, *p, &shared, control_tx.subscribe(), acks_tx.clone()));
-    let mut emitters = std::pin::pin!(futures::future::try_join_all(emitters));
+    let mut emitters = std::pin::pin!(crate::join::try_join_in_order(emitters));
     let mut scope = Scope::default();
     let mut last_trigger = 0;
     let mut expired: BTreeMap<u64, bool> = BTreeMap::new();

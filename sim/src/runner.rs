@@ -3,7 +3,7 @@
 use crate::checker::{DistinctIds, End, FailureClass, Judge, Setup, SharedJudge, Violation};
 use crate::scenario::Scenario;
 use crate::swarm::{instantiate, SwarmMode};
-use crate::trace::{TraceEntry, TraceKeep, TraceRecorder};
+use crate::trace::{TraceEntry, TraceKeep, TraceObserver, TraceRecorder};
 use crate::world::simulate;
 use serde::Serialize;
 use sluice_engine::{Canaries, Canary, JobStatus, Point};
@@ -103,10 +103,32 @@ pub fn run(scenario: &Scenario, seed: u64, canaries: &[Canary]) -> RunReport {
 
 /// [`run`], keeping as much of the trace as `keep` says (the checkers and the hash see all of it either way).
 pub fn run_keeping(scenario: &Scenario, seed: u64, canaries: &[Canary], keep: TraceKeep) -> RunReport {
+    run_watched(scenario, seed, canaries, keep, None)
+}
+
+/// [`run_keeping`], with `watcher` seeing every entry as it is recorded, after the checkers (a timeline is built so,
+/// without keeping the trace).
+pub fn run_watched(
+    scenario: &Scenario,
+    seed: u64,
+    canaries: &[Canary],
+    keep: TraceKeep,
+    watcher: Option<Box<dyn TraceObserver>>,
+) -> RunReport {
     let (as_run, knobs) = instantiate(scenario, seed, SwarmMode::AsWritten);
-    let mut report = run_as_is_keeping(&as_run, seed, canaries, keep);
+    let mut report = run_as_is_watched(&as_run, seed, canaries, keep, watcher);
     report.swarm = knobs;
     report
+}
+
+/// Hands every entry to the judge, then to a watcher.
+struct Tee(SharedJudge, Box<dyn TraceObserver>);
+
+impl TraceObserver for Tee {
+    fn on_entry(&mut self, entry: &TraceEntry) {
+        self.0.on_entry(entry);
+        self.1.on_entry(entry);
+    }
 }
 
 /// Runs a scenario exactly as it is (a `[swarm]` table must have been instantiated before); keeps the whole trace.
@@ -117,13 +139,27 @@ pub fn run_as_is(scenario: &Scenario, seed: u64, canaries: &[Canary]) -> RunRepo
 /// [`run_as_is`], keeping as much of the trace as `keep` says. The checkers judge the entries as the run records
 /// them, so a run's memory does not grow with its trace unless the whole trace is asked for.
 pub fn run_as_is_keeping(scenario: &Scenario, seed: u64, canaries: &[Canary], keep: TraceKeep) -> RunReport {
+    run_as_is_watched(scenario, seed, canaries, keep, None)
+}
+
+fn run_as_is_watched(
+    scenario: &Scenario,
+    seed: u64,
+    canaries: &[Canary],
+    keep: TraceKeep,
+    watcher: Option<Box<dyn TraceObserver>>,
+) -> RunReport {
     assert!(scenario.swarm.is_none(), "instantiate a [swarm] scenario before running it as is");
     install_panic_hook();
     let set: Canaries = canaries.iter().copied().collect();
     let mut setup = Setup::of(scenario);
     setup.canaries = set.list();
     let judge = SharedJudge(Arc::new(Mutex::new(Judge::new(&setup))));
-    let recorder = Arc::new(TraceRecorder::new(keep, Some(Box::new(judge.clone()))));
+    let observer: Box<dyn TraceObserver> = match watcher {
+        Some(watcher) => Box::new(Tee(judge.clone(), watcher)),
+        None => Box::new(judge.clone()),
+    };
+    let recorder = Arc::new(TraceRecorder::new(keep, Some(observer)));
     let wall = Instant::now();
     IN_SIM.with(|f| *f.borrow_mut() = true);
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| simulate(scenario, seed, set, recorder.clone())));

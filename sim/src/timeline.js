@@ -202,6 +202,12 @@
       y += CHART + GAP;
     });
 
+    if (data.partitions_omitted) {
+      el("text", { x: 6, y: y + 12, "class": "axis" }, layers.fg).textContent =
+        "… and " + data.partitions_omitted + " more partitions, not drawn";
+      y += 18;
+    }
+
     // Violations: the first one bold, with its flag.
     data.violations.slice().reverse().forEach(function (v, i, all) {
       var first = i === all.length - 1, vx = x(v.at_ms);

@@ -7,7 +7,8 @@
 //!   `slow`…`unslow`, `pause`…`resume`) or marked as instants, on a lane of their own and over the nodes they hit;
 //! - the checkpoints, from trigger to completion or failure, coloured by outcome;
 //! - a lane per node with its executions (task and attempt, coloured by attempt, outlined by outcome);
-//! - per partition, the highest offset produced and the records committed, as steps over time;
+//! - per partition, the highest offset produced and the records committed, as steps over time (the first 32
+//!   partitions; the page says how many more there are);
 //! - the first violation as a red line where it happened, with its invariant and detail (the others thinner).
 //!
 //! Wheel to zoom, drag to pan, double-click to reset; every mark has its details on hover. The timeline is built from
@@ -15,16 +16,19 @@
 
 use crate::fault::Action;
 use crate::runner::RunReport;
-use crate::trace::{TraceEntry, TraceEvent};
+use crate::trace::{TraceEntry, TraceEvent, TraceObserver};
 use serde::Serialize;
 use sluice_engine::{Event, ExecOutcome};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 /// Points kept per partition series at most: enough for a screen, bounded however long the run.
 const MAX_POINTS: usize = 2_000;
+/// Partitions drawn at most (the lowest-numbered); a job may have 1024, and a page of 1024 charts shows nothing.
+const MAX_PARTITION_CHARTS: usize = 32;
 
 /// A run as the page draws it (embedded as JSON; the field names are the script's).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct Timeline {
     pub title: String,
     pub scenario: String,
@@ -40,6 +44,8 @@ pub struct Timeline {
     pub faults: Vec<FaultMark>,
     pub checkpoints: Vec<Checkpoint>,
     pub partitions: Vec<Series>,
+    /// Partitions with records that are not drawn (beyond [`MAX_PARTITION_CHARTS`]).
+    pub partitions_omitted: usize,
     pub violations: Vec<Mark>,
 }
 
@@ -100,11 +106,15 @@ pub struct Mark {
     pub detail: String,
 }
 
-/// The page of `report` (whose trace must be whole: see the module's documentation).
+/// The page of `report`, read from its trace (which must be whole: see the module's documentation).
 pub fn render_html(report: &RunReport) -> String {
-    let timeline = Timeline::of(report);
+    render(&Timeline::of(report))
+}
+
+/// The page of a timeline.
+pub fn render(timeline: &Timeline) -> String {
     // `</` inside a script element would end it early: JSON may carry it inside a string.
-    let data = serde_json::to_string(&timeline).expect("timelines serialize").replace("</", "<\\/");
+    let data = serde_json::to_string(timeline).expect("timelines serialize").replace("</", "<\\/");
     let title = html_escape(&timeline.title);
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{title}</title>\n\
@@ -113,6 +123,79 @@ pub fn render_html(report: &RunReport) -> String {
         css = include_str!("timeline.css"),
         js = include_str!("timeline.js"),
     )
+}
+
+/// Builds a timeline entry by entry as a run records them, so that a run drawn need not keep its trace (a long run's
+/// trace is hundreds of megabytes; its timeline is bounded: series are thinned, partitions capped).
+#[derive(Default)]
+pub struct TimelineBuilder {
+    t: Timeline,
+    open: Open,
+    series: BTreeMap<u32, SeriesBuilder>,
+    nodes: BTreeSet<String>,
+    last_ms: f64,
+}
+
+impl TimelineBuilder {
+    pub fn new() -> TimelineBuilder {
+        TimelineBuilder::default()
+    }
+
+    pub fn on_entry(&mut self, entry: &TraceEntry) {
+        let at = ms(entry.at_us);
+        assert!(at >= self.last_ms, "trace entries come in order of simulated time");
+        self.last_ms = at;
+        if !self.nodes.contains(&*entry.node) {
+            self.nodes.insert(entry.node.to_string());
+        }
+        match &entry.event {
+            TraceEvent::Engine(event) => self.t.on_event(&mut self.open, &mut self.series, entry, at, event),
+            TraceEvent::Fault(action) => self.t.on_fault(&mut self.open, at, action),
+            TraceEvent::Observed { .. } | TraceEvent::Alerted { .. } => {}
+        }
+    }
+
+    /// The timeline of the run that `report` judged.
+    pub fn finish(self, report: &RunReport) -> Timeline {
+        let TimelineBuilder { mut t, open, series, nodes, last_ms } = self;
+        let end_ms = last_ms.max(report.sim_ms as f64);
+        t.title = format!("sluice: {} seed {} ({})", report.scenario, report.seed, verdict_name(report));
+        t.scenario = report.scenario.clone();
+        t.seed = report.seed;
+        t.canaries = report.canaries.clone();
+        t.verdict = verdict_name(report).to_string();
+        t.status = report.status.map_or("unknown".into(), |s| s.to_string());
+        t.trace_hash = report.trace_hash.clone();
+        t.end_ms = end_ms;
+        t.lanes = lanes(nodes);
+        t.violations = report
+            .violations
+            .iter()
+            .map(|v| Mark { at_ms: v.at_ms as f64, invariant: v.invariant.clone(), detail: v.detail.clone() })
+            .collect();
+        t.close_all(open, end_ms);
+        t.partitions_omitted = series.len().saturating_sub(MAX_PARTITION_CHARTS);
+        t.partitions =
+            series.into_iter().take(MAX_PARTITION_CHARTS).map(|(partition, b)| b.finish(partition, end_ms)).collect();
+        t
+    }
+}
+
+/// A builder shared between the recorder (which feeds it) and the caller (which takes the timeline).
+#[derive(Clone, Default)]
+pub struct SharedTimeline(pub Arc<Mutex<TimelineBuilder>>);
+
+impl TraceObserver for SharedTimeline {
+    fn on_entry(&mut self, entry: &TraceEntry) {
+        self.0.lock().expect("timeline lock").on_entry(entry);
+    }
+}
+
+impl SharedTimeline {
+    /// The timeline of the run `report` judged (the builder starts over empty).
+    pub fn finish(&self, report: &RunReport) -> Timeline {
+        std::mem::take(&mut *self.0.lock().expect("timeline lock")).finish(report)
+    }
 }
 
 fn html_escape(text: &str) -> String {
@@ -135,41 +218,11 @@ struct Open {
 impl Timeline {
     /// Reads the trace of `report` into a timeline.
     pub fn of(report: &RunReport) -> Timeline {
-        let end_ms = report.trace.last().map_or(report.sim_ms as f64, |e| ms(e.at_us)).max(report.sim_ms as f64);
-        let mut t = Timeline {
-            title: format!("sluice: {} seed {} ({})", report.scenario, report.seed, verdict_name(report)),
-            scenario: report.scenario.clone(),
-            seed: report.seed,
-            canaries: report.canaries.clone(),
-            verdict: verdict_name(report).to_string(),
-            status: report.status.map_or("unknown".into(), |s| s.to_string()),
-            trace_hash: report.trace_hash.clone(),
-            end_ms,
-            lanes: lanes(&report.trace),
-            status_bands: Vec::new(),
-            executions: Vec::new(),
-            faults: Vec::new(),
-            checkpoints: Vec::new(),
-            partitions: Vec::new(),
-            violations: report
-                .violations
-                .iter()
-                .map(|v| Mark { at_ms: v.at_ms as f64, invariant: v.invariant.clone(), detail: v.detail.clone() })
-                .collect(),
-        };
-        let mut open = Open::default();
-        let mut series: BTreeMap<u32, SeriesBuilder> = BTreeMap::new();
+        let mut builder = TimelineBuilder::new();
         for entry in &report.trace {
-            let at = ms(entry.at_us);
-            match &entry.event {
-                TraceEvent::Engine(event) => t.on_event(&mut open, &mut series, entry, at, event),
-                TraceEvent::Fault(action) => t.on_fault(&mut open, at, action),
-                TraceEvent::Observed { .. } | TraceEvent::Alerted { .. } => {}
-            }
+            builder.on_entry(entry);
         }
-        t.close_all(open, end_ms);
-        t.partitions = series.into_iter().map(|(partition, b)| b.finish(partition, end_ms)).collect();
-        t
+        builder.finish(report)
     }
 
     fn on_event(
@@ -326,8 +379,7 @@ fn pairing(action: &Action) -> Pairing {
 }
 
 /// Node lanes in a fixed order: coordinator, platform, store, the workers by number, client; then any other.
-fn lanes(trace: &[TraceEntry]) -> Vec<String> {
-    let names: BTreeSet<&str> = trace.iter().map(|e| &*e.node).filter(|n| *n != "sim").collect();
+fn lanes(names: BTreeSet<String>) -> Vec<String> {
     let rank = |n: &str| -> (u8, u32, String) {
         match n {
             "coordinator" => (0, 0, String::new()),
@@ -340,9 +392,9 @@ fn lanes(trace: &[TraceEntry]) -> Vec<String> {
             },
         }
     };
-    let mut lanes: Vec<&str> = names.into_iter().collect();
+    let mut lanes: Vec<String> = names.into_iter().filter(|n| n != "sim").collect();
     lanes.sort_by_key(|n| rank(n));
-    lanes.into_iter().map(str::to_string).collect()
+    lanes
 }
 
 /// One partition's steps as the trace goes, thinned to [`MAX_POINTS`] at the end.
