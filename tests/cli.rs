@@ -431,3 +431,48 @@ fn log_shows_engine_decisions_in_simulated_time_and_changes_no_run() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("log filter"), "{}", String::from_utf8_lossy(&bad.stderr));
 }
+
+#[test]
+fn html_writes_a_timeline_from_run_and_replay_and_a_missing_directory_is_refused_first() {
+    let dir = std::env::temp_dir().join(format!("sluice-cli-html-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let page = dir.join("run.html");
+    let out = sluice(&[
+        "run",
+        &eot(),
+        "--seed",
+        "3",
+        "--canary",
+        "sink-stops-at-first-eot",
+        "--html",
+        &page.display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let html = std::fs::read_to_string(&page).expect("the page was written");
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("status-matches-ledger"), "the violation is on it");
+    // The failure file replays into the same picture.
+    let failures = dir.join("failures");
+    let swept = sluice(&[
+        "explore",
+        &eot(),
+        "--seeds",
+        "4",
+        "--canary",
+        "sink-stops-at-first-eot",
+        "--failures",
+        &failures.display().to_string(),
+        "--json",
+    ]);
+    assert_eq!(swept.status.code(), Some(1));
+    let file = std::fs::read_dir(&failures).expect("failure files").next().expect("one").expect("readable").path();
+    let replayed = dir.join("replay.html");
+    let out = sluice(&["replay", &file.display().to_string(), "--html", &replayed.display().to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(std::fs::read_to_string(&replayed).expect("written").contains("sluice-data"));
+    let nowhere = dir.join("no-such-dir").join("t.html");
+    let out = sluice(&["run", &eot(), "--html", &nowhere.display().to_string()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no directory"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.is_empty(), "refused before the run");
+    let _ = std::fs::remove_dir_all(&dir);
+}
