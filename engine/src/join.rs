@@ -7,16 +7,41 @@
 //! keeps every future in its slot and polls only those woken since the last turn, in slot order: one poll per wake
 //! however many are joined, and the order is the futures', never the allocator's or a queue's.
 
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
+/// Slots woken since the last turn, each once (a wake allocates nothing: the buffers are reused turn after turn).
+#[derive(Default)]
+struct WokenSlots {
+    list: Vec<usize>,
+    flagged: Vec<bool>,
+}
+
+impl WokenSlots {
+    fn wake(&mut self, slot: usize) {
+        if !self.flagged[slot] {
+            self.flagged[slot] = true;
+            self.list.push(slot);
+        }
+    }
+
+    /// Moves the woken slots, in slot order, into `turn` (emptied first).
+    fn take_into(&mut self, turn: &mut Vec<usize>) {
+        turn.clear();
+        std::mem::swap(&mut self.list, turn);
+        turn.sort_unstable();
+        for &slot in turn.iter() {
+            self.flagged[slot] = false;
+        }
+    }
+}
+
 /// What the slots' wakers share: which slots were woken, and the task that polls the join.
 #[derive(Default)]
 struct Woken {
-    slots: Mutex<BTreeSet<usize>>,
+    slots: Mutex<WokenSlots>,
     parent: Mutex<Option<Waker>>,
 }
 
@@ -32,7 +57,7 @@ impl Wake for SlotWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.slots.lock().expect("woken lock").insert(self.slot);
+        self.woken.slots.lock().expect("woken lock").wake(self.slot);
         if let Some(parent) = self.woken.parent.lock().expect("parent lock").as_ref() {
             parent.wake_by_ref();
         }
@@ -56,7 +81,12 @@ where
     let mut outputs: Vec<Option<T>> = (0..slots.len()).map(|_| None).collect();
     let mut left = slots.len();
     // Every slot is polled once at first.
-    woken.slots.lock().expect("woken lock").extend(0..slots.len());
+    {
+        let mut woken = woken.slots.lock().expect("woken lock");
+        woken.flagged = vec![false; slots.len()];
+        (0..slots.len()).for_each(|slot| woken.wake(slot));
+    }
+    let mut turn: Vec<usize> = Vec::with_capacity(slots.len());
     std::future::poll_fn(move |cx| {
         {
             let mut parent = woken.parent.lock().expect("parent lock");
@@ -66,8 +96,8 @@ where
         }
         // One turn per poll: a slot woken during the turn wakes this task again, so a future that keeps waking
         // itself yields to the runtime like any task instead of spinning here.
-        let turn = std::mem::take(&mut *woken.slots.lock().expect("woken lock"));
-        for slot in turn {
+        woken.slots.lock().expect("woken lock").take_into(&mut turn);
+        for &slot in turn.iter() {
             let Some(future) = slots[slot].as_mut() else { continue };
             match future.as_mut().poll(&mut Context::from_waker(&wakers[slot])) {
                 Poll::Pending => {}
