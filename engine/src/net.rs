@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// Port of every node's control endpoint.
 pub const CTRL_PORT: u16 = 7000;
@@ -294,7 +295,7 @@ impl CtrlEndpoint {
     pub async fn bind(me: NodeName, faults: Arc<FaultPlane>, tracer: Tracer) -> io::Result<CtrlEndpoint> {
         let ep = Arc::new(Endpoint::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), CTRL_PORT)).await?);
         let (tx, rx) = tokio::sync::mpsc::channel(CTRL_INBOX);
-        let pump = tokio::spawn(tracing::Instrument::in_current_span(pump(ep.clone(), tx)));
+        let pump = tokio::spawn(pump(ep.clone(), tx).in_current_span());
         Ok(CtrlEndpoint { ep, me, faults, tracer, inbox: tokio::sync::Mutex::new(rx), pump })
     }
 

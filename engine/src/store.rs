@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tracing::Instrument;
 
 /// A frame from a sink to the store.
 #[derive(Clone, Debug)]
@@ -144,7 +145,7 @@ pub async fn run(ledger: Arc<Mutex<Ledger>>, tracer: Tracer, faults: Arc<FaultPl
     tracer.emit(Event::NodeStarted { incarnation: madsim::rand::random() });
     let streams = {
         let (ledger, tracer) = (ledger.clone(), tracer.clone());
-        tokio::spawn(tracing::Instrument::in_current_span(accept_streams(ledger, tracer)))
+        tokio::spawn(accept_streams(ledger, tracer).in_current_span())
     };
     let ctrl =
         CtrlEndpoint::bind(NodeName::Store, faults.clone(), tracer.clone()).await.expect("store control port is free");
@@ -195,7 +196,7 @@ async fn accept_streams(ledger: Arc<Mutex<Ledger>>, tracer: Tracer) {
     let mut conn = 0u64;
     while let Ok((tx, rx, _from)) = ep.accept1().await {
         conn += 1;
-        tokio::spawn(tracing::Instrument::in_current_span(serve_stream(ledger.clone(), tracer.clone(), conn, tx, rx)));
+        tokio::spawn(serve_stream(ledger.clone(), tracer.clone(), conn, tx, rx).in_current_span());
     }
 }
 

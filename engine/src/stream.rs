@@ -29,6 +29,7 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 /// A frame on a data stream; its kind names it in errors (`data`, `eot`, `credit`, ...).
 #[derive(Clone, Debug, strum::IntoStaticStr)]
@@ -96,7 +97,7 @@ impl Scope {
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         // The child runs in the span of its execution (a log line says whose task it is).
-        self.0.push(tokio::spawn(tracing::Instrument::in_current_span(fut)));
+        self.0.push(tokio::spawn(fut.in_current_span()));
     }
 }
 
@@ -184,7 +185,7 @@ impl Output {
                 let credits = Arc::new(Semaphore::new(n as usize));
                 let broken = Arc::new(Mutex::new(None));
                 let reader = read_credits(rx, partition, window, credits.clone(), broken.clone());
-                let reader = tokio::spawn(tracing::Instrument::in_current_span(reader));
+                let reader = tokio::spawn(reader.in_current_span());
                 let buffer_capacity = buffer_records(window);
                 let buffer = Vec::with_capacity(buffer_capacity);
                 Ok(Output { partition, tx, credits, reserved: false, buffer, buffer_capacity, broken, reader })
@@ -352,7 +353,7 @@ pub async fn accept_loop(registry: Registry, wait_ms: u64) {
         Err(e) => panic!("data port of a worker is taken: {e}"),
     };
     while let Ok((tx, rx, _from)) = ep.accept1().await {
-        tokio::spawn(tracing::Instrument::in_current_span(hand_over(registry.clone(), tx, rx, wait_ms)));
+        tokio::spawn(hand_over(registry.clone(), tx, rx, wait_ms).in_current_span());
     }
 }
 

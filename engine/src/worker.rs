@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 /// Checkpoint messages queued for one execution at most (the coordinator re-sends what is dropped).
 const CONTROL_QUEUE: usize = 16;
@@ -45,8 +46,7 @@ pub async fn run(ctx: NodeContext, number: u16) {
         .expect("worker control port is free");
     let registry: Registry = Arc::default();
     let timings = ctx.spec.timings;
-    let acceptor =
-        tokio::spawn(tracing::Instrument::in_current_span(accept_loop(registry.clone(), timings.connect_wait_ms)));
+    let acceptor = tokio::spawn(accept_loop(registry.clone(), timings.connect_wait_ms).in_current_span());
     let mut executions: BTreeMap<TaskId, Execution> = BTreeMap::new();
     let stopping: Stopping = Arc::default();
     // A heartbeat at once, then every `heartbeat_ms` (a late one is caught up at once, as an interval bursts); one
@@ -141,10 +141,13 @@ fn stop(
     } else {
         stopping.lock().expect("stopping lock").push((task, e.attempt, e.state.clone()));
         tracer.emit(Event::CancelDelayed { task, attempt: e.attempt, by_ms: delay_ms });
-        tokio::spawn(tracing::Instrument::in_current_span(async move {
-            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-            finish();
-        }));
+        tokio::spawn(
+            async move {
+                tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                finish();
+            }
+            .in_current_span(),
+        );
     }
 }
 
@@ -209,7 +212,7 @@ fn deploy(
             *state.lock().expect("exec state lock") = exec_state;
             tracer.emit(Event::ExecutionEnded { task, attempt, outcome });
         };
-        tokio::spawn(tracing::Instrument::instrument(execution, span))
+        tokio::spawn(execution.instrument(span))
     };
     executions.insert(
         task,

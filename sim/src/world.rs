@@ -14,6 +14,7 @@ use sluice_engine::{
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tracing::Instrument;
 
 /// How often the client reads the job status.
 pub const STATUS_POLL_MS: u64 = 100;
@@ -100,8 +101,7 @@ fn node(
     let label = name.label();
     let span = tracing::info_span!(target: "sluice_engine::node", "node", node = %label);
     let init = move || {
-        Box::pin(tracing::Instrument::instrument(init(), span.clone()))
-            as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        Box::pin(init().instrument(span.clone())) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
     };
     handle.create_node().name(name.label()).ip(name.ip()).init(init).build()
 }
