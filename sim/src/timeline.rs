@@ -113,8 +113,9 @@ pub fn render_html(report: &RunReport) -> String {
 
 /// The page of a timeline.
 pub fn render(timeline: &Timeline) -> String {
-    // `</` inside a script element would end it early: JSON may carry it inside a string.
-    let data = serde_json::to_string(timeline).expect("timelines serialize").replace("</", "<\\/");
+    // Inside a script element `</script` ends it and `<!--` changes how it is parsed: a scenario's name or a
+    // violation's detail may carry either. `<` occurs in JSON only inside strings, where `\u003c` means the same.
+    let data = serde_json::to_string(timeline).expect("timelines serialize").replace('<', "\\u003c");
     let title = html_escape(&timeline.title);
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{title}</title>\n\
@@ -464,6 +465,26 @@ mod tests {
         assert!(kept.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1), "in order");
         let few = vec![(1.0, 1), (2.0, 2)];
         assert_eq!(thin(few.clone(), 10.0), few, "short series are kept as they are");
+    }
+
+    #[test]
+    fn text_from_the_run_cannot_end_the_script_or_the_title() {
+        let hostile = "a </script><!-- <script>alert(1)</script> & \"q\"";
+        let timeline = Timeline {
+            title: hostile.to_string(),
+            violations: vec![Mark { at_ms: 1.0, invariant: "x".into(), detail: hostile.to_string() }],
+            ..Timeline::default()
+        };
+        let page = render(&timeline);
+        let open = r#"<script id="sluice-data" type="application/json">"#;
+        let start = page.find(open).expect("the data script") + open.len();
+        let end = start + page[start..].find("</script>").expect("its end");
+        let data: serde_json::Value = serde_json::from_str(&page[start..end]).expect("the whole data is JSON");
+        assert_eq!(data["violations"][0]["detail"], hostile, "the text comes back as it was");
+        assert!(!page[start..end].contains('<'), "no `<` inside the data");
+        assert!(page.contains(
+            "<title>a &lt;/script&gt;&lt;!-- &lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;q&quot;</title>"
+        ));
     }
 
     #[test]
