@@ -62,11 +62,6 @@ impl Deadline {
     pub fn deadline(&self) -> Instant {
         self.at
     }
-
-    /// Whether it is due now.
-    pub fn is_elapsed(&self) -> bool {
-        Instant::now() >= self.at
-    }
 }
 
 impl Future for Deadline {
@@ -141,7 +136,6 @@ mod tests {
             deadline.reset(start + Duration::from_millis(20));
             (&mut deadline).await;
             assert_eq!(start.elapsed().as_millis(), 20);
-            assert!(deadline.is_elapsed());
         });
     }
 }
