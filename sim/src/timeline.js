@@ -50,7 +50,6 @@
   function header() {
     html("h1", data.title);
     var meta = html("div", null, "meta");
-    meta.innerHTML = "";
     var v = document.createElement("b");
     v.className = data.verdict === "pass" ? "pass" : "fail";
     v.textContent = data.verdict;
