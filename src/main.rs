@@ -220,7 +220,7 @@ enum Command {
     },
 }
 
-/// Counts allocations while `sluice bench` asks it to (otherwise one relaxed load per allocation).
+/// mimalloc, counting allocations while `sluice bench` asks it to (otherwise one relaxed load per allocation).
 #[global_allocator]
 static ALLOCATIONS: sluice_sim::bench::AllocCounter = sluice_sim::bench::AllocCounter::new();
 
