@@ -370,7 +370,8 @@ pub enum Event {
 
 /// Receives events; attaches simulated time and the emitting node.
 pub trait Recorder: Send + Sync {
-    fn record(&self, node: &str, event: Event);
+    /// Records an event of `node` (each node's tracer passes its one shared name).
+    fn record(&self, node: &Arc<str>, event: Event);
 
     /// A coverage point was reached: recorded on the side, never part of the trace (see [`crate::coverage`]).
     fn reach(&self, _point: Point) {}
@@ -380,7 +381,7 @@ pub trait Recorder: Send + Sync {
 pub struct NullRecorder;
 
 impl Recorder for NullRecorder {
-    fn record(&self, _node: &str, _event: Event) {}
+    fn record(&self, _node: &Arc<str>, _event: Event) {}
 }
 
 /// A node's handle on the recorder.

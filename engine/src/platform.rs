@@ -271,7 +271,7 @@ mod tests {
     fn the_alert_log_numbers_alerts_pages_them_and_stays_bounded() {
         struct Nowhere;
         impl crate::event::Recorder for Nowhere {
-            fn record(&self, _node: &str, _event: Event) {}
+            fn record(&self, _node: &std::sync::Arc<str>, _event: Event) {}
         }
         let tracer = Tracer::new("platform", std::sync::Arc::new(Nowhere));
         let mut log = Alerts::default();

@@ -138,11 +138,16 @@ impl TraceRecorder {
 
     /// Records an entry at the current simulated time.
     pub fn push(&self, node: &str, event: TraceEvent) {
+        let node = self.state.lock().expect("trace lock").names.get(node);
+        self.push_as(node, event);
+    }
+
+    /// Records an entry of a node whose name the caller shares (an engine node's tracer: no lookup per entry).
+    fn push_as(&self, node: Arc<str>, event: TraceEvent) {
         let at_us = madsim::time::TimeHandle::try_current().map(|t| t.elapsed().as_micros() as u64).unwrap_or(0);
         let mut state = self.state.lock().expect("trace lock");
         let state = &mut *state;
         debug_assert!(state.kept.back().is_none_or(|e| e.at_us <= at_us), "trace goes back in time");
-        let node = state.names.get(node);
         let entry = TraceEntry { at_us, node, event };
         state.hasher.add(&entry);
         if let Some(observer) = state.observer.as_mut() {
@@ -169,8 +174,8 @@ impl TraceRecorder {
 }
 
 impl Recorder for TraceRecorder {
-    fn record(&self, node: &str, event: Event) {
-        self.push(node, TraceEvent::Engine(event));
+    fn record(&self, node: &Arc<str>, event: Event) {
+        self.push_as(node.clone(), TraceEvent::Engine(event));
     }
 
     fn reach(&self, point: Point) {

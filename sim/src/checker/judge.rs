@@ -82,25 +82,25 @@ impl<T: Copy + Eq> IdRuns<T> {
 
     /// Adds an id with its tag; returns the tag it already had (and changes nothing) if it was in.
     pub fn insert(&mut self, partition: u32, offset: u64, tag: T) -> Option<T> {
-        if let Some(old) = self.get(partition, offset) {
-            return Some(old);
-        }
         let runs = self.runs.entry(partition).or_default();
-        let mut start = offset;
-        let mut end = offset + 1;
-        if let Some((&s, &(e, t))) = runs.range(..offset).next_back() {
-            if e == offset && t == tag {
-                runs.remove(&s);
-                start = s;
+        let before = runs.range(..=offset).next_back().map(|(&start, &(end, t))| (start, end, t));
+        if let Some((_, end, t)) = before {
+            if offset < end {
+                return Some(t);
             }
         }
-        if let Some(&(e, t)) = runs.get(&(offset + 1)) {
-            if t == tag {
-                runs.remove(&(offset + 1));
-                end = e;
-            }
+        // Join the run that ends at `offset` and the one that starts just after it, when their tags are this one.
+        let extends = before.filter(|&(_, end, t)| end == offset && t == tag).map(|(start, _, _)| start);
+        let joins = runs.get(&(offset + 1)).filter(|&&(_, t)| t == tag).map(|&(end, _)| end);
+        if joins.is_some() {
+            runs.remove(&(offset + 1));
         }
-        runs.insert(start, (end, tag));
+        let end = joins.unwrap_or(offset + 1);
+        match extends {
+            // The common case: a source emits its offsets in order, so the id extends a run in place.
+            Some(start) => runs.get_mut(&start).expect("the run just read").0 = end,
+            None => assert!(runs.insert(offset, (end, tag)).is_none(), "no run starts at an id not in"),
+        }
         self.count += 1;
         None
     }

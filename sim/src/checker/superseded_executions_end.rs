@@ -86,9 +86,12 @@ impl SupersededExecutionsEnd {
     }
 
     fn check(&mut self, now_ms: u64) {
+        // Runs on every entry: nothing to look at while no attempt was superseded.
+        let Some(&newest_superseded) = self.superseded_ms.keys().next_back() else { return };
         let late: Vec<((String, TaskId, u32), u64)> = self
             .running
             .keys()
+            .filter(|k| k.2 <= newest_superseded)
             .filter_map(|k| self.deadline(&k.0, k.2).filter(|d| now_ms > *d).map(|d| (k.clone(), d)))
             .collect();
         for ((node, task, attempt), deadline) in late {
