@@ -154,7 +154,7 @@ impl Forwarder {
         let mut round_deadline = Deadline::after(flush_after);
         let mut response_deadline = Deadline::after(Duration::ZERO);
         loop {
-            round_deadline.reset(tokio::time::Instant::now() + flush_after);
+            round_deadline.reset(crate::timer::now() + flush_after);
             let (mut flush, mut timed_out) = (false, false);
             // Full batches went out last round, so none is full yet; only the batch a record joins can become full.
             debug_assert!(gathering.values().all(|b| (b.records.len() as u32) < self.batch_size));
@@ -174,7 +174,7 @@ impl Forwarder {
                 };
                 match next {
                     Some(ToForwarder::Record(r, txn)) => {
-                        let since = tokio::time::Instant::now();
+                        let since = crate::timer::now();
                         let batch = gathering.entry(r.id.partition).or_insert_with(|| Gathering::new(since));
                         batch.records.push((r, txn));
                         full = batch.records.len() as u32 >= self.batch_size;
@@ -183,7 +183,7 @@ impl Forwarder {
                     None => return,
                 }
             }
-            let now = tokio::time::Instant::now();
+            let now = crate::timer::now();
             let due: Vec<u32> = gathering
                 .iter()
                 .filter(|(_, b)| {
@@ -260,7 +260,7 @@ impl Forwarder {
         let mut answered = 0usize;
         let timeout = Duration::from_millis(self.dep.spec.timings.store_response_timeout_ms);
         loop {
-            response_deadline.reset(tokio::time::Instant::now() + timeout);
+            response_deadline.reset(crate::timer::now() + timeout);
             let response = tokio::select! {
                 biased;
                 response = self.stream.recv() => response.map_err(broken)?,

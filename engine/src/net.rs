@@ -280,7 +280,9 @@ pub struct CtrlEndpoint {
     me: NodeName,
     faults: Arc<FaultPlane>,
     tracer: Tracer,
-    inbox: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<io::Result<(Ctrl, SocketAddr)>>>,
+    /// Each node reads its endpoint from one loop, so a plain lock held only inside a poll is all it needs (two
+    /// tasks waiting at once would share the queue's one waker).
+    inbox: std::sync::Mutex<tokio::sync::mpsc::Receiver<io::Result<(Ctrl, SocketAddr)>>>,
     pump: tokio::task::JoinHandle<()>,
 }
 
@@ -296,7 +298,7 @@ impl CtrlEndpoint {
         let ep = Arc::new(Endpoint::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), CTRL_PORT)).await?);
         let (tx, rx) = tokio::sync::mpsc::channel(CTRL_INBOX);
         let pump = tokio::spawn(pump(ep.clone(), tx).in_current_span());
-        Ok(CtrlEndpoint { ep, me, faults, tracer, inbox: tokio::sync::Mutex::new(rx), pump })
+        Ok(CtrlEndpoint { ep, me, faults, tracer, inbox: std::sync::Mutex::new(rx), pump })
     }
 
     /// Sends a datagram. Loss is not an error: every control message is re-sent until it has effect. On a slowed
@@ -321,8 +323,8 @@ impl CtrlEndpoint {
     /// Receives the next datagram and the address it came from. Cancel-safe: dropped before it returns, it has taken
     /// nothing.
     pub async fn recv(&self) -> io::Result<(Ctrl, SocketAddr)> {
-        let mut inbox = self.inbox.lock().await;
-        inbox.recv().await.unwrap_or_else(|| Err(io::Error::new(io::ErrorKind::BrokenPipe, "control pump stopped")))
+        let next = std::future::poll_fn(|cx| self.inbox.lock().expect("control inbox lock").poll_recv(cx)).await;
+        next.unwrap_or_else(|| Err(io::Error::new(io::ErrorKind::BrokenPipe, "control pump stopped")))
     }
 }
 

@@ -187,12 +187,12 @@ pub async fn run(ctx: NodeContext) {
                 }
                 request += 1;
                 ctrl.send(NodeName::Coordinator, Ctrl::GetCheckpointStats { request }).await;
-                let deadline = tokio::time::Instant::now() + Duration::from_millis(spec.poll_ms.min(1_000));
+                let deadline = crate::timer::now() + Duration::from_millis(spec.poll_ms.min(1_000));
                 awaiting = Some((request, deadline));
             }
             received = ctrl.recv() => match received {
                 Ok((Ctrl::CheckpointStats { request: r, stats }, _))
-                    if awaiting.is_some_and(|(a, until)| a == r && tokio::time::Instant::now() <= until) =>
+                    if awaiting.is_some_and(|(a, until)| a == r && crate::timer::now() <= until) =>
                 {
                     awaiting = None;
                     let firings = observe(&mut policy, &stats, &tracer);

@@ -305,7 +305,7 @@ impl Emitter<'_> {
 
     /// When a paced partition may emit next, if that is still ahead.
     fn paced_until(&self) -> Option<tokio::time::Instant> {
-        self.next_emit.filter(|at| !self.eot_sent && *at > tokio::time::Instant::now())
+        self.next_emit.filter(|at| !self.eot_sent && *at > crate::timer::now())
     }
 
     /// Whether the partition emits now: not ended, and not a rateless streaming partition that has data.
@@ -320,7 +320,7 @@ impl Emitter<'_> {
         self.out.send(record).await?;
         self.tracer.emit(Event::Emitted { attempt: self.dep.attempt, id: record.id });
         self.offset += 1;
-        self.next_emit = self.pace.map(|pace| tokio::time::Instant::now() + pace);
+        self.next_emit = self.pace.map(|pace| crate::timer::now() + pace);
         Ok(())
     }
 

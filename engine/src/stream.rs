@@ -128,11 +128,11 @@ pub async fn connect(addr: SocketAddr, wait_ms: u64, tracer: &Tracer) -> Result<
     let ep = Endpoint::bind(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0))
         .await
         .map_err(|e| StreamError::Connect { to: addr, why: e.to_string() })?;
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
+    let deadline = crate::timer::now() + Duration::from_millis(wait_ms);
     loop {
         match ep.connect1(addr).await {
             Ok(pair) => return Ok(pair),
-            Err(e) if tokio::time::Instant::now() >= deadline => {
+            Err(e) if crate::timer::now() >= deadline => {
                 return Err(StreamError::Connect { to: addr, why: e.to_string() })
             }
             Err(_) => {
@@ -369,7 +369,7 @@ async fn hand_over(registry: Registry, tx: Sender, mut rx: Receiver, wait_ms: u6
     let Ok(Frame::Hello { to, attempt, partition }) = hello else {
         return;
     };
-    deadline.reset(tokio::time::Instant::now() + Duration::from_millis(wait_ms));
+    deadline.reset(crate::timer::now() + Duration::from_millis(wait_ms));
     loop {
         // Listening before looking: a registration after the look still wakes this wait.
         let registered = registry.registered.notified();

@@ -133,7 +133,7 @@ pub async fn run(ctx: NodeContext) {
         ctx,
         spec,
         ctrl,
-        start: tokio::time::Instant::now(),
+        start: crate::timer::now(),
         status: StatusMachine::default(),
         attempt: 0,
         deploy_seq: 0,
