@@ -56,11 +56,14 @@ impl TraceObserver for SharedJudge {
 /// at or after its partition's last run) takes no search.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct IdRuns<T> {
-    /// Per partition, in partition order: start of each run → (its end, exclusive; its tag). Runs never overlap;
-    /// touching runs have different tags.
-    partitions: Vec<(u32, BTreeMap<u64, (u64, T)>)>,
+    /// Per partition, in partition order, its runs.
+    partitions: Vec<(u32, Runs<T>)>,
     count: u64,
 }
+
+/// One partition's runs: start of each run → (its end, exclusive; its tag). Runs never overlap; touching runs have
+/// different tags.
+type Runs<T> = BTreeMap<u64, (u64, T)>;
 
 /// Distinct ids with no tag.
 pub type DistinctIds = IdRuns<()>;
@@ -70,12 +73,12 @@ impl<T: Copy + Eq> IdRuns<T> {
         IdRuns { partitions: Vec::new(), count: 0 }
     }
 
-    fn runs_of(&self, partition: u32) -> Option<&BTreeMap<u64, (u64, T)>> {
+    fn runs_of(&self, partition: u32) -> Option<&Runs<T>> {
         let i = self.partitions.binary_search_by_key(&partition, |(p, _)| *p).ok()?;
         Some(&self.partitions[i].1)
     }
 
-    fn runs_of_mut(&mut self, partition: u32) -> &mut BTreeMap<u64, (u64, T)> {
+    fn runs_of_mut(&mut self, partition: u32) -> &mut Runs<T> {
         let i = match self.partitions.binary_search_by_key(&partition, |(p, _)| *p) {
             Ok(i) => i,
             Err(i) => {
@@ -87,7 +90,7 @@ impl<T: Copy + Eq> IdRuns<T> {
     }
 
     /// The run holding `offset` or the last one before it: (start, end, tag).
-    fn run_at_or_before(runs: &BTreeMap<u64, (u64, T)>, offset: u64) -> Option<(u64, u64, T)> {
+    fn run_at_or_before(runs: &Runs<T>, offset: u64) -> Option<(u64, u64, T)> {
         match runs.last_key_value() {
             Some((&start, &(end, tag))) if start <= offset => Some((start, end, tag)),
             _ => runs.range(..=offset).next_back().map(|(&start, &(end, tag))| (start, end, tag)),
