@@ -23,8 +23,8 @@ pub fn now() -> Instant {
 }
 
 /// What a registered timer wakes: it notes that it rang, then wakes the task that waits. A poll covered by a timer
-/// that has not rung needs no look at the clock (reading the simulated clock goes through madsim's `clock_gettime`,
-/// which a busy loop pays for on every poll).
+/// that has not rung needs no look at the clock (reading the simulated clock takes the runtime's clock lock, which a
+/// busy loop pays for on every poll).
 struct Alarm {
     rung: AtomicBool,
     waker: Mutex<Waker>,

@@ -91,16 +91,16 @@ impl Default for AllocCounter {
     }
 }
 
-// SAFETY: every call is passed to the system allocator unchanged; counting touches only atomics.
+// SAFETY: every call is passed to mimalloc unchanged; counting touches only atomics.
 unsafe impl std::alloc::GlobalAlloc for AllocCounter {
     unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
         self.note();
-        // SAFETY: the caller's contract is the system allocator's.
+        // SAFETY: the caller's contract is mimalloc's, which is `GlobalAlloc`'s.
         unsafe { mimalloc::MiMalloc.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
-        // SAFETY: `ptr` came from `alloc` above, which is the system allocator's.
+        // SAFETY: `ptr` came from `alloc` or `realloc` above, which are mimalloc's.
         unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
     }
 
