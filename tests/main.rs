@@ -5,6 +5,7 @@ mod canaries;
 mod cli;
 mod corpus;
 mod coverage;
+mod data_plane;
 mod determinism;
 mod fuzz;
 mod properties;
