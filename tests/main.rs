@@ -8,6 +8,7 @@ mod coverage;
 mod data_plane;
 mod determinism;
 mod fuzz;
+mod judge_dispatch;
 mod properties;
 mod scenarios;
 mod summaries;

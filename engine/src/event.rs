@@ -85,9 +85,12 @@ pub enum ReplicaCause {
     Autoscaler { backlog: u64 },
 }
 
-/// Everything the engine reports.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Everything the engine reports. [`EventKind`] names its variants without their fields (a checker says by kind which
+/// events it reads).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, strum::EnumDiscriminants)]
 #[serde(rename_all = "kebab-case", tag = "event")]
+#[strum_discriminants(name(EventKind), derive(strum::EnumCount, strum::VariantArray, strum::IntoStaticStr))]
+#[strum_discriminants(strum(serialize_all = "kebab-case"))]
 pub enum Event {
     // ---- coordinator ----
     /// The reported job status changed.
@@ -155,7 +158,7 @@ pub enum Event {
         attempt: u32,
         task: TaskId,
         partition: u32,
-        stream: String,
+        stream: Arc<str>,
         first_offset: u64,
         count: u32,
     },
@@ -164,7 +167,7 @@ pub enum Event {
         attempt: u32,
         task: TaskId,
         partition: u32,
-        stream: String,
+        stream: Arc<str>,
         response: StoreResponse,
     },
     /// A forwarder's batch is fully answered; everything before `upto_offset` of the partition is acknowledged.
@@ -208,7 +211,7 @@ pub enum Event {
     StoreBatchServed {
         attempt: u32,
         conn: u64,
-        label: String,
+        label: Arc<str>,
         partition: u32,
         partitions: Vec<u32>,
         records: u32,

@@ -41,7 +41,7 @@ pub(crate) enum FromForwarder {
 /// A sink replica's store side: one forwarder per owned buffer partition, and which channel feeds which.
 pub(crate) struct Forwarders {
     /// The store streams, open for as long as the replica runs (a forwarder that stopped does not close its stream).
-    _streams: BTreeMap<String, Arc<StoreStream>>,
+    _streams: BTreeMap<Arc<str>, Arc<StoreStream>>,
     by_buffer: BTreeMap<u32, mpsc::Sender<ToForwarder>>,
     buffer_of: BTreeMap<u32, u32>,
     /// Records written to the store and not yet answered, over all forwarders.
@@ -64,17 +64,18 @@ impl Forwarders {
         let batch_size = spec.vertices[task.vertex as usize].batch_size.max(1);
         // The fix of numaflow#2516: a new stream for every partition. The canary shares one per replica.
         let shared = canaries.has(Canary::SharedPartitionStream);
-        let label_of = |b: u32| if shared { format!("{task}/shared") } else { format!("{task}/p{b}") };
+        let label_of =
+            |b: u32| -> Arc<str> { Arc::from(if shared { format!("{task}/shared") } else { format!("{task}/p{b}") }) };
         let buffer_of: BTreeMap<u32, u32> = owned.iter().map(|&c| (c, spec.buffer_partition(task.vertex, c))).collect();
         let buffers: BTreeSet<u32> = buffer_of.values().copied().collect();
-        let labels: BTreeSet<String> = buffers.iter().map(|&b| label_of(b)).collect();
+        let labels: BTreeSet<Arc<str>> = buffers.iter().map(|&b| label_of(b)).collect();
         let opens = labels.iter().map(|label| async move {
             let stream = StoreStream::open(attempt, label.clone(), timings.connect_wait_ms, tracer)
                 .await
                 .map_err(|why| StreamError::Connect { to: crate::net::NodeName::Store.data(), why })?;
             Ok::<_, StreamError>((label.clone(), Arc::new(stream)))
         });
-        let streams: BTreeMap<String, Arc<StoreStream>> =
+        let streams: BTreeMap<Arc<str>, Arc<StoreStream>> =
             crate::join::try_join_in_order(opens).await?.into_iter().collect();
         assert_eq!(streams.len(), labels.len(), "one store stream per label");
         let in_flight = Arc::new(AtomicU64::new(0));

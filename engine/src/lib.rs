@@ -57,7 +57,7 @@ pub mod worker;
 
 pub use canary::{BugClass, Canaries, Canary};
 pub use coverage::{Point, Reached};
-pub use event::{Event, ExecOutcome, FailureCause, Recorder, ReplicaCause, StoreResponse, Tracer};
+pub use event::{Event, EventKind, ExecOutcome, FailureCause, Recorder, ReplicaCause, StoreResponse, Tracer};
 pub use job::{
     CheckpointSpec, Delivery, JobSpec, Mode, PolicyAction, PolicySpec, RecordId, RestartSpec, TaskId, Timings,
     VertexKind, VertexSpec,

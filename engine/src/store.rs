@@ -21,7 +21,7 @@ use tracing::Instrument;
 #[derive(Clone, Debug)]
 pub enum StoreFrame {
     /// First frame: the writer's attempt and its stream's label.
-    Open { attempt: u32, label: String },
+    Open { attempt: u32, label: Arc<str> },
     /// A record: committed on write (`txn: None`), or staged in the transaction of checkpoint `txn`.
     Write { record: Record, txn: Option<u64> },
     /// End of a batch: answered once everything before it on the stream is answered.
@@ -202,7 +202,7 @@ async fn accept_streams(ledger: Arc<Mutex<Ledger>>, tracer: Tracer) {
 
 /// Serves one sink stream in order: a response for every write, then one for the batch's EOT.
 async fn serve_stream(ledger: Arc<Mutex<Ledger>>, tracer: Tracer, conn: u64, tx: Sender, mut rx: Receiver) {
-    let mut opened: Option<(u32, String)> = None;
+    let mut opened: Option<(u32, Arc<str>)> = None;
     // The batch being read: the partitions its writes belong to, and how many.
     let (mut partitions, mut records) = (BTreeSet::new(), 0u32);
     while let Ok(payload) = rx.recv().await {
@@ -233,7 +233,7 @@ async fn serve_stream(ledger: Arc<Mutex<Ledger>>, tracer: Tracer, conn: u64, tx:
                 }
             }
             (StoreFrame::Eot { partition }, Some(attempt)) => {
-                let label = opened.as_ref().map(|(_, l)| l.clone()).unwrap_or_default();
+                let label = opened.as_ref().map_or_else(|| Arc::from(""), |(_, l)| l.clone());
                 let partitions = std::mem::take(&mut partitions).into_iter().collect();
                 let records = std::mem::take(&mut records);
                 tracer.emit(Event::StoreBatchServed { attempt, conn, label, partition, partitions, records });
@@ -256,13 +256,13 @@ async fn serve_stream(ledger: Arc<Mutex<Ledger>>, tracer: Tracer, conn: u64, tx:
 
 /// A sink's stream to the store.
 pub struct StoreStream {
-    pub label: String,
+    pub label: Arc<str>,
     tx: Sender,
     rx: tokio::sync::Mutex<Receiver>,
 }
 
 impl StoreStream {
-    pub async fn open(attempt: u32, label: String, wait_ms: u64, tracer: &Tracer) -> Result<StoreStream, String> {
+    pub async fn open(attempt: u32, label: Arc<str>, wait_ms: u64, tracer: &Tracer) -> Result<StoreStream, String> {
         let (tx, rx) = connect(NodeName::Store.data(), wait_ms, tracer).await.map_err(|e| e.to_string())?;
         tx.send(Box::new(StoreFrame::Open { attempt, label: label.clone() })).await.map_err(|e| e.to_string())?;
         Ok(StoreStream { label, tx, rx: tokio::sync::Mutex::new(rx) })

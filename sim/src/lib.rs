@@ -41,5 +41,8 @@ pub mod world;
 pub use checker::{FailureClass, Violation};
 pub use explore::{explore, merge, ExploreReport, Failing, Finding, Shard, Sweep};
 pub use failure::{replay, Failure, Replay, ReplayOutcome};
-pub use runner::{replay_command, run, run_as_is, run_as_is_keeping, run_keeping, run_watched, RunReport, Verdict};
+pub use runner::{
+    replay_command, run, run_as_is, run_as_is_judged_twice, run_as_is_keeping, run_keeping, run_watched, RunReport,
+    Verdict,
+};
 pub use scenario::{Scenario, ScenarioError};

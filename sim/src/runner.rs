@@ -1,6 +1,8 @@
 //! One run: a scenario, a seed, a set of canaries → a verdict with its violations, counts and `trace_hash`.
 
-use crate::checker::{DistinctIds, End, FailureClass, Judge, Setup, SharedJudge, Violation};
+use crate::checker::{
+    DistinctIds, End, FailureClass, Judge, JudgePair, Setup, SharedJudge, SharedJudgePair, Violation,
+};
 use crate::scenario::Scenario;
 use crate::swarm::{instantiate, SwarmMode};
 use crate::trace::{TraceEntry, TraceKeep, TraceObserver, TraceRecorder};
@@ -121,8 +123,8 @@ pub fn run_watched(
     report
 }
 
-/// Hands every entry to the judge, then to a watcher.
-struct Tee(SharedJudge, Box<dyn TraceObserver>);
+/// Hands every entry to the first (the judge), then to the second (a watcher).
+struct Tee(Box<dyn TraceObserver>, Box<dyn TraceObserver>);
 
 impl TraceObserver for Tee {
     fn on_entry(&mut self, entry: &TraceEntry) {
@@ -149,14 +151,52 @@ fn run_as_is_watched(
     keep: TraceKeep,
     watcher: Option<Box<dyn TraceObserver>>,
 ) -> RunReport {
-    assert!(scenario.swarm.is_none(), "instantiate a [swarm] scenario before running it as is");
-    install_panic_hook();
+    run_as_is_judged(scenario, seed, canaries, keep, watcher, None).0
+}
+
+/// [`run_as_is`] (keeping no trace), judged a second time by a [`JudgePair`]: the run's report, and the pair's
+/// finding: the verdict, or where a checker that skipped an entry would have been changed by it (see
+/// [`crate::checker::kinds`]). An engine panic leaves the pair without a verdict: `Ok` of no violation.
+pub fn run_as_is_judged_twice(
+    scenario: &Scenario,
+    seed: u64,
+    canaries: &[Canary],
+) -> (RunReport, Result<Vec<Violation>, String>) {
+    let setup = setup_of(scenario, canaries);
+    let pair = SharedJudgePair(Arc::new(Mutex::new(JudgePair::new(&setup))));
+    let (report, second) = run_as_is_judged(scenario, seed, canaries, TraceKeep::Recent(1), None, Some(pair));
+    (report, second.unwrap_or(Ok(Vec::new())))
+}
+
+fn setup_of(scenario: &Scenario, canaries: &[Canary]) -> Setup {
     let set: Canaries = canaries.iter().copied().collect();
     let mut setup = Setup::of(scenario);
     setup.canaries = set.list();
+    setup
+}
+
+/// The run, and the finding of `pair` when there is one and the engine did not panic.
+fn run_as_is_judged(
+    scenario: &Scenario,
+    seed: u64,
+    canaries: &[Canary],
+    keep: TraceKeep,
+    watcher: Option<Box<dyn TraceObserver>>,
+    pair: Option<SharedJudgePair>,
+) -> (RunReport, Option<Result<Vec<Violation>, String>>) {
+    assert!(scenario.swarm.is_none(), "instantiate a [swarm] scenario before running it as is");
+    install_panic_hook();
+    let set: Canaries = canaries.iter().copied().collect();
+    let setup = setup_of(scenario, canaries);
     let judge = SharedJudge(Arc::new(Mutex::new(Judge::new(&setup))));
+    let watcher = match (watcher, pair.clone()) {
+        (Some(w), Some(pair)) => Some(Box::new(Tee(Box::new(pair), w)) as Box<dyn TraceObserver>),
+        (Some(w), None) => Some(w),
+        (None, Some(second)) => Some(Box::new(second) as Box<dyn TraceObserver>),
+        (None, None) => None,
+    };
     let observer: Box<dyn TraceObserver> = match watcher {
-        Some(watcher) => Box::new(Tee(judge.clone(), watcher)),
+        Some(watcher) => Box::new(Tee(Box::new(judge.clone()), watcher)),
         None => Box::new(judge.clone()),
     };
     let recorder = Arc::new(TraceRecorder::new(keep, Some(observer)));
@@ -198,10 +238,11 @@ fn run_as_is_watched(
             // The trace up to the assertion is kept: it is what a person replaying the failure reads.
             report.verdict = Verdict::Fail;
             report.violations = vec![Violation::new(ENGINE_PANIC, report.sim_ms, FailureClass::Crash, message)];
-            return report;
+            return (report, None);
         }
     };
     let end = End { end_ms: outcome.sim_ms, final_status: outcome.status, ledger: Some(&outcome.ledger) };
+    let second = pair.map(|p| p.0.lock().expect("judge pair lock").finish(&end));
     let mut judge = judge.0.lock().expect("judge lock");
     report.violations = judge.finish(&end);
     for v in &report.violations {
@@ -214,7 +255,7 @@ fn run_as_is_watched(
         (outcome.status, outcome.drained_on_pause, outcome.sim_ms);
     report.first_terminal_ms = outcome.first_terminal_ms;
     report.messages = outcome.messages;
-    report
+    (report, second)
 }
 
 /// The command that replays a run.

@@ -169,7 +169,7 @@ pub async fn run(ctx: NodeContext) {
 
 impl Coordinator {
     fn now_ms(&self) -> u64 {
-        self.start.elapsed().as_millis() as u64
+        crate::timer::now().duration_since(self.start).as_millis() as u64
     }
 
     fn set_status(&mut self, to: JobStatus, cause: &str) {

@@ -12,9 +12,10 @@
 //! pause desired, is sampled at the latest `bounds.sample_slack_ms` after the later of entering RUNNING, the resume, and the
 //! last sample plus the period.
 
-use super::{Checker, End, FailureClass, Setup, Violation};
+use super::kinds::after_ms;
+use super::{Checker, End, FailureClass, Kinds, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
-use sluice_engine::{Event, JobStatus, ReplicaCause, VertexKind};
+use sluice_engine::{Event, EventKind, JobStatus, ReplicaCause, VertexKind};
 use std::collections::BTreeMap;
 
 pub(crate) const NAME: &str = "autoscaler-follows-rule";
@@ -31,6 +32,7 @@ pub struct Scale {
     pub replicas: u16,
 }
 
+#[derive(Debug)]
 pub struct AutoscalerFollowsRule {
     /// The time bounds, from the scenario's timings.
     bounds: super::bounds::Bounds,
@@ -203,6 +205,22 @@ impl Checker for AutoscalerFollowsRule {
             }
             _ => {}
         }
+    }
+
+    fn kinds(&self) -> Kinds {
+        Kinds::engine(&[
+            EventKind::PauseRequested,
+            EventKind::ResumeRequested,
+            EventKind::StatusChanged,
+            EventKind::AutoscaleSampled,
+            EventKind::ReplicasChanged,
+        ])
+    }
+
+    fn wake_at_us(&self) -> u64 {
+        let missed = self.sample_due_ms().filter(|_| !self.missed_flagged);
+        let settle = self.due.as_ref().map(|(t, _)| *t);
+        missed.into_iter().chain(settle).min().map_or(u64::MAX, after_ms)
     }
 
     fn finish(&mut self, end: &End) -> Vec<Violation> {

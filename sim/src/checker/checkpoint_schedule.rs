@@ -10,15 +10,17 @@
 //! - it expires no sooner than `timeout_ms` after its trigger, and while the job runs it has an outcome (completed
 //!   or failed) by then, give or take `bounds.outcome_slack_ms`.
 
-use super::{Checker, End, FailureClass, Setup, Violation};
+use super::kinds::after_ms;
+use super::{Checker, End, FailureClass, Kinds, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::faults::FailReason;
-use sluice_engine::{CheckpointSpec, Event, JobStatus, TaskId};
+use sluice_engine::{CheckpointSpec, Event, EventKind, JobStatus, TaskId};
 use std::collections::BTreeSet;
 
 pub(crate) const NAME: &str = "checkpoint-schedule";
 
 /// The checkpoint in flight.
+#[derive(Debug)]
 struct Pending {
     epoch: u64,
     /// The attempt that triggered it.
@@ -29,6 +31,7 @@ struct Pending {
     overdue_reported: bool,
 }
 
+#[derive(Debug)]
 pub struct CheckpointSchedule {
     /// The time bounds, from the scenario's timings.
     bounds: super::bounds::Bounds,
@@ -204,6 +207,25 @@ impl Checker for CheckpointSchedule {
             Event::CheckpointFailed { epoch, reason, .. } => self.on_failed(*epoch, *reason, at_ms),
             _ => {}
         }
+    }
+
+    fn kinds(&self) -> Kinds {
+        Kinds::engine(&[
+            EventKind::AttemptDeployed,
+            EventKind::StatusChanged,
+            EventKind::SourceEot,
+            EventKind::CheckpointTriggered,
+            EventKind::CheckpointAcked,
+            EventKind::CheckpointStored,
+            EventKind::CheckpointCompleted,
+            EventKind::CheckpointFailed,
+        ])
+    }
+
+    fn wake_at_us(&self) -> u64 {
+        let (Some(spec), JobStatus::Running) = (self.spec, self.status) else { return u64::MAX };
+        let overdue = self.pending.as_ref().filter(|p| !p.overdue_reported);
+        overdue.map_or(u64::MAX, |p| after_ms(p.triggered_ms + spec.timeout_ms + self.bounds.outcome_slack_ms))
     }
 
     fn finish(&mut self, end: &End) -> Vec<Violation> {

@@ -21,16 +21,16 @@
 //!
 //! Judged from the trace alone; the ledger at the end agrees with the `committed` events (`exactly-once` asserts it).
 
-use super::{Capped, Checker, End, FailureClass, Setup, Violation};
+use super::{Capped, Checker, End, FailureClass, Kinds, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
-use sluice_engine::{Event, RecordId, StoreResponse};
+use sluice_engine::{Event, EventKind, RecordId, StoreResponse};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub(crate) const NAME: &str = "commits-match-checkpoint";
 
 /// The committed offsets of one partition: every offset below `prefix` (the first uncommitted), and those in
 /// `above`. Shared with `resumes-at-recovery-point`.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(super) struct Committed {
     pub(super) prefix: u64,
     above: BTreeSet<u64>,
@@ -52,6 +52,7 @@ impl Committed {
     }
 }
 
+#[derive(Debug)]
 pub struct CommitsMatchCheckpoint {
     two_phase: bool,
     committed: Vec<Committed>,
@@ -201,6 +202,20 @@ impl Checker for CommitsMatchCheckpoint {
             }
             _ => {}
         }
+    }
+
+    fn kinds(&self) -> Kinds {
+        Kinds::engine(&[
+            EventKind::Committed,
+            EventKind::SinkResponse,
+            EventKind::Fenced,
+            EventKind::TransactionsAborted,
+            EventKind::CheckpointStored,
+        ])
+    }
+
+    fn wake_at_us(&self) -> u64 {
+        u64::MAX
     }
 
     fn finish(&mut self, end: &End) -> Vec<Violation> {

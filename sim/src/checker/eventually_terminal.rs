@@ -1,12 +1,13 @@
 //! `eventually-terminal`: once the last fault has healed, a batch job reaches a terminal status within
 //! `terminal_within_ms`, and before the run's time budget ends.
 
-use super::{Checker, End, FailureClass, Setup, Violation};
+use super::{Checker, End, FailureClass, Kinds, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
-use sluice_engine::{Event, Mode};
+use sluice_engine::{Event, EventKind, Mode};
 
 pub(crate) const NAME: &str = "eventually-terminal";
 
+#[derive(Debug)]
 pub struct EventuallyTerminal {
     batch: bool,
     liveness_start_ms: Option<u64>,
@@ -34,6 +35,14 @@ impl Checker for EventuallyTerminal {
                 self.terminal_at_ms = Some(entry.at_ms());
             }
         }
+    }
+
+    fn kinds(&self) -> Kinds {
+        Kinds::engine(&[EventKind::StatusChanged])
+    }
+
+    fn wake_at_us(&self) -> u64 {
+        u64::MAX
     }
 
     fn finish(&mut self, end: &End) -> Vec<Violation> {

@@ -3,9 +3,10 @@
 //! An execution is live from its `execution-started` until its `execution-ended`, a crash of its node, or the store
 //! fencing its attempt (a fenced execution can no longer change the ledger).
 
+use super::Kinds;
 use crate::fault::Action;
 use crate::trace::{TraceEntry, TraceEvent};
-use sluice_engine::{Event, TaskId};
+use sluice_engine::{Event, EventKind, TaskId};
 use std::collections::BTreeMap;
 
 /// One execution: where, what, which attempt.
@@ -16,7 +17,7 @@ pub struct ExecutionKey {
     pub attempt: u32,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Executions {
     /// Started and not ended (nor crashed), with their start time.
     running: BTreeMap<ExecutionKey, u64>,
@@ -25,6 +26,10 @@ pub struct Executions {
 }
 
 impl Executions {
+    /// The entries [`Executions::apply`] reads.
+    pub const KINDS: Kinds =
+        Kinds::engine(&[EventKind::ExecutionStarted, EventKind::ExecutionEnded, EventKind::Fenced]).and(Kinds::FAULT);
+
     /// Applies an entry; returns the execution it started, if it started one.
     pub fn apply(&mut self, entry: &TraceEntry) -> Option<ExecutionKey> {
         match &entry.event {

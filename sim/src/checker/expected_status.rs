@@ -1,12 +1,13 @@
 //! `expected-status`: the scenario's `[expect]`: the final status read through the API is `status`, and the
 //! coordinator first reported it within `within_ms`.
 
-use super::{Checker, End, FailureClass, Setup, Violation};
+use super::{Checker, End, FailureClass, Kinds, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
-use sluice_engine::{Event, JobStatus};
+use sluice_engine::{Event, EventKind, JobStatus};
 
 pub(crate) const NAME: &str = "expected-status";
 
+#[derive(Debug)]
 pub struct ExpectedStatus {
     expect: Option<JobStatus>,
     within_ms: Option<u64>,
@@ -26,6 +27,14 @@ impl Checker for ExpectedStatus {
                 self.first_reported_ms = Some(entry.at_ms());
             }
         }
+    }
+
+    fn kinds(&self) -> Kinds {
+        Kinds::engine(&[EventKind::StatusChanged])
+    }
+
+    fn wake_at_us(&self) -> u64 {
+        u64::MAX
     }
 
     fn finish(&mut self, end: &End) -> Vec<Violation> {

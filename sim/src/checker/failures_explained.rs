@@ -28,14 +28,15 @@
 //! (`worker-N`), the task (`v<vertex>#<replica>`, as the README names tasks) and its reason, the checkpoint numbers,
 //! or the reason of the restart asked for.
 
+use super::kinds::at_ms;
 use super::reachability::Reachability;
-use super::{Checker, End, FailureClass, Setup, Violation};
+use super::{Checker, End, FailureClass, Kinds, Setup, Violation};
 use crate::fault::Action;
 use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::buggify::BuggifyPoint;
 use sluice_engine::faults::FailReason;
 use sluice_engine::net::NodeName;
-use sluice_engine::{Event, FailureCause, PolicyAction};
+use sluice_engine::{Event, EventKind, FailureCause, PolicyAction};
 use std::collections::BTreeMap;
 
 pub(crate) const NAME: &str = "failures-explained";
@@ -43,6 +44,7 @@ pub(crate) const NAME: &str = "failures-explained";
 /// fault.
 pub const LOSSY: f64 = 1e-10;
 
+#[derive(Debug)]
 pub struct FailuresExplained {
     /// The time bounds, from the scenario's timings.
     bounds: super::bounds::Bounds,
@@ -225,6 +227,22 @@ impl Checker for FailuresExplained {
             Event::FailureDetected { cause, .. } => self.failover_names = Some((at_ms, names_of(cause))),
             _ => {}
         }
+    }
+
+    fn kinds(&self) -> Kinds {
+        Kinds::FAULT.and(Kinds::engine(&[
+            EventKind::CheckpointTriggered,
+            EventKind::PolicyFired,
+            EventKind::Buggified,
+            EventKind::CheckpointFailed,
+            EventKind::StatusChanged,
+            EventKind::FailureDetected,
+        ]))
+    }
+
+    /// The names a failover owes its status change are forgotten at the first entry of a later millisecond.
+    fn wake_at_us(&self) -> u64 {
+        self.failover_names.as_ref().map_or(u64::MAX, |(t, _)| at_ms(t + 1))
     }
 
     fn finish(&mut self, _end: &End) -> Vec<Violation> {

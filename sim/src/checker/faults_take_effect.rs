@@ -28,13 +28,14 @@
 //! - `pause` / `resume`: the coordinator takes the request (`pause-requested` / `resume-requested`) within
 //!   `bounds.phase_bound_ms` of the fault or of the coordinator's heal, unless a newer request overtook it.
 
+use super::kinds::after_ms;
 use super::reachability::Reachability;
-use super::{Checker, End, FailureClass, Setup, Violation};
+use super::{Checker, End, FailureClass, Kinds, Setup, Violation};
 use crate::fault::Action;
 use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::faults::{AckTarget, FailReason};
 use sluice_engine::net::NodeName;
-use sluice_engine::{Event, ExecOutcome, JobStatus, TaskId};
+use sluice_engine::{Event, EventKind, ExecOutcome, JobStatus, TaskId};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 pub(crate) const NAME: &str = "faults-take-effect";
@@ -48,6 +49,7 @@ pub const END_BOUND_MS: u64 = 2_000;
 /// Armed checkpoint failures: (armed at ms, reason, checkpoints left).
 type Armed = VecDeque<(u64, FailReason, u32)>;
 
+#[derive(Debug)]
 pub struct FaultsTakeEffect {
     /// The time bounds, from the scenario's timings.
     bounds: super::bounds::Bounds,
@@ -135,6 +137,31 @@ impl FaultsTakeEffect {
 
     fn violation(&mut self, at_ms: u64, class: FailureClass, detail: String) {
         self.violations.push(Violation::new(NAME, at_ms, class, detail));
+    }
+
+    /// The times after which `check_deadlines` and `check_slow_deadlines` act: each reports a violation once the
+    /// clock is past one of these (a deadline whose window a disruption already spoiled never fires).
+    fn deadlines_ms(&self) -> impl Iterator<Item = u64> + '_ {
+        let undisturbed = |start: &u64| !self.net.disturbed_since(*start);
+        let ends = self.running_since_ms.into_iter().flat_map(move |running| {
+            self.ends
+                .iter()
+                .map(move |(p, asked)| running.max(*asked).max(self.last_emit_ms.get(p).copied().unwrap_or(0)))
+        });
+        let ends = ends.filter(undisturbed).map(|start| start + END_BOUND_MS);
+        let starting = self.starting.iter().map(|(_, t)| t + START_BOUND_MS);
+        let duplicates =
+            self.duplicates.iter().filter_map(|(p, asked)| Some((*p, *asked.front()?))).flat_map(move |(p, first)| {
+                let outs = self.eot_out.iter().filter(move |k| k.0 .3 == p);
+                outs.map(move |(_, t)| (*t).max(first)).filter(undisturbed).map(|start| start + DUPLICATE_BOUND_MS)
+            });
+        let phase = self.phase_request.and_then(|(t, _)| {
+            let coordinator = NodeName::Coordinator.label();
+            let reachable_ms = self.net.reachable_since_ms(&coordinator);
+            (!self.net.disrupted(&coordinator)).then_some(t.max(reachable_ms) + self.bounds.phase_bound_ms)
+        });
+        let slow = self.slow_due.iter().filter(|((from, _), _)| !self.down.contains_key(from)).map(|(_, by)| *by);
+        ends.chain(starting).chain(duplicates).chain(phase).chain(slow)
     }
 
     fn check_deadlines(&mut self, now_ms: u64) {
@@ -540,6 +567,38 @@ impl Checker for FaultsTakeEffect {
                 self.on_engine(entry, event);
             }
         }
+    }
+
+    fn kinds(&self) -> Kinds {
+        Kinds::FAULT.and(Kinds::engine(&[
+            EventKind::NodeStarted,
+            EventKind::ExecutionStarted,
+            EventKind::StatusChanged,
+            EventKind::Emitted,
+            EventKind::SourceEot,
+            EventKind::EotDuplicated,
+            EventKind::ExecutionEnded,
+            EventKind::CheckpointTriggered,
+            EventKind::CheckpointCompleted,
+            EventKind::CheckpointFailed,
+            EventKind::CheckpointAcked,
+            EventKind::CheckpointAckDelayed,
+            EventKind::CancelDelayed,
+            EventKind::ControlDelayed,
+            EventKind::Fenced,
+            EventKind::CheckpointStored,
+            EventKind::CheckpointStorageFailed,
+            EventKind::PauseRequested,
+            EventKind::ResumeRequested,
+        ]))
+    }
+
+    /// Every entry while a crashed node has not been caught speaking; else the first of its deadlines.
+    fn wake_at_us(&self) -> u64 {
+        if self.down.values().any(|(_, reported)| !reported) {
+            return 0;
+        }
+        self.deadlines_ms().min().map_or(u64::MAX, after_ms)
     }
 
     fn finish(&mut self, end: &End) -> Vec<Violation> {

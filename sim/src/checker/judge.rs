@@ -1,21 +1,58 @@
 //! The judge of a run: every checker, fed entry by entry while the run records them, and the count of distinct
 //! records produced. Nothing here needs the whole trace, so a run's memory does not grow with its trace.
+//!
+//! A checker reads only the entries of its [`Kinds`] and those at or after its next deadline ([`Checker::wake_at_us`]);
+//! see [`super::kinds`].
 
-use super::{all, Checker, End, Setup, Violation};
+use super::{all, Checker, End, Kinds, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent, TraceObserver};
 use sluice_engine::Event;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+/// One checker, what it reads, and when it next needs to look at its deadlines.
+#[derive(Debug)]
+struct Seat {
+    checker: Box<dyn Checker>,
+    kinds: Kinds,
+    wake_at_us: u64,
+}
+
 /// Every checker of one run, in the order `all` lists them.
+#[derive(Debug)]
 pub struct Judge {
-    checkers: Vec<Box<dyn Checker>>,
+    seats: Vec<Seat>,
+    /// Per kind of entry (its index in [`Kinds`]), the seats that read it, in order.
+    readers: Vec<Vec<usize>>,
+    /// No seat's `wake_at_us` is earlier: before it, an entry goes to its kind's readers only.
+    next_wake_us: u64,
     produced: DistinctIds,
 }
 
 impl Judge {
     pub fn new(setup: &Setup) -> Judge {
-        Judge { checkers: all(setup), produced: DistinctIds::new() }
+        Judge::seated(all(setup), true)
+    }
+
+    /// Every checker reads every entry, whatever it says it reads (what the dispatch by kind must agree with).
+    pub fn every_entry(setup: &Setup) -> Judge {
+        Judge::seated(all(setup), false)
+    }
+
+    fn seated(checkers: Vec<Box<dyn Checker>>, dispatch: bool) -> Judge {
+        let seats = checkers
+            .into_iter()
+            .map(|checker| {
+                let (kinds, wake_at_us) =
+                    if dispatch { (checker.kinds(), checker.wake_at_us()) } else { (Kinds::ALL, 0) };
+                Seat { checker, kinds, wake_at_us }
+            })
+            .collect::<Vec<_>>();
+        let readers = (0..Kinds::INDICES)
+            .map(|kind| (0..seats.len()).filter(|&i| seats[i].kinds.has_index(kind)).collect())
+            .collect();
+        let next_wake_us = seats.iter().map(|s| s.wake_at_us).min().unwrap_or(u64::MAX);
+        Judge { seats, readers, next_wake_us, produced: DistinctIds::new() }
     }
 
     /// Distinct records the sources emitted so far.
@@ -25,17 +62,133 @@ impl Judge {
 
     /// Every checker's verdict; violations sorted by time, then name.
     pub fn finish(&mut self, end: &End) -> Vec<Violation> {
-        let mut out: Vec<Violation> = self.checkers.iter_mut().flat_map(|c| c.finish(end)).collect();
+        let mut out: Vec<Violation> = self.seats.iter_mut().flat_map(|s| s.checker.finish(end)).collect();
         out.sort_by(|a, b| (a.at_ms, &a.invariant).cmp(&(b.at_ms, &b.invariant)));
         out
     }
 
     pub fn on_entry(&mut self, entry: &TraceEntry) {
-        if let TraceEvent::Engine(Event::Emitted { id, .. }) = &entry.event {
-            self.produced.add(id.partition, id.offset);
+        self.produced.add_if_emitted(entry);
+        let kind = Kinds::index_of(entry);
+        if entry.at_us >= self.next_wake_us {
+            // A deadline may be due: every seat is offered the entry.
+            for seat in self.seats.iter_mut() {
+                offer(seat.checker.as_mut(), seat.kinds, &mut seat.wake_at_us, entry, Kinds::of(entry));
+            }
+            self.next_wake_us = self.seats.iter().map(|s| s.wake_at_us).min().unwrap_or(u64::MAX);
+            return;
         }
-        for c in self.checkers.iter_mut() {
-            c.on_entry(entry);
+        // No deadline is due: the entry's readers are the seats that read it. A reader's deadline may move; the
+        // minimum stays a lower bound of every seat's.
+        for &i in &self.readers[kind] {
+            let seat = &mut self.seats[i];
+            assert!(seat.kinds.has_index(kind) && entry.at_us < seat.wake_at_us);
+            seat.checker.on_entry(entry);
+            if seat.kinds != Kinds::ALL {
+                seat.wake_at_us = seat.checker.wake_at_us();
+                self.next_wake_us = self.next_wake_us.min(seat.wake_at_us);
+            }
+        }
+    }
+}
+
+/// Two judges of one run, for tests of the dispatch by kind: one dispatching, one handing every checker every entry.
+/// Whenever the dispatching judge skips an entry for a checker, the two copies of that checker must still hold the
+/// same state (compared by their `Debug` form): the skipped entry changed nothing. At the end their verdicts must be
+/// equal. A checker that reads less than it needs shows here at the first entry it misses, not only when a verdict
+/// happens to differ.
+pub struct JudgePair {
+    dispatched: Judge,
+    every_entry: Judge,
+    entries: u64,
+    first_difference: Option<String>,
+}
+
+impl JudgePair {
+    pub fn new(setup: &Setup) -> JudgePair {
+        JudgePair {
+            dispatched: Judge::new(setup),
+            every_entry: Judge::every_entry(setup),
+            entries: 0,
+            first_difference: None,
+        }
+    }
+
+    pub fn on_entry(&mut self, entry: &TraceEntry) {
+        self.entries += 1;
+        self.every_entry.on_entry(entry);
+        self.dispatched.on_entry(entry);
+        // Comparing after every entry costs more than the test can afford. A skipped entry that changed a checker
+        // leaves its copies apart for as long as the field it changed is not set again, which is most often until
+        // the end of the run: one look in `COMPARE_EVERY` entries finds it.
+        if self.first_difference.is_some() || !self.entries.is_multiple_of(COMPARE_EVERY) {
+            return;
+        }
+        for (seat, every) in self.dispatched.seats.iter().zip(&self.every_entry.seats) {
+            let (skipped, reading) = (format!("{:?}", seat.checker), format!("{:?}", every.checker));
+            if skipped != reading {
+                let name = skipped.split([' ', '{']).next().unwrap_or_default();
+                self.first_difference = Some(format!(
+                    "{name} skipped entry {} ({entry:?}), or one before it, and it changes the checker: {}",
+                    self.entries,
+                    first_difference(&skipped, &reading)
+                ));
+            }
+        }
+    }
+
+    /// The verdict, when both judges agreed throughout; else where they first differed.
+    pub fn finish(&mut self, end: &End) -> Result<Vec<Violation>, String> {
+        let (dispatched, every_entry) = (self.dispatched.finish(end), self.every_entry.finish(end));
+        if let Some(difference) = self.first_difference.take() {
+            return Err(difference);
+        }
+        if dispatched != every_entry {
+            return Err(format!(
+                "verdict if dispatched: {dispatched:?}; verdict if every entry is read: {every_entry:?}"
+            ));
+        }
+        Ok(dispatched)
+    }
+}
+
+/// Where two `Debug` forms part, with some context.
+fn first_difference(skipped: &str, reading: &str) -> String {
+    let at = skipped.bytes().zip(reading.bytes()).take_while(|(a, b)| a == b).count();
+    let around = |s: &str| {
+        let (mut from, mut to) = (at.saturating_sub(80), (at + 80).min(s.len()));
+        while !s.is_char_boundary(from) {
+            from -= 1;
+        }
+        while !s.is_char_boundary(to) {
+            to += 1;
+        }
+        s[from..to].to_string()
+    };
+    format!("state if skipped: …{}…; state if read: …{}…", around(skipped), around(reading))
+}
+
+/// A [`JudgePair`] compares its checkers' states at every this many entries.
+const COMPARE_EVERY: u64 = 32;
+
+/// A pair of judges the recorder feeds.
+#[derive(Clone)]
+pub struct SharedJudgePair(pub Arc<Mutex<JudgePair>>);
+
+impl TraceObserver for SharedJudgePair {
+    fn on_entry(&mut self, entry: &TraceEntry) {
+        self.0.lock().expect("judge pair lock").on_entry(entry);
+    }
+}
+
+/// Hands `entry` (of kind `kind`) to `checker` if it reads it: an entry of its `kinds`, or one at or after
+/// `wake_at_us` (which it then moves to the checker's next deadline).
+pub(crate) fn offer(checker: &mut dyn Checker, kinds: Kinds, wake_at_us: &mut u64, entry: &TraceEntry, kind: Kinds) {
+    debug_assert_eq!(kind, Kinds::of(entry));
+    if entry.at_us >= *wake_at_us || kinds.meets(kind) {
+        checker.on_entry(entry);
+        if kinds != Kinds::ALL {
+            *wake_at_us = checker.wake_at_us();
         }
     }
 }
@@ -148,6 +301,13 @@ impl<T: Copy + Eq> IdRuns<T> {
 }
 
 impl DistinctIds {
+    /// Adds the record an `emitted` entry is about.
+    fn add_if_emitted(&mut self, entry: &TraceEntry) {
+        if let TraceEvent::Engine(Event::Emitted { id, .. }) = &entry.event {
+            self.add(id.partition, id.offset);
+        }
+    }
+
     /// Adds an id; returns whether it was new.
     pub fn add(&mut self, partition: u32, offset: u64) -> bool {
         self.insert(partition, offset, ()).is_none()

@@ -15,6 +15,7 @@ mod expected_status;
 mod failures_explained;
 mod faults_take_effect;
 mod judge;
+pub mod kinds;
 mod partition_progress;
 mod pause_drains;
 mod pause_grace;
@@ -37,7 +38,8 @@ pub use exactly_once::ExactlyOnce;
 pub use expected_status::ExpectedStatus;
 pub use failures_explained::FailuresExplained;
 pub use faults_take_effect::FaultsTakeEffect;
-pub use judge::{DistinctIds, IdRuns, Judge, SharedJudge};
+pub use judge::{DistinctIds, IdRuns, Judge, JudgePair, SharedJudge, SharedJudgePair};
+pub use kinds::Kinds;
 pub use partition_progress::PartitionProgress;
 pub use pause_drains::PauseDrains;
 pub use production_matches_config::ProductionMatchesConfig;
@@ -117,6 +119,7 @@ impl Violation {
 
 /// The violations of one invariant, capped: the first [`Capped::AT_MOST`] are kept, the rest counted and summed up
 /// in one last violation, so a run that breaks an invariant on every record stays readable and bounded.
+#[derive(Debug)]
 pub(crate) struct Capped {
     invariant: &'static str,
     kept: Vec<Violation>,
@@ -278,9 +281,23 @@ pub struct End<'a> {
 }
 
 /// A checker: consumes entries in order, then judges. `Send`: it runs inside the recorder, as the run goes.
-pub trait Checker: Send {
+pub trait Checker: Send + std::fmt::Debug {
     fn on_entry(&mut self, entry: &TraceEntry);
     fn finish(&mut self, end: &End) -> Vec<Violation>;
+
+    /// The kinds of entry that can change what this checker holds or concludes, apart from those its deadlines wake
+    /// it for (`wake_at_us`). Asked once, before the first entry; it may depend on the setup (a checker with nothing
+    /// to watch in a run reads nothing). Default: every entry.
+    fn kinds(&self) -> Kinds {
+        Kinds::ALL
+    }
+
+    /// The earliest simulated time (µs) at which an entry of a kind outside [`Checker::kinds`] can change this
+    /// checker: the first moment one of its deadlines can pass. Asked before the first entry and after every entry
+    /// it reads (nothing else changes it); `u64::MAX`: no deadline pending. Default: from the start (every entry).
+    fn wake_at_us(&self) -> u64 {
+        0
+    }
 }
 
 /// Every checker, for a run with this setup.
@@ -310,7 +327,16 @@ pub fn all(setup: &Setup) -> Vec<Box<dyn Checker>> {
 
 /// Runs every checker over a trace; violations sorted by time, then name.
 pub fn check(setup: &Setup, trace: &[TraceEntry], end: &End) -> Vec<Violation> {
-    let mut judge = Judge::new(setup);
+    judge_with(Judge::new(setup), trace, end)
+}
+
+/// [`check`], with every checker reading every entry, whatever its [`Checker::kinds`]: what the dispatch by kind
+/// must agree with.
+pub fn check_every_entry(setup: &Setup, trace: &[TraceEntry], end: &End) -> Vec<Violation> {
+    judge_with(Judge::every_entry(setup), trace, end)
+}
+
+fn judge_with(mut judge: Judge, trace: &[TraceEntry], end: &End) -> Vec<Violation> {
     for entry in trace {
         judge.on_entry(entry);
     }
@@ -379,18 +405,22 @@ pub(crate) mod tests_support {
         TaskId { vertex: 1, replica: 0 }
     }
 
-    pub fn run(c: &mut dyn Checker, trace: &[TraceEntry], end_ms: u64) -> Vec<Violation> {
+    /// Feeds `c` the trace as the judge does: only the entries of its kinds and those its deadlines wake it for.
+    fn feed(c: &mut dyn Checker, trace: &[TraceEntry]) {
+        let (kinds, mut wake_at_us) = (c.kinds(), c.wake_at_us());
         for e in trace {
-            c.on_entry(e);
+            super::judge::offer(c, kinds, &mut wake_at_us, e, Kinds::of(e));
         }
+    }
+
+    pub fn run(c: &mut dyn Checker, trace: &[TraceEntry], end_ms: u64) -> Vec<Violation> {
+        feed(c, trace);
         c.finish(&End { end_ms, final_status: None, ledger: None })
     }
 
     /// As [`run`], with the store's ledger at the end.
     pub fn run_with_ledger(c: &mut dyn Checker, trace: &[TraceEntry], ledger: &[Commit]) -> Vec<Violation> {
-        for e in trace {
-            c.on_entry(e);
-        }
+        feed(c, trace);
         c.finish(&End { end_ms: 10_000, final_status: None, ledger: Some(ledger) })
     }
 

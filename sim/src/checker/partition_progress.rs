@@ -16,10 +16,12 @@
 //!   the batches of one sink partition on one stream, and it is the replica that owns that sink partition (replica
 //!   `r` of an attempt deployed with `replicas` sink replicas owns the sink partitions `b % replicas == r`).
 
-use super::{Checker, End, FailureClass, Setup, Violation};
+use super::kinds::after_ms;
+use super::{Checker, End, FailureClass, Kinds, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
-use sluice_engine::{Event, JobStatus, StoreResponse, TaskId};
+use sluice_engine::{Event, EventKind, JobStatus, StoreResponse, TaskId};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 pub(crate) const NAME: &str = "partition-progress";
 
@@ -47,20 +49,21 @@ struct Batch {
     last_answered: Option<u64>,
 }
 
+#[derive(Debug)]
 pub struct PartitionProgress {
     liveness_start_ms: Option<u64>,
     bound_ms: u64,
     /// C4: streaming partitions configured with data.
     with_data: Vec<bool>,
     /// C3 as the store reads it: connections already flagged.
-    flagged_connections: BTreeSet<(u64, String)>,
+    flagged_connections: BTreeSet<(u64, Arc<str>)>,
     running: bool,
     lanes: Vec<Lane>,
     /// (attempt, task, stream) → partition whose batch is in flight on it.
-    in_flight: BTreeMap<(u32, TaskId, String), u32>,
+    in_flight: BTreeMap<(u32, TaskId, Arc<str>), u32>,
     /// (attempt, task, partition) → its forwarder's current batch.
     batches: BTreeMap<(u32, TaskId, u32), Batch>,
-    flagged_streams: BTreeSet<(u32, TaskId, String)>,
+    flagged_streams: BTreeSet<(u32, TaskId, Arc<str>)>,
     /// C5: the sink's batch size, and whether an oversized batch was flagged (once a run).
     batch_size: u32,
     /// C6: the sink's partitions, and the stream each (attempt, task, sink partition) wrote on first.
@@ -302,6 +305,31 @@ impl Checker for PartitionProgress {
         }
     }
 
+    fn kinds(&self) -> Kinds {
+        Kinds::engine(&[
+            EventKind::AttemptDeployed,
+            EventKind::StatusChanged,
+            EventKind::Emitted,
+            EventKind::SourceEot,
+            EventKind::StoreBatchServed,
+            EventKind::SinkBatchSent,
+            EventKind::SinkResponse,
+            EventKind::SinkBatchAcked,
+        ])
+    }
+
+    /// When `check_stalls` would first flag a lane (C1 and C4).
+    fn wake_at_us(&self) -> u64 {
+        let Some(start) = self.liveness_start_ms.filter(|_| self.running) else { return u64::MAX };
+        let lanes = self.lanes.iter().enumerate().flat_map(|(p, lane)| {
+            let data = self.with_data.get(p).copied().unwrap_or(false);
+            let idle = (data && !lane.ended && !lane.idle_flagged).then(|| lane.emit_since_ms.max(start));
+            let stalled = (lane.emitted_upto > lane.acked_upto && !lane.flagged).then(|| lane.since_ms.max(start));
+            idle.into_iter().chain(stalled)
+        });
+        lanes.min().map_or(u64::MAX, |since| after_ms(since + self.bound_ms))
+    }
+
     fn finish(&mut self, end: &End) -> Vec<Violation> {
         self.check_stalls(end.end_ms);
         std::mem::take(&mut self.violations)
@@ -394,7 +422,14 @@ mod tests {
     fn c3_fails_when_the_store_reads_two_partitions_in_one_batch() {
         let served = |partitions: Vec<u32>| {
             let label = "v1#0/p0".to_string();
-            let event = Event::StoreBatchServed { attempt: 1, conn: 3, label, partition: 0, partitions, records: 2 };
+            let event = Event::StoreBatchServed {
+                attempt: 1,
+                conn: 3,
+                label: label.into(),
+                partition: 0,
+                partitions,
+                records: 2,
+            };
             at(5, "store", event)
         };
         assert!(run(&mut PartitionProgress::new(&setup(vec![1, 1])), &[served(vec![0])], 100).is_empty());
@@ -443,7 +478,7 @@ mod tests {
                 attempt: 1,
                 task: task(1, replica),
                 partition: p,
-                stream: format!("v1#{replica}/p{}", p % 2),
+                stream: format!("v1#{replica}/p{}", p % 2).into(),
                 first_offset: 0,
                 count: 1,
             };
@@ -461,8 +496,14 @@ mod tests {
     fn c5_fails_on_a_batch_above_the_batch_size() {
         let served = |records: u32| {
             let label = "v1#0/p0".to_string();
-            let event =
-                Event::StoreBatchServed { attempt: 1, conn: 3, label, partition: 0, partitions: vec![0], records };
+            let event = Event::StoreBatchServed {
+                attempt: 1,
+                conn: 3,
+                label: label.into(),
+                partition: 0,
+                partitions: vec![0],
+                records,
+            };
             at(5, "store", event)
         };
         let mut s = setup(vec![1, 1]);

@@ -21,16 +21,18 @@
 //!   PAUSING, + slack, + the cancel bound when the coordinator ↔ worker path was disrupted (its own model, in
 //!   `pause_grace.rs`).
 
+use super::kinds::{after_ms, at_ms};
 use super::pause_grace::PauseGrace;
 use super::reachability::Reachability;
-use super::{Checker, DistinctIds, End, FailureClass, Setup, Violation};
+use super::{Checker, DistinctIds, End, FailureClass, Kinds, Setup, Violation};
 use crate::fault::Action;
 use crate::trace::{TraceEntry, TraceEvent};
-use sluice_engine::{Event, JobStatus, RecordId};
+use sluice_engine::{Event, EventKind, JobStatus, RecordId};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub(crate) const NAME: &str = "pause-drains";
 
+#[derive(Debug)]
 pub struct PauseDrains {
     /// The time bounds, from the scenario's timings.
     bounds: super::bounds::Bounds,
@@ -209,6 +211,42 @@ impl Checker for PauseDrains {
         }
     }
 
+    fn kinds(&self) -> Kinds {
+        PauseGrace::KINDS.and(Kinds::FAULT).and(Kinds::OBSERVED).and(Kinds::engine(&[
+            EventKind::StatusChanged,
+            EventKind::AttemptDeployed,
+            EventKind::Emitted,
+            EventKind::SinkResponse,
+            EventKind::ExecutionStarted,
+            EventKind::ExecutionEnded,
+            EventKind::CancelDelayed,
+            EventKind::PauseRequested,
+            EventKind::ResumeRequested,
+            EventKind::FailureDetected,
+            EventKind::DrainChecked,
+            EventKind::DrainedFlag,
+        ]))
+    }
+
+    /// The first of its deadlines, or when the drained pause it waits to time (`track_drained`) settles.
+    fn wake_at_us(&self) -> u64 {
+        let drained = self.drained_since.map(|t| after_ms(t + self.bounds.drain_check_bound_ms));
+        let d1 = self.d1.map(|(_, deadline)| after_ms(deadline));
+        let d3 = self.d3_since.filter(|_| !self.d3_flagged).and_then(|since| {
+            let deadline = |key: &(String, u16, u32)| {
+                let slow_until_ms = self.slow_until_ms.get(key).copied().unwrap_or(0);
+                let from = since.max(self.net.reachable_since_ms(&key.0)).max(slow_until_ms);
+                (!self.net.cut_off(&key.0)).then_some(after_ms(from + self.bounds.stop_bound_ms))
+            };
+            self.sources.iter().filter_map(deadline).min()
+        });
+        [Some(self.grace.wake_at_us()), drained, d1, d3, self.settles_drained_at_us()]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
     fn finish(&mut self, end: &End) -> Vec<Violation> {
         self.check_deadlines(end.end_ms);
         std::mem::take(&mut self.violations)
@@ -217,6 +255,21 @@ impl Checker for PauseDrains {
 
 impl PauseDrains {
     /// D1 once drained: starts the clock when a pause in progress has no source running and nothing in flight.
+    /// When `track_drained` would start timing a drained pause that only an unsettled network holds back: the
+    /// moment the last of its nodes is reachable again (`None`: nothing to time, or a node is still cut off).
+    fn settles_drained_at_us(&self) -> Option<u64> {
+        let current_sources = self.sources.iter().any(|(_, _, a)| *a >= self.attempt);
+        let drained = self.status == JobStatus::Pausing && !current_sources && self.in_flight == 0;
+        if !drained || self.drain_excused || self.drained_check || self.drained_since.is_some() {
+            return None;
+        }
+        let nodes = || ["coordinator", "store"].into_iter().chain(self.placed.iter().map(String::as_str));
+        if nodes().any(|n| self.net.cut_off(n)) {
+            return None;
+        }
+        nodes().map(|n| self.net.reachable_since_ms(n)).max().map(at_ms)
+    }
+
     fn track_drained(&mut self, at_ms: u64) {
         let current_sources = self.sources.iter().any(|(_, _, a)| *a >= self.attempt);
         let drained = self.status == JobStatus::Pausing && !current_sources && self.in_flight == 0;
@@ -423,8 +476,11 @@ mod tests {
         let emitted = at(500, "worker-1", Event::Emitted { id, attempt: 1 });
         let response = sluice_engine::StoreResponse::Ack(id);
         let stream = "v1#0/p0".to_string();
-        let acked =
-            at(1_150, "worker-1", Event::SinkResponse { attempt: 1, task: sink(), partition: 0, stream, response });
+        let acked = at(
+            1_150,
+            "worker-1",
+            Event::SinkResponse { attempt: 1, task: sink(), partition: 0, stream: stream.into(), response },
+        );
         let base = vec![
             deployed,
             source(0, true),

@@ -14,14 +14,16 @@
 //!
 //! Its own model: the job status from the trace, the scenario's grace period, and the faults by kind and subject.
 
-use super::{FailureClass, Violation};
+use super::kinds::after_ms;
+use super::{FailureClass, Kinds, Violation};
 use crate::fault::Action;
 use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::net::NodeName;
-use sluice_engine::{Event, JobStatus};
+use sluice_engine::{Event, EventKind, JobStatus};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// D4's model.
+#[derive(Debug)]
 pub struct PauseGrace {
     grace_ms: u64,
     bounds: super::bounds::Bounds,
@@ -73,6 +75,14 @@ impl PauseGrace {
             self.grace_ms
         );
         Some(Violation::new(super::pause_drains::NAME, deadline, FailureClass::Liveness, detail))
+    }
+
+    /// The entries [`PauseGrace::on_entry`] reads.
+    pub const KINDS: Kinds = Kinds::FAULT.and(Kinds::engine(&[EventKind::StatusChanged, EventKind::CancelDelayed]));
+
+    /// When [`PauseGrace::check`] would report the pause in progress.
+    pub fn wake_at_us(&self) -> u64 {
+        self.deadline_ms().map_or(u64::MAX, after_ms)
     }
 
     pub fn on_entry(&mut self, entry: &TraceEntry) {

@@ -13,11 +13,12 @@
 //! - an execution never emits faster than its partition's configured rate (a little slack for integer pacing);
 //! - the execution sends one EOT per partition; injected duplicates (`eot-duplicated`) repeat its end offset.
 
-use super::{Checker, End, FailureClass, Setup, Violation};
+use super::{Checker, End, FailureClass, Kinds, Setup, Violation};
 use crate::fault::Action;
 use crate::trace::{TraceEntry, TraceEvent};
-use sluice_engine::{Event, Mode, RecordId, TaskId};
+use sluice_engine::{Event, EventKind, Mode, RecordId, TaskId};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 pub(crate) const NAME: &str = "production-matches-config";
 /// Records an emitter may be ahead of its configured rate (the first record goes out at once).
@@ -35,6 +36,7 @@ struct Emitter {
     eot: Option<u64>,
 }
 
+#[derive(Debug)]
 pub struct ProductionMatchesConfig {
     batch: bool,
     initial_records: Vec<u64>,
@@ -43,7 +45,7 @@ pub struct ProductionMatchesConfig {
     starts: BTreeMap<u32, Vec<u64>>,
     /// By node, then (attempt, partition): within an attempt one replica owns a partition. Two levels, so that an
     /// emitted record looks its emitter up by the entry's node name without allocating a key.
-    emitters: BTreeMap<String, BTreeMap<(u32, u32), Emitter>>,
+    emitters: BTreeMap<Arc<str>, BTreeMap<(u32, u32), Emitter>>,
     /// Highest offset + 1 emitted so far, per partition, by any execution.
     emitted_upto: Vec<u64>,
     /// Where an `end-partition` sealed each partition: (at least, at most).
@@ -72,12 +74,9 @@ impl ProductionMatchesConfig {
         }
     }
 
-    fn emitter(&mut self, node: &str, attempt: u32, partition: u32, at_us: u64) -> &mut Emitter {
+    fn emitter(&mut self, node: &Arc<str>, attempt: u32, partition: u32, at_us: u64) -> &mut Emitter {
         let start = self.starts.get(&attempt).and_then(|s| s.get(partition as usize)).copied().unwrap_or(0);
-        if !self.emitters.contains_key(node) {
-            self.emitters.insert(node.to_string(), BTreeMap::new());
-        }
-        let of_node = self.emitters.get_mut(node).expect("inserted above");
+        let of_node = self.emitters.entry(node.clone()).or_default();
         of_node.entry((attempt, partition)).or_insert(Emitter {
             next_offset: start,
             emitted: 0,
@@ -100,7 +99,10 @@ impl ProductionMatchesConfig {
         }
         self.emitted_upto[p] = self.emitted_upto[p].max(id.offset + 1);
         let rate = self.rates_per_sec[p];
-        let e = *self.emitter(&entry.node, attempt, id.partition, entry.at_us);
+        let emitter = self.emitter(&entry.node, attempt, id.partition, entry.at_us);
+        let e = *emitter;
+        emitter.next_offset = id.offset + 1;
+        emitter.emitted += 1;
         let mut problems = Vec::new();
         if let Some(end) = e.eot {
             problems.push(format!("record {p}:{} emitted after the partition's EOT at {end}", id.offset));
@@ -120,9 +122,6 @@ impl ProductionMatchesConfig {
                 (entry.at_us - e.first_us) / 1000
             ));
         }
-        let e = self.emitter(&entry.node, attempt, id.partition, entry.at_us);
-        e.next_offset = id.offset + 1;
-        e.emitted += 1;
         for detail in problems {
             self.violation(at_ms, detail);
         }
@@ -175,7 +174,7 @@ impl Checker for ProductionMatchesConfig {
             // emits from its attempt's start.
             TraceEvent::Fault(Action::Crash { node } | Action::Restart { node }) => {
                 let node = node.label();
-                self.emitters.remove(&node);
+                self.emitters.remove(node.as_str());
             }
             TraceEvent::Engine(Event::AttemptDeployed { attempt, start_offsets, .. }) => {
                 self.starts.insert(*attempt, start_offsets.clone());
@@ -197,6 +196,19 @@ impl Checker for ProductionMatchesConfig {
             }
             _ => {}
         }
+    }
+
+    fn kinds(&self) -> Kinds {
+        Kinds::FAULT.and(Kinds::engine(&[
+            EventKind::AttemptDeployed,
+            EventKind::Emitted,
+            EventKind::SourceEot,
+            EventKind::EotDuplicated,
+        ]))
+    }
+
+    fn wake_at_us(&self) -> u64 {
+        u64::MAX
     }
 
     fn finish(&mut self, _end: &End) -> Vec<Violation> {

@@ -5,7 +5,7 @@
 use crate::fault::Action;
 use std::collections::{BTreeMap, BTreeSet};
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Reachability {
     down: BTreeSet<String>,
     /// Isolations and clogged links in force, per node (an isolation and a clog of one node add up).

@@ -14,11 +14,12 @@
 //!   platform's API (`alerted`) within a status poll (plus round trips) of the firing, or of the client and the
 //!   platform becoming reachable; the client reads no alert that was not fired, and reads them in order.
 
+use super::kinds::after_ms;
 use super::reachability::Reachability;
-use super::{Checker, End, FailureClass, Setup, Violation};
+use super::{Checker, End, FailureClass, Kinds, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::faults::FailReason;
-use sluice_engine::{Event, FailureCause, PolicyAction, PolicySpec, RestartSpec};
+use sluice_engine::{Event, EventKind, FailureCause, PolicyAction, PolicySpec, RestartSpec};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 pub(crate) const NAME: &str = "restart-policy-honored";
@@ -30,6 +31,7 @@ const FAILOVER_SLACK_MS: u64 = 5;
 /// or before the scheduled restart is merged into it; one `reset_backoff_threshold_ms` or more after it resets the
 /// attempt count; the n-th attempt waits `initial × multiplier^n`, jittered by up to `± that × jitter_factor`,
 /// clamped to `[initial, max]`; refused once the count exceeds `attempts_before_reset_backoff`.
+#[derive(Debug)]
 struct StrategyModel {
     spec: RestartSpec,
     restarts: u32,
@@ -113,6 +115,7 @@ impl StrategyModel {
     }
 }
 
+#[derive(Debug)]
 pub struct RestartPolicyHonored {
     strategy: StrategyModel,
     /// A detected failure waiting for the engine's decision: (time, cause, the model's verdict).
@@ -361,6 +364,29 @@ impl Checker for RestartPolicyHonored {
             Event::RestartRequested { .. } => self.restart_due = None,
             _ => {}
         }
+    }
+
+    fn kinds(&self) -> Kinds {
+        Kinds::FAULT.and(Kinds::ALERTED).and(Kinds::engine(&[
+            EventKind::CheckpointCompleted,
+            EventKind::CheckpointFailed,
+            EventKind::FailureDetected,
+            EventKind::RestartScheduled,
+            EventKind::RestartRefused,
+            EventKind::PolicyFired,
+            EventKind::RestartRequested,
+        ]))
+    }
+
+    fn wake_at_us(&self) -> u64 {
+        let failover = self.failover_due.map(|t| t + FAILOVER_SLACK_MS);
+        let policy = self.predicted.front().and_then(|(t, _)| self.policy_deadline_ms(*t));
+        let alert = self
+            .alerts_due
+            .front()
+            .and_then(|(t, _)| self.deadline_between(("platform", "client"), *t, self.alert_slack_ms));
+        let restart = self.restart_due.and_then(|t| self.policy_deadline_ms(t));
+        [failover, policy, alert, restart].into_iter().flatten().min().map_or(u64::MAX, after_ms)
     }
 
     fn finish(&mut self, end: &End) -> Vec<Violation> {

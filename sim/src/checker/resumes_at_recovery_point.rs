@@ -14,12 +14,13 @@
 //! older fence, overtaken by commits of the attempt in between, taken for the current one.
 
 use super::commits_match_checkpoint::Committed;
-use super::{Capped, Checker, End, FailureClass, Setup, Violation};
+use super::{Capped, Checker, End, FailureClass, Kinds, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
-use sluice_engine::Event;
+use sluice_engine::{Event, EventKind};
 
 pub(crate) const NAME: &str = "resumes-at-recovery-point";
 
+#[derive(Debug)]
 pub struct ResumesAtRecoveryPoint {
     with_checkpoints: bool,
     /// The newest stored checkpoint: its epoch and source offsets.
@@ -41,6 +42,9 @@ impl ResumesAtRecoveryPoint {
     }
 
     fn on_committed(&mut self, partition: u32, offset: u64) {
+        if self.with_checkpoints {
+            return; // the recovery point is a checkpoint's, whatever was committed
+        }
         if let Some(committed) = self.committed.get_mut(partition as usize) {
             committed.insert(offset);
         }
@@ -84,6 +88,16 @@ impl Checker for ResumesAtRecoveryPoint {
             }
             _ => {}
         }
+    }
+
+    /// Commits count only where no checkpoint is the recovery point.
+    fn kinds(&self) -> Kinds {
+        let commits = if self.with_checkpoints { Kinds::NONE } else { Kinds::engine(&[EventKind::Committed]) };
+        commits.and(Kinds::engine(&[EventKind::CheckpointStored, EventKind::AttemptDeployed]))
+    }
+
+    fn wake_at_us(&self) -> u64 {
+        u64::MAX
     }
 
     fn finish(&mut self, _end: &End) -> Vec<Violation> {

@@ -2,12 +2,12 @@
 //! an attempt the store has fenced no longer counts: fencing is how a new attempt may start while an old one dies.
 
 use super::executions::Executions;
-use super::{Checker, End, FailureClass, Setup, Violation};
+use super::{Checker, End, FailureClass, Kinds, Setup, Violation};
 use crate::trace::TraceEntry;
 
 pub(crate) const NAME: &str = "single-live-execution";
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct SingleLiveExecution {
     executions: Executions,
     violations: Vec<Violation>,
@@ -41,6 +41,14 @@ impl Checker for SingleLiveExecution {
             );
             self.violations.push(Violation::new(NAME, entry.at_ms(), FailureClass::Safety, detail));
         }
+    }
+
+    fn kinds(&self) -> Kinds {
+        Executions::KINDS
+    }
+
+    fn wake_at_us(&self) -> u64 {
+        u64::MAX
     }
 
     fn finish(&mut self, _end: &End) -> Vec<Violation> {

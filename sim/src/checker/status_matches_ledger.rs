@@ -9,13 +9,14 @@
 //!   the API). Otherwise the job reports FAILED over a complete delivery (class A1). A fault during an earlier attempt
 //!   does not excuse it: the attempt it hit was replaced.
 
-use super::{Checker, End, FailureClass, Setup, Violation};
+use super::{Checker, End, FailureClass, Kinds, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
-use sluice_engine::{Event, ExecOutcome, FailureCause, JobStatus, RecordId, TaskId};
+use sluice_engine::{Event, EventKind, ExecOutcome, FailureCause, JobStatus, RecordId, TaskId};
 use std::collections::BTreeSet;
 
 pub(crate) const NAME: &str = "status-matches-ledger";
 
+#[derive(Debug)]
 pub struct StatusMatchesLedger {
     /// Committed offsets per partition (grown as commits come: a streaming partition has no known size).
     committed: Vec<Vec<bool>>,
@@ -195,6 +196,25 @@ impl Checker for StatusMatchesLedger {
     }
 
     /// Judged on the `committed` events; `exactly-once` checks that the store's ledger holds exactly those.
+    fn kinds(&self) -> Kinds {
+        Kinds::FAULT.and(Kinds::engine(&[
+            EventKind::FailureDetected,
+            EventKind::Emitted,
+            EventKind::DrainedFlag,
+            EventKind::Committed,
+            EventKind::SourceEot,
+            EventKind::AttemptDeployed,
+            EventKind::SinkEotReceived,
+            EventKind::SinkFinished,
+            EventKind::ExecutionEnded,
+            EventKind::StatusChanged,
+        ]))
+    }
+
+    fn wake_at_us(&self) -> u64 {
+        u64::MAX
+    }
+
     fn finish(&mut self, _end: &End) -> Vec<Violation> {
         std::mem::take(&mut self.violations)
     }

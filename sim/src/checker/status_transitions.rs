@@ -19,9 +19,9 @@
 //! PAUSED) has first scaled every map and sink vertex from its replicas (as configured, or as the autoscaler last
 //! set them) to 0 (`replicas-changed`, cause `paused`); a `paused` rescale happens only on the way to PAUSED.
 
-use super::{Checker, End, FailureClass, Setup, Violation};
+use super::{Checker, End, FailureClass, Kinds, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
-use sluice_engine::{Event, JobStatus, ReplicaCause, VertexKind};
+use sluice_engine::{Event, EventKind, JobStatus, ReplicaCause, VertexKind};
 use std::collections::BTreeSet;
 
 pub(crate) const NAME: &str = "status-transitions";
@@ -40,7 +40,7 @@ fn legal(from: JobStatus, to: JobStatus) -> bool {
     )
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct StatusTransitions {
     status: Option<JobStatus>,
     pause_desired: bool,
@@ -202,6 +202,21 @@ impl Checker for StatusTransitions {
             }
             _ => {}
         }
+    }
+
+    fn kinds(&self) -> Kinds {
+        Kinds::engine(&[
+            EventKind::StatusChanged,
+            EventKind::PauseRequested,
+            EventKind::ResumeRequested,
+            EventKind::RestartScheduled,
+            EventKind::RestartRefused,
+            EventKind::ReplicasChanged,
+        ])
+    }
+
+    fn wake_at_us(&self) -> u64 {
+        u64::MAX
     }
 
     fn finish(&mut self, end: &End) -> Vec<Violation> {

@@ -30,16 +30,17 @@
 //! (`cancel-unconfirmed`) by then, unless a newer cancellation replaced the wait, or the coordinator, the store or that
 //! worker was disrupted meanwhile (its view of who holds what, or its fence, may then lag).
 
+use super::kinds::after_ms;
 use super::reachability::Reachability;
-use super::{Checker, End, FailureClass, Setup, Violation};
+use super::{Checker, End, FailureClass, Kinds, Setup, Violation};
 use crate::fault::Action;
 use crate::trace::{TraceEntry, TraceEvent};
-use sluice_engine::{Event, JobStatus, TaskId};
+use sluice_engine::{Event, EventKind, JobStatus, TaskId};
 use std::collections::BTreeMap;
 
 pub(crate) const NAME: &str = "superseded-executions-end";
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct SupersededExecutionsEnd {
     /// The time bounds, from the scenario's timings.
     bounds: super::bounds::Bounds,
@@ -271,6 +272,29 @@ impl Checker for SupersededExecutionsEnd {
         }
     }
 
+    fn kinds(&self) -> Kinds {
+        Kinds::FAULT.and(Kinds::engine(&[
+            EventKind::ExecutionStarted,
+            EventKind::ExecutionEnded,
+            EventKind::SinkBatchSent,
+            EventKind::SinkResponse,
+            EventKind::SinkBatchAcked,
+            EventKind::CancelUnconfirmed,
+            EventKind::AttemptDeployed,
+            EventKind::CancelRequested,
+            EventKind::StatusChanged,
+        ]))
+    }
+
+    fn wake_at_us(&self) -> u64 {
+        let cancel_wait =
+            self.cancel_wait.map(|(_, since)| since + self.bounds.cancel_wait_ms + self.bounds.give_up_slack_ms);
+        let superseded = self.superseded_ms.keys().next_back().and_then(|&newest| {
+            self.running.keys().filter(|k| k.2 <= newest).filter_map(|k| self.deadline(&k.0, k.2)).min()
+        });
+        cancel_wait.into_iter().chain(superseded).min().map_or(u64::MAX, after_ms)
+    }
+
     fn finish(&mut self, end: &End) -> Vec<Violation> {
         self.check(end.end_ms);
         self.check_cancel_wait(end.end_ms);
@@ -320,7 +344,18 @@ mod tests {
 
     fn batch_sent(ms: u64, node: &str, attempt: u32) -> TraceEntry {
         let stream = "v1#0/p0".to_string();
-        at(ms, node, Event::SinkBatchSent { attempt, task: sink(), partition: 0, stream, first_offset: 0, count: 1 })
+        at(
+            ms,
+            node,
+            Event::SinkBatchSent {
+                attempt,
+                task: sink(),
+                partition: 0,
+                stream: stream.into(),
+                first_offset: 0,
+                count: 1,
+            },
+        )
     }
 
     #[test]

@@ -3,12 +3,14 @@
 //! every execution that starts (unfenced) or record that commits after it.
 
 use super::executions::Executions;
-use super::{Checker, End, FailureClass, Setup, Violation};
+use super::kinds::after_ms;
+use super::{Checker, End, FailureClass, Kinds, Setup, Violation};
 use crate::trace::{TraceEntry, TraceEvent};
-use sluice_engine::{Event, JobStatus};
+use sluice_engine::{Event, EventKind, JobStatus};
 
 pub(crate) const NAME: &str = "terminal-is-quiescent";
 
+#[derive(Debug)]
 pub struct TerminalIsQuiescent {
     bound_ms: u64,
     executions: Executions,
@@ -88,6 +90,14 @@ impl Checker for TerminalIsQuiescent {
             }
             _ => {}
         }
+    }
+
+    fn kinds(&self) -> Kinds {
+        Executions::KINDS.and(Kinds::engine(&[EventKind::StatusChanged, EventKind::Committed]))
+    }
+
+    fn wake_at_us(&self) -> u64 {
+        self.terminal.filter(|_| !self.checked).map_or(u64::MAX, |(t, _)| after_ms(t + self.bound_ms))
     }
 
     fn finish(&mut self, end: &End) -> Vec<Violation> {

@@ -20,15 +20,17 @@
 //! Crashes and restarts come from the trace's faults; executions, deployments and failovers from its events.
 
 use super::executions::Executions;
-use super::{Checker, End, FailureClass, Setup, Violation};
+use super::kinds::after_ms;
+use super::{Checker, End, FailureClass, Kinds, Setup, Violation};
 use crate::fault::Action;
 use crate::trace::{TraceEntry, TraceEvent};
 use sluice_engine::net::NodeName;
-use sluice_engine::{Event, FailureCause, JobStatus, Mode, TaskId};
+use sluice_engine::{Event, EventKind, FailureCause, JobStatus, Mode, TaskId};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub(crate) const NAME: &str = "worker-loss-handled";
 
+#[derive(Debug)]
 pub struct WorkerLossHandled {
     /// The time bounds, from the scenario's timings.
     bounds: super::bounds::Bounds,
@@ -236,6 +238,22 @@ impl Checker for WorkerLossHandled {
         }
         // After the judgement: a crash is judged against the executions as they were just before it.
         self.executions.apply(entry);
+    }
+
+    fn kinds(&self) -> Kinds {
+        let own = [
+            EventKind::AttemptDeployed,
+            EventKind::FailureDetected,
+            EventKind::CancelRequested,
+            EventKind::StatusChanged,
+        ];
+        Kinds::engine(&own).and(Kinds::FAULT).and(Executions::KINDS)
+    }
+
+    fn wake_at_us(&self) -> u64 {
+        let first_deploy = if self.first_deploy_owed { self.first_deploy_by_ms } else { u64::MAX };
+        let owed = self.detect_by_ms.values().chain(self.settle_by_ms.values());
+        owed.copied().chain([first_deploy]).min().map_or(u64::MAX, after_ms)
     }
 
     fn finish(&mut self, end: &End) -> Vec<Violation> {
