@@ -56,7 +56,8 @@ pub enum TraceKeep {
     Recent(usize),
 }
 
-/// What `explore` and `run` without `--trace` keep: the last entries before the end (or before a panic).
+/// What `run` without `--trace` keeps: the last entries before the end (or before a panic). `explore` keeps one (it
+/// reads no trace: the checkers judged the run as it went, and a failure is replayed from its file).
 pub const RECENT_ENTRIES: usize = 2_000;
 
 /// Something that consumes the trace as it is recorded (the checkers).
