@@ -142,7 +142,8 @@ impl PartitionProgress {
             self.owner_flagged = true;
             self.safety(at_ms, detail);
         }
-        let first = self.stream_of.entry((attempt, task, sink_partition)).or_insert((stream.to_string(), partition));
+        let first =
+            self.stream_of.entry((attempt, task, sink_partition)).or_insert_with(|| (stream.to_string(), partition));
         if first.0 != stream && !self.split_flagged {
             let detail = format!(
                 "C6: sink {task} (attempt {attempt}) wrote partition {partition} on stream {stream} but partition {} on \
