@@ -1,9 +1,10 @@
 //! The judge hands a checker only the entries of its kinds and those its deadlines wake it for (see
 //! `sluice_sim::checker::kinds`). That must change nothing: every run here is judged a second time by a pair of
-//! judges, one dispatching and one whose checkers read every entry. Wherever a checker skips an entry its two copies
-//! must hold the same state, and the verdicts must be equal, detail for detail. The runs cover every
-//! shipped scenario (knobs drawn from the seed, as `explore --swarm` does), each with every canary, buggified runs,
-//! and every failure of the regression corpus; many of them fail, so violations are compared, not only silences.
+//! judges, one dispatching and one whose checkers read every entry. The two copies of each checker must hold the same
+//! state (compared every 32 entries: an entry one of them skipped changed nothing), and the verdicts must be equal,
+//! detail for detail. The runs cover every shipped scenario over two seeds (knobs drawn from the seed, as
+//! `explore --swarm` does), as written, buggified, and with each canary on one of the seeds, and every failure of the
+//! regression corpus; many of them fail, so violations are compared, not only silences.
 
 use crate::support::shipped;
 use sluice_engine::Canary;
