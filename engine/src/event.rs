@@ -89,8 +89,7 @@ pub enum ReplicaCause {
 /// events it reads).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, strum::EnumDiscriminants)]
 #[serde(rename_all = "kebab-case", tag = "event")]
-#[strum_discriminants(name(EventKind), derive(strum::EnumCount, strum::VariantArray, strum::IntoStaticStr))]
-#[strum_discriminants(strum(serialize_all = "kebab-case"))]
+#[strum_discriminants(name(EventKind), derive(strum::EnumCount, strum::VariantArray))]
 pub enum Event {
     // ---- coordinator ----
     /// The reported job status changed.

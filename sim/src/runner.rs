@@ -192,7 +192,7 @@ fn run_as_is_judged(
     let watcher = match (watcher, pair.clone()) {
         (Some(w), Some(pair)) => Some(Box::new(Tee(Box::new(pair), w)) as Box<dyn TraceObserver>),
         (Some(w), None) => Some(w),
-        (None, Some(second)) => Some(Box::new(second) as Box<dyn TraceObserver>),
+        (None, Some(pair)) => Some(Box::new(pair) as Box<dyn TraceObserver>),
         (None, None) => None,
     };
     let observer: Box<dyn TraceObserver> = match watcher {
