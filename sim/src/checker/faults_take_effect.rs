@@ -140,7 +140,8 @@ impl FaultsTakeEffect {
     }
 
     /// The times after which `check_deadlines` and `check_slow_deadlines` act: each reports a violation once the
-    /// clock is past one of these (a deadline whose window a disruption already spoiled never fires).
+    /// clock is past one of these. A deadline whose window a disruption spoils is left out; only a fault (an entry
+    /// this checker reads) can change that.
     fn deadlines_ms(&self) -> impl Iterator<Item = u64> + '_ {
         let undisturbed = |start: &u64| !self.net.disturbed_since(*start);
         let ends = self.running_since_ms.into_iter().flat_map(move |running| {
