@@ -124,6 +124,15 @@ impl PauseDrains {
         self.check_d1_and_d3(now_ms);
     }
 
+    /// D3: by when the source execution `key` must have stopped, for a pause desired since `since` (`None` while its
+    /// node is cut off). A source whose cancellation the worker delays (an injected `slow-cancel`) runs on until that
+    /// delay is over.
+    fn stop_deadline_ms(&self, since: u64, key: &(String, u16, u32)) -> Option<u64> {
+        let slow_until_ms = self.slow_until_ms.get(key).copied().unwrap_or(0);
+        let from = since.max(self.net.reachable_since_ms(&key.0)).max(slow_until_ms);
+        (!self.net.cut_off(&key.0)).then_some(from + self.bounds.stop_bound_ms)
+    }
+
     fn check_d1_and_d3(&mut self, now_ms: u64) {
         if let Some((t0, deadline)) = self.d1.filter(|(_, d)| now_ms > *d) {
             self.d1 = None;
@@ -132,13 +141,8 @@ impl PauseDrains {
             self.violation(deadline, FailureClass::Liveness, detail);
         }
         let Some(since) = self.d3_since.filter(|_| !self.d3_flagged) else { return };
-        // This runs on every trace entry: find a late source without allocating; describe them only once one is.
-        // A source whose cancellation the worker delays (an injected `slow-cancel`) runs on until that delay is over.
-        let deadline = |key: &(String, u16, u32)| -> Option<u64> {
-            let slow_until_ms = self.slow_until_ms.get(key).copied().unwrap_or(0);
-            let from = since.max(self.net.reachable_since_ms(&key.0)).max(slow_until_ms);
-            (!self.net.cut_off(&key.0)).then_some(from + self.bounds.stop_bound_ms)
-        };
+        // Find a late source without allocating; describe them only once one is.
+        let deadline = |key: &(String, u16, u32)| self.stop_deadline_ms(since, key);
         let late = |key: &&(String, u16, u32)| deadline(key).is_some_and(|d| now_ms > d);
         let Some(first) = self.sources.iter().filter(late).filter_map(deadline).min() else { return };
         let live: Vec<String> =
@@ -233,12 +237,7 @@ impl Checker for PauseDrains {
         let drained = self.drained_since.map(|t| after_ms(t + self.bounds.drain_check_bound_ms));
         let d1 = self.d1.map(|(_, deadline)| after_ms(deadline));
         let d3 = self.d3_since.filter(|_| !self.d3_flagged).and_then(|since| {
-            let deadline = |key: &(String, u16, u32)| {
-                let slow_until_ms = self.slow_until_ms.get(key).copied().unwrap_or(0);
-                let from = since.max(self.net.reachable_since_ms(&key.0)).max(slow_until_ms);
-                (!self.net.cut_off(&key.0)).then_some(after_ms(from + self.bounds.stop_bound_ms))
-            };
-            self.sources.iter().filter_map(deadline).min()
+            self.sources.iter().filter_map(|key| self.stop_deadline_ms(since, key)).min().map(after_ms)
         });
         [Some(self.grace.wake_at_us()), drained, d1, d3, self.settles_drained_at_us()]
             .into_iter()
@@ -258,9 +257,7 @@ impl PauseDrains {
     /// When `track_drained` would start timing a drained pause that only an unsettled network holds back: the
     /// moment the last of its nodes is reachable again (`None`: nothing to time, or a node is still cut off).
     fn settles_drained_at_us(&self) -> Option<u64> {
-        let current_sources = self.sources.iter().any(|(_, _, a)| *a >= self.attempt);
-        let drained = self.status == JobStatus::Pausing && !current_sources && self.in_flight == 0;
-        if !drained || self.drain_excused || self.drained_check || self.drained_since.is_some() {
+        if !self.drained_now() || self.drain_excused || self.drained_check || self.drained_since.is_some() {
             return None;
         }
         let nodes = || ["coordinator", "store"].into_iter().chain(self.placed.iter().map(String::as_str));
@@ -270,10 +267,14 @@ impl PauseDrains {
         nodes().map(|n| self.net.reachable_since_ms(n)).max().map(at_ms)
     }
 
-    fn track_drained(&mut self, at_ms: u64) {
+    /// Pausing, with no source execution of the current attempt running and nothing in flight.
+    fn drained_now(&self) -> bool {
         let current_sources = self.sources.iter().any(|(_, _, a)| *a >= self.attempt);
-        let drained = self.status == JobStatus::Pausing && !current_sources && self.in_flight == 0;
-        if !drained || self.drain_excused || self.drained_check || self.unsettled(at_ms) {
+        self.status == JobStatus::Pausing && !current_sources && self.in_flight == 0
+    }
+
+    fn track_drained(&mut self, at_ms: u64) {
+        if !self.drained_now() || self.drain_excused || self.drained_check || self.unsettled(at_ms) {
             self.drained_since = None;
         } else if self.drained_since.is_none() {
             self.drained_since = Some(at_ms);
