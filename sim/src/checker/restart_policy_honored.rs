@@ -12,7 +12,12 @@
 //!   other time. The platform polls the coordinator: while either is down or cut off (crash, isolation, clog, slow),
 //!   the bound waits, and runs from when both are reachable again. An alert action is read by the client through the
 //!   platform's API (`alerted`) within a status poll (plus round trips) of the firing, or of the client and the
-//!   platform becoming reachable; the client reads no alert that was not fired, and reads them in order.
+//!   platform becoming reachable; the client reads no alert that was not fired, and reads them in order;
+//! - restart delay: a restart scheduled after `delay_ms` deploys nothing before that delay has passed (Flink's
+//!   restart strategies wait out the backoff before they redeploy: `DefaultScheduler.restartTasksWithDelay`), so the
+//!   first `attempt-deployed` after a `restart-scheduled` at `t` comes at `t + delay_ms` or later. A restart asked
+//!   through the API is a resubmission and replaces a pending delay; a strategy's later decision can only push the
+//!   earliest redeploy out.
 
 use super::kinds::after_ms;
 use super::reachability::Reachability;
@@ -39,6 +44,19 @@ struct StrategyModel {
     /// exponential-delay: attempts since the last reset, and when the scheduled restart is due.
     attempt: u32,
     next_restart_ms: Option<u64>,
+}
+
+/// A scheduled restart: when, and the delay it waits before it deploys.
+#[derive(Clone, Copy, Debug)]
+struct RedeployBound {
+    scheduled_ms: u64,
+    delay_ms: u64,
+}
+
+impl RedeployBound {
+    fn not_before_ms(&self) -> u64 {
+        self.scheduled_ms + self.delay_ms
+    }
 }
 
 /// What the model says of one failure: restart or not, and the delay the restart may take (inclusive).
@@ -133,6 +151,8 @@ pub struct RestartPolicyHonored {
     /// How long the client may take to read an alert once it and the platform are reachable.
     alert_slack_ms: u64,
     restart_due: Option<u64>,
+    /// The earliest time (ms) the next attempt may be deployed at: the pending restart's schedule plus its delay.
+    redeploy_not_before: Option<RedeployBound>,
     /// Whether the platform and the coordinator can talk.
     net: Reachability,
     violations: Vec<Violation>,
@@ -157,6 +177,7 @@ impl RestartPolicyHonored {
             alerts_due: VecDeque::new(),
             alert_slack_ms: polls * crate::world::STATUS_POLL_MS + round_trip_ms,
             restart_due: None,
+            redeploy_not_before: None,
             net: Reachability::default(),
             violations: Vec::new(),
         }
@@ -278,6 +299,10 @@ impl RestartPolicyHonored {
 
     /// The engine's decision on the pending failure: a restart after `delay_ms`, or (`None`) a refusal.
     fn on_decision(&mut self, delay_ms: Option<u64>, at_ms: u64) {
+        let by_strategy = self.decision.as_ref().is_none_or(|(_, _, v)| v.by_strategy);
+        if let Some(delay) = delay_ms {
+            self.on_restart_scheduled(at_ms, delay, by_strategy);
+        }
         let Some((t, cause, verdict)) = self.decision.take() else { return };
         let restarted = delay_ms.is_some();
         if let Some(delay) = delay_ms {
@@ -301,6 +326,33 @@ impl RestartPolicyHonored {
                 "refused a restart the strategy allows"
             };
             let detail = format!("the job {what} ({}; failure at {t} ms: {cause})", strategy_text(&self.strategy.spec));
+            self.violation(at_ms, FailureClass::Safety, detail);
+        }
+    }
+
+    /// A restart scheduled at `at_ms` after `delay_ms`: nothing is deployed before then. A strategy's restart can only
+    /// push a pending bound out (a failure merged into a scheduled restart); a resubmission through the API starts
+    /// afresh.
+    fn on_restart_scheduled(&mut self, at_ms: u64, delay_ms: u64, by_strategy: bool) {
+        let scheduled = RedeployBound { scheduled_ms: at_ms, delay_ms };
+        self.redeploy_not_before = match self.redeploy_not_before {
+            Some(pending) if by_strategy && pending.not_before_ms() > scheduled.not_before_ms() => Some(pending),
+            _ => Some(scheduled),
+        };
+    }
+
+    /// An attempt was deployed: the first one after a scheduled restart must have waited out its delay.
+    fn on_attempt_deployed(&mut self, attempt: u32, at_ms: u64) {
+        let Some(bound) = self.redeploy_not_before.take() else { return };
+        if at_ms < bound.not_before_ms() {
+            let detail = format!(
+                "attempt {attempt} was deployed at {at_ms} ms, {} ms after the restart scheduled at {} ms, which \
+                 waits {} ms ({})",
+                at_ms - bound.scheduled_ms,
+                bound.scheduled_ms,
+                bound.delay_ms,
+                strategy_text(&self.strategy.spec)
+            );
             self.violation(at_ms, FailureClass::Safety, detail);
         }
     }
@@ -362,6 +414,7 @@ impl Checker for RestartPolicyHonored {
             Event::RestartRefused { .. } => self.on_decision(None, at_ms),
             Event::PolicyFired { action, epochs } => self.on_policy_fired(*action, epochs, at_ms),
             Event::RestartRequested { .. } => self.restart_due = None,
+            Event::AttemptDeployed { attempt, .. } => self.on_attempt_deployed(*attempt, at_ms),
             _ => {}
         }
     }
@@ -375,6 +428,7 @@ impl Checker for RestartPolicyHonored {
             EventKind::RestartRefused,
             EventKind::PolicyFired,
             EventKind::RestartRequested,
+            EventKind::AttemptDeployed,
         ]))
     }
 
@@ -590,6 +644,30 @@ mod tests {
             10_000,
         );
         assert!(v.len() == 1 && v[0].detail.contains("refused a restart the strategy allows"), "{v:?}");
+    }
+
+    /// Flink's restart strategies wait out their delay before they redeploy (`restartTasksWithDelay`).
+    #[test]
+    fn a_restart_deploys_nothing_before_its_delay_has_passed() {
+        let mut s = setup(vec![1]);
+        s.restart = RestartSpec::FixedDelay { attempts: 3, delay_ms: 500 };
+        let deployed = |ms: u64, attempt: u32| {
+            at(ms, "coordinator", Event::AttemptDeployed { attempt, start_offsets: vec![0], placement: vec![] })
+        };
+        let base = vec![deployed(10, 1), detected(1_000, crash()), scheduled(1_000, 500)];
+        let waited = [base.clone(), vec![deployed(1_500, 2)]].concat();
+        assert!(run(&mut RestartPolicyHonored::new(&s), &waited, 10_000).is_empty());
+        let early = [base.clone(), vec![deployed(1_499, 2)]].concat();
+        let v = run(&mut RestartPolicyHonored::new(&s), &early, 10_000);
+        assert!(v.len() == 1 && v[0].detail.contains("499 ms after the restart scheduled at 1000 ms"), "{v:?}");
+        // Only the first deploy after the schedule is bound; a later failure's restart is bound by its own delay.
+        let again = [waited, vec![detected(2_000, crash()), scheduled(2_000, 500), deployed(2_100, 3)]].concat();
+        let v = run(&mut RestartPolicyHonored::new(&s), &again, 10_000);
+        assert!(v.len() == 1 && v[0].detail.contains("attempt 3 was deployed at 2100 ms"), "{v:?}");
+        // A resubmission through the API replaces the pending delay: it deploys at once.
+        let api = FailureCause::RestartRequested { why: "policy".into() };
+        let resubmitted = [base, vec![detected(1_100, api), scheduled(1_100, 0), deployed(1_200, 2)]].concat();
+        assert!(run(&mut RestartPolicyHonored::new(&s), &resubmitted, 10_000).is_empty());
     }
 
     fn exponential(
