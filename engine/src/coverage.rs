@@ -67,8 +67,13 @@ pub enum Point {
     FencedWriteRejected,
     /// A source delivered a duplicated EOT after its partition had ended.
     EotDuplicatedAfterEnd,
+    /// A drain check found every source stopped and nothing pending or awaiting acknowledgement, but an input still
+    /// waiting for its pause marker: records or markers were still on a stream.
+    DrainWaitsForMarker,
     /// *Harness*: the operator asked for a pause while the job was restarting.
     PauseWhileRestarting,
+    /// *Harness*: the operator asked for a resume while the job was restarting (a pause cut short by a failover).
+    ResumeWhileRestarting,
 }
 
 impl Point {

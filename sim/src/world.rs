@@ -211,8 +211,10 @@ fn apply(
         Action::Unslow { from, to } => ctx.faults.unslow_link(*from, *to),
         Action::Pause | Action::Resume => {
             let mut c = client.lock().expect("client lock");
-            if *action == Action::Pause && c.observed.is_some_and(|(s, _)| s == JobStatus::Restarting) {
-                ctx.tracer("client").reach(Point::PauseWhileRestarting);
+            if c.observed.is_some_and(|(s, _)| s == JobStatus::Restarting) {
+                let point =
+                    if *action == Action::Pause { Point::PauseWhileRestarting } else { Point::ResumeWhileRestarting };
+                ctx.tracer("client").reach(point);
             }
             c.next_request += 1;
             let id = c.next_request;

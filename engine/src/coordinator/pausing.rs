@@ -59,6 +59,9 @@ impl Coordinator {
                 _ => quiet = false,
             }
         }
+        if running == 0 && !quiet && pending == 0 && ack_pending == 0 {
+            self.tracer.reach(Point::DrainWaitsForMarker);
+        }
         let (step, changed) = self.lifecycle.step(now, running, quiet, pending, ack_pending);
         if changed && running == 0 {
             let drained = matches!(step, PauseStep::Pause { drained: true });

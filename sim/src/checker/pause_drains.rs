@@ -19,7 +19,8 @@
 //!   worker's announced cancellation delay (`cancel-delayed`, an injected `slow-cancel`: it runs on meanwhile);
 //! - D4: a pause in progress ends, drained or not: PAUSED (or out of PAUSING another way) within the grace period of
 //!   PAUSING, + slack, + the cancel bound when the coordinator ↔ worker path was disrupted (its own model, in
-//!   `pause_grace.rs`).
+//!   `pause_grace.rs`); and PAUSING ends in an undrained PAUSED no sooner than its grace period (counted from when
+//!   the job last entered PAUSING; a pause decided while restarting never was PAUSING and is not bound).
 
 use super::kinds::{after_ms, at_ms};
 use super::pause_grace::PauseGrace;
@@ -158,6 +159,25 @@ impl PauseDrains {
     }
 }
 
+impl PauseDrains {
+    /// D4's other side: PAUSING ends in an undrained PAUSED only once its grace period has passed (NumaFlow pauses
+    /// when the drain completed or the grace period passed). Both clocks count whole milliseconds from different
+    /// starts, hence the 1 ms of rounding.
+    fn check_undrained_not_early(&mut self, at_ms: u64) {
+        let Some(since_ms) = self.pausing_since_ms else { return };
+        let grace_end_ms = since_ms + self.grace_ms;
+        if !self.flag && at_ms + 1 < grace_end_ms {
+            let detail = format!(
+                "PAUSED with drained_on_pause = false at {at_ms} ms, {} ms into a pause whose grace period of {} ms \
+                 runs from PAUSING at {since_ms} ms: an undrained pause waits out its grace period",
+                at_ms - since_ms,
+                self.grace_ms
+            );
+            self.violation(at_ms, FailureClass::Safety, detail);
+        }
+    }
+}
+
 impl Checker for PauseDrains {
     fn on_entry(&mut self, entry: &TraceEntry) {
         let at_ms = entry.at_ms();
@@ -195,6 +215,9 @@ impl Checker for PauseDrains {
             TraceEvent::Observed { .. } | TraceEvent::Alerted { .. } => {}
             TraceEvent::Engine(event) => {
                 if let Event::StatusChanged { to, .. } = event {
+                    if *to == JobStatus::Paused && self.status == JobStatus::Pausing {
+                        self.check_undrained_not_early(at_ms);
+                    }
                     if *to == JobStatus::Pausing && self.status != JobStatus::Pausing {
                         self.pausing_since_ms = Some(at_ms);
                     }
@@ -566,6 +589,44 @@ mod tests {
         assert!(v.is_empty(), "a record of a superseded attempt is not in flight: {v:?}");
         let v = run(&mut PauseDrains::new(&setup(vec![1])), &trace(2), 40_000);
         assert!(v.iter().any(|v| v.detail.contains("1 record(s) are in flight")), "{v:?}");
+    }
+
+    /// NumaFlow pauses undrained only once the grace period passed; a pause that inherits an older pause's start
+    /// (one cut short by a failover) would give up at once.
+    #[test]
+    fn d4_an_undrained_pause_waits_out_its_grace_period() {
+        let mut s = setup(vec![1]);
+        s.pause_grace_period_ms = 2_000;
+        let pausing = |ms| status(ms, JobStatus::Running, JobStatus::Pausing);
+        let first = vec![status(300, JobStatus::Scheduled, JobStatus::Running), requested(1_000), pausing(1_000)];
+        let waited = [first.clone(), vec![paused(2_999)]].concat();
+        let early = |v: &Vec<Violation>| v.iter().any(|v| v.detail.contains("waits out its grace period"));
+        assert!(!early(&run(&mut PauseDrains::new(&s), &waited, 40_000)), "1 ms of rounding");
+        let v = run(&mut PauseDrains::new(&s), &[first.clone(), vec![paused(2_900)]].concat(), 40_000);
+        assert!(v.iter().any(|v| v.detail.contains("1900 ms into a pause")), "{v:?}");
+        let drained = [first.clone(), vec![checked(1_200, true), flag(1_200, true), paused(1_200)]].concat();
+        assert!(!early(&run(&mut PauseDrains::new(&s), &drained, 40_000)), "a drained pause ends when it drained");
+        // Cut short by a failover and resumed while restarting, then paused again: its own grace period counts.
+        let again = [
+            first,
+            vec![
+                status(1_500, JobStatus::Pausing, JobStatus::Restarting),
+                status(2_000, JobStatus::Restarting, JobStatus::Running),
+                pausing(5_000),
+                paused(5_100),
+            ],
+        ]
+        .concat();
+        let v = run(&mut PauseDrains::new(&s), &again, 40_000);
+        assert!(early(&v) && v.iter().any(|v| v.detail.contains("PAUSING at 5000 ms")), "{v:?}");
+        // A pause decided while restarting never was PAUSING: nothing drained, nothing to wait for.
+        let restarting = vec![status(1_500, JobStatus::Running, JobStatus::Restarting), requested(1_600)];
+        let v = run(
+            &mut PauseDrains::new(&s),
+            &[restarting, vec![status(1_700, JobStatus::Restarting, JobStatus::Paused)]].concat(),
+            40_000,
+        );
+        assert!(!early(&v), "{v:?}");
     }
 
     #[test]
