@@ -339,8 +339,8 @@ pub enum Event {
         attempt: u32,
         epoch: u64,
     },
-    /// A control datagram to `to` leaves `by_ms` late: the first on a link since it was slowed (the emitting node is
-    /// the link's other end).
+    /// A control datagram to `to` leaves `by_ms` late: each one sent on a slowed link (the emitting node is the
+    /// link's other end).
     ControlDelayed {
         to: NodeName,
         by_ms: u64,

@@ -72,22 +72,8 @@ struct State {
     ack_delays: Vec<(AckTarget, u64)>,
     first_final: Option<u64>,
     cancel_delay_ms: BTreeMap<u16, u64>,
-    /// Slowed one-way links: the extra delay of each control datagram, and whether its effect was reported yet.
-    link_delays: BTreeMap<(NodeName, NodeName), LinkDelay>,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct LinkDelay {
-    by_ms: u64,
-    reported: bool,
-}
-
-/// How late a control datagram leaves on a slowed link.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Slowed {
-    pub by_ms: u64,
-    /// The first datagram delayed since the link was slowed (its effect is reported once).
-    pub first: bool,
+    /// Slowed one-way links: the extra delay of each control datagram.
+    link_delays: BTreeMap<(NodeName, NodeName), u64>,
 }
 
 /// Shared by every node of a run; outlives node crashes.
@@ -122,7 +108,7 @@ impl FaultPlane {
     pub fn slow_link(&self, from: NodeName, to: NodeName, by_ms: u64) {
         assert!(by_ms > 0, "a slow link delays by a positive amount");
         self.with(|s| {
-            s.link_delays.insert((from, to), LinkDelay { by_ms, reported: false });
+            s.link_delays.insert((from, to), by_ms);
         });
     }
 
@@ -134,13 +120,8 @@ impl FaultPlane {
     }
 
     /// How late a control datagram on `from → to` leaves now, if the link is slowed.
-    pub fn link_delay(&self, from: NodeName, to: NodeName) -> Option<Slowed> {
-        self.with(|s| {
-            let d = s.link_delays.get_mut(&(from, to))?;
-            let first = !d.reported;
-            d.reported = true;
-            Some(Slowed { by_ms: d.by_ms, first })
-        })
+    pub fn link_delay_ms(&self, from: NodeName, to: NodeName) -> Option<u64> {
+        self.with(|s| s.link_delays.get(&(from, to)).copied())
     }
 
     /// The fate of checkpoint `epoch`, triggered at `triggered_ms`: decided once, the same for every asker.
@@ -215,17 +196,17 @@ mod tests {
     }
 
     #[test]
-    fn a_slowed_link_delays_one_direction_until_unslowed_and_reports_once_per_slowing() {
+    fn a_slowed_link_delays_one_direction_until_unslowed() {
         let (a, b) = (NodeName::Store, NodeName::Coordinator);
         let f = FaultPlane::default();
-        assert_eq!(f.link_delay(a, b), None);
+        assert_eq!(f.link_delay_ms(a, b), None);
         f.slow_link(a, b, 700);
-        assert_eq!(f.link_delay(a, b), Some(Slowed { by_ms: 700, first: true }));
-        assert_eq!(f.link_delay(a, b), Some(Slowed { by_ms: 700, first: false }));
-        assert_eq!(f.link_delay(b, a), None, "one-way");
+        assert_eq!(f.link_delay_ms(a, b), Some(700));
+        assert_eq!(f.link_delay_ms(a, b), Some(700), "every datagram, not the first only");
+        assert_eq!(f.link_delay_ms(b, a), None, "one-way");
         f.unslow_link(a, b);
-        assert_eq!(f.link_delay(a, b), None);
+        assert_eq!(f.link_delay_ms(a, b), None);
         f.slow_link(a, b, 50);
-        assert_eq!(f.link_delay(a, b), Some(Slowed { by_ms: 50, first: true }), "a new slowing reports anew");
+        assert_eq!(f.link_delay_ms(a, b), Some(50), "a new slowing has its own delay");
     }
 }

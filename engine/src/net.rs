@@ -305,17 +305,16 @@ impl CtrlEndpoint {
     /// link (an injected fault) the datagram leaves late, from a task of this node: the caller goes on at once, and
     /// later datagrams may overtake it, as on a real network.
     pub async fn send(&self, to: NodeName, msg: Ctrl) {
-        let Some(slowed) = self.faults.link_delay(self.me, to) else {
+        let Some(by_ms) = self.faults.link_delay_ms(self.me, to) else {
             // A send only fails when this node's network is gone, which the caller learns on its next receive.
             let _ = self.ep.send_to_raw(to.ctrl(), CTRL_TAG, Box::new(msg)).await;
             return;
         };
-        if slowed.first {
-            self.tracer.emit(Event::ControlDelayed { to, by_ms: slowed.by_ms });
-        }
+        // Every delayed datagram is in the trace: a link still slowed after its `unslow` shows, not only its start.
+        self.tracer.emit(Event::ControlDelayed { to, by_ms });
         let ep = self.ep.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(std::time::Duration::from_millis(slowed.by_ms)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(by_ms)).await;
             let _ = ep.send_to_raw(to.ctrl(), CTRL_TAG, Box::new(msg)).await;
         });
     }

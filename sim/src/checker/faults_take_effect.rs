@@ -17,7 +17,8 @@
 //!   names a checkpoint some such fault targets (number n, or a final checkpoint) and one of their `by_ms`.
 //! - `slow-cancel worker by_ms`: from then on, every cancellation of a live execution on that worker is announced
 //!   (`cancel-delayed`) and its execution ends `by_ms` later, not sooner.
-//! - `slow from to by_ms`: a `control-delayed` from a node to another names a link slowed now, by that amount; a
+//! - `slow from to by_ms` / `unslow`: a `control-delayed` (one per delayed datagram) from a node to another names a
+//!   link slowed now, by that amount, so a link still slowed after its `unslow` shows with its next datagram; a
 //!   node that sends on its own every 100 ms (a worker's heartbeat, the client's status read, both to the
 //!   coordinator) shows the delay within `bounds.slow_bound_ms` of the fault or of its restart, while it is up; and the
 //!   store, which answers the coordinator's fences and checkpoint saves at once, shows it with its first answer
@@ -781,6 +782,8 @@ mod tests {
         let delayed = |ms, by_ms| at(ms, "worker-1", Event::ControlDelayed { to: coordinator, by_ms });
         let s = setup(vec![1]);
         assert!(check(&s, &[slow.clone(), delayed(150, 700), unslow.clone()]).is_empty());
+        let every = [slow.clone(), delayed(150, 700), delayed(250, 700), delayed(4_999, 700), unslow.clone()];
+        assert!(check(&s, &every).is_empty(), "each delayed datagram while slowed");
         let v = check(&s, &[slow.clone(), delayed(150, 300)]);
         assert_eq!(v.len(), 1, "another amount than the slow's: {v:?}");
         assert!(v[0].detail.contains("the link's slow is 700 ms"));
