@@ -70,6 +70,9 @@ pub enum Point {
     /// A drain check found every source stopped and nothing pending or awaiting acknowledgement, but an input still
     /// waiting for its pause marker: records or markers were still on a stream.
     DrainWaitsForMarker,
+    /// A pause's drain check passed over an execution that had already finished (a sink or map replica whose
+    /// partitions all ended): it has nothing to drain.
+    PauseBesideFinishedExecution,
     /// *Harness*: the operator asked for a pause while the job was restarting.
     PauseWhileRestarting,
     /// *Harness*: the operator asked for a resume while the job was restarting (a pause cut short by a failover).

@@ -55,7 +55,7 @@ impl Coordinator {
                     pending += r.checkpoints.pending;
                     ack_pending += r.checkpoints.ack_pending;
                 }
-                Some(r) if r.state == ExecState::Finished => {}
+                Some(r) if r.state == ExecState::Finished => self.tracer.reach(Point::PauseBesideFinishedExecution),
                 _ => quiet = false,
             }
         }
