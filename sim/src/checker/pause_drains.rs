@@ -157,9 +157,7 @@ impl PauseDrains {
         );
         self.violation(first, FailureClass::Safety, detail);
     }
-}
 
-impl PauseDrains {
     /// D4's other side: PAUSING ends in an undrained PAUSED only once its grace period has passed (NumaFlow pauses
     /// when the drain completed or the grace period passed). Both clocks count whole milliseconds from different
     /// starts, hence the 1 ms of rounding.
