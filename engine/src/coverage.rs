@@ -75,7 +75,8 @@ pub enum Point {
     PauseBesideFinishedExecution,
     /// *Harness*: the operator asked for a pause while the job was restarting.
     PauseWhileRestarting,
-    /// *Harness*: the operator asked for a resume while the job was restarting (a pause cut short by a failover).
+    /// *Harness*: the operator asked for a resume while the job was restarting (after a pause cut short by a failover,
+    /// or one asked while restarting).
     ResumeWhileRestarting,
 }
 
