@@ -142,43 +142,57 @@ impl FaultsTakeEffect {
 
     /// The times after which `check_deadlines` and `check_slow_deadlines` act: each reports a violation once the
     /// clock is past one of these. A deadline whose window a disruption spoils is left out; only a fault (an entry
-    /// this checker reads) can change that.
+    /// this checker reads) can change that. Each kind's deadline is computed by the same helper its check uses.
     fn deadlines_ms(&self) -> impl Iterator<Item = u64> + '_ {
-        let undisturbed = |start: &u64| !self.net.disturbed_since(*start);
-        let ends = self.running_since_ms.into_iter().flat_map(move |running| {
-            self.ends
-                .iter()
-                .map(move |(p, asked)| running.max(*asked).max(self.last_emit_ms.get(p).copied().unwrap_or(0)))
-        });
-        let ends = ends.filter(undisturbed).map(|start| start + END_BOUND_MS);
+        let ends = self.ends.iter().filter_map(|(p, asked)| self.end_deadline_ms(*p, *asked));
         let starting = self.starting.iter().map(|(_, t)| t + START_BOUND_MS);
-        let duplicates =
-            self.duplicates.iter().filter_map(|(p, asked)| Some((*p, *asked.front()?))).flat_map(move |(p, first)| {
-                let outs = self.eot_out.iter().filter(move |k| k.0 .3 == p);
-                outs.map(move |(_, t)| (*t).max(first)).filter(undisturbed).map(|start| start + DUPLICATE_BOUND_MS)
-            });
-        let phase = self.phase_request.and_then(|(t, _)| {
-            let coordinator = NodeName::Coordinator.label();
-            let reachable_ms = self.net.reachable_since_ms(&coordinator);
-            (!self.net.disrupted(&coordinator)).then_some(t.max(reachable_ms) + self.bounds.phase_bound_ms)
-        });
-        let slow = self.slow_due.iter().filter(|((from, _), _)| !self.down.contains_key(from)).map(|(_, by)| *by);
+        let duplicates = self
+            .duplicates
+            .iter()
+            .filter_map(|(p, asked)| Some((*p, *asked.front()?)))
+            .flat_map(move |(p, first)| self.duplicate_starts_ms(p, first).map(|start| start + DUPLICATE_BOUND_MS));
+        let phase = self.phase_request.and_then(|(t, _)| self.phase_deadline_ms(t));
+        let slow = self.slow_due.iter().filter(|((from, _), _)| self.owes_slow(from)).map(|(_, by)| *by);
         ends.chain(starting).chain(duplicates).chain(phase).chain(slow)
     }
 
+    /// When partition `p`'s EOT, asked for at `asked_ms`, is overdue: `END_BOUND_MS` after the latest of the job
+    /// running, the ask and `p`'s last record; `None` while the job does not run or a disruption since spoils it.
+    fn end_deadline_ms(&self, p: u32, asked_ms: u64) -> Option<u64> {
+        let running = self.running_since_ms?;
+        let start = running.max(asked_ms).max(self.last_emit_ms.get(&p).copied().unwrap_or(0));
+        (!self.net.disturbed_since(start)).then_some(start + END_BOUND_MS)
+    }
+
+    /// When a duplicate EOT of `p`, first asked for at `first_ms`, may start to be owed: from each source whose EOT
+    /// of `p` is out, the later of that and the ask, unless a disruption since spoils it.
+    fn duplicate_starts_ms(&self, p: u32, first_ms: u64) -> impl Iterator<Item = u64> + '_ {
+        let outs = self.eot_out.iter().filter(move |k| k.0 .3 == p);
+        outs.map(move |(_, t)| (*t).max(first_ms)).filter(|start| !self.net.disturbed_since(*start))
+    }
+
+    /// When the coordinator must have taken a pause or resume asked at `asked_ms`: the bound from the ask or the
+    /// coordinator's heal; `None` while it is down or cut off.
+    fn phase_deadline_ms(&self, asked_ms: u64) -> Option<u64> {
+        let coordinator = NodeName::Coordinator.label();
+        let reachable_ms = self.net.reachable_since_ms(&coordinator);
+        (!self.net.disrupted(&coordinator)).then_some(asked_ms.max(reachable_ms) + self.bounds.phase_bound_ms)
+    }
+
+    /// Whether the sender of a slowed link still owes the delay's showing (a node that is down sends nothing).
+    fn owes_slow(&self, from: &str) -> bool {
+        !self.down.contains_key(from)
+    }
+
     fn check_deadlines(&mut self, now_ms: u64) {
-        if let Some(running) = self.running_since_ms {
-            let overdue = self.ends.iter().position(|(p, asked)| {
-                let start = running.max(*asked).max(self.last_emit_ms.get(p).copied().unwrap_or(0));
-                now_ms > start + END_BOUND_MS && !self.net.disturbed_since(start)
-            });
-            if let Some(i) = overdue {
-                let (p, asked) = self.ends.remove(i);
-                let detail = format!(
-                    "end-partition {p} at {asked} ms: the job ran on without a fault, and partition {p} sent no EOT"
-                );
-                self.violation(now_ms, FailureClass::Liveness, detail);
-            }
+        let overdue =
+            self.ends.iter().position(|(p, asked)| self.end_deadline_ms(*p, *asked).is_some_and(|d| now_ms > d));
+        if let Some(i) = overdue {
+            let (p, asked) = self.ends.remove(i);
+            let detail = format!(
+                "end-partition {p} at {asked} ms: the job ran on without a fault, and partition {p} sent no EOT"
+            );
+            self.violation(now_ms, FailureClass::Liveness, detail);
         }
         if let Some(i) = self.starting.iter().position(|(_, t)| now_ms > t + START_BOUND_MS) {
             let (node, t) = self.starting.remove(i);
@@ -188,20 +202,11 @@ impl FaultsTakeEffect {
                 format!("{node} restarted at {t} ms never started"),
             );
         }
-        let mut missed = None;
-        for (p, asked) in &self.duplicates {
-            let Some(first) = asked.front() else { continue };
-            let overdue = self
-                .eot_out
-                .iter()
-                .filter(|k| k.0 .3 == *p)
-                .map(|(_, t)| (*t).max(*first))
-                .find(|start| now_ms > start + DUPLICATE_BOUND_MS && !self.net.disturbed_since(*start));
-            if let Some(start) = overdue {
-                missed = Some((*p, *first, start));
-                break;
-            }
-        }
+        let missed = self.duplicates.iter().find_map(|(p, asked)| {
+            let first = *asked.front()?;
+            let start = self.duplicate_starts_ms(*p, first).find(|start| now_ms > start + DUPLICATE_BOUND_MS)?;
+            Some((*p, first, start))
+        });
         if let Some((p, asked, start)) = missed {
             self.duplicates.remove(&p);
             let detail = format!(
@@ -211,9 +216,7 @@ impl FaultsTakeEffect {
             self.violation(start + DUPLICATE_BOUND_MS, FailureClass::Liveness, detail);
         }
         if let Some((t, pause)) = self.phase_request {
-            let coordinator = NodeName::Coordinator.label();
-            let deadline = t.max(self.net.reachable_since_ms(&coordinator)) + self.bounds.phase_bound_ms;
-            if now_ms > deadline && !self.net.disrupted(&coordinator) {
+            if let Some(deadline) = self.phase_deadline_ms(t).filter(|d| now_ms > *d) {
                 self.phase_request = None;
                 let what = if pause { "pause" } else { "resume" };
                 let detail = format!("{what} asked at {t} ms, the coordinator never took it (by {deadline} ms)");
@@ -227,7 +230,7 @@ impl FaultsTakeEffect {
         let overdue = self
             .slow_due
             .iter()
-            .find(|((from, _), by_ms)| now_ms > **by_ms && !self.down.contains_key(from))
+            .find(|((from, _), by_ms)| now_ms > **by_ms && self.owes_slow(from))
             .map(|(k, by_ms)| (k.clone(), *by_ms));
         if let Some(((from, to), by_ms)) = overdue {
             self.slow_due.remove(&(from.clone(), to.clone()));
