@@ -69,10 +69,17 @@ impl CheckpointSchedule {
         self.violations.push(Violation::new(NAME, at_ms, class, detail));
     }
 
+    /// When the pending checkpoint, while the job runs, is overdue: its timeout plus the outcome's slack after its
+    /// trigger; `None` with no checkpoint pending, one already reported, or a job not RUNNING.
+    fn overdue_deadline_ms(&self) -> Option<u64> {
+        let (Some(spec), JobStatus::Running) = (self.spec, self.status) else { return None };
+        let p = self.pending.as_ref().filter(|p| !p.overdue_reported)?;
+        Some(p.triggered_ms + spec.timeout_ms + self.bounds.outcome_slack_ms)
+    }
+
     fn check_overdue(&mut self, now_ms: u64) {
-        let (Some(spec), JobStatus::Running) = (self.spec, self.status) else { return };
-        let Some(p) = self.pending.as_mut().filter(|p| !p.overdue_reported) else { return };
-        let deadline = p.triggered_ms + spec.timeout_ms + self.bounds.outcome_slack_ms;
+        let Some(deadline) = self.overdue_deadline_ms() else { return };
+        let (Some(spec), Some(p)) = (self.spec, self.pending.as_mut()) else { return };
         if now_ms > deadline {
             p.overdue_reported = true;
             let detail = format!(
@@ -223,9 +230,7 @@ impl Checker for CheckpointSchedule {
     }
 
     fn wake_at_us(&self) -> u64 {
-        let (Some(spec), JobStatus::Running) = (self.spec, self.status) else { return u64::MAX };
-        let overdue = self.pending.as_ref().filter(|p| !p.overdue_reported);
-        overdue.map_or(u64::MAX, |p| after_ms(p.triggered_ms + spec.timeout_ms + self.bounds.outcome_slack_ms))
+        self.overdue_deadline_ms().map_or(u64::MAX, after_ms)
     }
 
     fn finish(&mut self, end: &End) -> Vec<Violation> {

@@ -40,6 +40,20 @@ struct Lane {
     idle_flagged: bool,
 }
 
+impl Lane {
+    /// C4: since when a partition configured with data (`data`) has owed a record, counted from `start_ms` at the
+    /// earliest; `None` once it ended or was flagged.
+    fn idle_since_ms(&self, data: bool, start_ms: u64) -> Option<u64> {
+        (data && !self.ended && !self.idle_flagged).then(|| self.emit_since_ms.max(start_ms))
+    }
+
+    /// Since when emitted records have waited for the store's acknowledgement, counted from `start_ms` at the
+    /// earliest; `None` while nothing waits or once flagged.
+    fn stalled_since_ms(&self, start_ms: u64) -> Option<u64> {
+        (self.emitted_upto > self.acked_upto && !self.flagged).then(|| self.since_ms.max(start_ms))
+    }
+}
+
 /// One forwarder's batch in flight.
 #[derive(Clone, Copy, Debug)]
 struct Batch {
@@ -168,9 +182,8 @@ impl PartitionProgress {
             return;
         }
         for (p, lane) in self.lanes.iter_mut().enumerate() {
-            let idle_since = lane.emit_since_ms.max(start);
             let data = self.with_data.get(p).copied().unwrap_or(false);
-            if data && !lane.ended && !lane.idle_flagged && now_ms > idle_since + self.bound_ms {
+            if let Some(idle_since) = lane.idle_since_ms(data, start).filter(|t| now_ms > t + self.bound_ms) {
                 lane.idle_flagged = true;
                 let detail = format!(
                     "C4: streaming partition {p} is configured with data but emitted nothing from {idle_since} ms for \
@@ -179,8 +192,7 @@ impl PartitionProgress {
                 );
                 self.violations.push(Violation::new(NAME, idle_since + self.bound_ms, FailureClass::Liveness, detail));
             }
-            let since = lane.since_ms.max(start);
-            if lane.emitted_upto > lane.acked_upto && !lane.flagged && now_ms > since + self.bound_ms {
+            if let Some(since) = lane.stalled_since_ms(start).filter(|t| now_ms > t + self.bound_ms) {
                 lane.flagged = true;
                 let detail = format!(
                     "partition {p} stalled: offsets {}..{} pending since {since} ms with no acknowledgement for {} ms",
@@ -324,9 +336,7 @@ impl Checker for PartitionProgress {
         let Some(start) = self.liveness_start_ms.filter(|_| self.running) else { return u64::MAX };
         let lanes = self.lanes.iter().enumerate().flat_map(|(p, lane)| {
             let data = self.with_data.get(p).copied().unwrap_or(false);
-            let idle = (data && !lane.ended && !lane.idle_flagged).then(|| lane.emit_since_ms.max(start));
-            let stalled = (lane.emitted_upto > lane.acked_upto && !lane.flagged).then(|| lane.since_ms.max(start));
-            idle.into_iter().chain(stalled)
+            lane.idle_since_ms(data, start).into_iter().chain(lane.stalled_since_ms(start))
         });
         lanes.min().map_or(u64::MAX, |since| after_ms(since + self.bound_ms))
     }
