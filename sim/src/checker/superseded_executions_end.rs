@@ -108,9 +108,14 @@ impl SupersededExecutionsEnd {
 
     /// The cancel bound passed: an execution below the cancellation that still runs on a worker nothing disrupted
     /// since shortly before the request means the coordinator waited on without giving up.
+    /// When a cancel wait that began at `since_ms` must have ended: the coordinator's bound plus its slack.
+    fn cancel_wait_deadline_ms(&self, since_ms: u64) -> u64 {
+        since_ms + self.bounds.cancel_wait_ms + self.bounds.give_up_slack_ms
+    }
+
     fn check_cancel_wait(&mut self, now_ms: u64) {
         let Some((below, since)) = self.cancel_wait else { return };
-        let deadline = since + self.bounds.cancel_wait_ms + self.bounds.give_up_slack_ms;
+        let deadline = self.cancel_wait_deadline_ms(since);
         if now_ms <= deadline {
             return;
         }
@@ -287,8 +292,7 @@ impl Checker for SupersededExecutionsEnd {
     }
 
     fn wake_at_us(&self) -> u64 {
-        let cancel_wait =
-            self.cancel_wait.map(|(_, since)| since + self.bounds.cancel_wait_ms + self.bounds.give_up_slack_ms);
+        let cancel_wait = self.cancel_wait.map(|(_, since)| self.cancel_wait_deadline_ms(since));
         let superseded = self.superseded_ms.keys().next_back().and_then(|&newest| {
             self.running.keys().filter(|k| k.2 <= newest).filter_map(|k| self.deadline(&k.0, k.2)).min()
         });
